@@ -1,0 +1,106 @@
+"""The typed, validated configuration: what the runtime consumes.
+
+Produced only by `bridge.config.load_config` after substitution, schema and semantic checks, so
+every value here is already normalised (durations in seconds, sizes in bytes, colours as RGB
+tuples inside action args).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+DRIVERS = ("sense-hat", "sense-emu", "memory")
+ACTIONS = (
+    "show_message",
+    "show_letter",
+    "set_pixel",
+    "set_pixels",
+    "clear",
+    "set_rotation",
+    "flip_h",
+    "flip_v",
+    "low_light",
+    "get_pixels",
+    "read_sensors",
+)
+POLLED_SENSORS = ("temperature", "humidity", "pressure", "orientation", "accelerometer", "gyroscope", "compass")
+SENSORS = POLLED_SENSORS + ("joystick",)
+OVERFLOW_POLICIES = ("queue", "latest")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    id: str
+    driver: str = "sense-hat"
+    rotation: int = 0
+    low_light: bool = False
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify: bool = True
+
+
+@dataclass(frozen=True)
+class ReconnectConfig:
+    initial_delay: float = 0.1
+    max_delay: float = 5.0
+    jitter: float = 0.2
+    max_attempts: int = 0  # 0 = forever
+
+
+@dataclass(frozen=True)
+class NatsConfig:
+    servers: tuple[str, ...]
+    name: str | None = None
+    randomize: bool = True
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    nkey_seed_file: str | None = None
+    creds_file: str | None = None
+    tls: TlsConfig | None = None
+    reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
+    ping_interval: float = 10.0
+    max_outstanding_pings: int = 2
+    buffer_size: int = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SubscriptionConfig:
+    subject: str
+    action: str
+    queue: str | None = None
+    args: Mapping[str, Any] = field(default_factory=dict)
+    pending_limit: int = 1000
+    overflow: str = "queue"
+
+
+@dataclass(frozen=True)
+class PublicationConfig:
+    subject: str
+    sensor: str
+    interval: float | None = None  # None only for joystick
+    change: float | None = None
+    heartbeat: float | None = None
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    device: DeviceConfig
+    nats: NatsConfig
+    subscriptions: tuple[SubscriptionConfig, ...] = ()
+    publications: tuple[PublicationConfig, ...] = ()
+    web: WebConfig | None = None
+    version: int = 1
+    source: str = "<config>"  # the file it came from, for log lines and reloads

