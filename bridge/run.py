@@ -1,0 +1,91 @@
+"""`bridge run`: the long-running process, with the signals a systemd unit expects.
+
+SIGINT/SIGTERM stop gracefully (drain, finish the current action, say offline, exit 0); SIGHUP
+re-reads the file and applies the difference, keeping the old config when the new one is invalid.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Sequence
+
+from twisted.logger import Logger
+
+log = Logger(namespace="bridge")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """'127.0.0.1:8080' / '[::1]:8080' / ':8080' -> (host, port); loopback when the host is left out."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return (host.strip("[]") or "127.0.0.1"), int(port)
+
+
+def run_bridge(
+    config_path: str,
+    overrides: Sequence[str] = (),
+    log_format: str = "text",
+    web: str | None = None,
+) -> int:
+    from bridge.config import ConfigError, ConfigFileError, load_config
+
+    try:
+        config = load_config(config_path, overrides)
+    except ConfigFileError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+
+    web_address = None
+    if web:
+        try:
+            web_address = parse_listen(web)
+        except ValueError as error:
+            print(f"bridge run: --web: {error}", file=sys.stderr)
+            return 2
+    elif config.web is not None:
+        web_address = (config.web.host, config.web.port)
+
+    from twisted.internet import reactor
+
+    from bridge.devices import DeviceUnavailable
+    from bridge.logs import start_logging
+    from bridge.runtime import Bridge
+
+    start_logging(log_format)
+    bridge = Bridge(config, reactor)
+    outcome = {"exit": 0}
+
+    def started(_):
+        if web_address is not None:
+            from bridge.web import start_web_view
+
+            start_web_view(bridge, *web_address, reactor=reactor)
+
+    def failed(failure):
+        if failure.check(DeviceUnavailable):
+            log.error("{error}", error=str(failure.value))
+        else:
+            log.failure("bridge failed to start", failure)
+        outcome["exit"] = 1
+        reactor.stop()
+
+    def reload() -> None:
+        log.info("SIGHUP: reloading {path}", path=config_path)
+        try:
+            new_config = load_config(config_path, overrides)
+        except ConfigError as error:
+            for issue in error.errors:
+                log.error("reload rejected, keeping the running config: {issue}", issue=str(issue))
+            return
+        bridge.reload(new_config)
+
+    reactor.callWhenRunning(lambda: bridge.start().addCallbacks(started, failed))
+    reactor.addSystemEventTrigger("before", "shutdown", bridge.stop)
+    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload))
+    reactor.run()
+    return outcome["exit"]

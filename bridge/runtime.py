@@ -1,0 +1,431 @@
+"""The running bridge: NATS subjects in, device actions out; sensor readings out on NATS.
+
+Built from a validated `BridgeConfig`; owns one NATS client, one device and that device's serial
+worker. Everything here runs on the reactor thread; device calls go through the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from bridge import __version__
+from bridge.actions import PayloadError, parse_command, reply_payload
+from bridge.config.model import BridgeConfig, PublicationConfig, SubscriptionConfig
+from bridge.devices import open_device
+from bridge.devices.worker import DeviceWorker, Dropped
+from bridge.nats import Client, NatsError
+
+log = Logger(namespace="bridge")
+
+JOYSTICK_POLL_INTERVAL = 0.05
+STOP_TIMEOUT = 10.0
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def client_for(config: BridgeConfig, reactor=None) -> Client:
+    """Map the config's `nats:` block onto the reusable client's options."""
+    nats = config.nats
+    tls = None
+    if nats.tls is not None:
+        tls = {
+            "ca_file": nats.tls.ca_file,
+            "cert_file": nats.tls.cert_file,
+            "key_file": nats.tls.key_file,
+            "verify": nats.tls.verify,
+        }
+    return Client(
+        servers=list(nats.servers),
+        name=nats.name or f"bridge-{config.device.id}",
+        randomize=nats.randomize,
+        user=nats.user,
+        password=nats.password,
+        token=nats.token,
+        nkey_seed_file=nats.nkey_seed_file,
+        creds_file=nats.creds_file,
+        tls=tls,
+        initial_delay=nats.reconnect.initial_delay,
+        max_delay=nats.reconnect.max_delay,
+        jitter=nats.reconnect.jitter,
+        max_attempts=nats.reconnect.max_attempts,
+        ping_interval=nats.ping_interval,
+        max_outstanding_pings=nats.max_outstanding_pings,
+        buffer_size=nats.buffer_size,
+        reactor=reactor,
+    )
+
+
+@dataclass
+class SubscriptionStats:
+    received: int = 0
+    applied: int = 0
+    errors: int = 0
+    dropped: int = 0
+
+
+class ActionSubscription:
+    """One `subscriptions:` entry: turns each message into a device command and replies."""
+
+    def __init__(self, bridge: "Bridge", config: SubscriptionConfig):
+        self.bridge = bridge
+        self.config = config
+        self.stats = SubscriptionStats()
+        self.subscription = None
+
+    def start(self) -> None:
+        self.subscription = self.bridge.client.subscribe(
+            self.config.subject, self.on_message, queue=self.config.queue
+        )
+
+    def stop(self) -> None:
+        if self.subscription is not None:
+            self.bridge.client.unsubscribe(self.subscription)
+            self.subscription = None
+
+    def on_message(self, msg) -> None:
+        stats = self.stats
+        stats.received += 1
+        action = self.config.action
+        try:
+            command = parse_command(action, msg.payload, self.config.args)
+        except PayloadError as error:
+            stats.errors += 1
+            log.warn("{subject}: rejected message: {error}", subject=msg.subject, error=str(error))
+            self._reply(msg, error)
+            return
+        done = self.bridge.worker.submit(self, command, self.config.pending_limit, self.config.overflow)
+        done.addCallbacks(self._applied, self._failed, callbackArgs=(msg,), errbackArgs=(msg,))
+
+    def _applied(self, result: Any, msg) -> None:
+        self.stats.applied += 1
+        if msg.reply:
+            self._reply(msg, result)
+
+    def _failed(self, failure, msg) -> None:
+        error = failure.value
+        if isinstance(error, Dropped):
+            self.stats.dropped += 1
+        else:
+            self.stats.errors += 1
+        log.warn("{subject}: {action} failed: {error}", subject=msg.subject, action=self.config.action, error=str(error))
+        self._reply(msg, error if isinstance(error, Exception) else RuntimeError(str(error)))
+
+    def _reply(self, msg, result: Any) -> None:
+        if not msg.reply:
+            return
+        try:
+            self.bridge.client.publish(msg.reply, reply_payload(result))
+        except NatsError as error:
+            log.warn("could not reply on {reply}: {error}", reply=msg.reply, error=str(error))
+
+    def info(self) -> dict:
+        stats = self.stats
+        return {
+            "subject": self.config.subject,
+            "action": self.config.action,
+            "received": stats.received,
+            "applied": stats.applied,
+            "errors": stats.errors,
+            "dropped": stats.dropped,
+        }
+
+
+def moved_enough(previous: Any, current: Any, threshold: float) -> bool:
+    """Deadband: has any component of the reading moved by at least `threshold`?"""
+    if isinstance(current, dict) and isinstance(previous, dict):
+        return any(moved_enough(previous.get(key), value, threshold) for key, value in current.items())
+    if isinstance(current, (int, float)) and isinstance(previous, (int, float)):
+        return abs(current - previous) >= threshold
+    return current != previous
+
+
+class SensorPublication:
+    """One `publications:` entry: polls a sensor (or forwards joystick events) onto a subject."""
+
+    def __init__(self, bridge: "Bridge", config: PublicationConfig):
+        self.bridge = bridge
+        self.config = config
+        self.published = 0
+        self.last_value: Any = None
+        self.last_published_at: float | None = None
+        self.loop: task.LoopingCall | None = None
+        self._reading = False
+
+    def start(self) -> None:
+        if self.config.sensor == "joystick":
+            self.bridge.joystick_publications.append(self)
+            return
+        self.loop = task.LoopingCall(self.poll)
+        self.loop.clock = self.bridge.reactor
+        self.loop.start(self.config.interval, now=True).addErrback(
+            lambda failure: log.failure("publication {subject} stopped", failure, subject=self.config.subject)
+        )
+
+    def stop(self) -> None:
+        if self.loop is not None and self.loop.running:
+            self.loop.stop()
+        self.loop = None
+        if self in self.bridge.joystick_publications:
+            self.bridge.joystick_publications.remove(self)
+
+    def poll(self) -> None:
+        if self._reading:  # the device is still busy with the previous read: skip, don't pile up
+            return
+        self._reading = True
+        reading = self.bridge.worker.call(self.bridge.device.read, self.config.sensor)
+        reading.addCallbacks(self.on_reading, self.on_read_error)
+        reading.addBoth(self._done_reading)
+
+    def _done_reading(self, _):
+        self._reading = False
+
+    def on_read_error(self, failure) -> None:
+        log.warn("reading {sensor} failed: {error}", sensor=self.config.sensor, error=failure.getErrorMessage())
+
+    def on_reading(self, reading) -> None:
+        value, unit = reading
+        self.bridge.readings[self.config.sensor] = {"value": value, "unit": unit, "time": utc_now()}
+        now = self.bridge.reactor.seconds()
+        config = self.config
+        due = self.last_published_at is None or self.last_value is None
+        if not due and config.change is None:
+            due = True
+        if not due and moved_enough(self.last_value, value, config.change):
+            due = True
+        if not due and config.heartbeat is not None and now - self.last_published_at >= config.heartbeat:
+            due = True
+        if due:
+            self.publish(value, unit)
+            self.last_value = value
+            self.last_published_at = now
+
+    def publish(self, value: Any, unit: str | None) -> None:
+        body = {"device": self.bridge.device_id, "sensor": self.config.sensor, "value": value}
+        if unit is not None:
+            body["unit"] = unit
+        body["time"] = utc_now()
+        try:
+            self.bridge.client.publish(self.config.subject, json.dumps(body).encode())
+            self.published += 1
+        except NatsError as error:
+            log.error("could not publish {sensor} on {subject}: {error}", sensor=self.config.sensor, subject=self.config.subject, error=str(error))
+
+    def info(self) -> dict:
+        return {"subject": self.config.subject, "sensor": self.config.sensor, "published": self.published}
+
+
+class Bridge:
+    """The whole running bridge for one config file."""
+
+    def __init__(self, config: BridgeConfig, reactor=None, device=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.reactor = reactor
+        self.config = config
+        self.device_id = config.device.id
+        self.device = device
+        self.worker: DeviceWorker | None = None
+        self.client: Client | None = None
+        self.subscriptions: list[ActionSubscription] = []
+        self.publications: list[SensorPublication] = []
+        self.joystick_publications: list[SensorPublication] = []
+        self.readings: dict[str, dict] = {}
+        self.started_at = time.monotonic()
+        self._joystick_loop: task.LoopingCall | None = None
+        self._info_subscription = None
+        self.listeners: list[Callable[[str], None]] = []  # told "connected" / "disconnected"
+
+    @property
+    def status_subject(self) -> str:
+        return f"bridge.{self.device_id}.status"
+
+    @property
+    def info_subject(self) -> str:
+        return f"bridge.{self.device_id}.info"
+
+    @defer.inlineCallbacks
+    def start(self):
+        if self.device is None:
+            from twisted.internet.threads import deferToThreadPool
+
+            # Opening sense-emu/sense-hat touches files and I2C: not on the reactor thread.
+            self.device = yield deferToThreadPool(
+                self.reactor, self.reactor.getThreadPool(), open_device, self.config.device
+            )
+        self.worker = DeviceWorker(self.device, self.reactor)
+        self.worker.start()
+        self.client = client_for(self.config, self.reactor)
+        self.client.add_listener("connected", self._on_connected)
+        self.client.add_listener("reconnected", self._on_connected)
+        self.client.add_listener("disconnected", self._on_disconnected)
+        log.info(
+            "bridge {device} ({driver}) connecting to {servers}",
+            device=self.device_id,
+            driver=self.config.device.driver,
+            servers=", ".join(self.config.nats.servers),
+        )
+        yield self.client.connect()
+        self._apply_subscriptions(self.config.subscriptions)
+        self._apply_publications(self.config.publications)
+        self._info_subscription = self.client.subscribe(self.info_subject, self._on_info_request)
+        yield self.client.flush()
+        log.info(
+            "bridge {device} running: {subs} subscriptions, {pubs} publications",
+            device=self.device_id,
+            subs=len(self.subscriptions),
+            pubs=len(self.publications),
+        )
+
+    # -- subscriptions and publications, also used by reload -----------------------------
+
+    def _apply_subscriptions(self, wanted) -> None:
+        keep = []
+        for running in self.subscriptions:
+            if running.config in wanted:
+                keep.append(running)
+            else:
+                running.stop()
+                log.info("unsubscribed {subject} ({action})", subject=running.config.subject, action=running.config.action)
+        running_configs = [s.config for s in keep]
+        for config in wanted:
+            if config not in running_configs:
+                subscription = ActionSubscription(self, config)
+                subscription.start()
+                keep.append(subscription)
+                log.info("subscribed {subject} -> {action}", subject=config.subject, action=config.action)
+        self.subscriptions = keep
+
+    def _apply_publications(self, wanted) -> None:
+        keep = []
+        for running in self.publications:
+            if running.config in wanted:
+                keep.append(running)
+            else:
+                running.stop()
+                log.info("stopped publishing {sensor} on {subject}", sensor=running.config.sensor, subject=running.config.subject)
+        running_configs = [p.config for p in keep]
+        for config in wanted:
+            if config not in running_configs:
+                publication = SensorPublication(self, config)
+                publication.start()
+                keep.append(publication)
+                log.info("publishing {sensor} on {subject}", sensor=config.sensor, subject=config.subject)
+        self.publications = keep
+        self._update_joystick_loop()
+
+    def _update_joystick_loop(self) -> None:
+        if self.joystick_publications and self._joystick_loop is None:
+            self._joystick_loop = task.LoopingCall(self._poll_joystick)
+            self._joystick_loop.clock = self.reactor
+            self._joystick_loop.start(JOYSTICK_POLL_INTERVAL)
+        elif not self.joystick_publications and self._joystick_loop is not None:
+            self._joystick_loop.stop()
+            self._joystick_loop = None
+
+    def _poll_joystick(self) -> None:
+        # A non-blocking read of queued input events: cheap enough for the reactor thread, and it
+        # must not wait behind a scrolling message on the worker.
+        for direction, action in self.device.poll_joystick():
+            value = {"direction": direction, "action": action}
+            self.readings["joystick"] = {"value": value, "unit": None, "time": utc_now()}
+            for publication in self.joystick_publications:
+                publication.publish(value, None)
+
+    def reload(self, new_config: BridgeConfig) -> None:
+        """Apply a changed config without dropping the connection (SIGHUP)."""
+        restart_needed = [
+            name for name in ("device", "nats", "web") if getattr(new_config, name) != getattr(self.config, name)
+        ]
+        if restart_needed:
+            log.warn(
+                "reload: changes to {sections} need a restart; keeping the running ones",
+                sections=", ".join(restart_needed),
+            )
+        self._apply_subscriptions(new_config.subscriptions)
+        self._apply_publications(new_config.publications)
+        self.config = BridgeConfig(
+            device=self.config.device,
+            nats=self.config.nats,
+            subscriptions=new_config.subscriptions,
+            publications=new_config.publications,
+            web=self.config.web,
+            version=new_config.version,
+            source=new_config.source,
+        )
+        log.info(
+            "reloaded {source}: {subs} subscriptions, {pubs} publications",
+            source=new_config.source,
+            subs=len(self.subscriptions),
+            pubs=len(self.publications),
+        )
+
+    # -- status and info -----------------------------------------------------------------
+
+    def _publish_status(self, status: str) -> None:
+        body = {"device": self.device_id, "status": status, "version": __version__, "time": utc_now()}
+        self.client.publish(self.status_subject, json.dumps(body).encode())
+
+    def _on_connected(self, *_) -> None:
+        log.info("connected to {url}", url=self.client.connected_url)
+        self._publish_status("online")
+        for listener in list(self.listeners):
+            listener("connected")
+
+    def _on_disconnected(self, *_) -> None:
+        log.warn("disconnected from NATS; reconnecting")
+        for listener in list(self.listeners):
+            listener("disconnected")
+
+    def info(self) -> dict:
+        return {
+            "device": self.device_id,
+            "driver": self.config.device.driver,
+            "version": __version__,
+            "uptime": round(time.monotonic() - self.started_at, 3),
+            "server": self.client.connected_url if self.client else None,
+            "connected": bool(self.client and self.client.is_connected),
+            "subscriptions": [s.info() for s in self.subscriptions],
+            "publications": [p.info() for p in self.publications],
+        }
+
+    def _on_info_request(self, msg) -> None:
+        if msg.reply:
+            self.client.publish(msg.reply, json.dumps(self.info()).encode())
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def stop(self, timeout: float = STOP_TIMEOUT):
+        """Graceful stop: take no more messages, let the current action finish, say offline, close."""
+        log.info("bridge {device} stopping", device=self.device_id)
+        for publication in self.publications:
+            publication.stop()
+        self._update_joystick_loop()
+        if self.client is not None:
+            for subscription in self.subscriptions:
+                subscription.stop()
+            if self._info_subscription is not None:
+                self.client.unsubscribe(self._info_subscription)
+        if self.worker is not None:
+            yield self.worker.stop(timeout)
+        if self.client is not None:
+            if self.client.is_connected:
+                try:
+                    self._publish_status("offline")
+                    yield self.client.flush(timeout=2.0)
+                except NatsError as error:
+                    log.warn("could not say offline: {error}", error=str(error))
+            yield self.client.close()
+        if self.device is not None:
+            self.device.close()
+        log.info("bridge {device} stopped", device=self.device_id)

@@ -1,0 +1,239 @@
+"""`bridge run` end to end: a real nats-server, the bridge as a subprocess, nats-py as the outside world."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from bridge.nats.server import NatsServer
+from tests.bridgeproc import BridgeProcess
+from tests.outside import OutsideClient
+
+ACTIONS = (
+    "show_message",
+    "show_letter",
+    "set_pixel",
+    "set_pixels",
+    "clear",
+    "set_rotation",
+    "flip_h",
+    "flip_v",
+    "low_light",
+    "get_pixels",
+    "read_sensors",
+)
+
+
+def config_text(url: str, device_id: str, *, subscriptions: str | None = None, publications: str = "") -> str:
+    if subscriptions is None:
+        subscriptions = "".join(f"  - {{subject: t.{device_id}.{action}, action: {action}}}\n" for action in ACTIONS)
+    text = f"""\
+version: 1
+device:
+  id: {device_id}
+  driver: memory
+nats:
+  servers: ["{url}"]
+  randomize: false
+  reconnect: {{initial_delay: 50ms, max_delay: 500ms}}
+subscriptions:
+{subscriptions}"""
+    if publications:
+        text += f"publications:\n{publications}"
+    return text
+
+
+@pytest.fixture(scope="module")
+def server():
+    with NatsServer() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def outside(server):
+    with OutsideClient(server.url) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def bridge(server, outside, tmp_path_factory):
+    process = BridgeProcess(config_text(server.url, "e2e"), tmp_path_factory.mktemp("bridge"), "e2e").start()
+    try:
+        process.wait_ready(outside)
+        yield process
+    finally:
+        process.stop()
+
+
+def ask(outside, action: str, payload=b"", device: str = "e2e"):
+    if not isinstance(payload, (bytes, str)):
+        payload = json.dumps(payload)
+    return outside.request_json(f"t.{device}.{action}", payload, timeout=10)
+
+
+def pixels(outside):
+    return ask(outside, "get_pixels")
+
+
+def test_set_pixel_then_get_pixels(bridge, outside):
+    assert ask(outside, "clear") == {"ok": True}
+    assert ask(outside, "set_pixel", {"x": 3, "y": 2, "color": [255, 0, 0]}) == {"ok": True}
+    grid = pixels(outside)
+    assert len(grid) == 64
+    assert grid[2 * 8 + 3] == [255, 0, 0]
+    assert grid[0] == [0, 0, 0]
+
+
+def test_set_pixels_and_clear_with_colour(bridge, outside):
+    colours = [[i * 4, 0, 255 - i * 4] for i in range(64)]
+    assert ask(outside, "set_pixels", colours) == {"ok": True}
+    assert pixels(outside) == colours
+    assert ask(outside, "clear", {"color": "#102030"}) == {"ok": True}
+    assert pixels(outside) == [[16, 32, 48]] * 64
+
+
+def test_show_message_plain_text_and_json(bridge, outside):
+    assert ask(outside, "show_message", "hello world") == {"ok": True}
+    assert ask(outside, "show_message", {"text": "hi", "text_colour": [255, 255, 0], "scroll_speed": 0.01}) == {"ok": True}
+
+
+def test_show_letter_rotation_flips_low_light(bridge, outside):
+    assert ask(outside, "show_letter", "A") == {"ok": True}
+    assert ask(outside, "set_rotation", "90") == {"ok": True}
+    assert ask(outside, "set_rotation", {"rotation": 0}) == {"ok": True}
+    assert ask(outside, "clear") == {"ok": True}
+    assert ask(outside, "set_pixel", {"x": 0, "y": 0, "color": [0, 255, 0]}) == {"ok": True}
+    assert ask(outside, "flip_h") == {"ok": True}
+    assert pixels(outside)[7] == [0, 255, 0]
+    assert ask(outside, "flip_v") == {"ok": True}
+    assert pixels(outside)[63] == [0, 255, 0]
+    assert ask(outside, "low_light", "true") == {"ok": True}
+    assert ask(outside, "low_light", "false") == {"ok": True}
+
+
+def test_read_sensors_reply_has_every_reading(bridge, outside):
+    readings = ask(outside, "read_sensors")
+    for name in ("temperature", "humidity", "pressure", "orientation", "accelerometer", "gyroscope", "compass"):
+        assert name in readings, readings
+    assert set(readings["orientation"]) >= {"pitch", "roll", "yaw"}
+
+
+@pytest.mark.parametrize(
+    "action, payload, fragment",
+    [
+        ("set_pixel", {"x": 9, "y": 0, "color": [1, 2, 3]}, "x must be 0..7, got 9"),
+        ("set_pixel", "not json", "set_pixel"),
+        ("set_pixel", {"x": 1, "y": 1, "color": [300, 0, 0]}, "set_pixel"),
+        ("set_pixels", [[0, 0, 0]] * 63, "64"),
+        ("show_message", "x" * 1001, "1000"),
+        ("show_letter", "AB", "show_letter"),
+        ("clear", {"color": "#zzzzzz"}, "clear"),
+        ("set_rotation", "45", "set_rotation"),
+        ("low_light", "maybe", "low_light"),
+    ],
+)
+def test_bad_payload_gets_error_reply_and_next_message_works(bridge, outside, action, payload, fragment):
+    before = {s["action"]: s for s in bridge.info(outside)["subscriptions"]}[action]
+    reply = ask(outside, action, payload)
+    assert reply["ok"] is False
+    assert fragment in reply["error"]
+    after = {s["action"]: s for s in bridge.info(outside)["subscriptions"]}[action]
+    assert after["errors"] == before["errors"] + 1
+    assert ask(outside, "clear") == {"ok": True}
+
+
+def test_info_counts_messages(bridge, outside):
+    before = {s["action"]: s for s in bridge.info(outside)["subscriptions"]}["set_pixel"]
+    for x in range(5):
+        outside.publish("t.e2e.set_pixel", json.dumps({"x": x, "y": 0, "color": [0, 0, 9]}))
+    ask(outside, "get_pixels")  # served after the five by the serial worker
+    info = bridge.info(outside)
+    after = {s["action"]: s for s in info["subscriptions"]}["set_pixel"]
+    assert after["received"] == before["received"] + 5
+    assert after["applied"] == before["applied"] + 5
+    assert info["device"] == "e2e" and info["driver"] == "memory"
+    assert info["server"].endswith(str(bridge_server_port(outside)))
+
+
+def bridge_server_port(outside) -> int:
+    return outside.nc.connected_url.port
+
+
+def test_status_online_on_connect_and_offline_on_graceful_stop(server, outside, tmp_path):
+    status = outside.subscribe("bridge.lifecycle.status")
+    process = BridgeProcess(config_text(server.url, "lifecycle"), tmp_path, "lifecycle").start()
+    try:
+        process.wait_ready(outside)
+        online = status.next_json()
+        assert online["status"] == "online" and online["device"] == "lifecycle"
+        assert "version" in online and online["time"].endswith("Z")
+    finally:
+        code = process.stop()
+    assert code == 0, process.logs()
+    assert status.next_json()["status"] == "offline"
+
+
+def test_polled_sensor_publications_arrive(server, outside, tmp_path):
+    publications = "  - {subject: s.pub.temperature, sensor: temperature, interval: 100ms}\n"
+    inbox = outside.subscribe("s.pub.temperature")
+    process = BridgeProcess(config_text(server.url, "pub", publications=publications), tmp_path, "pub").start()
+    try:
+        process.wait_ready(outside)
+        first, second = inbox.next_json(), inbox.next_json()
+    finally:
+        process.stop()
+    for reading in (first, second):
+        assert reading["device"] == "pub" and reading["sensor"] == "temperature"
+        assert isinstance(reading["value"], (int, float)) and reading["unit"]
+        assert reading["time"].endswith("Z")
+
+
+def test_sighup_reload_applies_good_config_and_keeps_old_on_bad(server, outside, tmp_path):
+    device = "reload"
+    process = BridgeProcess(config_text(server.url, device), tmp_path, device).start()
+    try:
+        process.wait_ready(outside)
+        added = "  - {subject: t.reload.added, action: clear}\n  - {subject: t.reload.get_pixels, action: get_pixels}\n"
+        process.rewrite_config(config_text(server.url, device, subscriptions=added))
+        process.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            subjects = {s["subject"] for s in process.info(outside)["subscriptions"]}
+            if subjects == {"t.reload.added", "t.reload.get_pixels"}:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"reload not applied: {subjects}\n{process.logs()}")
+        assert outside.request_json("t.reload.added", b"") == {"ok": True}
+
+        process.rewrite_config("version: 1\ndevice: {driver: nope}\n")
+        process.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any(
+            "reload rejected" in str(r.get("message")) for r in process.log_records()
+        ):
+            time.sleep(0.1)
+        assert any("reload rejected" in str(r.get("message")) for r in process.log_records()), process.logs()
+        assert outside.request_json("t.reload.added", b"") == {"ok": True}
+    finally:
+        assert process.stop() == 0
+
+
+def test_bridge_survives_server_restart_and_keeps_applying(tmp_path):
+    with NatsServer() as server:
+        with OutsideClient(server.url) as outside:
+            process = BridgeProcess(config_text(server.url, "phoenix"), tmp_path, "phoenix").start()
+            try:
+                process.wait_ready(outside)
+                assert ask(outside, "set_pixel", {"x": 1, "y": 1, "color": [1, 2, 3]}, device="phoenix") == {"ok": True}
+                server.kill()
+                server.start()
+                process.wait_ready(outside)
+                assert ask(outside, "set_pixel", {"x": 2, "y": 2, "color": [4, 5, 6]}, device="phoenix") == {"ok": True}
+                grid = ask(outside, "get_pixels", device="phoenix")
+                assert grid[9] == [1, 2, 3] and grid[18] == [4, 5, 6]
+            finally:
+                assert process.stop() == 0
