@@ -170,13 +170,14 @@ def parse_headers(block: bytes) -> tuple[Headers, int | None, str | None]:
         raise ProtocolError(f"header block is not UTF-8: {exc}") from None
     lines = text.split("\r\n")
     first = lines[0]
-    if not first.startswith(HEADER_VERSION):
+    version, _, rest = first.partition(" ")
+    if version != HEADER_VERSION:
         raise ProtocolError(f"header block does not start with {HEADER_VERSION}: {first[:40]!r}")
     status = description = None
-    rest = first[len(HEADER_VERSION):].strip()
+    rest = rest.strip()
     if rest:
         code, _, text_part = rest.partition(" ")
-        if not code.isdigit():
+        if len(code) != 3 or not code.isascii() or not code.isdigit():
             raise ProtocolError(f"bad header status {code[:20]!r}")
         status = int(code)
         description = text_part.strip() or None
@@ -233,8 +234,8 @@ class Parser:
             if end < 0:
                 self._check_partial_line(buf, pos)
                 break
-            if end - pos > self.max_control_line and buf[pos : pos + 4].upper() != b"INFO":
-                raise ProtocolError("maximum control line exceeded")
+            if end - pos > self.max_control_line:
+                self._check_line_length(buf, pos, end - pos)
             if buf.startswith(b"MSG ", pos):
                 done = self._simple_msgs(buf, pos, append)
                 if done != pos:
@@ -303,6 +304,8 @@ class Parser:
                         break
                     sid = numbers[sid]
                 except KeyError:
+                    if not (size.isdigit() and sid.isdigit()):
+                        break
                     if len(numbers) > NUMBER_CACHE_SIZE:
                         numbers.clear()
                     if len(payload) != numbers.setdefault(size, int(size)):
@@ -327,10 +330,15 @@ class Parser:
 
     def _check_partial_line(self, buf: bytes, pos: int) -> None:
         pending = len(buf) - pos
-        if pending <= self.max_control_line:
-            return
-        limit = MAX_INFO_LINE if buf[pos : pos + 4].upper() == b"INFO" else self.max_control_line
-        if pending > limit:
+        if buf.endswith(b"\r"):
+            pending -= 1  # the CR of a CRLF split across chunks is not part of the line
+        if pending > self.max_control_line:
+            self._check_line_length(buf, pos, pending)
+
+    def _check_line_length(self, buf: bytes, pos: int, length: int) -> None:
+        """The same limit whether the line is complete or still arriving, so splits never matter."""
+        is_info = buf[pos : pos + 4].upper() == b"INFO" and buf[pos + 4 : pos + 5] in (b" ", b"\t")
+        if length > (MAX_INFO_LINE if is_info else self.max_control_line):
             raise ProtocolError("maximum control line exceeded")
 
     def _parse_msg(self, buf: bytes, end: int, argline: bytes, with_headers: bool, append) -> int:
@@ -391,7 +399,7 @@ def _size(field: bytes) -> int:
 def _parse_info(raw: bytes) -> dict:
     try:
         options = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"INFO is not valid JSON: {exc}") from None
     if not isinstance(options, dict):
         raise ProtocolError("INFO is not a JSON object")
