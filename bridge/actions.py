@@ -1,0 +1,362 @@
+"""What each action's payload looks like, and how a parsed command runs on a device.
+
+The one place that knows payload formats: the runtime parses messages with `parse_command`, the
+config loader checks subscription `args` with `check_defaults`/`normalise_defaults`, and the device
+worker runs the result with `execute`. Payload values override the subscription's `args`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from typing import Any, Callable, Mapping, NamedTuple
+
+from bridge.config.model import POLLED_SENSORS
+
+MAX_TEXT_LENGTH = 1000
+ROTATIONS = (0, 90, 180, 270)
+WHITE = (255, 255, 255)
+BLACK = (0, 0, 0)
+_HEX_COLOUR = re.compile(r"#([0-9a-fA-F]{6})\Z")
+_COLOUR_RULE = 'must be [r, g, b] with each 0..255, or "#rrggbb"'
+
+
+class PayloadError(ValueError):
+    """A message (or a config default) the action cannot use; str() starts with the action name."""
+
+
+class ActionFailed(RuntimeError):
+    """The device refused or failed a well-formed command; str() starts with the action name."""
+
+
+class Command(NamedTuple):
+    """A validated action ready for a device: `args` are the device method's positional arguments.
+
+    `cheap` actions finish in microseconds to milliseconds, so the worker may run a run of them
+    back to back and report them together.
+    """
+
+    action: str
+    args: tuple
+    cheap: bool
+
+
+class _Invalid(ValueError):
+    """A rule broken by one value; the caller adds which action and key."""
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_colour(value: Any) -> tuple[int, int, int]:
+    """[r, g, b] with ints 0..255 (list or tuple) or "#rrggbb" -> (r, g, b); ValueError otherwise."""
+    if isinstance(value, str):
+        match = _HEX_COLOUR.match(value)
+        if match:
+            number = int(match.group(1), 16)
+            return (number >> 16, (number >> 8) & 0xFF, number & 0xFF)
+    elif isinstance(value, (list, tuple)) and len(value) == 3:
+        r, g, b = value
+        if (
+            type(r) is int and type(g) is int and type(b) is int
+            and 0 <= r <= 255 and 0 <= g <= 255 and 0 <= b <= 255
+        ):
+            return (r, g, b)
+    raise _Invalid(f"{_COLOUR_RULE}, got {_describe(value)}")
+
+
+def _coordinate(value: Any) -> int:
+    if type(value) is int and 0 <= value <= 7:
+        return value
+    raise _Invalid(f"must be an integer 0..7, got {_describe(value)}")
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"must be a string, got {_describe(value)}")
+    if not value:
+        raise _Invalid("must not be empty")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise _Invalid(f"must be at most {MAX_TEXT_LENGTH} characters, got {len(value)}")
+    return value
+
+
+def _letter(value: Any) -> str:
+    if isinstance(value, str) and len(value) == 1:
+        return value
+    raise _Invalid(f"must be exactly one character, got {_describe(value)}")
+
+
+def _scroll_speed(value: Any) -> float:
+    if type(value) in (int, float) and 0 < value <= 1:
+        return float(value)
+    raise _Invalid(f"must be seconds per column, more than 0 and at most 1, got {_describe(value)}")
+
+
+def _pixels(value: Any) -> tuple[tuple[int, int, int], ...]:
+    if not isinstance(value, (list, tuple)) or len(value) != 64:
+        count = f"a list of {len(value)}" if isinstance(value, (list, tuple)) else _describe(value)
+        raise _Invalid(f"must be a list of exactly 64 colours, got {count}")
+    pixels = []
+    for index, colour in enumerate(value):
+        try:
+            pixels.append(parse_colour(colour))
+        except _Invalid as error:
+            raise _Invalid(f"[{index}] {error}") from None
+    return tuple(pixels)
+
+
+def _rotation(value: Any) -> int:
+    if type(value) is int and value in ROTATIONS:
+        return value
+    raise _Invalid(f"must be one of 0, 90, 180, 270, got {_describe(value)}")
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _Invalid(f"must be true or false, got {_describe(value)}")
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise _Invalid(f"payload is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise _Invalid(f"payload must be a JSON object, got {_describe(value)}")
+    return value
+
+
+def _looks_like_object(text: str) -> bool:
+    return text[:1] == "{" and text[-1:] == "}"
+
+
+def _strip_line_end(text: str) -> str:
+    # `echo hello | bridge send SUBJECT -` adds a newline nobody wants scrolled.
+    return text.rstrip("\r\n")
+
+
+# Plain-text readings of each payload: text -> dict of keys to validate.
+
+
+def _text_or_object(key: str) -> Callable[[str], dict]:
+    def read(text: str) -> dict:
+        if _looks_like_object(text.strip()):
+            return _json_object(text)
+        text = _strip_line_end(text)
+        return {key: text} if text else {}
+
+    return read
+
+
+def _letter_or_object(text: str) -> dict:
+    text = _strip_line_end(text)
+    if len(text) == 1:  # even "{" is a letter
+        return {"letter": text}
+    if _looks_like_object(text.strip()):
+        return _json_object(text)
+    return {"letter": text} if text else {}
+
+
+def _object_only(text: str) -> dict:
+    return _json_object(text) if text.strip() else {}
+
+
+def _pixels_list_or_object(text: str) -> dict:
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise _Invalid(f"payload is not valid JSON: {error}") from None
+    if isinstance(value, list):
+        return {"pixels": value}
+    if isinstance(value, dict):
+        return value
+    raise _Invalid(f"payload must be a JSON list of 64 colours or {{\"pixels\": [...]}}, got {_describe(value)}")
+
+
+def _rotation_text_or_object(text: str) -> dict:
+    stripped = text.strip()
+    if not stripped:
+        return {}
+    if _looks_like_object(stripped):
+        return _json_object(stripped)
+    if stripped.isdigit():
+        return {"rotation": int(stripped)}
+    raise _Invalid(f"payload must be 0, 90, 180 or 270, got {_describe(stripped)}")
+
+
+def _boolean_text_or_object(text: str) -> dict:
+    stripped = text.strip()
+    if not stripped:
+        return {}
+    if _looks_like_object(stripped):
+        return _json_object(stripped)
+    lowered = stripped.lower()
+    if lowered in ("true", "false"):
+        return {"enabled": lowered == "true"}
+    raise _Invalid(f"payload must be true or false, got {_describe(stripped)}")
+
+
+def _nothing(text: str) -> dict:
+    stripped = text.strip()
+    if stripped and stripped != "{}":
+        raise _Invalid(f"takes no payload, got {_describe(stripped)}")
+    return {}
+
+
+class _Spec(NamedTuple):
+    read_text: Callable[[str], dict]
+    keys: Mapping[str, Callable[[Any], Any]]  # key -> validator/normaliser, in device argument order
+    fallbacks: Mapping[str, Any]  # values used when neither payload nor args give the key
+    cheap: bool
+    example: str  # shown with "missing" errors
+
+
+_SPECS: dict[str, _Spec] = {
+    "show_message": _Spec(
+        _text_or_object("text"),
+        {"text": _text, "text_colour": parse_colour, "back_colour": parse_colour, "scroll_speed": _scroll_speed},
+        {"text_colour": WHITE, "back_colour": BLACK, "scroll_speed": 0.1},
+        False,
+        'plain text or {"text": "hello"}',
+    ),
+    "show_letter": _Spec(
+        _letter_or_object,
+        {"letter": _letter, "text_colour": parse_colour, "back_colour": parse_colour},
+        {"text_colour": WHITE, "back_colour": BLACK},
+        True,
+        'one character or {"letter": "A"}',
+    ),
+    "set_pixel": _Spec(
+        _object_only,
+        {"x": _coordinate, "y": _coordinate, "color": parse_colour},
+        {},
+        True,
+        '{"x": 0, "y": 0, "color": [255, 0, 0]}',
+    ),
+    "set_pixels": _Spec(_pixels_list_or_object, {"pixels": _pixels}, {}, True, "a JSON list of 64 colours"),
+    "clear": _Spec(_object_only, {"color": parse_colour}, {"color": BLACK}, True, '{"color": [0, 0, 0]}'),
+    "set_rotation": _Spec(_rotation_text_or_object, {"rotation": _rotation}, {}, True, "0, 90, 180 or 270"),
+    "flip_h": _Spec(_nothing, {}, {}, True, "no payload"),
+    "flip_v": _Spec(_nothing, {}, {}, True, "no payload"),
+    "low_light": _Spec(_boolean_text_or_object, {"enabled": _boolean}, {}, True, "true or false"),
+    "get_pixels": _Spec(_nothing, {}, {}, True, "no payload"),
+    "read_sensors": _Spec(_nothing, {}, {}, False, "no payload"),
+}
+
+
+def _spec(action: str) -> _Spec:
+    try:
+        return _SPECS[action]
+    except KeyError:
+        raise PayloadError(f"{action}: unknown action{_suggestion(action, _SPECS)}") from None
+
+
+def _suggestion(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown_key_message(action: str, key: str, spec: _Spec) -> str:
+    allowed = ", ".join(spec.keys) if spec.keys else "none"
+    return f"unknown key for {action}{_suggestion(key, spec.keys)}; allowed: {allowed}"
+
+
+def parse_command(action: str, payload: bytes, defaults: Mapping[str, Any]) -> Command:
+    """Turn one message into a device command, or raise PayloadError saying what is wrong."""
+    spec = _spec(action)
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise PayloadError(f"{action}: payload is not valid UTF-8 ({error.reason} at byte {error.start})") from None
+    try:
+        given = spec.read_text(text)
+    except _Invalid as error:
+        raise PayloadError(f"{action}: {error}") from None
+    if defaults:
+        merged = dict(defaults)
+        merged.update(given)
+    else:
+        merged = given
+    validators = spec.keys
+    for key in merged:
+        if key not in validators:
+            raise PayloadError(f"{action}: unknown key {key!r}{_suggestion(str(key), validators)}")
+    args = []
+    fallbacks = spec.fallbacks
+    for key, validate in validators.items():
+        if key in merged:
+            try:
+                args.append(validate(merged[key]))
+            except _Invalid as error:
+                raise PayloadError(f"{action}: {key} {error}") from None
+        elif key in fallbacks:
+            args.append(fallbacks[key])
+        else:
+            raise PayloadError(f"{action}: {key} is missing; the payload should be {spec.example}")
+    return Command(action, tuple(args), spec.cheap)
+
+
+def check_defaults(action: str, args: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(key, message) for every subscription `args` entry the action cannot use; [] when all fine."""
+    spec = _SPECS.get(action)
+    if spec is None:
+        return []  # the action itself is reported by the config checks
+    problems = []
+    for key, value in args.items():
+        validate = spec.keys.get(key)
+        if validate is None:
+            problems.append((key, _unknown_key_message(action, str(key), spec)))
+            continue
+        try:
+            validate(value)
+        except _Invalid as error:
+            problems.append((key, str(error)))
+    return problems
+
+
+def normalise_defaults(action: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """Args in the form commands use (colours as tuples); call only after check_defaults found nothing."""
+    spec = _spec(action)
+    try:
+        return {key: spec.keys[key](value) for key, value in args.items()}
+    except (KeyError, _Invalid) as error:
+        raise PayloadError(f"{action}: args were not checked: {error}") from None
+
+
+def read_sensors(device) -> dict[str, Any]:
+    """Every polled sensor's current value, keyed by sensor name."""
+    return {sensor: device.read(sensor)[0] for sensor in POLLED_SENSORS}
+
+
+# Actions whose device method is not named after the action; the rest call device.<action>(*args).
+_SPECIAL_RUNNERS: dict[str, Callable[..., Any]] = {
+    "low_light": lambda device, enabled: device.set_low_light(enabled),
+    "read_sensors": read_sensors,
+}
+
+
+def execute(device, command: Command) -> Any:
+    """Run a command on the device (blocking): None for plain actions, the data for queries."""
+    try:
+        run = _SPECIAL_RUNNERS.get(command.action)
+        if run is None:
+            return getattr(device, command.action)(*command.args)
+        return run(device, *command.args)
+    except Exception as error:
+        raise ActionFailed(f"{command.action}: {error}") from error
+
+
+def reply_payload(result: Any) -> bytes:
+    """The reply body: {"ok": true}, the query's data, or {"ok": false, "error": ...} for an exception."""
+    if isinstance(result, BaseException):
+        return json.dumps({"ok": False, "error": str(result)}).encode()
+    if result is None:
+        return b'{"ok": true}'
+    return json.dumps(result).encode()

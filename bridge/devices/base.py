@@ -1,0 +1,110 @@
+"""The one small interface every driver implements, and what drivers share.
+
+All methods except `snapshot`, `display_version` and `poll_joystick` block and must run on the
+device's worker thread. Arguments arrive already validated and normalised by `bridge.actions`
+(colours as (r, g, b) tuples of ints 0..255, x/y 0..7, rotation 0/90/180/270).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Sequence
+
+Colour = tuple[int, int, int]
+
+SENSOR_UNITS = {
+    "temperature": "°C",
+    "humidity": "%RH",
+    "pressure": "hPa",
+    "orientation": "°",
+    "accelerometer": "g",
+    "gyroscope": "rad/s",
+    "compass": "µT",
+}
+
+
+class DeviceUnavailable(Exception):
+    """The driver cannot reach its device; str() is one sentence fit for a start-up error."""
+
+
+class Device(ABC):
+    driver: str
+
+    @abstractmethod
+    def show_message(self, text: str, text_colour: Colour, back_colour: Colour, scroll_speed: float) -> None:
+        """Scroll text; on hardware this takes about (6 × characters + 8) × scroll_speed seconds."""
+
+    @abstractmethod
+    def show_letter(self, letter: str, text_colour: Colour, back_colour: Colour) -> None: ...
+
+    @abstractmethod
+    def set_pixel(self, x: int, y: int, colour: Colour) -> None: ...
+
+    @abstractmethod
+    def set_pixels(self, pixels: Sequence[Colour]) -> None: ...
+
+    @abstractmethod
+    def get_pixels(self) -> list[list[int]]:
+        """64 [r, g, b] lists, row by row, as the current rotation presents them."""
+
+    @abstractmethod
+    def clear(self, colour: Colour) -> None: ...
+
+    @abstractmethod
+    def set_rotation(self, rotation: int) -> None:
+        """Turn the display; the picture is redrawn so it stays upright for the viewer."""
+
+    @abstractmethod
+    def flip_h(self) -> None: ...
+
+    @abstractmethod
+    def flip_v(self) -> None: ...
+
+    @abstractmethod
+    def set_low_light(self, enabled: bool) -> None:
+        """Dim the LEDs (a gamma table made for dark rooms) or return to full brightness."""
+
+    _low_light = False
+    _rotation = 0
+
+    @property
+    def low_light(self) -> bool:
+        return self._low_light
+
+    @low_light.setter
+    def low_light(self, enabled: bool) -> None:
+        self.set_low_light(enabled)
+
+    @property
+    def rotation(self) -> int:
+        return self._rotation
+
+    @abstractmethod
+    def read(self, sensor: str) -> tuple[Any, str]:
+        """(value, unit) for one of POLLED_SENSORS; orientation and the IMU sensors give dicts."""
+
+    @abstractmethod
+    def poll_joystick(self) -> list[tuple[str, str]]:
+        """(direction, action) events since the last poll; never blocks, safe from any thread."""
+
+    @abstractmethod
+    def snapshot(self) -> tuple[Colour, ...]:
+        """The 64 colours shown right now, like get_pixels but safe and cheap from any thread.
+
+        Meant for the web view, which may call it while the worker thread is scrolling text.
+        """
+
+    @property
+    @abstractmethod
+    def display_version(self) -> int:
+        """Goes up whenever this process changes the display, so a viewer can skip unchanged frames."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def rounded(value: Any, digits: int) -> Any:
+    """Round a reading (a number or a dict of numbers) to a precision the sensor actually has."""
+    if isinstance(value, dict):
+        return {key: round(float(item), digits) for key, item in value.items()}
+    return round(float(value), digits)

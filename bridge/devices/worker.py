@@ -1,0 +1,197 @@
+"""The serial device worker: one thread per device runs its blocking calls in arrival order.
+
+The reactor thread never touches the device. It submits work and gets Deferreds that fire back on
+the reactor thread. Cheap actions do not pay a thread hop each: the worker takes every waiting
+cheap item in one go, runs them back to back and hands all their results to the reactor in one
+callFromThread. A slow item (scrolling text, a sensor read) is taken alone, so what waits behind
+it can still be dropped by overflow or by stop().
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any, Callable, Hashable
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+from bridge.actions import Command, execute
+
+
+class Dropped(Exception):
+    """Work that was never run (overflow or shutdown); str() says why."""
+
+
+class _Work:
+    __slots__ = ("key", "fn", "args", "deferred", "cheap", "dropped")
+
+    def __init__(self, key: Hashable, fn: Callable, args: tuple, deferred: Deferred, cheap: bool):
+        self.key = key
+        self.fn = fn
+        self.args = args
+        self.deferred = deferred
+        self.cheap = cheap
+        self.dropped = False
+
+
+class DeviceWorker:
+    def __init__(self, device, reactor):
+        self.device = device
+        self._reactor = reactor
+        self._condition = threading.Condition(threading.Lock())
+        # Both guarded by _condition: every waiting item in arrival order, and per queue key the
+        # same items again so overflow can count and drop them without a scan.
+        self._waiting: deque[_Work] = deque()
+        self._waiting_by_key: dict[Hashable, deque[_Work]] = {}
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._thread_done = Deferred()
+        self._stopped: Deferred | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._serve, name=f"device-worker-{self.device.driver}", daemon=True)
+        self._thread.start()
+
+    # -- reactor side ---------------------------------------------------------------------
+
+    def submit(self, queue_key: Hashable, command: Command, pending_limit: int, overflow: str) -> Deferred:
+        """Queue an action; fires with its result, or fails with ActionFailed or Dropped.
+
+        At most `pending_limit` items wait per queue_key. overflow "queue" rejects a new item when
+        that many wait; "latest" drops whatever waits for the key and keeps only the new one.
+        """
+        deferred = Deferred()
+        if self._stopping:
+            deferred.errback(Dropped(f"{command.action}: dropped, the device worker is stopping"))
+            return deferred
+        replaced: list[_Work] = []
+        rejected = False
+        with self._condition:
+            waiting = self._waiting_by_key.get(queue_key)
+            if waiting is None:
+                waiting = self._waiting_by_key[queue_key] = deque()
+            if overflow == "latest":
+                replaced = list(waiting)
+                waiting.clear()
+                for work in replaced:
+                    work.dropped = True
+            elif len(waiting) >= pending_limit:
+                rejected = True
+            if not rejected:
+                work = _Work(queue_key, execute, (self.device, command), deferred, command.cheap)
+                waiting.append(work)
+                self._waiting.append(work)
+                self._condition.notify()
+        if rejected:
+            deferred.errback(
+                Dropped(f"{command.action}: dropped, {pending_limit} messages already waiting (pending_limit, overflow queue)")
+            )
+        for work in replaced:
+            work.deferred.errback(Dropped(f"{work.args[1].action}: dropped, replaced by a newer message (overflow latest)"))
+        return deferred
+
+    def call(self, fn: Callable, *args: Any) -> Deferred:
+        """Run fn(*args) on the device thread, in order with the actions (sensor reads and the like)."""
+        deferred = Deferred()
+        if self._stopping:
+            deferred.errback(Dropped(f"{getattr(fn, '__name__', 'call')}: dropped, the device worker is stopping"))
+            return deferred
+        with self._condition:
+            self._waiting.append(_Work(None, fn, args, deferred, False))
+            self._condition.notify()
+        return deferred
+
+    def stop(self, timeout: float) -> Deferred:
+        """Take no more work, fail what waits with Dropped, let the running item finish.
+
+        Fires with True once the thread is done, or with False if it is still busy after
+        `timeout` seconds (a long scroll); the thread then ends when that item does.
+        """
+        if self._stopped is not None:
+            return self._stopped
+        self._stopped = stopped = Deferred()
+        with self._condition:
+            self._stopping = True
+            pending = [work for work in self._waiting if not work.dropped]
+            self._waiting.clear()
+            self._waiting_by_key.clear()
+            self._condition.notify()
+        for work in pending:
+            work.deferred.errback(Dropped(f"{_name_of(work)}: dropped, the device worker stopped before running it"))
+        if self._thread is None:
+            stopped.callback(True)
+            return stopped
+
+        def finished(_):
+            if not stopped.called:
+                timer.cancel()
+                stopped.callback(True)
+
+        def timed_out():
+            if not stopped.called:
+                stopped.callback(False)
+
+        timer = self._reactor.callLater(timeout, timed_out)
+        self._thread_done.addCallback(finished)
+        return stopped
+
+    def _deliver(self, results: list) -> None:
+        for deferred, ok, value in results:
+            if ok:
+                deferred.callback(value)
+            else:
+                deferred.errback(Failure(value, type(value), value.__traceback__))
+
+    # -- device thread --------------------------------------------------------------------
+
+    def _take(self) -> list[_Work]:
+        """Under the lock: one slow item, or every cheap item at the front of the line."""
+        batch: list[_Work] = []
+        waiting = self._waiting
+        by_key = self._waiting_by_key
+        while waiting:
+            work = waiting[0]
+            if work.dropped:
+                waiting.popleft()
+                continue
+            if batch and not work.cheap:
+                break
+            waiting.popleft()
+            if work.key is not None:
+                same_key = by_key[work.key]
+                same_key.popleft()
+                if not same_key:
+                    del by_key[work.key]
+            batch.append(work)
+            if not work.cheap:
+                break
+        return batch
+
+    def _serve(self) -> None:
+        condition = self._condition
+        call_from_thread = self._reactor.callFromThread
+        try:
+            while True:
+                with condition:
+                    while not self._waiting and not self._stopping:
+                        condition.wait()
+                    if self._stopping:
+                        return
+                    batch = self._take()
+                results = []
+                for work in batch:
+                    try:
+                        results.append((work.deferred, True, work.fn(*work.args)))
+                    except Exception as error:
+                        results.append((work.deferred, False, error))
+                if results:
+                    call_from_thread(self._deliver, results)
+        finally:
+            call_from_thread(self._thread_done.callback, None)
+
+
+def _name_of(work: _Work) -> str:
+    if work.fn is execute:
+        return work.args[1].action
+    return getattr(work.fn, "__name__", "call")

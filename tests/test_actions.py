@@ -1,0 +1,271 @@
+"""Payload formats of every action: good and bad messages, config defaults, execution and replies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bridge.actions import (
+    ActionFailed,
+    Command,
+    PayloadError,
+    check_defaults,
+    execute,
+    normalise_defaults,
+    parse_colour,
+    parse_command,
+    reply_payload,
+)
+from bridge.config.model import ACTIONS, POLLED_SENSORS
+from bridge.devices.memory import MemoryDevice
+
+RED = (255, 0, 0)
+WHITE = (255, 255, 255)
+BLACK = (0, 0, 0)
+GRID = [[i, 2 * i, 3 * i] for i in range(64)]
+
+
+def parse(action, payload, defaults=None):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return parse_command(action, payload, defaults or {})
+
+
+GOOD = [
+    ("show_message", "hello world", {}, ("hello world", WHITE, BLACK, 0.1)),
+    ("show_message", "hello\n", {}, ("hello", WHITE, BLACK, 0.1)),
+    ("show_message", "  spaced  ", {}, ("  spaced  ", WHITE, BLACK, 0.1)),
+    ("show_message", "{not json", {}, ("{not json", WHITE, BLACK, 0.1)),
+    ("show_message", "héllo ☃", {}, ("héllo ☃", WHITE, BLACK, 0.1)),
+    (
+        "show_message",
+        '{"text": "hi", "text_colour": "#00ff00", "back_colour": [1, 2, 3], "scroll_speed": 0.05}',
+        {},
+        ("hi", (0, 255, 0), (1, 2, 3), 0.05),
+    ),
+    ("show_message", "x" * 1000, {}, ("x" * 1000, WHITE, BLACK, 0.1)),
+    ("show_letter", "A", {}, ("A", WHITE, BLACK)),
+    ("show_letter", "{", {}, ("{", WHITE, BLACK)),
+    ("show_letter", '{"letter": "Z", "back_colour": "#0000FF"}', {}, ("Z", WHITE, (0, 0, 255))),
+    ("set_pixel", '{"x": 0, "y": 7, "color": [255, 0, 0]}', {}, (0, 7, RED)),
+    ("set_pixel", '{"x": 7, "y": 0, "color": "#ff0000"}', {}, (7, 0, RED)),
+    ("set_pixels", json.dumps(GRID), {}, (tuple(tuple(c) for c in GRID),)),
+    ("set_pixels", json.dumps({"pixels": ["#ffffff"] * 64}), {}, ((WHITE,) * 64,)),
+    ("clear", "", {}, (BLACK,)),
+    ("clear", '{"color": [0, 0, 255]}', {}, ((0, 0, 255),)),
+    ("set_rotation", "90", {}, (90,)),
+    ("set_rotation", " 270\n", {}, (270,)),
+    ("set_rotation", '{"rotation": 180}', {}, (180,)),
+    ("flip_h", "", {}, ()),
+    ("flip_v", "{}", {}, ()),
+    ("low_light", "true", {}, (True,)),
+    ("low_light", "False\n", {}, (False,)),
+    ("low_light", '{"enabled": true}', {}, (True,)),
+    ("get_pixels", "", {}, ()),
+    ("read_sensors", "", {}, ()),
+]
+
+
+@pytest.mark.parametrize("action,payload,defaults,args", GOOD, ids=[f"{g[0]}:{g[1][:20]}" for g in GOOD])
+def test_good_payloads_become_commands(action, payload, defaults, args):
+    command = parse(action, payload, defaults)
+    assert command.action == action
+    assert command.args == args
+
+
+def test_every_action_of_the_config_model_has_a_payload_format():
+    assert sorted({g[0] for g in GOOD}) == sorted(ACTIONS)
+
+
+BAD = [
+    ("show_message", b"\xff\xfe", "show_message: payload is not valid UTF-8"),
+    ("show_message", b"", "show_message: text is missing"),
+    ("show_message", b"x" * 1001, "show_message: text must be at most 1000 characters, got 1001"),
+    ("show_message", b'{"text": "hi", "colour": [1, 2, 3]}', "show_message: unknown key 'colour' (did you mean 'text_colour'?)"),
+    ("show_message", b'{"text": "hi", "text_colour": [256, 0, 0]}', "show_message: text_colour must be [r, g, b]"),
+    ("show_message", b'{"text": "hi", "back_colour": "red"}', "show_message: back_colour must be [r, g, b]"),
+    ("show_message", b'{"text": "hi", "scroll_speed": 0}', "show_message: scroll_speed must be seconds per column"),
+    ("show_message", b'{"text": "hi", "scroll_speed": "fast"}', "show_message: scroll_speed must be"),
+    ("show_message", b'{"text": 5}', "show_message: text must be a string, got 5"),
+    ("show_message", b'{"text": "hi",}', "show_message: payload is not valid JSON"),
+    ("show_letter", b"AB", "show_letter: letter must be exactly one character, got 'AB'"),
+    ("show_letter", b'{"letter": ""}', "show_letter: letter must be exactly one character"),
+    ("set_pixel", b'{"x": 9, "y": 0, "color": [0, 0, 0]}', "set_pixel: x must be an integer 0..7, got 9"),
+    ("set_pixel", b'{"x": 0, "y": -1, "color": [0, 0, 0]}', "set_pixel: y must be an integer 0..7, got -1"),
+    ("set_pixel", b'{"x": 1.5, "y": 0, "color": [0, 0, 0]}', "set_pixel: x must be an integer 0..7, got 1.5"),
+    ("set_pixel", b'{"x": true, "y": 0, "color": [0, 0, 0]}', "set_pixel: x must be an integer 0..7, got true"),
+    ("set_pixel", b'{"x": 0, "y": 0, "color": [0, 0]}', "set_pixel: color must be [r, g, b]"),
+    ("set_pixel", b'{"x": 0, "y": 0, "color": [0, 0, 300]}', "set_pixel: color must be [r, g, b] with each 0..255"),
+    ("set_pixel", b'{"x": 0, "y": 0, "color": "#ff00"}', "set_pixel: color must be [r, g, b]"),
+    ("set_pixel", b'{"x": 0, "y": 0, "colour": [0, 0, 0]}', "set_pixel: unknown key 'colour' (did you mean 'color'?)"),
+    ("set_pixel", b'{"x": 0, "y": 0}', "set_pixel: color is missing; the payload should be"),
+    ("set_pixel", b"[0, 0, [1, 2, 3]]", "set_pixel: payload must be a JSON object"),
+    ("set_pixel", b"not json", "set_pixel: payload is not valid JSON"),
+    ("set_pixels", json.dumps(GRID[:63]).encode(), "set_pixels: pixels must be a list of exactly 64 colours, got a list of 63"),
+    ("set_pixels", json.dumps(GRID + [[0, 0, 0]]).encode(), "set_pixels: pixels must be a list of exactly 64 colours, got a list of 65"),
+    ("set_pixels", json.dumps(GRID[:10] + [[0, 0, 256]] + GRID[11:]).encode(), "set_pixels: pixels [10] must be [r, g, b]"),
+    ("set_pixels", b'"red"', "set_pixels: payload must be a JSON list of 64 colours"),
+    ("set_pixels", b"", "set_pixels: pixels is missing"),
+    ("clear", b"red", "clear: payload is not valid JSON"),
+    ("clear", b'{"color": [1, 2, 3, 4]}', "clear: color must be [r, g, b]"),
+    ("set_rotation", b"45", "set_rotation: rotation must be one of 0, 90, 180, 270, got 45"),
+    ("set_rotation", b"left", "set_rotation: payload must be 0, 90, 180 or 270, got 'left'"),
+    ("set_rotation", b'{"rotation": "90"}', "set_rotation: rotation must be one of 0, 90, 180, 270, got '90'"),
+    ("set_rotation", b"", "set_rotation: rotation is missing"),
+    ("flip_h", b"now", "flip_h: takes no payload, got 'now'"),
+    ("flip_v", b'{"x": 1}', "flip_v: takes no payload"),
+    ("low_light", b"on", "low_light: payload must be true or false, got 'on'"),
+    ("low_light", b'{"enabled": 1}', "low_light: enabled must be true or false, got 1"),
+    ("get_pixels", b"please", "get_pixels: takes no payload"),
+    ("read_sensors", b"all", "read_sensors: takes no payload"),
+    ("clera", b"", "clera: unknown action (did you mean 'clear'?)"),
+]
+
+
+@pytest.mark.parametrize("action,payload,message", BAD, ids=[f"{b[0]}:{b[2][len(b[0]) + 2:][:30]}" for b in BAD])
+def test_bad_payloads_say_which_action_and_what_is_wrong(action, payload, message):
+    with pytest.raises(PayloadError) as raised:
+        parse_command(action, payload, {})
+    assert str(raised.value).startswith(message)
+    assert "\n" not in str(raised.value)
+
+
+def test_every_action_rejects_something():
+    assert sorted({b[0] for b in BAD} - {"clera"}) == sorted(ACTIONS)
+
+
+def test_payload_values_override_defaults_and_defaults_fill_the_rest():
+    defaults = normalise_defaults("show_message", {"text_colour": "#ff0000", "scroll_speed": 0.05, "text": "doorbell"})
+    assert parse("show_message", "", defaults).args == ("doorbell", RED, BLACK, 0.05)
+    assert parse("show_message", "visitor", defaults).args == ("visitor", RED, BLACK, 0.05)
+    assert parse("show_message", '{"scroll_speed": 0.2}', defaults).args == ("doorbell", RED, BLACK, 0.2)
+
+
+def test_defaults_can_supply_a_whole_set_pixel():
+    defaults = normalise_defaults("set_pixel", {"x": 3, "y": 4, "color": [0, 255, 0]})
+    assert parse("set_pixel", "", defaults).args == (3, 4, (0, 255, 0))
+    assert parse("set_pixel", '{"y": 5}', defaults).args == (3, 5, (0, 255, 0))
+
+
+def test_defaults_from_the_config_are_validated_again_with_the_payload():
+    # Raw (not normalised) defaults still go through the same rules.
+    with pytest.raises(PayloadError, match=r"^clear: color must be"):
+        parse("clear", "", {"color": [1, 2]})
+
+
+def test_cheap_flag_separates_quick_display_ops_from_slow_ones():
+    cheap = {action for action in ACTIONS if parse(action, next(g[1] for g in GOOD if g[0] == action)).cheap}
+    assert cheap == {"show_letter", "set_pixel", "set_pixels", "clear", "set_rotation", "flip_h", "flip_v", "low_light", "get_pixels"}
+
+
+def test_commands_are_immutable():
+    command = parse("clear", "")
+    with pytest.raises(AttributeError):
+        command.action = "flip_h"
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [([1, 2, 3], (1, 2, 3)), ((0, 0, 0), (0, 0, 0)), ("#0a0B0c", (10, 11, 12)), ([255, 255, 255], WHITE)],
+)
+def test_parse_colour_accepts_lists_tuples_and_hex(value, expected):
+    assert parse_colour(value) == expected
+
+
+@pytest.mark.parametrize("value", [[1, 2], [1, 2, 3, 4], [-1, 0, 0], [0, 0, 256], [1.0, 2, 3], [True, 0, 0], "red", "#12345", "#1234567", None, 7])
+def test_parse_colour_rejects_everything_else(value):
+    with pytest.raises(ValueError, match=r'must be \[r, g, b\] with each 0..255, or "#rrggbb"'):
+        parse_colour(value)
+
+
+def test_check_defaults_reports_every_bad_key_with_a_suggestion():
+    problems = check_defaults("set_pixel", {"colour": [1, 2, 3], "x": 8, "y": 2})
+    assert problems == [
+        ("colour", "unknown key for set_pixel (did you mean 'color'?); allowed: x, y, color"),
+        ("x", "must be an integer 0..7, got 8"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "action,args,key,message",
+    [
+        ("show_message", {"text_colour": [1, 2, 300]}, "text_colour", "must be [r, g, b]"),
+        ("show_message", {"scroll_speed": 5}, "scroll_speed", "must be seconds per column"),
+        ("show_message", {"text": "x" * 1001}, "text", "must be at most 1000 characters"),
+        ("set_rotation", {"rotation": 45}, "rotation", "must be one of 0, 90, 180, 270"),
+        ("low_light", {"enabled": "yes"}, "enabled", "must be true or false"),
+        ("flip_h", {"speed": 1}, "speed", "unknown key for flip_h; allowed: none"),
+        ("clear", {"colour": "#000000"}, "colour", "unknown key for clear (did you mean 'color'?)"),
+    ],
+)
+def test_check_defaults_per_action(action, args, key, message):
+    [(reported_key, reported)] = check_defaults(action, args)
+    assert reported_key == key
+    assert reported.startswith(message)
+
+
+def test_check_defaults_accepts_good_args_and_leaves_unknown_actions_to_the_config():
+    assert check_defaults("show_message", {"text": "hi", "text_colour": "#ffffff", "scroll_speed": 0.05}) == []
+    assert check_defaults("clear", {}) == []
+    assert check_defaults("no_such_action", {"x": 1}) == []
+
+
+def test_normalise_defaults_turns_colours_into_tuples():
+    assert normalise_defaults("show_letter", {"text_colour": "#010203", "back_colour": [4, 5, 6]}) == {
+        "text_colour": (1, 2, 3),
+        "back_colour": (4, 5, 6),
+    }
+    with pytest.raises(PayloadError, match="args were not checked"):
+        normalise_defaults("clear", {"color": "nope"})
+
+
+def test_execute_runs_each_action_on_a_device():
+    device = MemoryDevice()
+    assert execute(device, parse("set_pixel", '{"x": 1, "y": 0, "color": [9, 9, 9]}')) is None
+    assert execute(device, parse("get_pixels", ""))[1] == [9, 9, 9]
+    execute(device, parse("flip_h", ""))
+    assert device.get_pixels()[6] == [9, 9, 9]
+    execute(device, parse("low_light", "true"))
+    assert device.low_light is True
+    execute(device, parse("show_message", "hi"))
+    assert device.messages == ["hi"]
+    readings = execute(device, parse("read_sensors", ""))
+    assert sorted(readings) == sorted(POLLED_SENSORS)
+    assert set(readings["orientation"]) == {"pitch", "roll", "yaw"}
+
+
+class RefusingDevice(MemoryDevice):
+    def set_pixel(self, x, y, colour):
+        raise ValueError("X position must be between 0 and 7")
+
+
+def test_device_errors_become_action_failed_naming_the_action():
+    with pytest.raises(ActionFailed, match=r"^set_pixel: X position must be between 0 and 7$") as raised:
+        execute(RefusingDevice(), Command("set_pixel", (9, 0, RED), True))
+    assert isinstance(raised.value.__cause__, ValueError)
+
+
+class SpyDevice(MemoryDevice):
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def show_message(self, *args):
+        self.calls.append(args)
+
+
+def test_colours_are_checked_before_show_message_reaches_the_device():
+    # sense_hat checks colours only mid-scroll, after turning its rotation: it must never see a bad one.
+    device = SpyDevice()
+    with pytest.raises(PayloadError):
+        execute(device, parse("show_message", '{"text": "hi", "text_colour": [0, 0, 999]}'))
+    assert device.calls == []
+
+
+def test_reply_payloads():
+    assert json.loads(reply_payload(None)) == {"ok": True}
+    assert json.loads(reply_payload([[1, 2, 3]])) == [[1, 2, 3]]
+    assert json.loads(reply_payload({"temperature": 20.5})) == {"temperature": 20.5}
+    error = PayloadError("set_pixel: x must be an integer 0..7, got 9")
+    assert json.loads(reply_payload(error)) == {"ok": False, "error": "set_pixel: x must be an integer 0..7, got 9"}

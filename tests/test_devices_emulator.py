@@ -1,0 +1,202 @@
+"""The sense-emu driver, headless: LEDs visible from another process, sensors, joystick, cleanup.
+
+The emulator's state is machine-global (/dev/shm), so these tests hold an exclusive file lock
+while they run; anything else that drives the emulator in tests should take the same lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+
+sense_emu = pytest.importorskip("sense_emu", reason="sense-emu is not installed (pip install '.[emu]')")
+
+from sense_emu.lock import EmulatorLock, lock_filename  # noqa: E402
+from sense_emu.stick import StickServer  # noqa: E402
+
+from bridge.actions import execute, parse_command  # noqa: E402
+from bridge.config.model import DeviceConfig, POLLED_SENSORS  # noqa: E402
+from bridge.devices import open_device  # noqa: E402
+from bridge.devices.hat import ROTATION_MAPS  # noqa: E402
+from bridge.devices.memory import MemoryDevice  # noqa: E402
+
+EMULATOR_TEST_LOCK = "/tmp/nats-sense-bridge-sense-emu-tests.lock"
+STATE_FILES = [f"/dev/shm/rpi-sense-emu-{name}" for name in ("screen", "humidity", "pressure", "imu")]
+WAIT = 10.0  # only bounds a broken test
+
+
+@pytest.fixture
+def emulator_exclusive():
+    """Serialise emulator use across test processes; remove state files this test created."""
+    with open(EMULATOR_TEST_LOCK, "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        if EmulatorLock("sense_emu")._is_held() and not EmulatorLock("sense_emu")._is_stale():
+            pytest.skip("an emulator GUI or another bridge is driving sense-emu on this machine right now")
+        existed = {path for path in STATE_FILES if os.path.exists(path)}
+        try:
+            yield
+        finally:
+            for path in STATE_FILES:
+                if path not in existed and os.path.exists(path):
+                    os.unlink(path)
+
+
+@pytest.fixture
+def emulated(emulator_exclusive):
+    device = open_device(DeviceConfig(id="emu", driver="sense-emu"))
+    try:
+        yield device
+    finally:
+        device.close()
+
+
+def other_process(code: str):
+    """Run `code` in a fresh Python with sense = sense_emu.SenseHat(); it prints JSON we return."""
+    script = (
+        "import json, os, warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "import sense_emu\n"
+        "sense = sense_emu.SenseHat()\n"
+        f"{code}\n"
+        # the library never removes the joystick client socket it binds per process
+        "os.unlink(f'/dev/shm/rpi-sense-emu-client-{os.getpid()}')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def run(device, action, payload=b""):
+    return execute(device, parse_command(action, payload, {}))
+
+
+def test_headless_host_takes_the_lock_and_gives_it_back(emulator_exclusive):
+    device = open_device(DeviceConfig(id="emu", driver="sense-emu"))
+    try:
+        assert EmulatorLock("sense_emu").mine
+        assert device.driver == "sense-emu"
+    finally:
+        device.close()
+    assert not os.path.exists(lock_filename())
+    assert not os.path.exists(f"/dev/shm/rpi-sense-emu-client-{os.getpid()}")
+
+
+def test_two_devices_in_one_process_share_the_host_until_the_last_closes(emulator_exclusive):
+    first = open_device(DeviceConfig(id="emu", driver="sense-emu"))
+    second = open_device(DeviceConfig(id="emu", driver="sense-emu"))
+    first.close()
+    assert EmulatorLock("sense_emu").mine
+    second.read("humidity")
+    second.close()
+    assert not os.path.exists(lock_filename())
+
+
+def test_leds_are_visible_from_another_process(emulated):
+    run(emulated, "clear", b'{"color": [0, 0, 0]}')
+    run(emulated, "set_pixel", b'{"x": 2, "y": 1, "color": [255, 255, 255]}')
+    run(emulated, "set_pixel", b'{"x": 7, "y": 7, "color": "#102030"}')
+    seen = other_process("print(json.dumps(sense.get_pixels()))")
+    assert seen[1 * 8 + 2] == [248, 252, 248]  # RGB565 keeps 5/6/5 bits
+    assert seen[63] == [16, 32, 48]
+    assert sum(1 for p in seen if p != [0, 0, 0]) == 2
+    assert run(emulated, "get_pixels") == seen
+
+
+def test_rotation_maps_like_the_library_and_survives_show_message(emulated):
+    run(emulated, "clear")
+    run(emulated, "set_rotation", b"90")
+    run(emulated, "show_message", b'{"text": "i", "scroll_speed": 0.001}')
+    run(emulated, "clear")
+    run(emulated, "set_pixel", b'{"x": 0, "y": 0, "color": [248, 0, 0]}')
+    physical = other_process("print(json.dumps(sense.get_pixels()))")  # rotation 0 there
+    # numpy.rot90 of the 8x8 index grid puts logical (0, 0) on framebuffer index 7
+    assert ROTATION_MAPS[90][0] == 7
+    assert physical[7] == [248, 0, 0]
+    assert emulated.get_pixels()[0] == [248, 0, 0]
+    assert emulated.snapshot()[0] == (248, 0, 0)
+
+
+def test_rotation_maps_match_numpy_rot90():
+    numpy = pytest.importorskip("numpy", reason="numpy comes with sense-emu")
+    grid = numpy.arange(64).reshape(8, 8)
+    for rotation in (0, 90, 180, 270):
+        assert ROTATION_MAPS[rotation] == tuple(numpy.rot90(grid, rotation // 90).flatten())
+
+
+def test_same_commands_give_the_same_picture_as_the_memory_driver(emulated):
+    # Colours chosen exact in RGB565 so both drivers must agree to the bit.
+    script = [
+        ("clear", b'{"color": [8, 4, 8]}'),
+        ("set_pixel", b'{"x": 1, "y": 0, "color": [248, 0, 0]}'),
+        ("set_pixel", b'{"x": 6, "y": 3, "color": [0, 252, 0]}'),
+        ("set_rotation", b"180"),
+        ("set_pixel", b'{"x": 0, "y": 7, "color": [0, 0, 248]}'),
+        ("flip_h", b""),
+        ("set_rotation", b"270"),
+        ("flip_v", b""),
+        ("set_pixel", b'{"x": 3, "y": 3, "color": "#f8fcf8"}'),
+        ("set_rotation", b"0"),
+    ]
+    memory = MemoryDevice()
+    for action, payload in script:
+        run(memory, action, payload)
+        run(emulated, action, payload)
+        assert run(emulated, "get_pixels") == run(memory, "get_pixels"), action
+
+
+def test_display_version_follows_every_scroll_frame(emulated):
+    before = emulated.display_version
+    run(emulated, "show_message", b'{"text": "ab", "back_colour": [0, 0, 248], "scroll_speed": 0.001}')
+    assert emulated.display_version - before > 8
+    assert emulated.snapshot() == ((0, 0, 248),) * 64  # a scroll ends on the back colour
+
+
+def test_low_light_is_visible_from_another_process(emulated):
+    run(emulated, "low_light", b"true")
+    assert other_process("print(json.dumps(sense.low_light))") is True
+    run(emulated, "low_light", b"false")
+    assert other_process("print(json.dumps(sense.low_light))") is False
+
+
+def test_sensors_give_plausible_values_with_units(emulated):
+    readings = run(emulated, "read_sensors")
+    assert sorted(readings) == sorted(POLLED_SENSORS)
+    assert 10 < readings["temperature"] < 30
+    assert 30 < readings["humidity"] < 60
+    assert 990 < readings["pressure"] < 1040
+    assert set(readings["orientation"]) == {"pitch", "roll", "yaw"}
+    for sensor in ("accelerometer", "gyroscope", "compass"):
+        assert set(readings[sensor]) == {"x", "y", "z"}
+    assert emulated.read("pressure")[1] == "hPa"
+
+
+def test_imu_readings_leave_orientation_fusion_alone(emulated):
+    for sensor in ("compass", "gyroscope", "accelerometer"):
+        emulated.read(sensor)
+    hat = emulated._hat
+    # get_compass() & co would have switched fusion to a single sensor for good
+    assert (hat._compass_enabled, hat._gyro_enabled, hat._accel_enabled) == (True, True, True)
+
+
+def test_joystick_events_from_the_emulator_stick(emulated):
+    server = StickServer()
+    try:
+        # The client registers with the server about once a second; events sent before are lost,
+        # so keep pressing until one arrives.
+        press = struct.pack("llHHI", int(time.time()), 0, 0x01, 103, 1)  # EV_KEY, KEY_UP, pressed
+        events = []
+        deadline = time.monotonic() + WAIT
+        while not events and time.monotonic() < deadline:
+            server.send(press)
+            time.sleep(0.1)
+            events = emulated.poll_joystick()
+        assert events and set(events) == {("up", "pressed")}
+    finally:
+        server.close()

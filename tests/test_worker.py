@@ -1,0 +1,269 @@
+"""The serial device worker: order, results, overflow policies, stop, and batching of cheap work.
+
+A gated device holds the worker inside a slow action for as long as a test needs, so what is
+"waiting" and what is "running" is decided by the test, never by timing.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor
+
+from bridge.actions import ActionFailed, parse_command
+from bridge.devices.memory import MemoryDevice
+from bridge.devices.worker import DeviceWorker, Dropped
+
+WAIT = 10.0  # only bounds a broken test; nothing asserts on time
+
+
+class GatedDevice(MemoryDevice):
+    """show_message blocks until the test opens the gate; every call is logged in run order."""
+
+    def __init__(self):
+        super().__init__()
+        self.log: list[str] = []
+        self.scrolling = threading.Event()
+        self.gate = threading.Event()
+
+    def show_message(self, text, text_colour, back_colour, scroll_speed):
+        self.log.append(f"show_message {text}")
+        self.scrolling.set()
+        assert self.gate.wait(WAIT), "the test never opened the gate"
+        super().show_message(text, text_colour, back_colour, scroll_speed)
+
+    def set_pixel(self, x, y, colour):
+        if x == 7 and y == 7:
+            raise ValueError("this LED is broken")
+        self.log.append(f"set_pixel {x} {y}")
+        super().set_pixel(x, y, colour)
+
+    def read(self, sensor):
+        self.log.append(f"read {sensor}")
+        return super().read(sensor)
+
+
+class CountingReactor:
+    """The real reactor, counting how often the worker thread hands results over."""
+
+    def __init__(self):
+        self.handovers = 0
+
+    def callFromThread(self, fn, *args):
+        self.handovers += 1
+        reactor.callFromThread(fn, *args)
+
+    def __getattr__(self, name):
+        return getattr(reactor, name)
+
+
+def pixel(x, y, red=255):
+    return parse_command("set_pixel", b'{"x": %d, "y": %d, "color": [%d, 0, 0]}' % (x, y, red), {})
+
+
+def message(text):
+    return parse_command("show_message", text.encode(), {})
+
+
+@pytest.fixture
+def device():
+    device = GatedDevice()
+    yield device
+    device.gate.set()  # never leave the worker thread stuck
+
+
+@pytest.fixture
+def worker(device):
+    worker = DeviceWorker(device, reactor)
+    worker.start()
+    yield worker
+    device.gate.set()
+    pytest_twisted.blockon(worker.stop(WAIT))
+
+
+def hold_in_show_message(worker, device, key="slow"):
+    """Submit a show_message and return once the worker thread is inside it."""
+    running = worker.submit(key, message("hold"), 1000, "queue")
+    assert device.scrolling.wait(WAIT)
+    return running
+
+
+def failure_of(deferred):
+    """The exception a Deferred already failed with (and consume it)."""
+    failures = []
+    deferred.addErrback(failures.append)
+    assert failures, "expected the Deferred to have failed already"
+    return failures[0].value
+
+
+@pytest_twisted.inlineCallbacks
+def test_results_come_back_and_follow_submission_order(worker, device):
+    set_first = worker.submit("k", pixel(2, 3), 1000, "queue")
+    pixels = worker.submit("k", parse_command("get_pixels", b"", {}), 1000, "queue")
+    reading = worker.call(device.read, "pressure")
+    assert (yield set_first) is None
+    assert (yield pixels)[3 * 8 + 2] == [255, 0, 0]
+    value, unit = yield reading
+    assert unit == "hPa" and 900 < value < 1100
+
+
+@pytest_twisted.inlineCallbacks
+def test_one_thread_runs_everything_in_arrival_order_across_keys(worker, device):
+    running = hold_in_show_message(worker, device)
+    results = [
+        worker.submit("a", pixel(0, 0), 1000, "queue"),
+        worker.call(device.read, "temperature"),
+        worker.submit("b", pixel(1, 1), 1000, "queue"),
+        worker.submit("a", message("second"), 1000, "queue"),
+        worker.submit("b", pixel(2, 2), 1000, "queue"),
+    ]
+    device.gate.set()
+    yield running
+    yield defer.gatherResults(results)
+    assert device.log == [
+        "show_message hold",
+        "set_pixel 0 0",
+        "read temperature",
+        "set_pixel 1 1",
+        "show_message second",
+        "set_pixel 2 2",
+    ]
+
+
+@pytest_twisted.inlineCallbacks
+def test_device_errors_fail_only_their_own_message(worker, device):
+    before = worker.submit("k", pixel(0, 0), 1000, "queue")
+    broken = worker.submit("k", pixel(7, 7), 1000, "queue")
+    after = worker.submit("k", pixel(1, 0), 1000, "queue")
+    yield before
+    with pytest.raises(ActionFailed, match=r"^set_pixel: this LED is broken$"):
+        yield broken
+    yield after
+    assert device.log == ["set_pixel 0 0", "set_pixel 1 0"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_call_failures_keep_their_exception(worker, device):
+    with pytest.raises(KeyError):
+        yield worker.call(device.read, "altitude")
+
+
+@pytest_twisted.inlineCallbacks
+def test_overflow_queue_rejects_the_new_message_at_the_limit(worker, device):
+    running = hold_in_show_message(worker, device)
+    kept = [worker.submit("k", pixel(x, 0), 2, "queue") for x in range(2)]
+    rejected = worker.submit("k", pixel(5, 0), 2, "queue")
+    error = failure_of(rejected)
+    assert isinstance(error, Dropped)
+    assert str(error) == "set_pixel: dropped, 2 messages already waiting (pending_limit, overflow queue)"
+    other_key = worker.submit("other", pixel(6, 0), 2, "queue")  # limits are per key
+    device.gate.set()
+    yield running
+    yield defer.gatherResults(kept + [other_key])
+    assert device.log[1:] == ["set_pixel 0 0", "set_pixel 1 0", "set_pixel 6 0"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_limit_counts_only_waiting_messages_not_the_running_one(worker, device):
+    running = hold_in_show_message(worker, device, key="k")
+    waiting = worker.submit("k", pixel(0, 0), 1, "queue")
+    assert not waiting.called
+    device.gate.set()
+    yield running
+    yield waiting
+
+
+@pytest_twisted.inlineCallbacks
+def test_overflow_latest_drops_what_waits_and_keeps_the_newest(worker, device):
+    running = hold_in_show_message(worker, device)
+    older = [worker.submit("k", pixel(x, 0), 1000, "latest") for x in range(3)]
+    other_key = worker.submit("other", pixel(0, 5), 1000, "latest")
+    newest = worker.submit("k", pixel(4, 0), 1000, "latest")
+    for deferred in older:
+        error = failure_of(deferred)
+        assert isinstance(error, Dropped)
+        assert str(error) == "set_pixel: dropped, replaced by a newer message (overflow latest)"
+    device.gate.set()
+    yield running
+    yield newest
+    yield other_key
+    assert device.log[1:] == ["set_pixel 0 5", "set_pixel 4 0"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_stop_lets_the_running_action_finish_and_drops_the_rest(device):
+    worker = DeviceWorker(device, reactor)
+    worker.start()
+    running = hold_in_show_message(worker, device)
+    waiting = [worker.submit("k", pixel(0, 0), 1000, "queue"), worker.call(device.read, "humidity")]
+    stopped = worker.stop(WAIT)
+    assert str(failure_of(waiting[0])) == "set_pixel: dropped, the device worker stopped before running it"
+    assert str(failure_of(waiting[1])) == "read: dropped, the device worker stopped before running it"
+    late = worker.submit("k", pixel(1, 1), 1000, "queue")
+    assert str(failure_of(late)) == "set_pixel: dropped, the device worker is stopping"
+    assert isinstance(failure_of(worker.call(device.read, "humidity")), Dropped)
+    assert not stopped.called  # still scrolling
+    device.gate.set()
+    yield running
+    assert (yield stopped) is True
+    assert device.log == ["show_message hold"]
+    assert worker.stop(WAIT) is stopped
+
+
+@pytest_twisted.inlineCallbacks
+def test_stop_gives_up_waiting_after_the_timeout(device):
+    worker = DeviceWorker(device, reactor)
+    worker.start()
+    running = hold_in_show_message(worker, device)
+    assert (yield worker.stop(0.01)) is False  # the gate stays shut until after this
+    device.gate.set()
+    yield running
+
+
+@pytest_twisted.inlineCallbacks
+def test_stop_before_start_finishes_at_once():
+    worker = DeviceWorker(MemoryDevice(), reactor)
+    assert (yield worker.stop(WAIT)) is True
+
+
+@pytest_twisted.inlineCallbacks
+def test_waiting_cheap_actions_run_as_one_batch_with_one_handover(device):
+    counting = CountingReactor()
+    worker = DeviceWorker(device, counting)
+    worker.start()
+    try:
+        running = hold_in_show_message(worker, device)
+        pixels = [worker.submit("k", pixel(x, y), 1000, "queue") for y in range(7) for x in range(8)]
+        device.gate.set()
+        yield running
+        yield defer.gatherResults(pixels)
+        # one for the show_message, one for all 56 pixels
+        assert counting.handovers == 2
+    finally:
+        device.gate.set()
+        yield worker.stop(WAIT)
+
+
+@pytest_twisted.inlineCallbacks
+def test_slow_work_is_never_batched_with_cheap_work(device):
+    counting = CountingReactor()
+    worker = DeviceWorker(device, counting)
+    worker.start()
+    try:
+        running = hold_in_show_message(worker, device)
+        device.scrolling.clear()
+        work = [worker.submit("k", pixel(x, 0), 1000, "queue") for x in range(3)]
+        work.append(worker.submit("k", message("again"), 1000, "queue"))
+        work += [worker.submit("k", pixel(x, 1), 1000, "queue") for x in range(2)]
+        work.append(worker.call(device.read, "pressure"))
+        work.append(worker.submit("k", pixel(0, 2), 1000, "queue"))
+        device.gate.set()
+        yield running
+        yield defer.gatherResults(work)
+        # hold | 3 pixels | "again" | 2 pixels | read | 1 pixel
+        assert counting.handovers == 6
+    finally:
+        device.gate.set()
+        yield worker.stop(WAIT)
