@@ -1,0 +1,145 @@
+"""The `bridge` command: one subparser and one function per subcommand.
+
+Keep this module cheap to import: each command imports what it needs when it runs, so
+`bridge validate` never loads Twisted and `bridge --help` loads almost nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from bridge import __version__
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # argparse exits on --help (0) and usage errors (2); report, don't exit
+        return exit.code if isinstance(exit.code, int) else EXIT_USAGE
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    return args.handler(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bridge",
+        description="Drive Raspberry Pi Sense HATs over NATS, declaratively.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_validate(commands)
+    add_schema(commands)
+    return parser
+
+
+def _override(text: str) -> str:
+    from bridge.config.overrides import OverrideSyntaxError, split_override
+
+    try:
+        split_override(text)
+    except OverrideSyntaxError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def add_override_option(parser: argparse.ArgumentParser) -> None:
+    """`--set KEY=VALUE`, shared by every command that reads a config file."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], type=_override, metavar="KEY=VALUE",
+        help="override a value before validation, e.g. vars.room=lab or nats.servers=nats://host:4222 (repeatable)",
+    )
+
+
+# -- validate ---------------------------------------------------------------------------------------
+
+def add_validate(commands) -> None:
+    parser = commands.add_parser(
+        "validate",
+        help="check config files",
+        description="Check config files. Exit status: 0 all valid, 1 any invalid, 2 a file unreadable or bad usage.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE")
+    add_override_option(parser)
+    parser.add_argument("--print", dest="print_config", action="store_true",
+                        help="print the fully resolved config as YAML (secrets masked)")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="json: one JSON document on stdout, for CI")
+    parser.set_defaults(handler=validate_command)
+
+
+def validate_command(args: argparse.Namespace) -> int:
+    from bridge.config import ConfigError, ConfigFileError
+    from bridge.config.convert import to_yaml
+    from bridge.config.loader import load
+
+    status = EXIT_OK
+    reports = []
+    printed = []
+    for file in args.files:
+        report = {"file": file, "valid": False, "errors": [], "summary": None}
+        reports.append(report)
+        try:
+            loaded = load(file, args.overrides)
+        except ConfigError as error:
+            status = max(status, EXIT_USAGE if isinstance(error, ConfigFileError) else EXIT_INVALID)
+            report["errors"] = [issue.as_dict() for issue in error.errors]
+            if args.format == "text":
+                print(error, file=sys.stderr)
+            continue
+        config = loaded.config
+        report["valid"] = True
+        report["summary"] = {
+            "device": config.device.id,
+            "driver": config.device.driver,
+            "subscriptions": len(config.subscriptions),
+            "publications": len(config.publications),
+            "servers": list(config.nats.servers),
+        }
+        if args.print_config:
+            printed.append(f"# {file}\n" + to_yaml(config, loaded.secret_paths))
+        elif args.format == "text":
+            print(_summary(file, config))
+    if args.format == "json":
+        import json
+
+        print(json.dumps({"valid": status == EXIT_OK, "files": reports}, indent=2))
+    elif printed:
+        print("---\n".join(printed), end="")
+    return status
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def _summary(file: str, config) -> str:
+    return (
+        f"{file}: ok: device {config.device.id} ({config.device.driver}), "
+        f"{_plural(len(config.subscriptions), 'subscription')}, {_plural(len(config.publications), 'publication')}, "
+        f"servers {', '.join(config.nats.servers)}"
+    )
+
+
+# -- schema -----------------------------------------------------------------------------------------
+
+def add_schema(commands) -> None:
+    parser = commands.add_parser(
+        "schema",
+        help="print the config file's JSON Schema",
+        description="Print the JSON Schema (2020-12) of the config file, for editors and CI.",
+    )
+    parser.set_defaults(handler=schema_command)
+
+
+def schema_command(args: argparse.Namespace) -> int:
+    from bridge.config import schema_text
+
+    sys.stdout.write(schema_text())
+    return EXIT_OK

@@ -1,0 +1,145 @@
+"""Validated plain data -> the typed model, and the model back to YAML for `--print`."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path as FilePath
+from typing import Any
+
+from bridge.config.checks import resolve_file
+from bridge.config.document import Path
+from bridge.config.model import (
+    BridgeConfig,
+    DeviceConfig,
+    NatsConfig,
+    PublicationConfig,
+    ReconnectConfig,
+    SubscriptionConfig,
+    TlsConfig,
+    WebConfig,
+)
+from bridge.config.schema import SECRET_KEYS
+from bridge.config.units import format_duration, format_size, parse_duration, parse_listen, parse_size
+
+MASK = "********"
+_DURATIONS = {"initial_delay", "max_delay", "ping_interval", "interval", "heartbeat"}
+
+
+def _optional_duration(value: Any) -> float | None:
+    return None if value is None else parse_duration(value)
+
+
+def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
+    """Only for data that passed every check: nothing here reports errors."""
+    from bridge.actions import normalise_defaults
+
+    device_data = data.get("device", {})
+    device = DeviceConfig(
+        id=device_data["id"],
+        driver=device_data.get("driver", DeviceConfig.driver),
+        rotation=device_data.get("rotation", DeviceConfig.rotation),
+        low_light=device_data.get("low_light", DeviceConfig.low_light),
+    )
+    nats_data = data["nats"]
+
+    def file(value: str | None) -> str | None:
+        return None if value is None else resolve_file(config_dir, value)
+
+    tls_data = nats_data.get("tls")
+    tls = None
+    if tls_data is not None:
+        tls = TlsConfig(
+            ca_file=file(tls_data.get("ca_file")),
+            cert_file=file(tls_data.get("cert_file")),
+            key_file=file(tls_data.get("key_file")),
+            verify=tls_data.get("verify", True),
+        )
+    reconnect_data = nats_data.get("reconnect", {})
+    defaults = ReconnectConfig()
+    reconnect = ReconnectConfig(
+        initial_delay=parse_duration(reconnect_data.get("initial_delay", defaults.initial_delay)),
+        max_delay=parse_duration(reconnect_data.get("max_delay", defaults.max_delay)),
+        jitter=float(reconnect_data.get("jitter", defaults.jitter)),
+        max_attempts=reconnect_data.get("max_attempts", defaults.max_attempts),
+    )
+    nats = NatsConfig(
+        servers=tuple(nats_data["servers"]),
+        name=nats_data.get("name", f"bridge-{device.id}"),
+        randomize=nats_data.get("randomize", True),
+        user=nats_data.get("user"),
+        password=nats_data.get("password"),
+        token=nats_data.get("token"),
+        nkey_seed_file=file(nats_data.get("nkey_seed_file")),
+        creds_file=file(nats_data.get("creds_file")),
+        tls=tls,
+        reconnect=reconnect,
+        ping_interval=parse_duration(nats_data.get("ping_interval", 10.0)),
+        max_outstanding_pings=nats_data.get("max_outstanding_pings", 2),
+        buffer_size=parse_size(nats_data.get("buffer_size", 8 * 1024 * 1024)),
+    )
+    subscriptions = tuple(
+        SubscriptionConfig(
+            subject=entry["subject"],
+            action=entry["action"],
+            queue=entry.get("queue"),
+            args=normalise_defaults(entry["action"], entry.get("args", {})),
+            pending_limit=entry.get("pending_limit", 1000),
+            overflow=entry.get("overflow", "queue"),
+        )
+        for entry in data.get("subscriptions", [])
+    )
+    publications = tuple(
+        PublicationConfig(
+            subject=entry["subject"],
+            sensor=entry["sensor"],
+            interval=_optional_duration(entry.get("interval")),
+            change=None if entry.get("change") is None else float(entry["change"]),
+            heartbeat=_optional_duration(entry.get("heartbeat")),
+        )
+        for entry in data.get("publications", [])
+    )
+    web = None
+    if "web" in data:
+        host, port = parse_listen(data["web"]["listen"])
+        web = WebConfig(host=host, port=port)
+    return BridgeConfig(
+        device=device,
+        nats=nats,
+        subscriptions=subscriptions,
+        publications=publications,
+        web=web,
+        version=data["version"],
+        source=source,
+    )
+
+
+def to_yaml(config: BridgeConfig, secret_paths: set[Path]) -> str:
+    """The fully resolved config, defaults filled in, units spelled out, secrets masked."""
+    import yaml
+
+    data = _plain(dataclasses.asdict(config), (), secret_paths)
+    data.pop("source")
+    web = data.pop("web", None)
+    if web is not None:
+        host = f"[{web['host']}]" if ":" in web["host"] else web["host"]
+        data["web"] = {"listen": f"{host}:{web['port']}"}
+    ordered = {key: data[key] for key in ("version", "device", "nats", "subscriptions", "publications", "web") if key in data}
+    return yaml.safe_dump(ordered, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100)
+
+
+def _plain(value: Any, path: Path, secret_paths: set[Path]) -> Any:
+    if path in secret_paths or (path and path[-1] in SECRET_KEYS and value is not None):
+        return MASK
+    if isinstance(value, dict):
+        return {
+            key: _plain(item, path + (key,), secret_paths)
+            for key, item in value.items()
+            if item is not None or key in ("queue",)
+        }
+    if isinstance(value, (list, tuple)):
+        return [_plain(item, path + (index,), secret_paths) for index, item in enumerate(value)]
+    if path and path[0] != "subscriptions" and path[-1] in _DURATIONS and isinstance(value, float):
+        return format_duration(value)
+    if path and path[-1] == "buffer_size":
+        return format_size(value)
+    return value

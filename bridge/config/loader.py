@@ -1,0 +1,114 @@
+"""read → parse with positions → --set → substitute → schema → semantic checks → typed model."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path as FilePath
+from typing import Sequence
+
+from bridge.config.checks import coerce_substituted_args, read_as_yaml, semantic_issues
+from bridge.config.convert import MASK, to_model, to_yaml
+from bridge.config.document import Document, Path, YamlError, parse_document
+from bridge.config.errors import ConfigError, ConfigFileError, ConfigIssue
+from bridge.config.model import BridgeConfig
+from bridge.config.overrides import apply_overrides
+from bridge.config.schema import SECRET_KEYS, describe, schema_issues
+from bridge.config.substitute import DEVICE_ID, Substitution
+
+
+@dataclass
+class Loaded:
+    config: BridgeConfig
+    secret_paths: set[Path]
+
+
+def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> BridgeConfig:
+    """The validated, typed config; raises ConfigError listing every problem (ConfigFileError: unreadable)."""
+    return load(path, overrides).config
+
+
+def resolved_yaml(path: str | os.PathLike, overrides: Sequence[str] = ()) -> str:
+    """The config after --set and substitutions, defaults filled in, secrets masked (for --print)."""
+    loaded = load(path, overrides)
+    return to_yaml(loaded.config, loaded.secret_paths)
+
+
+def load(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Loaded:
+    file = os.fspath(path)
+    config_dir = FilePath(os.path.abspath(file)).parent
+    document = _parse(file)
+    issues = [issue for _, issue in document.issues]
+    issues += apply_overrides(document, overrides)
+    substitution = Substitution(document, config_dir)
+    substitution.run()
+    issues += substitution.issues
+    skip = set(substitution.failed_paths) | {path for path, _ in document.issues}
+
+    found = schema_issues(document, substitution.secret_paths)
+    retry = {path for path, _ in found} & substitution.substituted_paths
+    if any([read_as_yaml(document, path) for path in retry]):
+        found = schema_issues(document, substitution.secret_paths)
+    coerce_substituted_args(document, substitution.substituted_paths)
+    if any(path == DEVICE_ID for path, _ in found):
+        skip |= substitution.device_id_paths  # one bad device id should not fail every subject using it
+
+    def skipped(path: Path) -> bool:
+        return any(path[: len(stale)] == stale for stale in skip)
+
+    found = [(path, issue) for path, issue in found if path == DEVICE_ID or not skipped(path)]
+    error_paths = {path for path, _ in found}
+    found += semantic_issues(document, config_dir, lambda path: skipped(path) or path in error_paths)
+    issues += [issue for _, issue in found]
+    if issues:
+        issues = _scrub(issues, _secret_values(document, substitution.secret_paths))
+        raise ConfigError(sorted(set(issues), key=lambda issue: _order(issue, file)))
+    config = to_model(document.data, config_dir, file)
+    return Loaded(config, substitution.secret_paths)
+
+
+def _secret_values(document: Document, secret_paths: set[Path]) -> list[str]:
+    paths = set(secret_paths) | {("nats", key) for key in SECRET_KEYS}
+    values = {document.get(path) for path in paths}
+    return sorted((value for value in values if isinstance(value, str) and value), key=len, reverse=True)
+
+
+def _scrub(issues: list[ConfigIssue], secrets: list[str]) -> list[ConfigIssue]:
+    """Messages quote values (a subject, a file name); a secret must never be among them."""
+    if not secrets:
+        return issues
+    scrubbed = []
+    for issue in issues:
+        message = issue.message
+        for secret in secrets:
+            message = message.replace(secret, MASK)
+        scrubbed.append(dataclasses.replace(issue, message=message))
+    return scrubbed
+
+
+def _order(issue: ConfigIssue, file: str) -> tuple:
+    return (issue.file != file, issue.file, issue.line, issue.column, issue.path, issue.message)
+
+
+def _parse(file: str) -> Document:
+    try:
+        with open(file, "rb") as stream:
+            raw = stream.read()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigFileError([ConfigIssue(file, 0, 0, "<file>", f"cannot read: {reason}")]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise ConfigError([ConfigIssue(file, line, column, "<file>", "not UTF-8 text")]) from None
+    try:
+        document = parse_document(text, file)
+    except YamlError as error:
+        raise ConfigError(sorted(error.issues, key=lambda issue: _order(issue, file))) from None
+    if not isinstance(document.data, dict):
+        got = describe(document.data)
+        raise ConfigError([document.position(()).issue((), f"the top level must be a mapping (version:, nats:, ...), got {got}")])
+    return document

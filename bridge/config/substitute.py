@@ -1,0 +1,245 @@
+"""`${...}` substitutions: vars, ${device.id}, ${HOSTNAME}, ${env:NAME[:-default]}, ${file:PATH}.
+
+Resolved on the parsed data before schema validation, so a bad value is reported where it was
+written. Substitution produces text; where a number or true/false is needed, the loader reads
+that text as YAML (so `rotation: ${rot}` and `rotation: "${env:ROT}"` both work). `$${` is a literal `${`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path as FilePath
+from typing import Any, Mapping
+
+from bridge.config.document import Document, Path, Position
+from bridge.config.errors import ConfigIssue, did_you_mean
+
+_TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENV = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
+BUILTINS = ("HOSTNAME", "device.id", "env:NAME", "file:PATH")
+DEVICE_ID = ("device", "id")
+
+
+def machine_hostname() -> str:
+    """The short host name: subject tokens cannot contain dots, so 'pi1.local' becomes 'pi1'."""
+    return socket.gethostname().split(".")[0]
+
+
+@dataclass
+class _Resolved:
+    value: Any
+    secret: bool = False  # came (partly) from ${file:...}
+    device_id: bool = False  # used ${device.id}
+    ok: bool = True
+
+
+class _Failed(Exception):
+    """A reference that cannot be resolved; already reported."""
+
+
+class Substitution:
+    """Resolve every `${...}` in a document in place, collecting issues instead of stopping."""
+
+    def __init__(self, document: Document, config_dir: FilePath, environ: Mapping[str, str] | None = None):
+        self.document = document
+        self.config_dir = config_dir
+        self.environ = os.environ if environ is None else environ
+        self.issues: list[ConfigIssue] = []
+        self.secret_paths: set[Path] = set()  # values to mask in --print and error messages
+        self.device_id_paths: set[Path] = set()  # values built from ${device.id}
+        self.failed_paths: set[Path] = set()  # values left unresolved (errors already reported)
+        self.substituted_paths: set[Path] = set()  # text built by substitution (may be read as YAML later)
+        self._vars: dict[str, _Resolved] = {}
+        self._resolving: list[str] = []
+
+    def run(self) -> None:
+        data = self.document.data
+        if not isinstance(data, dict):
+            return
+        device = data.setdefault("device", {})
+        if isinstance(device, dict):
+            device.setdefault("id", "${HOSTNAME}")
+        variables = data.get("vars")
+        if isinstance(variables, dict):
+            for name in variables:
+                self._var(name)
+                self._store(("vars", name), self._vars[name])
+        if isinstance(device, dict):
+            self._store(DEVICE_ID, self._device_id())
+        for key, value in data.items():
+            if key != "vars":
+                self._walk(value, (key,))
+
+    # -- walking -------------------------------------------------------------------------------
+
+    def _walk(self, value: Any, path: Path) -> None:
+        if path == DEVICE_ID:
+            return
+        if isinstance(value, dict):
+            for key, item in value.items():
+                self._walk(item, path + (key,))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self._walk(item, path + (index,))
+        elif isinstance(value, str) and "${" in value:
+            self._store(path, self._text(value, path))
+
+    def _store(self, path: Path, resolved: _Resolved) -> None:
+        if not resolved.ok:
+            self.failed_paths.add(path)
+            return
+        self.substituted_paths.add(path)
+        if resolved.secret:
+            self.secret_paths.add(path)
+        if resolved.device_id:
+            self.device_id_paths.add(path)
+        parent = self.document.get(path[:-1])
+        parent[path[-1]] = resolved.value
+
+    # -- resolving ---------------------------------------------------------------------------------
+
+    def _text(self, text: str, path: Path) -> _Resolved:
+        position = self.document.position(path)
+        result = _Resolved("")
+        pieces = []
+        end = 0
+        for match in _TOKEN.finditer(text):
+            pieces.append(text[end : match.start()])
+            end = match.end()
+            token = match.group(0)
+            if token == "$${":
+                pieces.append("${")
+                continue
+            if match.group(1) is None:
+                self._issue(position.at_offset(match.start()), path, "unterminated '${' (missing '}')")
+                result.ok = False
+                continue
+            try:
+                resolved = self._reference(match.group(1).strip(), position.at_offset(match.start()), path)
+            except _Failed:
+                result.ok = False
+                continue
+            result.secret |= resolved.secret
+            result.device_id |= resolved.device_id
+            pieces.append(_as_text(resolved.value))
+        pieces.append(text[end:])
+        result.value = "".join(pieces) if result.ok else text
+        return result
+
+    def _reference(self, name: str, position: Position, path: Path) -> _Resolved:
+        if name == "HOSTNAME":
+            return _Resolved(machine_hostname())
+        if name == "device.id":
+            resolved = self._device_id()
+            if not resolved.ok:
+                raise _Failed
+            return _Resolved(resolved.value, resolved.secret, True)
+        if name.startswith("env:"):
+            return self._env(name, position, path)
+        if name.startswith("file:"):
+            return self._file(name[len("file:") :], position, path)
+        variables = self.document.get(("vars",))
+        if _VAR_NAME.fullmatch(name) and isinstance(variables, dict) and name in variables:
+            resolved = self._var(name)
+            if not resolved.ok:
+                raise _Failed
+            return resolved
+        choices = list(variables) if isinstance(variables, dict) else []
+        hint = did_you_mean(name, choices + list(BUILTINS))
+        if not hint:
+            known = ", ".join(choices) if choices else "none defined"
+            hint = f" (vars: {known}; built in: {', '.join(BUILTINS)})"
+        self._issue(position, path, f"undefined substitution '${{{name}}}'{hint}")
+        raise _Failed
+
+    def _env(self, name: str, position: Position, path: Path) -> _Resolved:
+        match = _ENV.fullmatch(name)
+        if not match:
+            self._issue(position, path, f"bad substitution '${{{name}}}': use ${{env:NAME}} or ${{env:NAME:-default}}")
+            raise _Failed
+        variable, default = match.groups()
+        value = self.environ.get(variable, "")
+        if value:
+            return _Resolved(value)
+        if default is not None:
+            return _Resolved(default)
+        if variable in self.environ:
+            return _Resolved("")
+        self._issue(position, path, f"environment variable {variable} is not set "
+                                    f"(give a default with ${{env:{variable}:-default}})")
+        raise _Failed
+
+    def _file(self, name: str, position: Position, path: Path) -> _Resolved:
+        if not name:
+            self._issue(position, path, "'${file:}' needs a path")
+            raise _Failed
+        target = self.config_dir / FilePath(name).expanduser()
+        try:
+            content = target.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self._issue(position, path, f"${{file:{name}}}: no such file: {target}")
+            raise _Failed from None
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            self._issue(position, path, f"${{file:{name}}}: cannot read {target}: {reason}")
+            raise _Failed from None
+        return _Resolved(content.rstrip("\r\n"), secret=True)
+
+    def _var(self, name: str) -> _Resolved:
+        if name in self._vars:
+            return self._vars[name]
+        path = ("vars", name)
+        if name in self._resolving:
+            cycle = " -> ".join(self._resolving[self._resolving.index(name) :] + [name])
+            self._issue(self.document.position(path), path, f"substitution cycle: {cycle}")
+            raise _Failed
+        self._resolving.append(name)
+        try:
+            value = self.document.get(path)
+            resolved = self._text(value, path) if isinstance(value, str) and "${" in value else _Resolved(value)
+        except _Failed:
+            resolved = _Resolved(self.document.get(path), ok=False)
+        finally:
+            self._resolving.pop()
+        self._vars[name] = resolved
+        return resolved
+
+    def _device_id(self) -> _Resolved:
+        if "device.id" in self._vars:
+            return self._vars["device.id"]
+        if "device.id" in self._resolving:
+            self._issue(self.document.position(DEVICE_ID), DEVICE_ID, "device.id cannot refer to itself")
+            raise _Failed
+        value = self.document.get(DEVICE_ID)
+        self._resolving.append("device.id")
+        try:
+            if isinstance(value, str) and "${" in value:
+                resolved = self._text(value, DEVICE_ID)
+            else:
+                resolved = _Resolved(value)
+        except _Failed:
+            resolved = _Resolved(value, ok=False)
+        finally:
+            self._resolving.pop()
+        self._vars["device.id"] = resolved
+        return resolved
+
+    def _issue(self, position: Position, path: Path, message: str) -> None:
+        issue = position.issue(path, message)
+        if issue not in self.issues:
+            self.issues.append(issue)
+
+
+def _as_text(value: Any) -> str:
+    """How a variable reads inside a longer string: YAML spellings, not Python's."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return ""
+    return str(value)
