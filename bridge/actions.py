@@ -42,6 +42,10 @@ class Command(NamedTuple):
     cheap: bool
 
 
+# Command(...) goes through a Python-level __new__; this skips it on the hot path.
+_new_command = tuple.__new__
+
+
 class _Invalid(ValueError):
     """A rule broken by one value; the caller adds which action and key."""
 
@@ -285,22 +289,22 @@ def parse_command(action: str, payload: bytes, defaults: Mapping[str, Any]) -> C
     else:
         merged = given
     validators = spec.keys
-    for key in merged:
-        if key not in validators:
-            raise PayloadError(f"{action}: unknown key {key!r}{_suggestion(str(key), validators)}")
+    if merged.keys() - validators.keys():
+        key = next(key for key in merged if key not in validators)
+        raise PayloadError(f"{action}: unknown key {key!r}{_suggestion(str(key), validators)}")
     args = []
     fallbacks = spec.fallbacks
-    for key, validate in validators.items():
-        if key in merged:
-            try:
+    try:
+        for key, validate in validators.items():
+            if key in merged:
                 args.append(validate(merged[key]))
-            except _Invalid as error:
-                raise PayloadError(f"{action}: {key} {error}") from None
-        elif key in fallbacks:
-            args.append(fallbacks[key])
-        else:
-            raise PayloadError(f"{action}: {key} is missing; the payload should be {spec.example}")
-    return Command(action, tuple(args), spec.cheap)
+            elif key in fallbacks:
+                args.append(fallbacks[key])
+            else:
+                raise PayloadError(f"{action}: {key} is missing; the payload should be {spec.example}")
+    except _Invalid as error:
+        raise PayloadError(f"{action}: {key} {error}") from None
+    return _new_command(Command, (action, tuple(args), spec.cheap))
 
 
 def check_defaults(action: str, args: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -92,6 +92,7 @@ def test_two_devices_in_one_process_share_the_host_until_the_last_closes(emulato
     first = open_device(DeviceConfig(id="emu", driver="sense-emu"))
     second = open_device(DeviceConfig(id="emu", driver="sense-emu"))
     first.close()
+    first.close()  # closing twice must not count twice
     assert EmulatorLock("sense_emu").mine
     second.read("humidity")
     second.close()

@@ -42,6 +42,7 @@ class SenseHatDevice(Device):
         self.driver = driver
         self._on_close = on_close
         self._version = 0
+        self._closed = False
         # The libraries keep no public name for their framebuffer; both call it _fb_device.
         self._framebuffer = hat._fb_device
         # show_message draws every scroll frame through self.set_pixels; wrapping it on the
@@ -130,6 +131,9 @@ class SenseHatDevice(Device):
         return [(event.direction, event.action) for event in self._hat.stick.get_events()]
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._hat.stick.close()
         finally:

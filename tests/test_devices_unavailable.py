@@ -1,4 +1,4 @@
-"""The sense-hat driver off a Pi: every way it cannot start is one clear sentence, not a traceback."""
+"""Drivers that cannot start (sense-hat off a Pi, sense-emu not installed) say why in one sentence."""
 
 from __future__ import annotations
 
@@ -79,3 +79,12 @@ def test_framebuffer_missing(fake_library):
     with pytest.raises(DeviceUnavailable) as raised:
         open_device(CONFIG)
     assert_one_clear_sentence(raised.value, '"RPi-Sense FB" framebuffer', "Cannot detect RPi-Sense FB device", "dtoverlay=rpi-sense")
+
+
+def test_emulator_library_not_installed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sense_emu", None)
+    with pytest.raises(DeviceUnavailable) as raised:
+        open_device(DeviceConfig(id="emu", driver="sense-emu"))
+    text = str(raised.value)
+    assert "\n" not in text and raised.value.__suppress_context__
+    assert "sense_emu library" in text and "pip install 'nats-sense-bridge[emu]'" in text and "driver: memory" in text
