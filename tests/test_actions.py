@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge.actions import (
     ActionFailed,
@@ -269,3 +271,23 @@ def test_reply_payloads():
     assert json.loads(reply_payload({"temperature": 20.5})) == {"temperature": 20.5}
     error = PayloadError("set_pixel: x must be an integer 0..7, got 9")
     assert json.loads(reply_payload(error)) == {"ok": False, "error": "set_pixel: x must be an integer 0..7, got 9"}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-300, 300) | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(["x", "y", "color", "text", "rotation", "enabled", "pixels", "letter", "z"]), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(action=st.sampled_from(ACTIONS), payload=st.binary(max_size=60) | json_values.map(lambda v: json.dumps(v).encode()))
+def test_any_payload_gives_a_command_or_a_payload_error(action, payload):
+    # Bad payloads must never crash the subscription with anything but a clear PayloadError.
+    try:
+        command = parse_command(action, payload, {})
+    except PayloadError as error:
+        assert str(error).startswith(f"{action}: ")
+    else:
+        assert command.action == action
+        json.dumps(execute(MemoryDevice(), command))  # and it runs, with a JSON-able result
