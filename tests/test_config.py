@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,7 @@ from bridge.cli import main
 from bridge.config import ConfigError, ConfigFileError, load_config, resolved_yaml, schema_text
 from bridge.config.document import parse_document
 from bridge.config.model import ACTIONS, DRIVERS, OVERFLOW_POLICIES, SENSORS
-from bridge.config.units import format_duration, format_size, parse_duration, parse_listen, parse_size
+from bridge.config.units import DURATION_PATTERN, SIZE_PATTERN, format_duration, format_size, parse_duration, parse_listen, parse_size
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((REPO / "configs").glob("*.yml"))
@@ -87,6 +86,12 @@ def test_schema_is_valid_2020_12_and_its_enums_match_the_model():
     assert tuple(schema["$defs"]["subscription"]["properties"]["overflow"]["enum"]) == OVERFLOW_POLICIES
 
 
+def test_schema_units_accept_exactly_what_the_loader_parses():
+    schema = json.loads(schema_text())
+    assert schema["$defs"]["duration"]["anyOf"][0]["pattern"] == DURATION_PATTERN
+    assert schema["$defs"]["size"]["anyOf"][0]["pattern"] == SIZE_PATTERN
+
+
 def test_schema_closes_every_mapping_except_the_free_form_ones():
     def objects(node, path=""):
         if isinstance(node, dict):
@@ -127,6 +132,13 @@ def test_safe_semantics_dates_stay_text_and_merge_keys_work():
     assert document.data["a"] == "2024-01-02"
     assert document.data["c"] == {"x": 1, "y": 3}
     assert not document.issues
+
+
+def test_absurd_nesting_is_an_error_not_a_crash(tmp_path):
+    path = write(tmp_path, BASE + "vars: {a: " + "[" * 900 + "]" * 900 + "}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert "nested more than 64 levels deep" in str(caught.value)
 
 
 def test_alias_bombs_are_cut_off():
@@ -349,6 +361,11 @@ def test_sizes(text, size):
 @given(st.integers(min_value=0, max_value=2**40))
 def test_sizes_print_back_exactly(size):
     assert parse_size(format_size(size)) == size
+
+
+def test_web_block_defaults_to_loopback(tmp_path):
+    web = load_config(write(tmp_path, BASE + "web: {}\n")).web
+    assert (web.host, web.port) == ("127.0.0.1", 8080)
 
 
 @pytest.mark.parametrize("text, expected", [("127.0.0.1:8080", ("127.0.0.1", 8080)), ("[::1]:80", ("::1", 80)),

@@ -100,7 +100,8 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
     )
     web = None
     if "web" in data:
-        host, port = parse_listen(data["web"]["listen"])
+        default = WebConfig()
+        host, port = parse_listen(data["web"].get("listen", f"{default.host}:{default.port}"))
         web = WebConfig(host=host, port=port)
     return BridgeConfig(
         device=device,

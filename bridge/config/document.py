@@ -15,8 +15,10 @@ from bridge.config.errors import ConfigIssue, format_path
 
 Path = tuple  # of str keys and int list indices
 
-# Aliases can expand a small file into a huge tree ("billion laughs"); no real config comes close.
+# Aliases can expand a small file into a huge tree ("billion laughs"); no real config comes close
+# to either limit (a config nests about six levels).
 MAX_NODES = 100_000
+MAX_DEPTH = 64
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
@@ -177,6 +179,9 @@ class _Builder:
             return None
         if id(node) in self.active:
             self._fail(node, path, "recursive alias")
+            return None
+        if len(path) > MAX_DEPTH:
+            self._fail(node, path[:MAX_DEPTH], f"nested more than {MAX_DEPTH} levels deep")
             return None
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node, path)

@@ -6,11 +6,11 @@ import re
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h))+$"
+DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h))+$"  # the schema's $defs/duration uses the same
 
 _SIZE_UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
-_SIZE = re.compile(r"^(\d+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$")
-SIZE_PATTERN = r"^\d+\s*(B|KB|MB|GB|KiB|MiB|GiB)?$"
+SIZE_PATTERN = r"^(\d+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?$"  # the schema's $defs/size uses the same
+_SIZE = re.compile(SIZE_PATTERN)
 
 
 def parse_duration(value: str | int | float) -> float:
