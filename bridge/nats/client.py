@@ -894,6 +894,16 @@ class Client:
         self._keepalive = LoopingCall(self._send_keepalive)
         self._keepalive.clock = self._reactor
         self._keepalive.start(self._ping_interval, now=False)
+        # Tell listeners and connect() callers once ClientService has registered the connection,
+        # and outside its state machine (it refuses re-entry): they may well close the client.
+        self._service.whenConnected().addCallbacks(
+            lambda _: self._reactor.callLater(0, self._announce, conn),
+            lambda failure: failure.trap(defer.CancelledError),
+        )
+
+    def _announce(self, conn: _Connection) -> None:
+        if self._conn is not conn:
+            return
         url = conn.server.url
         reconnect = self._ever_connected
         self._ever_connected = True
