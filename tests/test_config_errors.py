@@ -283,6 +283,13 @@ CASES = [
           id: kitchen pi
         nats: {servers: [nats://127.0.0.1:4222]}
         """, 3, "device.id", "a device id uses only letters, digits"),
+    case("device given as a driver name", """\
+        version: 1
+        device: memory
+        nats: {servers: [nats://127.0.0.1:4222]}
+        subscriptions:
+          - {subject: "pi.${device.id}.clear", action: clear}
+        """, 2, "device", "expected a mapping, got a string 'memory'"),
     case("polled sensor without interval", """\
         version: 1
         nats: {servers: [nats://127.0.0.1:4222]}
@@ -382,7 +389,8 @@ def test_there_are_at_least_thirty_distinct_mistakes():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_bad_config_names_line_path_and_problem(case, tmp_path, capsys):
+def test_bad_config_names_line_path_and_problem(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("BRIDGE_TEST_DEFINITELY_UNSET", raising=False)
     overrides = [argument for override in case.overrides for argument in ("--set", override)]
     status, path, lines = run_validate(tmp_path, capsys, case.text, *overrides)
     assert status == 1
@@ -459,3 +467,13 @@ def test_real_subprocess_exit_codes_and_messages(tmp_path):
 
     result = subprocess.run([*command, str(tmp_path / "absent.yml")], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 2
+
+
+@pytest.mark.parametrize("device", ["memory", "{id: 'kitchen pi'}"])
+def test_a_bad_device_does_not_also_fail_every_subject_using_its_id(device, tmp_path, capsys):
+    text = (f"version: 1\ndevice: {device}\nnats: {{servers: [nats://127.0.0.1:4222]}}\nsubscriptions:\n"
+            "  - {subject: 'pi.${device.id}.clear', action: clear}\n"
+            "  - {subject: 'pi.${device.id}.show', action: show_message}\n")
+    status, path, lines = run_validate(tmp_path, capsys, text)
+    assert status == 1
+    assert len(lines) == 1 and lines[0].startswith(f"{path}:2:"), lines

@@ -51,7 +51,7 @@ def load(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Loaded:
     if any([read_as_yaml(document, path) for path in retry]):
         found = schema_issues(document, substitution.secret_paths)
     coerce_substituted_args(document, substitution.substituted_paths)
-    if any(path == DEVICE_ID for path, _ in found):
+    if any(path in (DEVICE_ID, DEVICE_ID[:1]) for path, _ in found):
         skip |= substitution.device_id_paths  # one bad device id should not fail every subject using it
 
     def skipped(path: Path) -> bool:
