@@ -35,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_validate(commands)
+    add_run(commands)
+    add_send(commands)
     add_schema(commands)
+    add_demo(commands)
     return parser
 
 
@@ -143,3 +146,80 @@ def schema_command(args: argparse.Namespace) -> int:
 
     sys.stdout.write(schema_text())
     return EXIT_OK
+
+
+# -- run --------------------------------------------------------------------------------------------
+
+def add_run(commands) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="run the bridge for a config file",
+        description=(
+            "Connect, subscribe and publish as the config says, until SIGINT/SIGTERM (graceful stop, exit 0). "
+            "SIGHUP re-reads the file; an invalid file is logged and the running config kept. "
+            "Exit status: 1 invalid config or device unavailable, 2 unreadable file or bad usage."
+        ),
+    )
+    parser.add_argument("file", metavar="FILE")
+    add_override_option(parser)
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="json: one JSON object per log line")
+    parser.add_argument("--web", metavar="HOST:PORT",
+                        help="serve the live LED web view here (loopback unless you name another address)")
+    parser.set_defaults(handler=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from bridge.run import run_bridge
+
+    return run_bridge(args.file, args.overrides, log_format=args.log_format, web=args.web)
+
+
+# -- send -------------------------------------------------------------------------------------------
+
+def add_send(commands) -> None:
+    parser = commands.add_parser(
+        "send",
+        help="publish a message (or make a request) on a subject",
+        description=(
+            "Publish TEXT (words joined by spaces; '-' reads stdin) on SUBJECT. "
+            "Exit status: 0 sent (or reply ok), 1 no server / timeout / no responders / error reply, 2 bad usage."
+        ),
+    )
+    parser.add_argument("--server", "-s", dest="servers", action="append", default=[], metavar="URL",
+                        help="NATS server URL (repeatable; default $NATS_URL or nats://127.0.0.1:4222)")
+    parser.add_argument("--request", "-r", action="store_true", help="wait for the reply and print it")
+    parser.add_argument("--json", dest="as_json", action="store_true", help="the payload is JSON: check it first")
+    parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="for --request (default 5)")
+    parser.add_argument("subject", metavar="SUBJECT")
+    parser.add_argument("text", nargs="*", metavar="TEXT")
+    parser.set_defaults(handler=send_command)
+
+
+def send_command(args: argparse.Namespace) -> int:
+    from bridge.send import send_message
+
+    return send_message(args.subject, args.text, args.servers, request=args.request,
+                        as_json=args.as_json, timeout=args.timeout)
+
+
+# -- demo -------------------------------------------------------------------------------------------
+
+def add_demo(commands) -> None:
+    parser = commands.add_parser(
+        "demo",
+        help="local nats-server + bridge on an emulated HAT + LED web view (what `make run` runs)",
+        description="Start an embedded nats-server on loopback, the bridge and the LED web view; Ctrl-C stops all.",
+    )
+    parser.add_argument("--config", default=None, metavar="FILE", help="default: configs/demo.yml")
+    parser.add_argument("--web", default="127.0.0.1:8080", metavar="HOST:PORT",
+                        help="where the LED web view listens (default 127.0.0.1:8080, or a free port)")
+    parser.set_defaults(handler=demo_command)
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from bridge.demo import run_demo
+
+    if args.config is None:
+        return run_demo(web=args.web)
+    return run_demo(args.config, web=args.web)

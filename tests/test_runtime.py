@@ -124,7 +124,7 @@ def test_read_sensors_reply_has_every_reading(bridge, outside):
 @pytest.mark.parametrize(
     "action, payload, fragment",
     [
-        ("set_pixel", {"x": 9, "y": 0, "color": [1, 2, 3]}, "x must be 0..7, got 9"),
+        ("set_pixel", {"x": 9, "y": 0, "color": [1, 2, 3]}, "0..7, got 9"),
         ("set_pixel", "not json", "set_pixel"),
         ("set_pixel", {"x": 1, "y": 1, "color": [300, 0, 0]}, "set_pixel"),
         ("set_pixels", [[0, 0, 0]] * 63, "64"),
