@@ -15,14 +15,6 @@ from twisted.logger import Logger
 log = Logger(namespace="bridge")
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    """'127.0.0.1:8080' / '[::1]:8080' / ':8080' -> (host, port); loopback when the host is left out."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
-    return (host.strip("[]") or "127.0.0.1"), int(port)
-
-
 def run_bridge(
     config_path: str,
     overrides: Sequence[str] = (),
@@ -39,6 +31,8 @@ def run_bridge(
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1
+
+    from bridge.config.units import parse_listen
 
     web_address = None
     if web:
