@@ -13,6 +13,8 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from bridge.nats import Client
 from bridge.nats.server import NatsCluster, NatsServer
 
+pytest_plugins = ["tests.natsauth", "tests.emulation"]
+
 
 @pytest.fixture
 def nats_server():

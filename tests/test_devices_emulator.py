@@ -6,7 +6,6 @@ while they run; anything else that drives the emulator in tests should take the 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import struct
@@ -27,25 +26,7 @@ from bridge.devices import open_device  # noqa: E402
 from bridge.devices.hat import ROTATION_MAPS  # noqa: E402
 from bridge.devices.memory import MemoryDevice  # noqa: E402
 
-EMULATOR_TEST_LOCK = "/tmp/nats-sense-bridge-sense-emu-tests.lock"
-STATE_FILES = [f"/dev/shm/rpi-sense-emu-{name}" for name in ("screen", "humidity", "pressure", "imu")]
 WAIT = 10.0  # only bounds a broken test
-
-
-@pytest.fixture
-def emulator_exclusive():
-    """Serialise emulator use across test processes; remove state files this test created."""
-    with open(EMULATOR_TEST_LOCK, "w") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        if EmulatorLock("sense_emu")._is_held() and not EmulatorLock("sense_emu")._is_stale():
-            pytest.skip("an emulator GUI or another bridge is driving sense-emu on this machine right now")
-        existed = {path for path in STATE_FILES if os.path.exists(path)}
-        try:
-            yield
-        finally:
-            for path in STATE_FILES:
-                if path not in existed and os.path.exists(path):
-                    os.unlink(path)
 
 
 @pytest.fixture

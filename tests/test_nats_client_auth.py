@@ -12,7 +12,6 @@ import pytest_twisted
 from bridge.nats import AuthorizationError, TlsError, TlsOptions
 from tests.conftest import Collector
 
-pytest_plugins = ["tests.natsauth"]
 
 
 async def assert_round_trip(client) -> None:

@@ -14,7 +14,6 @@ import nats.errors
 import nkeys
 import pytest
 
-pytest_plugins = ["tests.natsauth"]
 
 
 async def _round_trip(url: str, **options) -> bytes:
