@@ -72,7 +72,7 @@ def send_message(
         client = Client(servers=servers, name="bridge-send", randomize=False, max_attempts=1, reactor=reactor)
         try:
             yield client.connect()
-        except NatsError as error:
+        except Exception as error:  # refused, unreachable, TLS, auth: all end the one-shot command
             print(f"bridge send: cannot connect to {', '.join(servers)}: {error}", file=sys.stderr)
             outcome["exit"] = 1
             return

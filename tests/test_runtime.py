@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -237,3 +239,35 @@ def test_bridge_survives_server_restart_and_keeps_applying(tmp_path):
                 assert grid[9] == [1, 2, 3] and grid[18] == [4, 5, 6]
             finally:
                 assert process.stop() == 0
+
+
+def bridge_send(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", "send", *args], input=stdin, capture_output=True, timeout=60
+    )
+
+
+def test_send_publishes_text_and_request_prints_the_reply(server, bridge, outside):
+    done = bridge_send("--server", server.url, "t.e2e.show_message", "hello", "world")
+    assert done.returncode == 0, done.stderr
+    done = bridge_send("--server", server.url, "--request", "--json", "t.e2e.set_pixel", '{"x": 5, "y": 5, "color": [9, 9, 9]}')
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"ok": True}
+    assert pixels(outside)[5 * 8 + 5] == [9, 9, 9]
+
+
+def test_send_reads_stdin_and_fails_on_an_error_reply(server, bridge):
+    done = bridge_send("--server", server.url, "--request", "t.e2e.set_pixel", "-", stdin=b'{"x": 8, "y": 0, "color": [0, 0, 0]}')
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["ok"] is False
+
+
+def test_send_exit_codes_for_no_responders_no_server_and_bad_json(server):
+    done = bridge_send("--server", server.url, "--request", "--timeout", "2", "nobody.listens.here")
+    assert done.returncode == 1 and b"no responders" in done.stderr
+    with NatsServer() as stopped:
+        dead_url = stopped.url
+    done = bridge_send("--server", dead_url, "some.subject", "hi")
+    assert done.returncode == 1 and b"cannot connect" in done.stderr
+    done = bridge_send("--server", server.url, "--json", "some.subject", "{not json")
+    assert done.returncode == 2 and b"not valid JSON" in done.stderr
