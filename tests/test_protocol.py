@@ -14,7 +14,7 @@ from bridge.nats.protocol import (
     FAST_PATH_WINDOW,
     MAX_CONTROL_LINE,
     MAX_INFO_LINE,
-    NUMBER_CACHE_SIZE,
+    CACHE_SIZE,
     OK_EVENT,
     PING,
     PING_EVENT,
@@ -161,8 +161,16 @@ def test_fast_path_and_general_path_agree():
     assert fast == general == [Msg("a.b", 1, None, b"abc"), Msg("a.c", 22, "_INBOX.x", b""), Msg("été", 3, None, b"hi")]
 
 
-def test_more_distinct_numbers_than_the_cache_holds():
-    count = NUMBER_CACHE_SIZE + 50
+def test_a_known_control_line_still_checks_its_payload():
+    frame = b"MSG a 1 3\r\nabc\r\n"
+    data = frame + b"MSG a 1 3\r\n\r\nx\r\n" + frame + b"MSG a 1 _INBOX.1 3\r\nabc\r\n" * 2 + frame
+    assert feed_chunks([data]) == [Msg("a", 1, None, p) for p in (b"abc", b"\r\nx", b"abc")] + [
+        Msg("a", 1, "_INBOX.1", b"abc")
+    ] * 2 + [Msg("a", 1, None, b"abc")]
+
+
+def test_more_distinct_control_lines_than_the_cache_holds():
+    count = CACHE_SIZE + 50
     data = b"".join(b"MSG s %d %d\r\n%s\r\n" % (sid, sid % 7, b"x" * (sid % 7)) for sid in range(count))
     events = feed_chunks([data])
     assert [(m.sid, m.payload) for m in events] == [(sid, b"x" * (sid % 7)) for sid in range(count)]
@@ -282,6 +290,13 @@ def test_malformed_streams_raise_protocol_error(data):
         for i in range(0, len(data), step):
             parser.feed(data[i : i + step])
 
+
+
+@pytest.mark.parametrize("frame", [b"MSG a %s 1\r\nx\r\n", b"MSG a 1 %s\r\nx\r\n", b"msg a %s 1\r\nx\r\n"])
+def test_numbers_beyond_ints_digit_limit_are_protocol_errors(frame):
+    """Only reachable with a raised control line limit; int() refuses more than 4300 digits."""
+    with pytest.raises(ProtocolError, match="expected a number"):
+        Parser(max_control_line=10_000).feed(frame % (b"1" * 5000))
 
 # --- headers ----------------------------------------------------------------------------------
 
@@ -444,12 +459,24 @@ def test_any_split_of_a_valid_stream_gives_the_same_events(stream, data):
     assert feed_chunks(split_at(raw, cuts)) == expected
 
 
+# Few subjects, sids, sizes and replies, so that control lines repeat and the parser's caches hit.
+repeating_messages = st.tuples(
+    st.sampled_from(["s", "t.u", "é"]) | subjects,
+    st.integers(0, 3) | sids,
+    st.none() | st.sampled_from(["r", "_INBOX.1"]),
+    st.sampled_from([b"", b"0123456789abcdef", b"\r\n"]) | payloads,
+)
+
+
 @untimed
-@given(st.lists(st.tuples(subjects, sids, payloads), min_size=1, max_size=200), st.integers(1, 70000))
+@given(st.lists(repeating_messages, min_size=1, max_size=200), st.integers(1, 70000))
 def test_msg_runs_in_fixed_size_chunks(messages, chunk):
     """The shape the fast path sees in production: long MSG runs cut every `chunk` bytes."""
-    raw = b"".join(b"MSG %s %d %d\r\n%s\r\n" % (s.encode(), sid, len(p), p) for s, sid, p in messages)
-    expected = [Msg(s, sid, None, p) for s, sid, p in messages]
+    raw = b"".join(
+        b"MSG %s %d %s%d\r\n%s\r\n" % (s.encode(), sid, (r + " ").encode() if r else b"", len(p), p)
+        for s, sid, r, p in messages
+    )
+    expected = [Msg(s, sid, r, p) for s, sid, r, p in messages]
     assert feed_chunks(raw[i : i + chunk] for i in range(0, len(raw), chunk)) == expected
 
 

@@ -20,7 +20,7 @@ HEADER_VERSION = "NATS/1.0"
 MAX_CONTROL_LINE = 4096
 MAX_INFO_LINE = 1024 * 1024
 FAST_PATH_WINDOW = 16 * 1024
-NUMBER_CACHE_SIZE = 4096
+CACHE_SIZE = 1024  # entries per parser cache: a few dozen subscriptions fit many times over
 
 
 class ProtocolError(Exception):
@@ -199,7 +199,7 @@ class Parser:
     `ProtocolError` the parser is unusable: the caller closes the connection.
     """
 
-    __slots__ = ("_buf", "_chunks", "_buffered", "_need", "_msg", "_numbers", "max_control_line")
+    __slots__ = ("_buf", "_chunks", "_buffered", "_need", "_msg", "_control_lines", "_numbers", "max_control_line")
 
     def __init__(self, msg_factory=Msg, max_control_line: int = MAX_CONTROL_LINE):
         self._buf = b""
@@ -207,7 +207,10 @@ class Parser:
         self._buffered = 0
         self._need = 0  # bytes required before parsing again is worthwhile (a large payload in flight)
         self._msg = msg_factory
-        # sid and size fields -> int: a client has few subscriptions and repeats payload sizes.
+        # MSG control line -> (subject, sid, None, size): a subscriber sees the same subject, sid and
+        # payload size again and again, so most lines are parsed once and then looked up.
+        self._control_lines: dict[bytes, tuple[str, int, None, int]] = {}
+        # sid and size fields -> int, for lines with a reply inbox, which differ every time.
         self._numbers: dict[bytes, int] = {}
         self.max_control_line = max_control_line
 
@@ -237,7 +240,7 @@ class Parser:
             if end - pos > self.max_control_line:
                 self._check_line_length(buf, pos, end - pos)
             if buf.startswith(b"MSG ", pos):
-                done = self._simple_msgs(buf, pos, append)
+                done = self._simple_msgs(buf, pos, events)
                 if done != pos:
                     pos = done
                     continue
@@ -272,53 +275,66 @@ class Parser:
         self._buf = buf[pos:] if pos < n else b""
         return events
 
-    def _simple_msgs(self, buf: bytes, pos: int, append) -> int:
+    def _simple_msgs(self, buf: bytes, pos: int, events: list) -> int:
         """Fast path: a run of complete MSG frames whose payloads hold no CRLF.
 
-        One C-level split of a window turns the run into alternating control/payload lines, so
-        each message costs a handful of C calls. Returns where the run ended; anything unusual
-        (another op, a payload with CRLF in it, an incomplete frame) is left to the general loop.
+        One C-level split of a window turns the run into alternating control/payload lines, and
+        a control line seen before costs one dict lookup, so each message is a handful of C
+        calls. Returns where the run ended; anything unusual (another op, a payload with CRLF in
+        it, an incomplete frame) is left to the general loop.
         """
         lines = buf[pos : pos + FAST_PATH_WINDOW].split(CRLF)
-        last = len(lines) - 2  # the final piece may be cut by the window or the chunk
+        del lines[-1]  # cut by the window or the chunk, or empty: not a complete line
+        pairs = iter(lines)
+        known = self._control_lines
+        lookup = known.get  # not known[...]: raising KeyError on every reply line costs more
+        numbers = self._numbers
+        append = events.append
         new = tuple.__new__
         cls = self._msg
-        max_line = self.max_control_line
-        numbers = self._numbers
-        i = 0
-        try:
-            while i < last:
-                control = lines[i]
+        before = len(events)
+        for control, payload in zip(pairs, pairs):
+            parsed = lookup(control)
+            if parsed is not None:
+                subject, sid, reply, size = parsed
+            else:
                 args = control.split()
                 if len(args) == 4:
                     verb, subject, sid, size = args
                     reply = None
                 elif len(args) == 5:
                     verb, subject, sid, reply, size = args
-                    reply = reply.decode()
                 else:
                     break
-                payload = lines[i + 1]
-                try:
-                    if len(payload) != numbers[size]:
-                        break
-                    sid = numbers[sid]
-                except KeyError:
-                    if not (size.isdigit() and sid.isdigit()):
-                        break
-                    if len(numbers) > NUMBER_CACHE_SIZE:
-                        numbers.clear()
-                    if len(payload) != numbers.setdefault(size, int(size)):
-                        break
-                    sid = numbers.setdefault(sid, int(sid))
-                if verb != b"MSG" or len(control) > max_line:
+                if verb != b"MSG" or len(control) > self.max_control_line:
                     break
-                append(new(cls, (subject.decode(), sid, reply, payload, None, None, None)))
-                i += 2
-        except (ValueError, UnicodeDecodeError):
-            pass  # the general loop re-reads this frame and names the problem
-        if i:
-            pos += len(CRLF.join(lines[:i])) + 2
+                try:
+                    sid, size = numbers[sid], numbers[size]
+                except KeyError:
+                    if not (sid.isdigit() and size.isdigit()):
+                        break
+                    if len(numbers) >= CACHE_SIZE:
+                        numbers.clear()
+                    try:
+                        sid = numbers.setdefault(sid, int(sid))
+                        size = numbers.setdefault(size, int(size))
+                    except ValueError:  # more digits than int() takes
+                        break  # the general loop re-reads this frame and names the problem
+                try:
+                    subject = subject.decode()
+                    reply = reply.decode() if reply is not None else None
+                except UnicodeDecodeError:
+                    break
+                if reply is None:  # replies are one-off inboxes: caching them would only churn
+                    if len(known) >= CACHE_SIZE:
+                        known.clear()
+                    known[control] = (subject, sid, None, size)
+            if len(payload) != size:
+                break
+            append(new(cls, (subject, sid, reply, payload, None, None, None)))
+        done = len(events) - before
+        if done:
+            pos += len(CRLF.join(lines[: 2 * done])) + 2
         return pos
 
     def _wait_for(self, buf: bytes, pos: int, needed_end: int) -> None:
@@ -345,31 +361,28 @@ class Parser:
         """Parse a MSG/HMSG whose control line ends at `end`; return where the next frame starts,
         or minus the end offset still needed when the payload is incomplete."""
         args = argline.split()
-        try:
-            if with_headers:
-                if len(args) == 4:
-                    subject, sid, hdr_size, size = args
-                    reply = None
-                elif len(args) == 5:
-                    subject, sid, reply, hdr_size, size = args
-                else:
-                    raise ProtocolError(f"bad HMSG arguments: {argline[:80]!r}")
-                hdr_len = _size(hdr_size)
-                total = _size(size)
-                if hdr_len > total:
-                    raise ProtocolError("HMSG header size larger than total size")
+        if with_headers:
+            if len(args) == 4:
+                subject, sid, hdr_size, size = args
+                reply = None
+            elif len(args) == 5:
+                subject, sid, reply, hdr_size, size = args
             else:
-                if len(args) == 3:
-                    subject, sid, size = args
-                    reply = None
-                elif len(args) == 4:
-                    subject, sid, reply, size = args
-                else:
-                    raise ProtocolError(f"bad MSG arguments: {argline[:80]!r}")
-                hdr_len = 0
-                total = _size(size)
-        except ValueError:
-            raise ProtocolError(f"bad message arguments: {argline[:80]!r}") from None
+                raise ProtocolError(f"bad HMSG arguments: {argline[:80]!r}")
+            hdr_len = _size(hdr_size)
+            total = _size(size)
+            if hdr_len > total:
+                raise ProtocolError("HMSG header size larger than total size")
+        else:
+            if len(args) == 3:
+                subject, sid, size = args
+                reply = None
+            elif len(args) == 4:
+                subject, sid, reply, size = args
+            else:
+                raise ProtocolError(f"bad MSG arguments: {argline[:80]!r}")
+            hdr_len = 0
+            total = _size(size)
         start = end + 2
         stop = start + total
         if stop + 2 > len(buf):
@@ -391,9 +404,12 @@ class Parser:
 
 def _size(field: bytes) -> int:
     """A non-negative decimal field; anything else is a protocol error, not a ValueError."""
-    if not field.isdigit():
-        raise ProtocolError(f"expected a number, got {field[:20]!r}")
-    return int(field)
+    if field.isdigit():
+        try:
+            return int(field)
+        except ValueError:  # longer than int()'s digit limit
+            pass
+    raise ProtocolError(f"expected a number, got {field[:20]!r}")
 
 
 def _parse_info(raw: bytes) -> dict:

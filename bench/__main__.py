@@ -1,0 +1,89 @@
+"""Run the benchmarks: JSON lines on stdout, progress and a human table on stderr.
+
+    python -m bench                  # all that exist, in the registry's order
+    python -m bench parser latency   # a subset (still printed in the registry's order)
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import sys
+import traceback
+
+from bench import BENCHMARKS
+
+ROW_KEYS = ("ours", "baseline", "unit", "target")
+
+
+def main(argv: list[str]) -> int:
+    known = dict(BENCHMARKS)
+    unknown = [name for name in argv if name not in known]
+    if unknown:
+        print(f"bench: unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
+        return 2
+    requested = set(argv) or set(known)
+    status = 0
+    rows = []
+    for name, better in BENCHMARKS:
+        if name not in requested:
+            continue
+        if importlib.util.find_spec(f"bench.{name}") is None:
+            if argv:  # asked for by name: say why nothing comes out
+                print(f"bench: {name}: bench/{name}.py is not written yet", file=sys.stderr)
+                status = 1
+            continue
+        print(f"bench: running {name} ...", file=sys.stderr, flush=True)
+        try:
+            row = make_row(name, importlib.import_module(f"bench.{name}").run())
+        except Exception:
+            traceback.print_exc()
+            print(f"bench: {name} failed; no figure for it", file=sys.stderr)
+            status = 1
+            continue
+        print(json.dumps(row), flush=True)
+        rows.append((row, better))
+    if rows:
+        print_table(rows)
+    return status
+
+
+def make_row(name: str, result: dict) -> dict:
+    missing = [key for key in ROW_KEYS if key not in result]
+    if missing:
+        raise ValueError(f"bench.{name}.run() did not return {', '.join(missing)}")
+    ours, baseline = result["ours"], result["baseline"]
+    ratio = round(ours / baseline, 2) if baseline is not None else None
+    extra = {key: value for key, value in result.items() if key not in ROW_KEYS}
+    return {"name": name, "ours": ours, "baseline": baseline, "unit": result["unit"], "ratio": ratio,
+            "target": result["target"], **extra}  # fmt: skip
+
+
+def print_table(rows: list[tuple[dict, str]]) -> None:
+    header = ("figure", "ours", "baseline", "unit", "ratio", "target", "met")
+    lines = [header]
+    for row, better in rows:
+        measured = row["ours"] if row["ratio"] is None else row["ratio"]
+        met = measured >= row["target"] if better == "higher" else measured <= row["target"]
+        lines.append((
+            row["name"], number(row["ours"]), number(row["baseline"]), row["unit"], number(row["ratio"]),
+            ("≥ " if better == "higher" else "≤ ") + number(row["target"]), "yes" if met else "NO",
+        ))  # fmt: skip
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    print(file=sys.stderr)
+    for line in lines:
+        print("  ".join(cell.rjust(width) if i in (1, 2, 4) else cell.ljust(width)
+                        for i, (cell, width) in enumerate(zip(line, widths))).rstrip(), file=sys.stderr)  # fmt: skip
+
+
+def number(value) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
