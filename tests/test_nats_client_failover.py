@@ -60,8 +60,8 @@ def test_pool_rotates_and_keeps_learned_servers_current():
         "nats://10.0.0.3:4222",
     ]
     assert pool.update_discovered(["10.0.0.3:4222"], current) == []
-    assert pool.urls == ["nats://10.0.0.1:4222", "nats://10.0.0.3:4222"]  # configured ones are never dropped
-    assert [pool.next().url for _ in range(3)] == ["nats://10.0.0.1:4222", "nats://10.0.0.3:4222", "nats://10.0.0.1:4222"]
+    assert pool.urls == ["nats://10.0.0.3:4222", "nats://10.0.0.1:4222"]  # configured ones are never dropped
+    assert [pool.next().url for _ in range(3)] == ["nats://10.0.0.3:4222", "nats://10.0.0.1:4222", "nats://10.0.0.3:4222"]
 
 
 @pytest_twisted.ensureDeferred
@@ -202,6 +202,7 @@ async def test_frozen_server_is_detected_by_pings_and_left(two_servers, make_cli
     assert isinstance(reason, ConnectionLostError) and "stale" in str(reason)
     (new_url,) = await reconnected
     assert new_url == healthy.url == client.connected_url
+    await client.flush()  # our SUB has reached the new server
     other = make_client([healthy.url])
     await other.connect()
     other.publish("after.stale", b"resumed")
@@ -220,16 +221,29 @@ async def test_lame_duck_server_is_left_for_another_keeping_subscriptions(two_se
     collector = Collector()
     client.subscribe("after.ldm", collector)
     await client.flush()
+    other = make_client([staying.url])
+    await other.connect()
+    published_during_move = Collector()
+    other.subscribe("during.ldm", published_during_move)
+    await other.flush()
+
+    def publish_on_notice(url):
+        for i in range(10):
+            client.publish("during.ldm", b"%d" % i)
+
+    client.add_listener("lame_duck", publish_on_notice)
     lame = next_event(client, "lame_duck")
     reconnected = next_event(client, "reconnected")
     retiring.lame_duck()
     assert await lame == (retiring.url,)
     await reconnected
     assert client.connected_url == staying.url
-    other = make_client([staying.url])
-    await other.connect()
+    await client.flush()  # our SUB has reached the new server
     other.publish("after.ldm", b"moved")
     await collector.wait_for(1)
+    # Sent after the notice, so held for the new server rather than lost with the old one.
+    await published_during_move.wait_for(10)
+    assert published_during_move.data == [b"%d" % i for i in range(10)]
 
 
 # --- 9. cluster: kill -9 under load ----------------------------------------------------------

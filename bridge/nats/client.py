@@ -237,7 +237,9 @@ class ServerPool:
         added = [s for s in announced if s.url not in known]
         if self._randomize:
             self._rng.shuffle(added)
-        self._servers.extend(added)
+        # Ahead of the current server, which sits at the back: a reconnect tries them first.
+        position = self._servers.index(current) if current in self._servers else len(self._servers)
+        self._servers[position:position] = added
         return [s.url for s in added]
 
 
@@ -309,12 +311,14 @@ class _Connection(protocol.Protocol):
         msg_class = client._msg_class
         deliver = client._deliver
         for event in events:
-            if client._conn is not self:
-                return  # closed (or failed) by a callback earlier in this batch
             if type(event) is msg_class:
+                if client._closed:
+                    return  # closed by a callback earlier in this batch
                 deliver(event)
+            elif client._conn is not self:
+                continue  # a connection being left (lame duck): only its messages still count
             elif isinstance(event, wire.Ping):
-                self.transport.write(wire.PONG)
+                client._send(wire.PONG)
             elif isinstance(event, wire.Pong):
                 client._on_pong()
             elif isinstance(event, wire.Info):
@@ -492,6 +496,10 @@ class Client:
         self._checked_subjects: set[str] = set()
         self._pending: list[bytes] = []
         self._pending_size = 0
+        # Frames for the current connection, written together at the end of the reactor turn:
+        # one transport write per turn instead of one per publish.
+        self._outbox: list[bytes] = []
+        self._outbox_call = None
         self._pong_waiters: deque[defer.Deferred | None] = deque()
         self._flushes_after_reconnect: list[defer.Deferred] = []
         self._outstanding_pings = 0
@@ -558,9 +566,10 @@ class Client:
                     f"headers and payload of {size} bytes exceed the server's max_payload of "
                     f"{self._max_payload}; nothing was sent"
                 )
-        conn = self._conn
-        if conn is not None:
-            conn.transport.write(data)
+        if self._conn is not None:
+            self._outbox.append(data)
+            if self._outbox_call is None:
+                self._outbox_call = self._reactor.callLater(0, self._write_outbox)
         else:
             self._buffer(data)
         self._msgs_out += 1
@@ -586,7 +595,7 @@ class Client:
         sub = Subscription(self, sid, subject, queue, callback, max_msgs)
         self._subs[sid] = sub
         if self._conn is not None:
-            self._conn.transport.write(self._sub_frames(sub))
+            self._send(self._sub_frames(sub))
         return sub
 
     def unsubscribe(self, sub: Subscription, max_msgs: int | None = None) -> None:
@@ -596,11 +605,11 @@ class Client:
         if max_msgs is not None and max_msgs > sub.delivered:
             sub.max_msgs = max_msgs
             if self._conn is not None:
-                self._conn.transport.write(wire.encode_unsub(sub.sid, max_msgs - sub._delivered_at_sub))
+                self._send(wire.encode_unsub(sub.sid, max_msgs - sub._delivered_at_sub))
             return
         del self._subs[sub.sid]
         if self._conn is not None:
-            self._conn.transport.write(wire.encode_unsub(sub.sid))
+            self._send(wire.encode_unsub(sub.sid))
 
     def new_inbox(self) -> str:
         return "_INBOX." + secrets.token_urlsafe(16)
@@ -636,7 +645,7 @@ class Client:
             return defer.fail(ConnectionClosedError("client is closed"))
         done: defer.Deferred = defer.Deferred()
         if self._conn is not None:
-            self._conn.transport.write(wire.PING)
+            self._send(wire.PING)
             self._pong_waiters.append(done)
         else:
             self._flushes_after_reconnect.append(done)
@@ -659,7 +668,7 @@ class Client:
         self._draining = True
         subs = list(self._subs.values())
         if self._conn is not None and subs:
-            self._conn.transport.write(b"".join(wire.encode_unsub(sub.sid) for sub in subs))
+            self._send(b"".join(wire.encode_unsub(sub.sid) for sub in subs))
         error = None
         try:
             yield self.flush(timeout)
@@ -796,12 +805,18 @@ class Client:
 
     def _lame_duck(self, conn: _Connection) -> None:
         url = conn.server.url
-        self._emit("lame_duck", url)
         if len(self._pool) > 1:
+            # Publishes from now on wait in the reconnect buffer; messages the server still
+            # sends us are delivered until it has our last bytes and the connection closes.
             log.info("{url} entered lame duck mode: moving to another server", url=url)
+            reason = ConnectionLostError(f"{url} entered lame duck mode")
+            self._detach(reason, send_queued=True)
             conn.transport.loseConnection()
+            self._emit("lame_duck", url)
+            self._emit("disconnected", url, reason)
         else:
             log.warn("{url} entered lame duck mode and there is no other server to move to", url=url)
+            self._emit("lame_duck", url)
 
     def _classify_server_error(self, server: _Server, message: str) -> ServerError:
         error = classify_server_error(message, server.url)
@@ -937,9 +952,31 @@ class Client:
             return
         self._outstanding_pings += 1
         self._pong_waiters.append(None)
-        conn.transport.write(wire.PING)
+        self._send(wire.PING)
 
-    def _detach(self, error: Exception) -> _Connection | None:
+    def _send(self, data: bytes) -> None:
+        """Queue `data` for the current connection; one transport write per reactor turn."""
+        self._outbox.append(data)
+        if self._outbox_call is None:
+            self._outbox_call = self._reactor.callLater(0, self._write_outbox)
+
+    def _write_outbox(self) -> None:
+        if self._outbox_call is not None:
+            if self._outbox_call.active():
+                self._outbox_call.cancel()
+            self._outbox_call = None
+        outbox, self._outbox = self._outbox, []
+        if outbox and self._conn is not None:
+            self._conn.transport.write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
+
+    def _detach(self, error: Exception, *, send_queued: bool) -> _Connection | None:
+        """Forget the current connection; what is queued for it goes out first only if it still can."""
+        if send_queued:
+            self._write_outbox()
+        elif self._outbox_call is not None:
+            self._outbox_call.cancel()
+            self._outbox_call = None
+            self._outbox = []
         conn, self._conn = self._conn, None
         if conn is None:
             return None
@@ -954,13 +991,14 @@ class Client:
         return conn
 
     def _connection_lost(self, conn: _Connection, reason: BaseException) -> None:
-        self._detach(ConnectionLostError(f"connection to {conn.server.url} lost before the server answered"))
+        self._detach(ConnectionLostError(f"connection to {conn.server.url} lost before the server answered"),
+                     send_queued=False)
         log.warn("disconnected from {url}: {reason}", url=conn.server.url, reason=reason)
         self._emit("disconnected", conn.server.url, reason)
 
     def _shutdown(self, error: Exception) -> None:
         self._closed = True
-        conn = self._detach(ConnectionClosedError("client closed before the server answered"))
+        conn = self._detach(ConnectionClosedError("client closed before the server answered"), send_queued=True)
         waiters, self._connect_waiters = self._connect_waiters, []
         for waiter in waiters:
             waiter.errback(error)
