@@ -110,13 +110,15 @@ class Collector:
 class RecordingProxy:
     """A TCP relay in front of a real nats-server, to see and shape what crosses the wire.
 
-    `sent` holds every byte clients sent; `hold()` keeps the server's bytes after its first INFO
-    until `release()`; `info_extra` is merged into every INFO the server sends.
+    `sent` holds every byte clients sent; `transcript` both directions in order, as
+    (from_client, bytes); `hold()` keeps the server's bytes after its first INFO until
+    `release()`; `info_extra` is merged into every INFO the server sends.
     """
 
     def __init__(self, target_port: int):
         self.target_port = target_port
         self.sent = bytearray()
+        self.transcript: list[tuple[bool, bytes]] = []
         self.info_extra: dict = {}
         self.holding = False
         self._held: list[tuple[protocol.Protocol, bytes]] = []
@@ -138,6 +140,7 @@ class RecordingProxy:
         self.holding = False
         held, self._held = self._held, []
         for side, data in held:
+            self.transcript.append((False, data))
             side.transport.write(data)
 
     def stop(self) -> defer.Deferred:
@@ -155,6 +158,7 @@ class RecordingProxy:
         if self.holding and after_info:
             self._held.append((side, data))
         else:
+            self.transcript.append((False, data))
             side.transport.write(data)
 
 
@@ -178,6 +182,7 @@ class _ClientSide(protocol.Protocol):
 
     def dataReceived(self, data):
         self.proxy.sent += data
+        self.proxy.transcript.append((True, data))
         self.upstream.transport.write(data)
 
     def connectionLost(self, reason=protocol.connectionDone):

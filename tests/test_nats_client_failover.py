@@ -185,12 +185,20 @@ async def test_authorization_violation_moves_on_to_the_next_server(nats_server, 
 # --- 6. stale connection ---------------------------------------------------------------------
 
 
+def unanswered_pings(transcript: list[tuple[bool, bytes]]) -> int:
+    """PINGs the client sent after the last PONG the server got back to it."""
+    last_pong = max((i for i, (from_client, data) in enumerate(transcript) if not from_client and b"PONG" in data),
+                    default=-1)
+    return sum(data.count(b"PING\r\n") for from_client, data in transcript[last_pong + 1:] if from_client)
+
+
 @pytest_twisted.ensureDeferred
-async def test_frozen_server_is_detected_by_pings_and_left(two_servers, make_client):
+async def test_frozen_server_is_detected_by_pings_and_left(two_servers, proxy_to, make_client):
     frozen, healthy = two_servers
-    client = make_client([frozen.url, healthy.url], randomize=False, ping_interval=0.3)
+    watched = proxy_to(frozen)  # to count the PINGs that go unanswered
+    client = make_client([watched.url, healthy.url], randomize=False, ping_interval=0.3)
     await client.connect()
-    assert client.connected_url == frozen.url
+    assert client.connected_url == watched.url
     collector = Collector()
     client.subscribe("after.stale", collector)
     await client.flush()
@@ -198,8 +206,9 @@ async def test_frozen_server_is_detected_by_pings_and_left(two_servers, make_cli
     reconnected = next_event(client, "reconnected")
     frozen.freeze()
     url, reason = await disconnected
-    assert url == frozen.url
+    assert url == watched.url
     assert isinstance(reason, ConnectionLostError) and "stale" in str(reason)
+    assert unanswered_pings(watched.transcript) == 2  # max_outstanding_pings
     (new_url,) = await reconnected
     assert new_url == healthy.url == client.connected_url
     await client.flush()  # our SUB has reached the new server
