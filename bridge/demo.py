@@ -1,0 +1,160 @@
+"""`bridge demo`, what `make run` runs: a local nats-server, the bridge and its LED web view.
+
+Everything runs on this machine: the demo starts its own nats-server on a free loopback port (a
+real server process, owned by the demo and stopped with it), points the config at it, and drives
+the emulated HAT (sense-emu, headless) or, without sense-emu, the in-memory device. A deployed
+bridge never does this; it connects to the user's servers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from twisted.logger import Logger
+
+from bridge.config.model import BridgeConfig
+from bridge.nats.subjects import is_literal
+
+log = Logger(namespace="bridge")
+
+DEFAULT_CONFIG = "configs/demo.yml"
+DEFAULT_WEB = "127.0.0.1:8080"
+
+# (action, what the example does, options, text) for the `bridge send` commands printed at start.
+EXAMPLES = (
+    ("show_message", "show a message", [], ["hello world"]),
+    ("set_pixel", "set a pixel", ["--json"], [json.dumps({"x": 3, "y": 4, "color": [255, 0, 0]})]),
+    ("read_sensors", "read the sensors", ["--request"], []),
+)
+
+
+def run_demo(config_path: str = DEFAULT_CONFIG, web: str = DEFAULT_WEB, reactor=None) -> int:
+    """Run until SIGINT/SIGTERM; exit status 0, 1 (bad config, no server, device failed) or 2 (usage)."""
+    from bridge.config.units import parse_listen
+    from bridge.nats.server import NatsServer
+
+    try:
+        web_host, web_port = parse_listen(web)
+    except ValueError as error:
+        print(f"bridge demo: --web: {error}", file=sys.stderr)
+        return 2
+
+    server = NatsServer()  # picks a free port now, so the config can name its URL before it starts
+    try:
+        return _run(config_path, server, web_host, web_port, reactor)
+    finally:
+        server.cleanup()  # also after Ctrl-C and SIGTERM: reactor.run() has returned by then
+
+
+def _run(config_path: str, server, web_host: str, web_port: int, reactor) -> int:
+    from bridge.config import ConfigError, ConfigFileError, load_config
+    from bridge.nats.server import ServerNotFound
+
+    overrides = [f"nats.servers={server.url}"]
+    if importlib.util.find_spec("sense_emu") is None:
+        overrides.append("device.driver=memory")
+    try:
+        config = load_config(config_path, overrides)
+    except ConfigFileError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    try:
+        server.start()
+    except (ServerNotFound, RuntimeError) as error:
+        print(f"bridge demo: cannot start the local nats-server: {error}", file=sys.stderr)
+        return 1
+    return _serve(config, server, web_host, web_port, reactor)
+
+
+def _serve(config: BridgeConfig, server, web_host: str, web_port: int, reactor) -> int:
+    if reactor is None:
+        from twisted.internet import reactor
+    from twisted.internet import defer
+
+    from bridge.devices import DeviceUnavailable
+    from bridge.logs import start_logging
+    from bridge.runtime import Bridge
+
+    start_logging("text")
+    bridge = Bridge(config, reactor)
+    running = {"exit": 0, "view": None}
+
+    def started(_):
+        running["view"] = view = _start_view(bridge, web_host, web_port, reactor)
+        print(instructions(config, server, view.url), flush=True)
+
+    def failed(failure):
+        if failure.check(DeviceUnavailable):
+            log.error("{error}", error=str(failure.value))
+        else:
+            log.failure("the demo failed to start", failure)
+        running["exit"] = 1
+        reactor.stop()
+
+    @defer.inlineCallbacks
+    def shut_down():
+        if running["view"] is not None:
+            yield running["view"].stop()
+        yield bridge.stop()
+
+    reactor.callWhenRunning(lambda: bridge.start().addCallbacks(started, failed))
+    reactor.addSystemEventTrigger("before", "shutdown", shut_down)
+    reactor.run()
+    return running["exit"]
+
+
+def _start_view(bridge, host: str, port: int, reactor):
+    """The web view on host:port, or on a free port when that one is taken (another demo, say)."""
+    from twisted.internet.error import CannotListenError
+
+    from bridge.web import start_web_view
+
+    try:
+        return start_web_view(bridge, host, port, reactor)
+    except CannotListenError:
+        if port == 0:
+            raise
+        log.warn("port {port} is taken; the web view takes a free one", port=port)
+        return start_web_view(bridge, host, 0, reactor)
+
+
+def bridge_command() -> str:
+    """How to type `bridge` in another terminal: bare when it is on PATH, else this venv's script."""
+    script = Path(sys.executable).parent / "bridge"
+    on_path = shutil.which("bridge")
+    if not script.exists() or (on_path and Path(on_path).resolve() == script.resolve()):
+        return "bridge"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def instructions(config: BridgeConfig, server, web_url: str) -> str:
+    """The few lines printed once everything runs: where to look and what to paste."""
+    lines = [
+        f"bridge demo: device {config.device.id} ({config.device.driver} driver)",
+        f"  LED web view:  {web_url}",
+        f"  NATS server:   {server.url} (nats-server pid {server.pid}, stopped with the demo)",
+    ]
+    commands = []
+    for action, purpose, options, text in EXAMPLES:
+        subject = next(
+            (s.subject for s in config.subscriptions if s.action == action and is_literal(s.subject)), None
+        )
+        if subject is not None:
+            words = [bridge_command(), "send", "--server", server.url, *options, subject, *text]
+            commands.append(f"  # {purpose}\n  {shlex.join(words)}")
+    if commands:
+        lines.append("Try, in another terminal:")
+        lines.extend(commands)
+    lines.append("Ctrl-C stops the bridge, the web view and the nats-server.")
+    return "\n".join(lines)

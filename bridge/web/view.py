@@ -1,0 +1,261 @@
+"""The live LED web view, on twisted.web: GET / (the page), GET /state (JSON), GET /events (SSE).
+
+The page is drawn from the same state document that /state returns and /events streams. While at
+least one page is open, the view samples the device's display at FRAME_INTERVAL on the reactor
+thread (a snapshot is a cheap copy, safe while the worker thread scrolls text) and streams a new
+state only when something changed, so an idle bridge sends nothing but keep-alive comments.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from importlib.resources import files
+from typing import Any
+
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IListeningPort
+from twisted.logger import Logger
+from twisted.web import pages, resource, server
+
+log = Logger(namespace="bridge")
+
+FRAME_INTERVAL = 0.05  # 20 Hz: twice the default scroll rate of show_message, so no frame is missed
+KEEP_ALIVE_INTERVAL = 15.0  # a comment this often keeps proxies and browsers from dropping an idle stream
+RECONNECT_MS = 1000  # how long a page waits before re-opening a lost stream
+
+# Where the page draws the matrix, in CSS pixels from the top-left corner. The page's stylesheet is
+# filled from these, so a screenshot can be read with `cell_centre`.
+MATRIX_ORIGIN = 16
+CELL_SIZE = 48
+CELL_GAP = 4
+
+_LAYOUT_MARKER = "/* layout */"
+_STATE_MARKER = "STATE_JSON"
+
+
+def cell_centre(x: int, y: int) -> tuple[int, int]:
+    """The page coordinates (CSS pixels) of the middle of LED (x, y)."""
+    pitch = CELL_SIZE + CELL_GAP
+    return MATRIX_ORIGIN + x * pitch + CELL_SIZE // 2, MATRIX_ORIGIN + y * pitch + CELL_SIZE // 2
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _page_template() -> tuple[bytes, bytes]:
+    """index.html with the layout filled in, split where each response puts its state."""
+    layout = f":root {{ --origin: {MATRIX_ORIGIN}px; --cell: {CELL_SIZE}px; --gap: {CELL_GAP}px; }}"
+    html = files(__package__).joinpath("index.html").read_text(encoding="utf-8")
+    for marker in (_LAYOUT_MARKER, _STATE_MARKER):
+        if html.count(marker) != 1:
+            raise RuntimeError(f"bridge/web/index.html must contain {marker!r} exactly once")
+    before, after = html.replace(_LAYOUT_MARKER, layout).split(_STATE_MARKER)
+    return before.encode("utf-8"), after.encode("utf-8")
+
+
+def _json(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class WebView:
+    """One listening web view for one running `Bridge`; `stop()` closes it and every open stream."""
+
+    def __init__(self, bridge, reactor=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.bridge = bridge
+        self.reactor = reactor
+        self.port: IListeningPort | None = None
+        self.streams: set[server.Request] = set()
+        self._last_event: bytes | None = None
+        self._frames = task.LoopingCall(self._push_changes)
+        self._frames.clock = reactor
+        self._keep_alive = task.LoopingCall(self._send_keep_alive)
+        self._keep_alive.clock = reactor
+        self.site = _QuietSite(self._resources())
+        self.site.displayTracebacks = False
+
+    def _resources(self) -> resource.Resource:
+        root = _Root()
+        root.putChild(b"", _Page(self))
+        root.putChild(b"state", _State(self))
+        root.putChild(b"events", _Events(self))
+        return root
+
+    # -- listening ------------------------------------------------------------------------
+
+    def listen(self, host: str, port: int) -> IListeningPort:
+        """Bind (port 0 picks a free one; see `self.url`); raises CannotListenError when taken."""
+        self.port = self.reactor.listenTCP(port, self.site, interface=host)
+        self.bridge.listeners.append(self._on_connection_event)
+        if is_loopback(host):
+            log.info("web view on {url}", url=self.url)
+        else:
+            log.warn(
+                "web view on {url} is reachable from other machines; it has no login and shows the display, "
+                "readings and server address to anyone who can connect",
+                url=self.url,
+            )
+        return self.port
+
+    @property
+    def url(self) -> str:
+        address = self.port.getHost()
+        host = f"[{address.host}]" if ":" in address.host else address.host
+        return f"http://{host}:{address.port}/"
+
+    def stop(self) -> defer.Deferred:
+        """Stop listening, end every open stream (pages see the bridge go away) and stop sampling."""
+        if self._on_connection_event in self.bridge.listeners:
+            self.bridge.listeners.remove(self._on_connection_event)
+        for request in list(self.streams):
+            channel = request.channel  # finish() lets go of it
+            request.finish()
+            # An ended EventSource reconnects; over a kept-alive connection it would be served again.
+            channel.loseConnection()
+        self._stop_sampling()
+        if self.port is None:
+            return defer.succeed(None)
+        port, self.port = self.port, None
+        return defer.maybeDeferred(port.stopListening)
+
+    # -- state ----------------------------------------------------------------------------
+
+    def state(self, with_uptime: bool = False) -> dict:
+        """What the page shows: the display, readings, connection and per-subject counts.
+
+        The streamed state leaves out the uptime, which would make every sample a change.
+        """
+        bridge = self.bridge
+        info = bridge.info()
+        device = bridge.device
+        state = {
+            "device": bridge.device_id,
+            "driver": info["driver"],
+            "version": info["version"],
+            "connected": info["connected"],
+            "server": info["server"],
+            "pixels": None if device is None else [list(colour) for colour in device.snapshot()],
+            "low_light": None if device is None else device.low_light,
+            "readings": bridge.readings,
+            "subscriptions": info["subscriptions"],
+            "publications": info["publications"],
+        }
+        if with_uptime:
+            state["uptime"] = info["uptime"]
+        return state
+
+    # -- server-sent events ---------------------------------------------------------------
+
+    def open_stream(self, request: server.Request) -> None:
+        self._push_changes()  # brings the open streams and _last_event up to date
+        request.write(b"retry: %d\n\n" % RECONNECT_MS + self._last_event)
+        self.streams.add(request)
+        request.notifyFinish().addBoth(self._stream_closed, request)
+        if not self._frames.running:
+            self._frames.start(FRAME_INTERVAL, now=False)
+            self._keep_alive.start(KEEP_ALIVE_INTERVAL, now=False)
+
+    def _stream_closed(self, _result, request: server.Request) -> None:
+        self.streams.discard(request)
+        if not self.streams:
+            self._stop_sampling()
+
+    def _stop_sampling(self) -> None:
+        for loop in (self._frames, self._keep_alive):
+            if loop.running:
+                loop.stop()
+
+    def _push_changes(self) -> None:
+        try:
+            event = b"event: state\ndata: " + _json(self.state()) + b"\n\n"
+        except Exception:
+            # Keep sampling: a device that fails one snapshot may answer the next.
+            log.failure("web view could not read the bridge's state")
+            return
+        if event == self._last_event:
+            return
+        self._last_event = event
+        for request in list(self.streams):
+            request.write(event)
+
+    def _send_keep_alive(self) -> None:
+        for request in list(self.streams):
+            request.write(b": keep-alive\n\n")
+
+    def _on_connection_event(self, _event: str) -> None:
+        if self.streams:
+            self._push_changes()
+
+
+class _QuietSite(server.Site):
+    """No access log: a line per page load and /state poll would drown the bridge's lifecycle log."""
+
+    noisy = False
+
+    def log(self, request: server.Request) -> None:
+        pass
+
+
+class _Root(resource.Resource):
+    def getChild(self, path: bytes, request: server.Request) -> resource.IResource:
+        return pages.notFound()
+
+
+class _Page(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, view: WebView):
+        super().__init__()
+        self.view = view
+        self.before_state, self.after_state = _page_template()
+
+    def render_GET(self, request: server.Request) -> bytes:
+        # "<" escaped inside the JSON so no text in it can end the <script> element it sits in.
+        state = _json(self.view.state()).replace(b"<", b"\\u003c")
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        return self.before_state + state + self.after_state
+
+
+class _State(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, view: WebView):
+        super().__init__()
+        self.view = view
+
+    def render_GET(self, request: server.Request) -> bytes:
+        state = self.view.state(with_uptime=True)
+        request.setHeader(b"content-type", b"application/json; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        return _json(state)
+
+
+class _Events(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, view: WebView):
+        super().__init__()
+        self.view = view
+
+    def render_GET(self, request: server.Request):
+        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"x-accel-buffering", b"no")  # tells a fronting nginx not to hold events back
+        self.view.open_stream(request)
+        return server.NOT_DONE_YET
+
+
+def start_web_view(bridge, host: str = "127.0.0.1", port: int = 8080, reactor=None) -> WebView:
+    """Serve the web view for a running `bridge` on host:port; loopback unless the caller says otherwise."""
+    view = WebView(bridge, reactor)
+    view.listen(host, port)
+    return view
