@@ -1,0 +1,172 @@
+"""What the process-level benchmarks share: one side per fresh interpreter, alternating rounds.
+
+Our client runs on the Twisted reactor (which cannot restart) and nats-py on asyncio, so every
+measured side runs in its own `python -m bench.<module> <role> ...` process. A *measurement*
+process prints one JSON object as its last stdout line and exits; a *helper* process (a nats-py
+responder, a bridge) prints "ready" once it is subscribed and runs until it is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+ROUNDS = 3
+READY = "ready"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def measure(module: str, *args: object, timeout: float = 120.0) -> dict:
+    """Run one measurement in a fresh interpreter and return the JSON object it printed last."""
+    command = [sys.executable, "-m", f"bench.{module}", *map(str, args)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"{' '.join(command[2:])} exited with {done.returncode}:\n{done.stderr}{done.stdout}")
+    return json.loads(lines[-1])
+
+
+def alternate(rounds: int, ours: Callable[[], float], baseline: Callable[[], float]) -> tuple[list, list]:
+    """ours, baseline, ours, ... so that drift on a shared machine hits both sides alike."""
+    our_values, baseline_values = [], []
+    for _ in range(rounds):
+        our_values.append(ours())
+        baseline_values.append(baseline())
+    return our_values, baseline_values
+
+
+@contextlib.contextmanager
+def helper(module: str, *args: object, timeout: float = 30.0) -> Iterator[subprocess.Popen]:
+    """A long-running side (`python -m bench.<module> ...`), yielded once it printed "ready"."""
+    command = [sys.executable, "-m", f"bench.{module}", *map(str, args)]
+    process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    try:
+        line = _readline(process, timeout)
+        if line.strip() != READY:
+            raise RuntimeError(f"{' '.join(command[2:])} did not get ready (exit {process.poll()}): {line!r}")
+        yield process
+    finally:
+        stop(process)
+        process.stdout.close()
+
+
+def _readline(process: subprocess.Popen, timeout: float) -> str:
+    import selectors
+
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            return ""
+    return process.stdout.readline()
+
+
+def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM by PID, SIGKILL if it does not go."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def announce_ready() -> None:
+    """For helper processes: tell `helper()` the side is subscribed and flushed."""
+    print(READY, flush=True)
+
+
+def bridge_config(device_id: str, servers: list[str], subscriptions: str, publications: str = "") -> str:
+    """A `bridge run` config for the memory driver; `subscriptions`/`publications` are YAML list items.
+
+    The nats block is left at its defaults (reconnect, ping interval) except for a fixed server
+    order, so figures describe what a user gets out of the box.
+    """
+    text = (
+        "version: 1\n"
+        f"device: {{id: {device_id}, driver: memory}}\n"
+        f"nats: {{servers: {json.dumps(servers)}, randomize: false}}\n"
+        f"subscriptions:\n{subscriptions}"
+    )
+    if publications:
+        text += f"publications:\n{publications}"
+    return text
+
+
+@contextlib.contextmanager
+def running_bridge(config_text: str, device_id: str, outside) -> Iterator:
+    """`bridge run` as a subprocess (tests/bridgeproc.py), yielded once it answers bridge.ID.info."""
+    from tests.bridgeproc import BridgeProcess
+
+    with tempfile.TemporaryDirectory(prefix="bench-bridge-") as folder:
+        process = BridgeProcess(config_text, Path(folder), device_id).start()
+        try:
+            process.wait_ready(outside)
+            yield process
+        finally:
+            try:
+                process.stop()
+            finally:
+                process.kill()
+
+
+def outside_client(servers: list[str] | str, **options):
+    """nats-py on a background loop (tests/outside.py): the world that talks to a bridge."""
+    from tests.outside import OutsideClient
+
+    return OutsideClient(servers, **options)
+
+
+def failover_seconds(interrupt: Callable, rounds: int, request_timeout: float) -> list[float]:
+    """Seconds from `interrupt(node)` on the node a bridge is connected to until a `get_pixels`
+    request sent through another node of a 3-node cluster is answered, once per round.
+
+    After each round the interrupted node is thawed and killed (if it is not gone already), and
+    started again when another round follows; the bridge stays where it failed over to.
+    """
+    import time
+
+    import nats.errors
+
+    from bridge.nats.server import NatsCluster
+
+    device_id = "bench-failover"
+    subject = "bench.failover.get"
+    subscriptions = f"  - {{subject: {subject}, action: get_pixels}}\n"
+    seconds = []
+    async def expected_error(_error) -> None:
+        """nats-py prints every error by default; losing a node is the point here."""
+
+    with NatsCluster(3, name="bench") as cluster, outside_client(cluster.urls, error_cb=expected_error) as watcher:
+        config = bridge_config(device_id, cluster.urls, subscriptions)
+        with running_bridge(config, device_id, watcher) as bridge:
+            for round_number in range(1, rounds + 1):
+                url = bridge.info(watcher)["server"]
+                node = next(server for server in cluster.servers if server.url == url)
+                other = next(server for server in cluster.servers if server is not node)
+                with outside_client(other.url, error_cb=expected_error) as asker:
+                    asker.request(subject, timeout=5)  # the bridge is reachable from there now
+                    started = time.perf_counter()
+                    interrupt(node)
+                    while True:
+                        try:
+                            asker.request(subject, timeout=request_timeout)
+                            break
+                        except nats.errors.NoRespondersError:
+                            time.sleep(0.005)
+                        except nats.errors.TimeoutError:
+                            pass
+                    seconds.append(time.perf_counter() - started)
+                    node.thaw()
+                    node.kill()
+                if round_number < rounds:
+                    node.start()
+                    cluster.wait_routed()
+    return seconds

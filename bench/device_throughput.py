@@ -1,0 +1,163 @@
+"""Subject→device throughput: 50k set_pixel JSON messages into `bridge run` (memory driver).
+
+The same nats-py driver process measures both sides: it publishes the 50k messages as fast as it
+can, then asks the consumer's info subject every few milliseconds until it says all are applied.
+The figure is messages applied per wall-clock second, from the first publish to that answer.
+
+- ours: `bridge run` with one `set_pixel` subscription, completion read from `bridge.ID.info`.
+- baseline: what a user would write instead, a nats-py asyncio subscriber that parses the same
+  JSON, checks it the same way (x, y 0..7; colour [r, g, b] 0..255 or "#rrggbb") and stores it in
+  a 64-entry list; it answers an info subject shaped like the bridge's.
+
+Both consumers run for the whole benchmark; the rounds alternate between them.
+
+    python -m bench.device_throughput driver URL PIXEL_SUBJECT INFO_SUBJECT   # one measurement
+    python -m bench.device_throughput baseline URL                            # the baseline consumer
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+import time
+
+MESSAGES = 50_000
+DEVICE_ID = "bench-device"
+OUR_SUBJECT = "bench.device.pixel"
+BASELINE_SUBJECT = "bench.baseline.pixel"
+BASELINE_INFO = "bench.baseline.info"
+# The bridge takes a burst of MESSAGES at once: let them all wait for the device rather than
+# measure how fast the default pending_limit (1000) rejects them.
+PENDING_LIMIT = MESSAGES
+POLL_INTERVAL = 0.005
+TARGET_RATIO = 1
+
+
+def payloads() -> list[bytes]:
+    return [
+        json.dumps({"x": i % 8, "y": i // 8 % 8, "color": [i % 256, i * 7 % 256, i * 13 % 256]}).encode()
+        for i in range(MESSAGES)
+    ]
+
+
+def applied_on(info: dict, subject: str) -> tuple[int, int]:
+    """(applied, errors + dropped) of the subscription to `subject` in a bridge.ID.info answer."""
+    for entry in info["subscriptions"]:
+        if entry["subject"] == subject:
+            return entry["applied"], entry["errors"] + entry["dropped"]
+    raise RuntimeError(f"no subscription to {subject} in {info}")
+
+
+def driver(url: str, subject: str, info_subject: str) -> dict:
+    import asyncio
+
+    import nats
+
+    messages = payloads()
+
+    async def race() -> dict:
+        nc = await nats.connect(url)
+
+        async def applied() -> tuple[int, int]:
+            return applied_on(json.loads((await nc.request(info_subject, b"", timeout=10)).data), subject)
+
+        before, failed_before = await applied()
+        publish = nc.publish
+        started = time.perf_counter()
+        for payload in messages:
+            await publish(subject, payload)
+        await nc.flush()
+        while True:
+            done, failed = await applied()
+            if failed != failed_before:
+                raise RuntimeError(f"{failed - failed_before} messages failed or were dropped on {subject}")
+            if done - before >= MESSAGES:
+                break
+            await asyncio.sleep(POLL_INTERVAL)
+        seconds = time.perf_counter() - started
+        await nc.close()
+        return {"rate": MESSAGES / seconds, "seconds": seconds}
+
+    return asyncio.run(race())
+
+
+_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}\Z")
+
+
+def baseline_consumer(url: str) -> None:
+    """The hand-written alternative to the bridge, a few lines around nats-py."""
+    import asyncio
+
+    import nats
+
+    pixels = [[0, 0, 0]] * 64
+    stats = {"subject": BASELINE_SUBJECT, "action": "set_pixel", "received": 0, "applied": 0, "errors": 0, "dropped": 0}
+
+    def colour(value):
+        if isinstance(value, str) and _HEX_COLOUR.match(value):
+            number = int(value[1:], 16)
+            return [number >> 16, number >> 8 & 0xFF, number & 0xFF]
+        if isinstance(value, list) and len(value) == 3 and all(type(c) is int and 0 <= c <= 255 for c in value):
+            return value
+        raise ValueError(f"bad colour {value!r}")
+
+    async def on_pixel(msg):
+        stats["received"] += 1
+        try:
+            command = json.loads(msg.data)
+            x, y = command["x"], command["y"]
+            if not (type(x) is int and type(y) is int and 0 <= x <= 7 and 0 <= y <= 7):
+                raise ValueError(f"bad coordinates {x!r}, {y!r}")
+            pixels[y * 8 + x] = colour(command["color"])
+        except (ValueError, KeyError, TypeError):
+            stats["errors"] += 1
+            return
+        stats["applied"] += 1
+
+    async def on_info(msg):
+        await msg.respond(json.dumps({"subscriptions": [stats]}).encode())
+
+    async def serve():
+        nc = await nats.connect(url)
+        await nc.subscribe(BASELINE_SUBJECT, cb=on_pixel)
+        await nc.subscribe(BASELINE_INFO, cb=on_info)
+        await nc.flush()
+        from bench.common import announce_ready
+
+        announce_ready()
+        await asyncio.Event().wait()  # until SIGTERM
+
+    asyncio.run(serve())
+
+
+def run() -> dict:
+    from bench.common import ROUNDS, alternate, bridge_config, helper, measure, outside_client, running_bridge
+    from bridge.nats.server import NatsServer
+
+    subscriptions = f"  - {{subject: {OUR_SUBJECT}, action: set_pixel, pending_limit: {PENDING_LIMIT}}}\n"
+    with NatsServer() as server, outside_client(server.url) as outside:
+        config = bridge_config(DEVICE_ID, [server.url], subscriptions)
+        with running_bridge(config, DEVICE_ID, outside), helper("device_throughput", "baseline", server.url):
+            our_rates, their_rates = alternate(
+                ROUNDS,
+                lambda: measure("device_throughput", "driver", server.url, OUR_SUBJECT, f"bridge.{DEVICE_ID}.info")["rate"],
+                lambda: measure("device_throughput", "driver", server.url, BASELINE_SUBJECT, BASELINE_INFO)["rate"],
+            )
+    return {
+        "ours": round(statistics.median(our_rates)),
+        "baseline": round(statistics.median(their_rates)),
+        "unit": "msgs/s",
+        "target": TARGET_RATIO,
+    }
+
+
+if __name__ == "__main__":
+    role, *arguments = sys.argv[1:]
+    if role == "driver":
+        print(json.dumps(driver(*arguments)))
+    elif role == "baseline":
+        baseline_consumer(*arguments)
+    else:
+        sys.exit(f"unknown role {role!r}")
