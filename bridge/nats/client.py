@@ -410,6 +410,13 @@ class _Connection(protocol.Protocol):
 class Client:
     """A NATS connection that keeps itself alive; see the module docstring and `connect()`.
 
+    Reconnecting: every server of the pool (randomized unless `randomize=False`, grown by the
+    cluster's `connect_urls`) is tried at once, then `initial_delay` doubling to `max_delay`,
+    stretched by up to `jitter` (a fraction); `max_attempts=0` never gives up. Publishes made
+    while disconnected wait in a buffer of `buffer_size` bytes. A server that leaves
+    `max_outstanding_pings` PINGs (one every `ping_interval` s) unanswered is treated as dead.
+    Not thread-safe: call it from the reactor thread.
+
     Listeners (`add_listener(event, callback)`): "connected"(url) for the first connection,
     "reconnected"(url) for every one after it, "disconnected"(url, reason), "error"(exception)
     for server `-ERR`s, refused logins and TLS failures, "lame_duck"(url),
@@ -542,11 +549,13 @@ class Client:
         """Send now, or buffer while disconnected; raises (and sends nothing) on bad input or a full buffer."""
         if self._closed:
             raise ConnectionClosedError("client is closed")
-        checked = self._checked_subjects
-        if subject not in checked:
+        if subject not in self._checked_subjects:
             self._check_literal(subject, "subject")
-        if reply is not None and reply not in checked:
-            self._check_literal(reply, "reply subject")
+            if len(self._checked_subjects) >= _SUBJECT_CACHE_LIMIT:
+                self._checked_subjects.clear()
+            self._checked_subjects.add(subject)
+        if reply is not None:
+            self._check_literal(reply, "reply subject")  # not cached: inboxes are mostly one-off
         if type(payload) is not bytes:
             payload = _as_bytes(payload)
         if headers is None:
@@ -1040,13 +1049,11 @@ class Client:
         self._pending.append(data)
         self._pending_size += len(data)
 
-    def _check_literal(self, subject: str, what: str) -> None:
+    @staticmethod
+    def _check_literal(subject: str, what: str) -> None:
         problem = validate_subject(subject, wildcards=False)
         if problem:
             raise InvalidSubjectError(f"{what}: {problem}; nothing was sent")
-        if len(self._checked_subjects) >= _SUBJECT_CACHE_LIMIT:
-            self._checked_subjects.clear()
-        self._checked_subjects.add(subject)
 
     def _emit(self, event: str, *args) -> None:
         for callback in list(self._listeners[event]):
