@@ -55,10 +55,22 @@ def run_bridge(
     outcome = {"exit": 0}
 
     def started(_):
-        if web_address is not None:
-            from bridge.web import start_web_view
+        if web_address is None:
+            return
+        from twisted.internet.error import CannotListenError
 
-            start_web_view(bridge, *web_address, reactor=reactor)
+        from bridge.web import start_web_view
+
+        try:
+            view = start_web_view(bridge, *web_address, reactor=reactor)
+        except CannotListenError as error:
+            log.error("cannot serve the web view on {host}:{port}: {error}", host=web_address[0],
+                      port=web_address[1], error=error.socketError)
+            outcome["exit"] = 1
+            reactor.stop()
+            return
+        # Runs before the bridge's own trigger: open pages get a clean end of stream first.
+        reactor.addSystemEventTrigger("before", "shutdown", view.stop)
 
     def failed(failure):
         if failure.check(DeviceUnavailable):

@@ -243,6 +243,7 @@ class Bridge:
         self.started_at = time.monotonic()
         self._joystick_loop: task.LoopingCall | None = None
         self._info_subscription = None
+        self.stopping = False
         self.listeners: list[Callable[[str], None]] = []  # told "connected" / "disconnected"
 
     @property
@@ -382,7 +383,8 @@ class Bridge:
             listener("connected")
 
     def _on_disconnected(self, *_) -> None:
-        log.warn("disconnected from NATS; reconnecting")
+        if not self.stopping:
+            log.warn("disconnected from NATS; reconnecting")
         for listener in list(self.listeners):
             listener("disconnected")
 
@@ -408,6 +410,7 @@ class Bridge:
     def stop(self, timeout: float = STOP_TIMEOUT):
         """Graceful stop: take no more messages, let the current action finish, say offline, close."""
         log.info("bridge {device} stopping", device=self.device_id)
+        self.stopping = True
         for publication in self.publications:
             publication.stop()
         self._update_joystick_loop()

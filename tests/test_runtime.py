@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -271,3 +272,17 @@ def test_send_exit_codes_for_no_responders_no_server_and_bad_json(server):
     assert done.returncode == 1 and b"cannot connect" in done.stderr
     done = bridge_send("--server", server.url, "--json", "some.subject", "{not json")
     assert done.returncode == 2 and b"not valid JSON" in done.stderr
+
+
+def test_run_exits_1_when_the_web_port_is_taken(server, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = BridgeProcess(config_text(server.url, "webtaken"), tmp_path, "webtaken",
+                                extra_args=("--web", f"127.0.0.1:{port}")).start()
+        try:
+            assert process.process.wait(30) == 1
+        finally:
+            process.kill()
+    assert any("cannot serve the web view" in str(r.get("message")) for r in process.log_records()), process.logs()

@@ -109,7 +109,11 @@ class NatsServer:
         if self.process and self.process.poll() is None:
             return self
         self.process = subprocess.Popen(
-            self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # a terminal's Ctrl-C goes to its owner, which stops it in order
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
