@@ -442,3 +442,11 @@ def test_importing_the_cli_and_config_stays_cheap():
             "print(sorted(m for m in ('jsonschema', 'twisted') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
     assert out.strip() == "[]"
+
+
+def test_validating_never_loads_twisted_or_openssl():
+    """Subject checks import bridge.nats.subjects; the package must not drag the client in with it."""
+    code = ("import sys, bridge.cli; code = bridge.cli.main(['validate', 'configs/sense-hat.yml']); "
+            "print(code, sorted(m for m in ('twisted', 'OpenSSL') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
+    assert out.strip().splitlines()[-1] == "0 []"

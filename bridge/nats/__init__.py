@@ -1,44 +1,47 @@
-"""A Twisted NATS client: sans-io wire layer (`protocol`), subject helpers, and `Client`."""
+"""A Twisted NATS client: sans-io wire layer (`protocol`), subject helpers, and `Client`.
 
-from bridge.nats.client import Client, ClientStats, Msg, Subscription
-from bridge.nats.errors import (
-    AuthConfigError,
-    AuthorizationError,
-    ConnectionClosedError,
-    ConnectionLostError,
-    HandshakeError,
-    InvalidSubjectError,
-    MaxPayloadError,
-    NatsError,
-    NatsTimeoutError,
-    NoRespondersError,
-    OutboundBufferFullError,
-    PermissionViolationError,
-    ServerError,
-    TlsError,
-)
-from bridge.nats.protocol import Headers
-from bridge.nats.tls import TlsOptions
+Names load on first use (PEP 562), so `bridge.nats.subjects` and `bridge.nats.protocol` stay cheap
+to import — `bridge validate` checks subjects without ever loading Twisted or pyOpenSSL.
+"""
 
-__all__ = [
-    "AuthConfigError",
-    "AuthorizationError",
-    "Client",
-    "ClientStats",
-    "ConnectionClosedError",
-    "ConnectionLostError",
-    "HandshakeError",
-    "Headers",
-    "InvalidSubjectError",
-    "MaxPayloadError",
-    "Msg",
-    "NatsError",
-    "NatsTimeoutError",
-    "NoRespondersError",
-    "OutboundBufferFullError",
-    "PermissionViolationError",
-    "ServerError",
-    "Subscription",
-    "TlsOptions",
-    "TlsError",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Client": "bridge.nats.client",
+    "ClientStats": "bridge.nats.client",
+    "Msg": "bridge.nats.client",
+    "Subscription": "bridge.nats.client",
+    "AuthConfigError": "bridge.nats.errors",
+    "AuthorizationError": "bridge.nats.errors",
+    "ConnectionClosedError": "bridge.nats.errors",
+    "ConnectionLostError": "bridge.nats.errors",
+    "HandshakeError": "bridge.nats.errors",
+    "InvalidSubjectError": "bridge.nats.errors",
+    "MaxPayloadError": "bridge.nats.errors",
+    "NatsError": "bridge.nats.errors",
+    "NatsTimeoutError": "bridge.nats.errors",
+    "NoRespondersError": "bridge.nats.errors",
+    "OutboundBufferFullError": "bridge.nats.errors",
+    "PermissionViolationError": "bridge.nats.errors",
+    "ServerError": "bridge.nats.errors",
+    "TlsError": "bridge.nats.errors",
+    "Headers": "bridge.nats.protocol",
+    "TlsOptions": "bridge.nats.tls",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bridge.nats' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
