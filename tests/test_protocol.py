@@ -529,3 +529,10 @@ def test_corrupted_valid_streams_give_events_or_protocol_error(stream, data):
             parser.feed(chunk)
     except ProtocolError:
         pass
+
+
+def test_an_announced_size_beyond_any_server_limit_is_refused_before_buffering():
+    from bridge.nats.protocol import MAX_MESSAGE_SIZE
+
+    with pytest.raises(ProtocolError, match="announced"):
+        Parser().feed(b"MSG a 1 %d\r\nxx" % (MAX_MESSAGE_SIZE + 1))

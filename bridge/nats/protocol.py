@@ -19,6 +19,9 @@ HEADER_VERSION = "NATS/1.0"
 # connect_urls alone outgrow 4 KiB, and refusing it would make the server unusable.
 MAX_CONTROL_LINE = 4096
 MAX_INFO_LINE = 1024 * 1024
+# nats-server refuses a max_payload above 64 MB: a larger announced size is a broken or hostile
+# peer, and waiting for it would buffer without bound.
+MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 FAST_PATH_WINDOW = 16 * 1024
 CACHE_SIZE = 1024  # entries per parser cache: a few dozen subscriptions fit many times over
 
@@ -388,6 +391,8 @@ class Parser:
                 raise ProtocolError(f"bad MSG arguments: {argline[:80]!r}")
             hdr_len = 0
             total = _size(size)
+        if total > MAX_MESSAGE_SIZE:
+            raise ProtocolError(f"message of {total} bytes announced; no server sends more than {MAX_MESSAGE_SIZE}")
         start = end + 2
         stop = start + total
         if stop + 2 > len(buf):
