@@ -24,7 +24,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    return args.handler(args)
+    from bridge.config.errors import ConfigError, ConfigFileError
+
+    try:
+        return args.handler(args)
+    except ConfigError as error:  # from the commands that run a config: the same codes as validate
+        print(error, file=sys.stderr)
+        return EXIT_USAGE if isinstance(error, ConfigFileError) else EXIT_INVALID
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -52,20 +52,13 @@ def run_demo(config_path: str = DEFAULT_CONFIG, web: str = DEFAULT_WEB, reactor=
 
 
 def _run(config_path: str, server, web_host: str, web_port: int, reactor) -> int:
-    from bridge.config import ConfigError, ConfigFileError, load_config
+    from bridge.config import load_config
     from bridge.nats.server import ServerNotFound
 
     overrides = [f"nats.servers={server.url}"]
     if importlib.util.find_spec("sense_emu") is None:
         overrides.append("device.driver=memory")
-    try:
-        config = load_config(config_path, overrides)
-    except ConfigFileError as error:
-        print(error, file=sys.stderr)
-        return 2
-    except ConfigError as error:
-        print(error, file=sys.stderr)
-        return 1
+    config = load_config(config_path, overrides)  # a ConfigError here is the CLI's to report
     try:
         server.start()
     except (ServerNotFound, RuntimeError) as error:

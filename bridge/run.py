@@ -21,16 +21,9 @@ def run_bridge(
     log_format: str = "text",
     web: str | None = None,
 ) -> int:
-    from bridge.config import ConfigError, ConfigFileError, load_config
+    from bridge.config import ConfigError, load_config
 
-    try:
-        config = load_config(config_path, overrides)
-    except ConfigFileError as error:
-        print(error, file=sys.stderr)
-        return 2
-    except ConfigError as error:
-        print(error, file=sys.stderr)
-        return 1
+    config = load_config(config_path, overrides)  # a ConfigError here is the CLI's to report
 
     from bridge.config.units import parse_listen
 

@@ -128,6 +128,9 @@ class ActionSubscription:
         except NatsError as error:
             log.warn("could not reply on {reply}: {error}", reply=msg.reply, error=str(error))
 
+    def describe(self) -> str:
+        return f"subscription {self.config.subject} -> {self.config.action}"
+
     def info(self) -> dict:
         stats = self.stats
         return {
@@ -220,6 +223,9 @@ class SensorPublication:
         except NatsError as error:
             log.error("could not publish {sensor} on {subject}: {error}", sensor=self.config.sensor, subject=self.config.subject, error=str(error))
 
+    def describe(self) -> str:
+        return f"publication {self.config.sensor} -> {self.config.subject}"
+
     def info(self) -> dict:
         return {"subject": self.config.subject, "sensor": self.config.sensor, "published": self.published}
 
@@ -290,39 +296,29 @@ class Bridge:
     # -- subscriptions and publications, also used by reload -----------------------------
 
     def _apply_subscriptions(self, wanted) -> None:
-        keep = []
-        for running in self.subscriptions:
-            if running.config in wanted:
-                keep.append(running)
-            else:
-                running.stop()
-                log.info("unsubscribed {subject} ({action})", subject=running.config.subject, action=running.config.action)
-        running_configs = [s.config for s in keep]
-        for config in wanted:
-            if config not in running_configs:
-                subscription = ActionSubscription(self, config)
-                subscription.start()
-                keep.append(subscription)
-                log.info("subscribed {subject} -> {action}", subject=config.subject, action=config.action)
-        self.subscriptions = keep
+        self.subscriptions = self._reconcile(self.subscriptions, wanted, ActionSubscription)
 
     def _apply_publications(self, wanted) -> None:
-        keep = []
-        for running in self.publications:
-            if running.config in wanted:
-                keep.append(running)
-            else:
-                running.stop()
-                log.info("stopped publishing {sensor} on {subject}", sensor=running.config.sensor, subject=running.config.subject)
-        running_configs = [p.config for p in keep]
-        for config in wanted:
-            if config not in running_configs:
-                publication = SensorPublication(self, config)
-                publication.start()
-                keep.append(publication)
-                log.info("publishing {sensor} on {subject}", sensor=config.sensor, subject=config.subject)
-        self.publications = keep
+        self.publications = self._reconcile(self.publications, wanted, SensorPublication)
         self._update_joystick_loop()
+
+    def _reconcile(self, running: list, wanted, make) -> list:
+        """Stop what is no longer wanted, start what is new, keep (and keep counting) the rest."""
+        kept = []
+        for item in running:
+            if item.config in wanted:
+                kept.append(item)
+            else:
+                item.stop()
+                log.info("stopped {item}", item=item.describe())
+        kept_configs = [item.config for item in kept]
+        for config in wanted:
+            if config not in kept_configs:
+                item = make(self, config)
+                item.start()
+                kept.append(item)
+                log.info("started {item}", item=item.describe())
+        return kept
 
     def _update_joystick_loop(self) -> None:
         if self.joystick_publications and self._joystick_loop is None:

@@ -11,23 +11,11 @@ import time
 
 import pytest
 
+from bridge.config.model import ACTIONS
 from bridge.nats.server import NatsServer
 from tests.bridgeproc import BridgeProcess
 from tests.outside import OutsideClient
 
-ACTIONS = (
-    "show_message",
-    "show_letter",
-    "set_pixel",
-    "set_pixels",
-    "clear",
-    "set_rotation",
-    "flip_h",
-    "flip_v",
-    "low_light",
-    "get_pixels",
-    "read_sensors",
-)
 
 
 def config_text(url: str, device_id: str, *, subscriptions: str | None = None, publications: str = "") -> str:

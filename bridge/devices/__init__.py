@@ -20,9 +20,17 @@ def open_device(config: DeviceConfig) -> Device:
     if config.driver == "sense-emu":
         from bridge.devices.emulator import open_emulator
 
-        return open_emulator(config)
-    if config.driver == "sense-hat":
+        device = open_emulator()
+    elif config.driver == "sense-hat":
         from bridge.devices.sensehat import open_sense_hat
 
-        return open_sense_hat(config)
-    raise DeviceUnavailable(f"unknown driver {config.driver!r}; choose sense-hat, sense-emu or memory")
+        device = open_sense_hat()
+    else:
+        raise DeviceUnavailable(f"unknown driver {config.driver!r}; choose sense-hat, sense-emu or memory")
+    try:
+        device.set_rotation(config.rotation)
+        device.set_low_light(config.low_light)
+    except BaseException:
+        device.close()
+        raise
+    return device

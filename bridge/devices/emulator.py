@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 
-from bridge.config.model import DeviceConfig
 from bridge.devices.base import DeviceUnavailable
 from bridge.devices.hat import SenseHatDevice
 
@@ -84,7 +83,7 @@ def _device_closed() -> None:
             pass
 
 
-def open_emulator(config: DeviceConfig) -> SenseHatDevice:
+def open_emulator() -> SenseHatDevice:
     try:
         import sense_emu
     except ImportError:
@@ -97,11 +96,5 @@ def open_emulator(config: DeviceConfig) -> SenseHatDevice:
         device = SenseHatDevice(sense_emu.SenseHat(), "sense-emu", on_close=_device_closed)
     except BaseException:
         _device_closed()
-        raise
-    try:
-        device.set_rotation(config.rotation)
-        device.set_low_light(config.low_light)
-    except BaseException:
-        device.close()
         raise
     return device

@@ -6,14 +6,13 @@ and that the sense-emu or memory driver runs without hardware.
 
 from __future__ import annotations
 
-from bridge.config.model import DeviceConfig
 from bridge.devices.base import DeviceUnavailable
 from bridge.devices.hat import SenseHatDevice
 
 WITHOUT_HARDWARE = "use driver: sense-emu or driver: memory to run without a Sense HAT"
 
 
-def open_sense_hat(config: DeviceConfig) -> SenseHatDevice:
+def open_sense_hat() -> SenseHatDevice:
     try:
         import sense_hat
     except ModuleNotFoundError as error:
@@ -38,10 +37,4 @@ def open_sense_hat(config: DeviceConfig) -> SenseHatDevice:
             f"groups; {WITHOUT_HARDWARE}"
         ) from None
     device = SenseHatDevice(hat, "sense-hat")
-    try:
-        device.set_rotation(config.rotation)
-        device.set_low_light(config.low_light)
-    except BaseException:
-        device.close()
-        raise
     return device
