@@ -124,7 +124,7 @@ def outside_client(servers: list[str] | str, **options):
     return OutsideClient(servers, **options)
 
 
-def failover_seconds(interrupt: Callable, rounds: int, request_timeout: float) -> list[float]:
+def failover_seconds(interrupt: Callable, rounds: int, request_timeout: float, give_up: float = 90.0) -> list[float]:
     """Seconds from `interrupt(node)` on the node a bridge is connected to until a `get_pixels`
     request sent through another node of a 3-node cluster is answered, once per round.
 
@@ -137,13 +137,13 @@ def failover_seconds(interrupt: Callable, rounds: int, request_timeout: float) -
 
     from bridge.nats.server import NatsCluster
 
+    async def expected_error(_error) -> None:
+        """nats-py prints every error by default; losing a node is the point here."""
+
     device_id = "bench-failover"
     subject = "bench.failover.get"
     subscriptions = f"  - {{subject: {subject}, action: get_pixels}}\n"
     seconds = []
-    async def expected_error(_error) -> None:
-        """nats-py prints every error by default; losing a node is the point here."""
-
     with NatsCluster(3, name="bench") as cluster, outside_client(cluster.urls, error_cb=expected_error) as watcher:
         config = bridge_config(device_id, cluster.urls, subscriptions)
         with running_bridge(config, device_id, watcher) as bridge:
@@ -163,6 +163,8 @@ def failover_seconds(interrupt: Callable, rounds: int, request_timeout: float) -
                             time.sleep(0.005)
                         except nats.errors.TimeoutError:
                             pass
+                        if time.perf_counter() - started > give_up:
+                            raise RuntimeError(f"no answer through {other.url} within {give_up}s:\n{bridge.logs()}")
                     seconds.append(time.perf_counter() - started)
                     node.thaw()
                     node.kill()

@@ -1,10 +1,11 @@
 """Failover after SIGSTOP: 3-node cluster, the node `bridge run` is connected to freezes.
 
 A frozen server keeps its sockets open and answers nothing, so only the bridge's own PINGs can
-tell (defaults: every 10 s, dead after 2 unanswered). The figure is the seconds from SIGSTOP until
-a `get_pixels` request sent through another node is answered by the bridge. Where the freeze
-falls in the ping cycle decides between about 20 s and 30 s, so this is one round (a median
-would cost minutes) and the reading varies from run to run within that window. No baseline.
+tell (defaults: one every 10 s, dead when 2 are outstanding at the next tick). The figure is the
+seconds from SIGSTOP until a `get_pixels` request sent through another node is answered by the
+bridge. The freeze comes within a second of the bridge connecting, which is the worst phase of
+the ping cycle: detection takes three intervals (30 s) less that second, then the reconnect and
+re-subscription add a few tens of milliseconds. One round, no baseline.
 """
 
 from __future__ import annotations
