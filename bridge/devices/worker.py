@@ -23,23 +23,40 @@ class Dropped(Exception):
     """Work that was never run (overflow or shutdown); str() says why."""
 
 
-class _Work:
-    __slots__ = ("key", "fn", "args", "deferred", "cheap", "dropped")
+# done(context, ok, value): how a result (or the exception) reaches the reactor thread.
+Done = Callable[[Any, bool, Any], None]
 
-    def __init__(self, key: Hashable, fn: Callable, args: tuple, deferred: Deferred, cheap: bool):
+
+class _Work:
+    __slots__ = ("key", "fn", "args", "done", "context", "cheap", "dropped")
+
+    def __init__(self, key: Hashable, fn: Callable, args: tuple, done: Done, context: Any, cheap: bool):
         self.key = key
         self.fn = fn
         self.args = args
-        self.deferred = deferred
+        self.done = done
+        self.context = context
         self.cheap = cheap
         self.dropped = False
+
+    def fail(self, error: Exception) -> None:
+        self.done(self.context, False, error)
+
+
+def _fire(deferred: Deferred, ok: bool, value: Any) -> None:
+    if ok:
+        deferred.callback(value)
+    else:
+        deferred.errback(Failure(value, type(value), value.__traceback__))
 
 
 class DeviceWorker:
     def __init__(self, device, reactor):
         self.device = device
         self._reactor = reactor
-        self._condition = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._condition = threading.Condition(self._lock)
+        self._sleeping = False  # guarded by _lock: the thread waits for work and needs a notify
         # Both guarded by _condition: every waiting item in arrival order, and per queue key the
         # same items again so overflow can count and drop them without a scan.
         self._waiting: deque[_Work] = deque()
@@ -56,18 +73,25 @@ class DeviceWorker:
     # -- reactor side ---------------------------------------------------------------------
 
     def submit(self, queue_key: Hashable, command: Command, pending_limit: int, overflow: str) -> Deferred:
-        """Queue an action; fires with its result, or fails with ActionFailed or Dropped.
-
-        At most `pending_limit` items wait per queue_key. overflow "queue" rejects a new item when
-        that many wait; "latest" drops whatever waits for the key and keeps only the new one.
-        """
+        """`enqueue` with a Deferred: fires with the result, or fails with ActionFailed or Dropped."""
         deferred = Deferred()
+        self.enqueue(queue_key, command, pending_limit, overflow, _fire, deferred)
+        return deferred
+
+    def enqueue(self, queue_key: Hashable, command: Command, pending_limit: int, overflow: str,
+                done: Done, context: Any) -> None:
+        """Queue an action; `done(context, ok, value)` runs on the reactor thread when it is over.
+
+        The per-message path of every subscription, so no Deferred. At most `pending_limit` items
+        wait per queue_key: overflow "queue" rejects a new item when that many wait; "latest" drops
+        whatever waits for the key and keeps only the new one. Rejections are reported at once.
+        """
         if self._stopping:
-            deferred.errback(Dropped(f"{command.action}: dropped, the device worker is stopping"))
-            return deferred
+            done(context, False, Dropped(f"{command.action}: dropped, the device worker is stopping"))
+            return
         replaced: list[_Work] = []
         rejected = False
-        with self._condition:
+        with self._lock:
             waiting = self._waiting_by_key.get(queue_key)
             if waiting is None:
                 waiting = self._waiting_by_key[queue_key] = deque()
@@ -79,17 +103,17 @@ class DeviceWorker:
             elif len(waiting) >= pending_limit:
                 rejected = True
             if not rejected:
-                work = _Work(queue_key, execute, (self.device, command), deferred, command.cheap)
+                work = _Work(queue_key, execute, (self.device, command), done, context, command.cheap)
                 waiting.append(work)
                 self._waiting.append(work)
-                self._condition.notify()
+                if self._sleeping:
+                    self._condition.notify()
         if rejected:
-            deferred.errback(
-                Dropped(f"{command.action}: dropped, {pending_limit} messages already waiting (pending_limit, overflow queue)")
-            )
+            done(context, False, Dropped(
+                f"{command.action}: dropped, {pending_limit} messages already waiting (pending_limit, overflow queue)"
+            ))
         for work in replaced:
-            work.deferred.errback(Dropped(f"{work.args[1].action}: dropped, replaced by a newer message (overflow latest)"))
-        return deferred
+            work.fail(Dropped(f"{work.args[1].action}: dropped, replaced by a newer message (overflow latest)"))
 
     def call(self, fn: Callable, *args: Any) -> Deferred:
         """Run fn(*args) on the device thread, in order with the actions (sensor reads and the like)."""
@@ -97,10 +121,16 @@ class DeviceWorker:
         if self._stopping:
             deferred.errback(Dropped(f"{getattr(fn, '__name__', 'call')}: dropped, the device worker is stopping"))
             return deferred
-        with self._condition:
-            self._waiting.append(_Work(None, fn, args, deferred, False))
-            self._condition.notify()
+        with self._lock:
+            self._waiting.append(_Work(None, fn, args, _fire, deferred, False))
+            if self._sleeping:
+                self._condition.notify()
         return deferred
+
+    @property
+    def idle(self) -> bool:
+        """Nothing runs and nothing waits: a query answered now cannot overtake an earlier action."""
+        return self._sleeping and not self._waiting
 
     def stop(self, timeout: float) -> Deferred:
         """Take no more work, fail what waits with Dropped, let the running item finish.
@@ -118,7 +148,7 @@ class DeviceWorker:
             self._waiting_by_key.clear()
             self._condition.notify()
         for work in pending:
-            work.deferred.errback(Dropped(f"{_name_of(work)}: dropped, the device worker stopped before running it"))
+            work.fail(Dropped(f"{_name_of(work)}: dropped, the device worker stopped before running it"))
         if self._thread is None:
             stopped.callback(True)
             return stopped
@@ -136,12 +166,10 @@ class DeviceWorker:
         self._thread_done.addCallback(finished)
         return stopped
 
-    def _deliver(self, results: list) -> None:
-        for deferred, ok, value in results:
-            if ok:
-                deferred.callback(value)
-            else:
-                deferred.errback(Failure(value, type(value), value.__traceback__))
+    @staticmethod
+    def _deliver(results: list) -> None:
+        for done, context, ok, value in results:
+            done(context, ok, value)
 
     # -- device thread --------------------------------------------------------------------
 
@@ -175,16 +203,18 @@ class DeviceWorker:
             while True:
                 with condition:
                     while not self._waiting and not self._stopping:
+                        self._sleeping = True
                         condition.wait()
+                        self._sleeping = False
                     if self._stopping:
                         return
                     batch = self._take()
                 results = []
                 for work in batch:
                     try:
-                        results.append((work.deferred, True, work.fn(*work.args)))
+                        results.append((work.done, work.context, True, work.fn(*work.args)))
                     except Exception as error:
-                        results.append((work.deferred, False, error))
+                        results.append((work.done, work.context, False, error))
                 if results:
                     call_from_thread(self._deliver, results)
         finally:
