@@ -414,7 +414,8 @@ class Client:
     cluster's `connect_urls`) is tried at once, then `initial_delay` doubling to `max_delay`,
     stretched by up to `jitter` (a fraction); `max_attempts=0` never gives up. Publishes made
     while disconnected wait in a buffer of `buffer_size` bytes. A server that leaves
-    `max_outstanding_pings` PINGs (one every `ping_interval` s) unanswered is treated as dead.
+    `max_outstanding_pings` PINGs (one every `ping_interval` s; the last one given half an
+    interval) unanswered is treated as dead.
     Not thread-safe: call it from the reactor thread.
 
     Listeners (`add_listener(event, callback)`): "connected"(url) for the first connection,
@@ -511,6 +512,7 @@ class Client:
         self._flushes_after_reconnect: list[defer.Deferred] = []
         self._outstanding_pings = 0
         self._keepalive: LoopingCall | None = None
+        self._stale_check = None  # IDelayedCall: the deadline of the last allowed PING
 
         self._inbox_prefix: str | None = None
         self._resp_sub: Subscription | None = None
@@ -955,13 +957,25 @@ class Client:
         if conn is None:
             return
         if self._outstanding_pings >= self._max_outstanding_pings:
-            log.warn("{url}: {n} PINGs unanswered, treating the server as gone", url=conn.server.url,
-                     n=self._outstanding_pings)
-            conn.fail(ConnectionLostError(f"{conn.server.url}: stale connection ({self._outstanding_pings} PINGs unanswered)"))
+            self._fail_stale(conn)
             return
         self._outstanding_pings += 1
         self._pong_waiters.append(None)
         self._send(wire.PING)
+        if self._outstanding_pings == self._max_outstanding_pings:
+            # The last allowed PING gets half an interval, not a whole one: with the defaults a
+            # frozen server is left within 25 s of its last answer, so failover completes within 30.
+            self._stale_check = self._reactor.callLater(self._ping_interval / 2, self._check_stale, conn)
+
+    def _check_stale(self, conn: _Connection) -> None:
+        self._stale_check = None
+        if conn is self._conn and self._outstanding_pings >= self._max_outstanding_pings:
+            self._fail_stale(conn)
+
+    def _fail_stale(self, conn: _Connection) -> None:
+        log.warn("{url}: {n} PINGs unanswered, treating the server as gone", url=conn.server.url,
+                 n=self._outstanding_pings)
+        conn.fail(ConnectionLostError(f"{conn.server.url}: stale connection ({self._outstanding_pings} PINGs unanswered)"))
 
     def _send(self, data: bytes) -> None:
         """Queue `data` for the current connection; one transport write per reactor turn."""
@@ -993,6 +1007,9 @@ class Client:
         if self._keepalive is not None and self._keepalive.running:
             self._keepalive.stop()
         self._keepalive = None
+        if self._stale_check is not None and self._stale_check.active():
+            self._stale_check.cancel()
+        self._stale_check = None
         waiters, self._pong_waiters = self._pong_waiters, deque()
         for waiter in waiters:
             if waiter is not None and not waiter.called:
