@@ -40,4 +40,7 @@ def start_logging(log_format: str = "text", stream: TextIO | None = None, level:
     stream = stream or sys.stderr
     observer = json_line_observer(stream) if log_format == "json" else textFileLogObserver(stream, timeFormat="%Y-%m-%dT%H:%M:%S%z")
     predicate = LogLevelFilterPredicate(defaultLogLevel=level)
+    # ClientService announces each scheduled retry; the NATS client already logs why an attempt
+    # failed, and a bridge that retries forever should not write two lines per attempt.
+    predicate.setLogLevelForNamespace("twisted.application._client_service", LogLevel.warn)
     globalLogBeginner.beginLoggingTo([FilteringLogObserver(observer, [predicate])], redirectStandardIO=False)

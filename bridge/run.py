@@ -6,6 +6,8 @@ re-reads the file and applies the difference, keeping the old config when the ne
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import signal
 import sys
 from typing import Sequence
@@ -13,6 +15,15 @@ from typing import Sequence
 from twisted.logger import Logger
 
 log = Logger(namespace="bridge")
+
+
+def release_startup_garbage() -> None:
+    """Hand the heap that config validation churned through back to the OS (glibc only)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def run_bridge(
@@ -37,6 +48,11 @@ def run_bridge(
     elif config.web is not None:
         web_address = (config.web.host, config.web.port)
 
+    if config.nats.tls is None and not any(url.lower().startswith("tls://") for url in config.nats.servers):
+        from bridge.nats.tls import forgo_tls
+
+        forgo_tls()  # before the reactor import: ~15 MiB less for every plain nats:// bridge
+
     from twisted.internet import reactor
 
     from bridge.devices import DeviceUnavailable
@@ -48,6 +64,7 @@ def run_bridge(
     outcome = {"exit": 0}
 
     def started(_):
+        release_startup_garbage()
         if web_address is None:
             return
         from twisted.internet.error import CannotListenError
@@ -66,6 +83,8 @@ def run_bridge(
         reactor.addSystemEventTrigger("before", "shutdown", view.stop)
 
     def failed(failure):
+        if bridge.stopping:
+            return  # stopped while still connecting: a graceful stop all the same
         if failure.check(DeviceUnavailable):
             log.error("{error}", error=str(failure.value))
         else:

@@ -274,3 +274,46 @@ def test_run_exits_1_when_the_web_port_is_taken(server, tmp_path):
         finally:
             process.kill()
     assert any("cannot serve the web view" in str(r.get("message")) for r in process.log_records()), process.logs()
+
+
+def tls_config_text(url: str, device_id: str, tls_block: str) -> str:
+    return f"""\
+version: 1
+device: {{id: {device_id}, driver: memory}}
+nats:
+  servers: ["{url}"]
+{tls_block}subscriptions:
+  - {{subject: t.{device_id}.get_pixels, action: get_pixels}}
+"""
+
+
+def test_bridge_with_tls_config_talks_to_a_tls_server(tls_server, tmp_path):
+    tls = (f"  tls: {{ca_file: {tls_server.ca_path}, cert_file: {tls_server.client_cert_path}, "
+           f"key_file: {tls_server.client_key_path}}}\n")
+    process = BridgeProcess(tls_config_text(tls_server.url, "secure", tls), tmp_path, "secure").start()
+    try:
+        with OutsideClient(tls_server.url, tls=tls_context(tls_server)) as outside:
+            process.wait_ready(outside)
+            assert len(outside.request_json("t.secure.get_pixels", b"")) == 64
+    finally:
+        assert process.stop() == 0
+
+
+def test_plain_config_against_a_server_demanding_tls_says_so(tls_server_no_client_cert, tmp_path):
+    plain_url = tls_server_no_client_cert.url.replace("tls://", "nats://")
+    process = BridgeProcess(tls_config_text(plain_url, "plain", ""), tmp_path, "plain").start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "requires TLS" not in process.logs():
+            time.sleep(0.1)
+        assert "requires TLS, but TLS support is not loaded" in process.logs(), process.logs()
+    finally:
+        assert process.stop() == 0
+
+
+def tls_context(server):
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(server.ca_path))
+    context.load_cert_chain(str(server.client_cert_path), str(server.client_key_path))
+    return context

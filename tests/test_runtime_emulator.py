@@ -90,8 +90,12 @@ def test_set_pixel_over_nats_shows_on_the_emulated_hat(emulated_bridge, outside)
 
 
 def replies_to_three_quick_messages(outside, subject: str) -> list[dict]:
+    """The first message starts scrolling (~3 s); the next two arrive while it runs."""
     inbox = outside.subscribe(f"replies.{subject}")
-    for text in ("hello world", "second", "third"):
+    outside.publish(subject, "hello world", reply=f"replies.{subject}")
+    outside.flush()
+    time.sleep(0.5)  # let the worker take it: only then do the others wait behind it
+    for text in ("second", "third"):
         outside.publish(subject, text, reply=f"replies.{subject}")
     return [inbox.next_json(timeout=30) for _ in range(3)]
 

@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import nkeys
-
 from bridge.nats.errors import AuthConfigError
 
 # The framing nats.go and the nsc tool write: a dashed BEGIN line, the value, a dashed END line.
@@ -85,7 +83,7 @@ class Credentials:
                 fields["pass"] = url_password
         return fields
 
-    def _key_pair(self) -> nkeys.KeyPair:
+    def _key_pair(self):
         if self.nkey_seed is not None:
             return _key_pair_from_seed(self.nkey_seed.strip().encode(), "nkey_seed")
         text = _read(self.nkey_seed_file, "NKEY seed file")
@@ -111,7 +109,9 @@ def _read(path: str, what: str) -> str:
         raise AuthConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
 
 
-def _key_pair_from_seed(seed: bytes, origin: str) -> nkeys.KeyPair:
+def _key_pair_from_seed(seed: bytes, origin: str):
+    import nkeys  # only clients that sign pay for it (and for PyNaCl beneath it)
+
     try:
         return nkeys.from_seed(bytearray(seed))
     except Exception as exc:  # nkeys raises its own ErrInvalidSeed family, and binascii errors

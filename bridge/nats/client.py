@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 from urllib.parse import unquote, urlsplit
 
-from OpenSSL import SSL
-from service_identity import VerificationError
 from twisted.application.internet import ClientService
 from twisted.internet import defer, protocol
 from twisted.internet.abstract import isIPAddress, isIPv6Address
@@ -49,7 +47,7 @@ from bridge.nats.errors import (
     TlsError,
 )
 from bridge.nats.subjects import validate_subject
-from bridge.nats.tls import TlsOptions, client_tls_options
+from bridge.nats.tls import TlsOptions, client_tls_options, tls_unavailable_reason
 
 log = Logger()
 
@@ -259,7 +257,9 @@ class _PoolEndpoint:
         server = client._pool.next()
         connection = _Connection(client, server)
         log.debug("connecting to {url}", url=server.url)
-        dialing = client._tcp_endpoint(server).connect(protocol.Factory.forProtocol(lambda: connection))
+        factory = protocol.Factory.forProtocol(lambda: connection)
+        factory.noisy = False  # no "Starting factory" line per attempt on a Pi that retries forever
+        dialing = client._tcp_endpoint(server).connect(factory)
         dialing.addCallback(lambda _: connection.handshake)
         dialing.addTimeout(client._connect_timeout, client._reactor, onTimeoutCancel=connection.timed_out)
 
@@ -357,6 +357,9 @@ class _Connection(protocol.Protocol):
             if use_tls:
                 if not offers_tls:
                     raise TlsError(f"{self.server.url}: TLS was asked for but the server does not offer it")
+                missing = tls_unavailable_reason()
+                if missing:
+                    raise TlsError(f"{self.server.url} requires TLS, but {missing}")
                 self.transport.startTLS(client._tls_creator(self.server.tls_name))
                 self._tls_started = True
             connect = client._connect_options(self.info, self.server, use_tls)
@@ -399,11 +402,15 @@ class _Connection(protocol.Protocol):
         if self._failure is not None:
             return self._failure
         url = self.server.url
-        if self._tls_started and reason.check(SSL.Error):
-            detail = "; ".join(str(item[2]) for item in reason.value.args[0] if len(item) > 2) or str(reason.value)
-            return TlsError(f"TLS with {url} failed: {detail}")
-        if self._tls_started and reason.check(VerificationError):
-            return TlsError(f"TLS with {url} failed: certificate does not match {self.server.tls_name!r}: {reason.value}")
+        if self._tls_started:
+            from OpenSSL import SSL
+            from service_identity import VerificationError
+
+            if reason.check(SSL.Error):
+                detail = "; ".join(str(item[2]) for item in reason.value.args[0] if len(item) > 2) or str(reason.value)
+                return TlsError(f"TLS with {url} failed: {detail}")
+            if reason.check(VerificationError):
+                return TlsError(f"TLS with {url} failed: certificate does not match {self.server.tls_name!r}: {reason.value}")
         return HandshakeError(f"{url} closed the connection during the handshake: {reason.getErrorMessage()}")
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from OpenSSL import crypto
-from twisted.internet import ssl
-
 from bridge.nats.errors import TlsError
+
+# pyOpenSSL, cryptography and service_identity are imported only where TLS is set up: together
+# they are a third of an idle bridge's memory, which a Pi on a plain nats:// LAN need not pay.
+_TLS_MODULES = ("OpenSSL", "service_identity")
 
 _PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
@@ -28,8 +30,30 @@ class TlsOptions:
     verify: bool = True
 
 
+def forgo_tls() -> None:
+    """Keep the TLS libraries out of this process for good; call before the reactor is imported.
+
+    Twisted then builds its transports without TLS, and a server that demands TLS is refused with
+    a `TlsError` naming the cause, never silently downgraded.
+    """
+    for name in _TLS_MODULES:
+        sys.modules.setdefault(name, None)
+
+
+def tls_unavailable_reason() -> str | None:
+    """Why TLS cannot be used in this process, or None when it can."""
+    try:
+        import OpenSSL  # noqa: F401
+        import service_identity  # noqa: F401
+    except ImportError as exc:
+        return f"TLS support is not loaded in this process ({exc})"
+    return None
+
+
 def client_tls_options(options, hostname: str):
     """Build the `IOpenSSLClientConnectionCreator` for one server; raises `TlsError` on bad files."""
+    from twisted.internet import ssl
+
     client_certificate = _client_certificate(options)
     if not getattr(options, "verify", True):
         extra = {}
@@ -41,7 +65,10 @@ def client_tls_options(options, hostname: str):
     return ssl.optionsForClientTLS(hostname, trustRoot=trust_root, clientCertificate=client_certificate)
 
 
-def _load_ca_bundle(path: str) -> list[ssl.Certificate]:
+def _load_ca_bundle(path: str) -> list:
+    from OpenSSL import crypto
+    from twisted.internet import ssl
+
     pem = _read(path, "CA file")
     blocks = _PEM_CERTIFICATE.findall(pem)
     if not blocks:
@@ -52,7 +79,9 @@ def _load_ca_bundle(path: str) -> list[ssl.Certificate]:
         raise TlsError(f"CA file {path}: unreadable certificate ({exc})") from exc
 
 
-def _client_certificate(options) -> ssl.PrivateCertificate | None:
+def _client_certificate(options):
+    from twisted.internet import ssl
+
     cert_file = getattr(options, "cert_file", None)
     key_file = getattr(options, "key_file", None)
     if cert_file is None and key_file is None:
