@@ -63,24 +63,25 @@ def run_bridge(
     bridge = Bridge(config, reactor)
     outcome = {"exit": 0}
 
-    def started(_):
-        release_startup_garbage()
-        if web_address is None:
-            return
-        from twisted.internet.error import CannotListenError
+    def begin() -> None:
+        # The web view comes first: it shows "connecting" while the bridge waits for a server,
+        # and a port that is taken ends the run at once rather than after the connect.
+        if web_address is not None:
+            from twisted.internet.error import CannotListenError
 
-        from bridge.web import start_web_view
+            from bridge.web import start_web_view
 
-        try:
-            view = start_web_view(bridge, *web_address, reactor=reactor)
-        except CannotListenError as error:
-            log.error("cannot serve the web view on {host}:{port}: {error}", host=web_address[0],
-                      port=web_address[1], error=error.socketError)
-            outcome["exit"] = 1
-            reactor.stop()
-            return
-        # Runs before the bridge's own trigger: open pages get a clean end of stream first.
-        reactor.addSystemEventTrigger("before", "shutdown", view.stop)
+            try:
+                view = start_web_view(bridge, *web_address, reactor=reactor)
+            except CannotListenError as error:
+                log.error("cannot serve the web view on {host}:{port}: {error}", host=web_address[0],
+                          port=web_address[1], error=error.socketError)
+                outcome["exit"] = 1
+                reactor.stop()
+                return
+            # Runs before the bridge's own trigger: open pages get a clean end of stream first.
+            reactor.addSystemEventTrigger("before", "shutdown", view.stop)
+        bridge.start().addCallbacks(lambda _: release_startup_garbage(), failed)
 
     def failed(failure):
         if bridge.stopping:
@@ -102,7 +103,7 @@ def run_bridge(
             return
         bridge.reload(new_config)
 
-    reactor.callWhenRunning(lambda: bridge.start().addCallbacks(started, failed))
+    reactor.callWhenRunning(begin)
     reactor.addSystemEventTrigger("before", "shutdown", bridge.stop)
     signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload))
     reactor.run()
