@@ -83,6 +83,42 @@ def announce_ready() -> None:
     print(READY, flush=True)
 
 
+def serve_with_nats_py(url: str, callbacks: dict) -> None:
+    """A baseline helper process: subscribe each subject to its nats-py callback, say ready, serve
+    until stopped by PID."""
+    import asyncio
+
+    import nats
+
+    async def serve():
+        nc = await nats.connect(url)
+        for subject, callback in callbacks.items():
+            await nc.subscribe(subject, cb=callback)
+        await nc.flush()
+        announce_ready()
+        await asyncio.Event().wait()  # until SIGTERM
+
+    asyncio.run(serve())
+
+
+def bridge_against_baseline(module: str, device_id: str, subscriptions: str, ours: tuple, baseline: tuple):
+    """Alternate rounds of `python -m bench.<module> *args(url)` against a `bridge run` with these
+    subscriptions and against the module's nats-py `baseline` helper, both running throughout.
+
+    `ours` and `baseline` are the measurement's arguments after the URL; returns both lists of results.
+    """
+    from bridge.nats.server import NatsServer
+
+    with NatsServer() as server, outside_client(server.url) as outside:
+        config = bridge_config(device_id, [server.url], subscriptions)
+        with running_bridge(config, device_id, outside), helper(module, "baseline", server.url):
+            return alternate(
+                ROUNDS,
+                lambda: measure(module, ours[0], server.url, *ours[1:]),
+                lambda: measure(module, baseline[0], server.url, *baseline[1:]),
+            )
+
+
 def bridge_config(device_id: str, servers: list[str], subscriptions: str, publications: str = "") -> str:
     """A `bridge run` config for the memory driver; `subscriptions`/`publications` are YAML list items.
 

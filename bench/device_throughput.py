@@ -88,9 +88,7 @@ _HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}\Z")
 
 def baseline_consumer(url: str) -> None:
     """The hand-written alternative to the bridge, a few lines around nats-py."""
-    import asyncio
-
-    import nats
+    from bench.common import serve_with_nats_py
 
     pixels = [[0, 0, 0]] * 64
     stats = {"subject": BASELINE_SUBJECT, "action": "set_pixel", "received": 0, "applied": 0, "errors": 0, "dropped": 0}
@@ -119,35 +117,20 @@ def baseline_consumer(url: str) -> None:
     async def on_info(msg):
         await msg.respond(json.dumps({"subscriptions": [stats]}).encode())
 
-    async def serve():
-        nc = await nats.connect(url)
-        await nc.subscribe(BASELINE_SUBJECT, cb=on_pixel)
-        await nc.subscribe(BASELINE_INFO, cb=on_info)
-        await nc.flush()
-        from bench.common import announce_ready
-
-        announce_ready()
-        await asyncio.Event().wait()  # until SIGTERM
-
-    asyncio.run(serve())
+    serve_with_nats_py(url, {BASELINE_SUBJECT: on_pixel, BASELINE_INFO: on_info})
 
 
 def run() -> dict:
-    from bench.common import ROUNDS, alternate, bridge_config, helper, measure, outside_client, running_bridge
-    from bridge.nats.server import NatsServer
+    from bench.common import bridge_against_baseline
 
     subscriptions = f"  - {{subject: {OUR_SUBJECT}, action: set_pixel, pending_limit: {PENDING_LIMIT}}}\n"
-    with NatsServer() as server, outside_client(server.url) as outside:
-        config = bridge_config(DEVICE_ID, [server.url], subscriptions)
-        with running_bridge(config, DEVICE_ID, outside), helper("device_throughput", "baseline", server.url):
-            our_rates, their_rates = alternate(
-                ROUNDS,
-                lambda: measure("device_throughput", "driver", server.url, OUR_SUBJECT, f"bridge.{DEVICE_ID}.info")["rate"],
-                lambda: measure("device_throughput", "driver", server.url, BASELINE_SUBJECT, BASELINE_INFO)["rate"],
-            )
+    ours, theirs = bridge_against_baseline(
+        "device_throughput", DEVICE_ID, subscriptions,
+        ("driver", OUR_SUBJECT, f"bridge.{DEVICE_ID}.info"), ("driver", BASELINE_SUBJECT, BASELINE_INFO),
+    )
     return {
-        "ours": round(statistics.median(our_rates)),
-        "baseline": round(statistics.median(their_rates)),
+        "ours": round(statistics.median(r["rate"] for r in ours)),
+        "baseline": round(statistics.median(r["rate"] for r in theirs)),
         "unit": "msgs/s",
         "target": TARGET_RATIO,
     }

@@ -63,40 +63,23 @@ def requester(url: str, subject: str) -> dict:
 
 def baseline_responder(url: str) -> None:
     """The hand-written alternative: the display's 64 colours in a list, sent as JSON on request."""
-    import asyncio
-
-    import nats
+    from bench.common import serve_with_nats_py
 
     pixels = [[0, 0, 0] for _ in range(64)]
 
     async def on_request(msg):
         await msg.respond(json.dumps(pixels).encode())
 
-    async def serve():
-        nc = await nats.connect(url)
-        await nc.subscribe(BASELINE_SUBJECT, cb=on_request)
-        await nc.flush()
-        from bench.common import announce_ready
-
-        announce_ready()
-        await asyncio.Event().wait()  # until SIGTERM
-
-    asyncio.run(serve())
+    serve_with_nats_py(url, {BASELINE_SUBJECT: on_request})
 
 
 def run() -> dict:
-    from bench.common import ROUNDS, alternate, bridge_config, helper, measure, outside_client, running_bridge
-    from bridge.nats.server import NatsServer
+    from bench.common import bridge_against_baseline
 
     subscriptions = f"  - {{subject: {OUR_SUBJECT}, action: get_pixels}}\n"
-    with NatsServer() as server, outside_client(server.url) as outside:
-        config = bridge_config(DEVICE_ID, [server.url], subscriptions)
-        with running_bridge(config, DEVICE_ID, outside), helper("latency", "baseline", server.url):
-            ours, theirs = alternate(
-                ROUNDS,
-                lambda: measure("latency", "requester", server.url, OUR_SUBJECT),
-                lambda: measure("latency", "requester", server.url, BASELINE_SUBJECT),
-            )
+    ours, theirs = bridge_against_baseline(
+        "latency", DEVICE_ID, subscriptions, ("requester", OUR_SUBJECT), ("requester", BASELINE_SUBJECT)
+    )
     return {
         "ours": round(statistics.median(r["p50"] for r in ours), 3),
         "baseline": round(statistics.median(r["p50"] for r in theirs), 3),

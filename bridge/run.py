@@ -18,8 +18,10 @@ log = Logger(namespace="bridge")
 
 
 def release_startup_garbage() -> None:
-    """Hand the heap that config validation churned through back to the OS (glibc only)."""
+    """Hand the heap that config validation churned through back to the OS (glibc only), and
+    move what start-up built (modules, schema, config) out of the collector's sight for good."""
     gc.collect()
+    gc.freeze()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):

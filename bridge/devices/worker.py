@@ -61,6 +61,11 @@ class DeviceWorker:
         # same items again so overflow can count and drop them without a scan.
         self._waiting: deque[_Work] = deque()
         self._waiting_by_key: dict[Hashable, deque[_Work]] = {}
+        # Reactor thread only: what arrived during this reactor turn, handed to the thread in one
+        # lock hold at the end of the turn. A lock round trip per message cost more than parsing it.
+        self._staged: list[_Work] = []
+        self._staged_by_key: dict[Hashable, list[_Work]] = {}
+        self._hand_over_call = None
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._thread_done = Deferred()
@@ -89,31 +94,67 @@ class DeviceWorker:
         if self._stopping:
             done(context, False, Dropped(f"{command.action}: dropped, the device worker is stopping"))
             return
-        replaced: list[_Work] = []
-        rejected = False
+        if overflow == "latest":
+            self._drop_waiting(queue_key)
+        else:
+            staged = self._staged_by_key.get(queue_key)
+            # The thread only ever shortens the handed-over queue, so reading its length without
+            # the lock can only overstate what waits.
+            waiting = len(self._waiting_by_key.get(queue_key, ())) + (len(staged) if staged else 0)
+            if waiting >= pending_limit:
+                done(context, False, Dropped(
+                    f"{command.action}: dropped, {pending_limit} messages already waiting (pending_limit, overflow queue)"
+                ))
+                return
+        self._stage(_Work(queue_key, execute, (self.device, command), done, context, command.cheap))
+
+    def _drop_waiting(self, queue_key: Hashable) -> None:
+        """overflow "latest": whatever waits for this key, staged or handed over, is dropped."""
+        replaced = self._staged_by_key.pop(queue_key, [])
         with self._lock:
-            waiting = self._waiting_by_key.get(queue_key)
-            if waiting is None:
-                waiting = self._waiting_by_key[queue_key] = deque()
-            if overflow == "latest":
-                replaced = list(waiting)
-                waiting.clear()
-                for work in replaced:
-                    work.dropped = True
-            elif len(waiting) >= pending_limit:
-                rejected = True
-            if not rejected:
-                work = _Work(queue_key, execute, (self.device, command), done, context, command.cheap)
-                waiting.append(work)
-                self._waiting.append(work)
-                if self._sleeping:
-                    self._condition.notify()
-        if rejected:
-            done(context, False, Dropped(
-                f"{command.action}: dropped, {pending_limit} messages already waiting (pending_limit, overflow queue)"
-            ))
+            handed_over = self._waiting_by_key.pop(queue_key, None)
+            if handed_over:
+                replaced.extend(handed_over)
+            for work in replaced:
+                work.dropped = True
         for work in replaced:
             work.fail(Dropped(f"{work.args[1].action}: dropped, replaced by a newer message (overflow latest)"))
+
+    def _stage(self, work: _Work) -> None:
+        self._staged.append(work)
+        if work.key is not None:
+            same_key = self._staged_by_key.get(work.key)
+            if same_key is None:
+                self._staged_by_key[work.key] = [work]
+            else:
+                same_key.append(work)
+        if self._sleeping:
+            self._hand_over()  # nothing to contend with: wake the thread now
+        elif self._hand_over_call is None:
+            self._hand_over_call = self._reactor.callLater(0, self._hand_over)
+
+    def _hand_over(self) -> None:
+        if self._hand_over_call is not None:
+            if self._hand_over_call.active():
+                self._hand_over_call.cancel()
+            self._hand_over_call = None
+        staged, self._staged = self._staged, []
+        self._staged_by_key = {}
+        with self._lock:
+            waiting = self._waiting
+            by_key = self._waiting_by_key
+            for work in staged:
+                if work.dropped:
+                    continue
+                waiting.append(work)
+                if work.key is not None:
+                    same_key = by_key.get(work.key)
+                    if same_key is None:
+                        by_key[work.key] = deque((work,))
+                    else:
+                        same_key.append(work)
+            if self._sleeping:
+                self._condition.notify()
 
     def call(self, fn: Callable, *args: Any) -> Deferred:
         """Run fn(*args) on the device thread, in order with the actions (sensor reads and the like)."""
@@ -121,16 +162,13 @@ class DeviceWorker:
         if self._stopping:
             deferred.errback(Dropped(f"{getattr(fn, '__name__', 'call')}: dropped, the device worker is stopping"))
             return deferred
-        with self._lock:
-            self._waiting.append(_Work(None, fn, args, _fire, deferred, False))
-            if self._sleeping:
-                self._condition.notify()
+        self._stage(_Work(None, fn, args, _fire, deferred, False))
         return deferred
 
     @property
     def idle(self) -> bool:
         """Nothing runs and nothing waits: a query answered now cannot overtake an earlier action."""
-        return self._sleeping and not self._waiting
+        return self._sleeping and not self._waiting and not self._staged
 
     def stop(self, timeout: float) -> Deferred:
         """Take no more work, fail what waits with Dropped, let the running item finish.
@@ -141,12 +179,18 @@ class DeviceWorker:
         if self._stopped is not None:
             return self._stopped
         self._stopped = stopped = Deferred()
+        if self._hand_over_call is not None:
+            self._hand_over_call.cancel()
+            self._hand_over_call = None
         with self._condition:
             self._stopping = True
             pending = [work for work in self._waiting if not work.dropped]
             self._waiting.clear()
             self._waiting_by_key.clear()
             self._condition.notify()
+        pending += [work for work in self._staged if not work.dropped]
+        self._staged = []
+        self._staged_by_key = {}
         for work in pending:
             work.fail(Dropped(f"{_name_of(work)}: dropped, the device worker stopped before running it"))
         if self._thread is None:
