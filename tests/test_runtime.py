@@ -317,3 +317,32 @@ def tls_context(server):
     context = ssl.create_default_context(cafile=str(server.ca_path))
     context.load_cert_chain(str(server.client_cert_path), str(server.client_key_path))
     return context
+
+
+def test_readings_taken_while_disconnected_arrive_after_the_reconnect(tmp_path):
+    from datetime import datetime
+
+    publications = "  - {subject: s.buffered.temperature, sensor: temperature, interval: 100ms}\n"
+    with NatsServer() as server:
+        # The bridge retries once a second; the test's subscriber is back on the restarted server
+        # well before that, so what the bridge flushes on reconnecting has someone to reach.
+        text = config_text(server.url, "buffered", publications=publications).replace(
+            "reconnect: {initial_delay: 50ms, max_delay: 500ms}", "reconnect: {initial_delay: 1s, max_delay: 1s, jitter: 0}"
+        )
+        with OutsideClient(server.url) as outside:
+            process = BridgeProcess(text, tmp_path, "buffered").start()
+            try:
+                process.wait_ready(outside)
+                readings = outside.subscribe("s.buffered.temperature")
+                readings.next_json()
+                server.kill()
+                down_from = datetime.now().astimezone()
+                time.sleep(1.5)
+                down_until = datetime.now().astimezone()
+                server.start()
+                process.wait_ready(outside)
+                times = [datetime.fromisoformat(readings.next_json()["time"].replace("Z", "+00:00")) for _ in range(30)]
+            finally:
+                assert process.stop() == 0
+    during_outage = [t for t in times if down_from < t < down_until]
+    assert len(during_outage) >= 5, (down_from, down_until, times)
