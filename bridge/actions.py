@@ -51,7 +51,13 @@ class _Invalid(ValueError):
 
 
 def _describe(value: Any) -> str:
-    text = json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else repr(value)
+    if isinstance(value, (list, dict, bool)) or value is None:
+        try:
+            text = json.dumps(value)
+        except RecursionError:  # nested just shallower than _loads refuses, but deeper than dumps allows
+            return f"a JSON {'list' if isinstance(value, list) else 'object'} nested too deeply to show"
+    else:
+        text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -136,6 +142,8 @@ def _loads(text: str) -> Any:
         value, end = _scan_json(text, start)
     except (StopIteration, ValueError):
         end = -1
+    except RecursionError:  # e.g. b"[" * 200000: the scanner recurses once per level
+        raise _Invalid("payload is not valid JSON: nested too deeply") from None
     if end == -1 or text[end:].strip():
         try:
             json.loads(text)
