@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import glob
+import os
+import pwd
 import sys
 
 import pytest
@@ -79,6 +81,85 @@ def test_framebuffer_missing(fake_library):
     with pytest.raises(DeviceUnavailable) as raised:
         open_device(CONFIG)
     assert_one_clear_sentence(raised.value, '"RPi-Sense FB" framebuffer', "Cannot detect RPi-Sense FB device", "dtoverlay=rpi-sense")
+
+
+def test_a_broken_dependency_of_the_library(fake_library):
+    # What numpy does when its wheel's libopenblas is missing: a page of advice around the real error.
+    fake_library(
+        "try:\n"
+        "    raise ImportError('libopenblas.so.0: cannot open shared object file: No such file or directory')\n"
+        "except ImportError as error:\n"
+        "    raise ImportError('\\n\\nIMPORTANT: PLEASE READ THIS FOR ADVICE\\n\\nOriginal error was: ' + str(error))\n"
+    )
+    with pytest.raises(DeviceUnavailable) as raised:
+        open_device(CONFIG)
+    assert_one_clear_sentence(raised.value, "could not import sense_hat (libopenblas.so.0: cannot open shared object file", "libopenblas0")
+
+
+# What SenseHat() does before it touches RTIMU: the settings directory under the passwd home.
+MAKES_SETTINGS_DIRECTORY = (
+    "import os, pwd\n"
+    "class SenseHat:\n"
+    "    def __init__(self):\n"
+    "        home = pwd.getpwuid(os.getuid())[5]\n"
+    "        os.makedirs(os.path.join(home, '.config/sense_hat'))\n"
+)
+
+
+def passwd_home(monkeypatch, home) -> None:
+    entry = pwd.getpwuid(os.getuid())
+    monkeypatch.setattr(pwd, "getpwuid", lambda uid: pwd.struct_passwd((*entry[:5], str(home), entry[6])))
+
+
+def test_a_home_that_cannot_hold_the_settings(fake_library, monkeypatch, tmp_path):
+    # A service user made with --no-create-home: its home does not exist and cannot be created
+    # (here because its parent is a file, which fails the same way for root).
+    (tmp_path / "not-a-directory").write_text("")
+    home = tmp_path / "not-a-directory" / "bridge"
+    passwd_home(monkeypatch, home)
+    fake_library(MAKES_SETTINGS_DIRECTORY)
+    with pytest.raises(DeviceUnavailable) as raised:
+        open_device(CONFIG)
+    assert_one_clear_sentence(raised.value, f"settings to {home}/.config/sense_hat", "writable home", "StateDirectory")
+    assert "framebuffer" not in str(raised.value)
+
+
+def test_settings_file_not_writable(fake_library, monkeypatch, tmp_path):
+    passwd_home(monkeypatch, tmp_path)
+    fake_library(
+        "import errno, os\n"
+        "class SenseHat:\n"
+        "    def __init__(self):\n"
+        f"        raise PermissionError(errno.EACCES, 'Permission denied', '{tmp_path}/.config/sense_hat/RTIMULib.ini')\n"
+    )
+    with pytest.raises(DeviceUnavailable) as raised:
+        open_device(CONFIG)
+    assert_one_clear_sentence(raised.value, "RTIMULib.ini", "writable home")
+
+
+def test_a_device_file_refused_is_not_taken_for_the_settings(fake_library):
+    # The joystick's input device without the input group: the board sentence names the groups.
+    fake_library(
+        "import errno\n"
+        "class SenseHat:\n"
+        "    def __init__(self):\n"
+        "        raise PermissionError(errno.EACCES, 'Permission denied', '/dev/input/event0')\n"
+    )
+    with pytest.raises(DeviceUnavailable) as raised:
+        open_device(CONFIG)
+    assert_one_clear_sentence(raised.value, "/dev/input/event0", "video, input and i2c groups")
+
+
+def test_a_user_without_passwd_entry(fake_library, monkeypatch):
+    # e.g. a container run with --user 1234: sense_hat's getpwuid() fails before anything else.
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    fake_library(MAKES_SETTINGS_DIRECTORY)
+    with pytest.raises(DeviceUnavailable) as raised:
+        open_device(CONFIG)
+    assert_one_clear_sentence(raised.value, "no passwd entry", f"uid {os.getuid()}")
 
 
 def test_emulator_library_not_installed(monkeypatch):
