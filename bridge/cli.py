@@ -77,7 +77,8 @@ def add_validate(commands) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE")
     add_override_option(parser)
     parser.add_argument("--print", dest="print_config", action="store_true",
-                        help="print the fully resolved config as YAML (secrets masked)")
+                        help="print the fully resolved config as YAML (secrets masked); with --format json, "
+                             "as each valid file's \"config\"")
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="json: one JSON document on stdout, for CI")
     parser.set_defaults(handler=validate_command)
@@ -85,14 +86,17 @@ def add_validate(commands) -> None:
 
 def validate_command(args: argparse.Namespace) -> int:
     from bridge.config import ConfigError, ConfigFileError
-    from bridge.config.convert import to_yaml
+    from bridge.config.convert import to_plain, to_yaml
     from bridge.config.loader import load
+    from bridge.config.redact import redact_url
 
     status = EXIT_OK
     reports = []
     printed = []
     for file in args.files:
         report = {"file": file, "valid": False, "errors": [], "summary": None}
+        if args.print_config:
+            report["config"] = None
         reports.append(report)
         try:
             loaded = load(file, args.overrides)
@@ -109,12 +113,15 @@ def validate_command(args: argparse.Namespace) -> int:
             "driver": config.device.driver,
             "subscriptions": len(config.subscriptions),
             "publications": len(config.publications),
-            "servers": list(config.nats.servers),
+            "servers": [redact_url(url) for url in config.nats.servers],
         }
-        if args.print_config:
+        if args.format == "json":
+            if args.print_config:
+                report["config"] = to_plain(config, loaded.secret_paths)
+        elif args.print_config:
             printed.append(f"# {file}\n" + to_yaml(config, loaded.secret_paths))
-        elif args.format == "text":
-            print(_summary(file, config))
+        else:
+            print(_summary(file, report["summary"]))
     if args.format == "json":
         import json
 
@@ -128,11 +135,11 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
-def _summary(file: str, config) -> str:
+def _summary(file: str, summary: dict) -> str:
     return (
-        f"{file}: ok: device {config.device.id} ({config.device.driver}), "
-        f"{_plural(len(config.subscriptions), 'subscription')}, {_plural(len(config.publications), 'publication')}, "
-        f"servers {', '.join(config.nats.servers)}"
+        f"{file}: ok: device {summary['device']} ({summary['driver']}), "
+        f"{_plural(summary['subscriptions'], 'subscription')}, {_plural(summary['publications'], 'publication')}, "
+        f"servers {', '.join(summary['servers'])}"
     )
 
 

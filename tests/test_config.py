@@ -15,9 +15,12 @@ from hypothesis import strategies as st
 
 import bridge.config.substitute
 from bridge.cli import main
-from bridge.config import ConfigError, ConfigFileError, load_config, resolved_yaml, schema_text
+from bridge.config import ConfigError, ConfigFileError, load_config, schema_text
+from bridge.config.convert import to_yaml
 from bridge.config.document import parse_document
+from bridge.config.loader import load
 from bridge.config.model import ACTIONS, DRIVERS, OVERFLOW_POLICIES, SENSORS
+from bridge.config.redact import redact_url, url_secret
 from bridge.config.units import DURATION_PATTERN, SIZE_PATTERN, format_duration, format_size, parse_duration, parse_listen, parse_size
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,7 +63,7 @@ def test_every_shipped_config_validates_and_points_editors_at_the_schema(path):
 
 def test_demo_config_runs_locally_with_the_web_view():
     config = load_config(REPO / "configs" / "demo.yml")
-    assert config.device.driver in ("sense-emu", "memory")
+    assert config.device.driver == "sense-emu"
     assert config.nats.servers == ("nats://127.0.0.1:4222",)
     assert (config.web.host, config.web.port) == ("127.0.0.1", 8080)
     assert set(ACTIONS) <= {subscription.action for subscription in config.subscriptions}
@@ -241,7 +244,8 @@ def test_print_masks_passwords_tokens_and_file_contents(tmp_path, capsys):
     (tmp_path / "room").write_text("secret-room\n")
     path = write(tmp_path, BASE + "  user: pi\n  password: ${file:pw}\nvars: {room: '${file:room}'}\n"
                  "subscriptions:\n  - {subject: 'x.${room}', action: clear}\n")
-    text = resolved_yaml(path)
+    loaded = load(path)
+    text = to_yaml(loaded.config, loaded.secret_paths)
     assert "hunter2" not in text and "secret-room" not in text
     resolved = yaml.safe_load(text)
     assert resolved["nats"]["password"] == "********"
@@ -250,6 +254,47 @@ def test_print_masks_passwords_tokens_and_file_contents(tmp_path, capsys):
 
     assert main(["validate", "--print", str(path)]) == 0
     assert "hunter2" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("nats://pi:s3cret@10.0.0.5:4222", "nats://pi:********@10.0.0.5:4222"),
+    ("tls://pi:p%40ss@[::1]:4443/", "tls://pi:********@[::1]:4443/"),
+    ("nats://t0ken@host", "nats://********@host"),  # userinfo without a colon is a token
+    ("pi:s3cret@host:4222", "pi:********@host:4222"),
+    ("nats://10.0.0.5:4222", "nats://10.0.0.5:4222"),
+    ("host", "host"),
+])
+def test_redact_url_masks_the_password_or_token_and_keeps_the_rest(url, shown):
+    assert redact_url(url) == shown
+    secret = url_secret(url)
+    assert (secret is None) == (shown == url)
+    assert secret is None or url.replace(secret, "********") == shown
+
+
+def test_validate_summary_print_and_json_mask_passwords_in_server_urls(tmp_path, capsys):
+    path = write(tmp_path, "version: 1\nnats:\n  servers: [nats://pi:s3cret@127.0.0.1:4222, nats://127.0.0.1:4223]\n")
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().out.endswith("servers nats://pi:********@127.0.0.1:4222, nats://127.0.0.1:4223\n")
+    assert main(["validate", "--print", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out
+    assert yaml.safe_load(out)["nats"]["servers"] == ["nats://pi:********@127.0.0.1:4222", "nats://127.0.0.1:4223"]
+    assert main(["validate", "--print", "--format", "json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out
+    assert json.loads(out)["files"][0]["summary"]["servers"][0] == "nats://pi:********@127.0.0.1:4222"
+
+
+def test_passwords_in_server_urls_never_appear_in_error_messages(tmp_path):
+    path = write(tmp_path, "version: 1\nnats:\n  servers: ['nats://pi:s3cret@host:4222 x', 'nats://t0ken@host x']\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert messages(caught.value) == [
+        f"{path}:3:14: error: nats.servers[0]: a server URL looks like nats://HOST:PORT or tls://HOST:PORT, "
+        "got a string 'nats://pi:********@host:4222 x'",
+        f"{path}:3:46: error: nats.servers[1]: a server URL looks like nats://HOST:PORT or tls://HOST:PORT, "
+        "got a string 'nats://********@host x'",
+    ]
 
 
 def test_secrets_never_appear_in_error_messages(tmp_path):
@@ -426,6 +471,20 @@ def test_validate_print_with_set(tmp_path, capsys):
     assert resolved["nats"]["reconnect"] == {"initial_delay": "100ms", "max_delay": "5s", "jitter": 0.2,
                                             "max_attempts": 0}
     assert resolved["nats"]["buffer_size"] == "8MiB"
+
+
+def test_validate_print_with_json_format_puts_the_resolved_config_in_the_report(tmp_path, capsys):
+    (tmp_path / "pw").write_text("hunter2\n")
+    good = write(tmp_path, BASE + "  user: pi\n  password: ${file:pw}\n", "good.yml")
+    bad = write(tmp_path, "version: 1\n", "bad.yml")
+    assert main(["validate", "--print", "--format", "json", str(good), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "hunter2" not in out
+    first, second = json.loads(out)["files"]
+    loaded = load(good)
+    assert first["config"] == yaml.safe_load(to_yaml(loaded.config, loaded.secret_paths))
+    assert first["config"]["nats"]["password"] == "********"
+    assert second["config"] is None and second["errors"]
 
 
 def test_bad_usage_exits_2(capsys):

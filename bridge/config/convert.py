@@ -1,4 +1,4 @@
-"""Validated plain data -> the typed model, and the model back to YAML for `--print`."""
+"""Validated plain data -> the typed model, and the model back to plain data / YAML for `--print`."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ from bridge.config.model import (
     TlsConfig,
     WebConfig,
 )
+from bridge.config.redact import MASK, redact_url
 from bridge.config.schema import SECRET_KEYS
 from bridge.config.units import format_duration, format_size, parse_duration, parse_listen, parse_size
 
-MASK = "********"
 _DURATIONS = {"initial_delay", "max_delay", "ping_interval", "interval", "heartbeat"}
 
 
@@ -114,23 +114,30 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
     )
 
 
-def to_yaml(config: BridgeConfig, secret_paths: set[Path]) -> str:
-    """The fully resolved config, defaults filled in, units spelled out, secrets masked."""
-    import yaml
-
+def to_plain(config: BridgeConfig, secret_paths: set[Path]) -> dict:
+    """The fully resolved config as plain data, defaults filled in, units spelled out, secrets masked."""
     data = _plain(dataclasses.asdict(config), (), secret_paths)
     data.pop("source")
     web = data.pop("web", None)
     if web is not None:
         host = f"[{web['host']}]" if ":" in web["host"] else web["host"]
         data["web"] = {"listen": f"{host}:{web['port']}"}
-    ordered = {key: data[key] for key in ("version", "device", "nats", "subscriptions", "publications", "web") if key in data}
-    return yaml.safe_dump(ordered, sort_keys=False, default_flow_style=None, allow_unicode=True, width=100)
+    return {key: data[key] for key in ("version", "device", "nats", "subscriptions", "publications", "web") if key in data}
+
+
+def to_yaml(config: BridgeConfig, secret_paths: set[Path]) -> str:
+    """`to_plain` as YAML, for `bridge validate --print`."""
+    import yaml
+
+    return yaml.safe_dump(to_plain(config, secret_paths), sort_keys=False, default_flow_style=None,
+                          allow_unicode=True, width=100)
 
 
 def _plain(value: Any, path: Path, secret_paths: set[Path]) -> Any:
     if path in secret_paths or (path and path[-1] in SECRET_KEYS and value is not None):
         return MASK
+    if path[:2] == ("nats", "servers") and isinstance(value, str):
+        return redact_url(value)
     if isinstance(value, dict):
         return {
             key: _plain(item, path + (key,), secret_paths)

@@ -9,11 +9,12 @@ from pathlib import Path as FilePath
 from typing import Sequence
 
 from bridge.config.checks import coerce_substituted_args, read_as_yaml, semantic_issues
-from bridge.config.convert import MASK, to_model, to_yaml
+from bridge.config.convert import to_model
 from bridge.config.document import Document, Path, YamlError, parse_document
 from bridge.config.errors import ConfigError, ConfigFileError, ConfigIssue
 from bridge.config.model import BridgeConfig
 from bridge.config.overrides import apply_overrides
+from bridge.config.redact import MASK, url_secret
 from bridge.config.schema import SECRET_KEYS, describe, schema_issues
 from bridge.config.substitute import DEVICE_ID, Substitution
 
@@ -27,12 +28,6 @@ class Loaded:
 def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> BridgeConfig:
     """The validated, typed config; raises ConfigError listing every problem (ConfigFileError: unreadable)."""
     return load(path, overrides).config
-
-
-def resolved_yaml(path: str | os.PathLike, overrides: Sequence[str] = ()) -> str:
-    """The config after --set and substitutions, defaults filled in, secrets masked (for --print)."""
-    loaded = load(path, overrides)
-    return to_yaml(loaded.config, loaded.secret_paths)
 
 
 def load(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Loaded:
@@ -71,6 +66,9 @@ def load(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Loaded:
 def _secret_values(document: Document, secret_paths: set[Path]) -> list[str]:
     paths = set(secret_paths) | {("nats", key) for key in SECRET_KEYS}
     values = {document.get(path) for path in paths}
+    servers = document.get(("nats", "servers"))
+    if isinstance(servers, list):
+        values |= {url_secret(url) for url in servers if isinstance(url, str)}
     return sorted((value for value in values if isinstance(value, str) and value), key=len, reverse=True)
 
 
