@@ -200,10 +200,11 @@ def add_send(commands) -> None:
         ),
     )
     parser.add_argument("--server", "-s", dest="servers", action="append", default=[], metavar="URL",
-                        help="NATS server URL (repeatable; default $NATS_URL or nats://127.0.0.1:4222)")
+                        help="NATS server URL (repeatable: each is tried once, in order; default $NATS_URL or nats://127.0.0.1:4222)")
     parser.add_argument("--request", "-r", action="store_true", help="wait for the reply and print it")
-    parser.add_argument("--json", dest="as_json", action="store_true", help="the payload is JSON: check it first")
-    parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="for --request (default 5)")
+    parser.add_argument("--json", dest="as_json", action="store_true", help="the payload is JSON: check it first (an empty one is bad usage)")
+    parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                        help="wait this long for the reply (--request) or the server's confirmation (default 5)")
     parser.add_argument("subject", metavar="SUBJECT")
     parser.add_argument("text", nargs="*", metavar="TEXT")
     parser.set_defaults(handler=send_command)

@@ -1,7 +1,7 @@
 """`bridge send`: publish one message (or make one request) from the command line.
 
 The seed's `send_sense.py` as a subcommand. Unlike the bridge, a one-shot command must not retry
-forever: it tries each server once and exits 1 with the reason.
+forever: it tries each server once, in the order given, and exits 1 with the reason.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ import os
 import sys
 from typing import Sequence
 
-DEFAULT_SERVER = "nats://127.0.0.1:4222"
-
 
 def build_payload(text: Sequence[str], as_json: bool, stdin=None) -> bytes:
-    """TEXT words joined by spaces, or stdin for `-`; `--json` checks it parses and sends it compact."""
+    """TEXT words joined by spaces, or stdin for `-`; `--json` checks it parses and sends it compact.
+
+    Raises ValueError for a usage problem: `--json` with nothing to send, or text that is not JSON.
+    """
     if list(text) == ["-"]:
         stream = stdin if stdin is not None else sys.stdin.buffer
         raw = stream.read()
@@ -23,8 +24,10 @@ def build_payload(text: Sequence[str], as_json: bool, stdin=None) -> bytes:
     else:
         data = " ".join(text).encode()
     if as_json:
+        if not data.strip():
+            raise ValueError("--json: no payload given (TEXT, or '-' for stdin)")
         try:
-            value = json.loads(data or b"null")
+            value = json.loads(data)
         except ValueError as error:
             raise ValueError(f"--json: payload is not valid JSON: {error}") from None
         data = json.dumps(value, separators=(",", ":")).encode()
@@ -38,6 +41,19 @@ def reply_failed(payload: bytes) -> bool:
     except ValueError:
         return False
     return isinstance(value, dict) and value.get("ok") is False
+
+
+def failure_message(error: Exception, subject: str, request: bool, timeout: float) -> str:
+    """Why a connected send failed, in the user's terms: a publish has no reply to wait for."""
+    from bridge.nats import NatsTimeoutError, NoRespondersError
+
+    if isinstance(error, NoRespondersError):
+        return f"no responders on {subject}"
+    if isinstance(error, NatsTimeoutError):
+        if request:
+            return f"no reply on {subject} within {timeout:g}s"
+        return f"the server did not confirm the publish on {subject} within {timeout:g}s"
+    return str(error)
 
 
 def send_message(
@@ -59,21 +75,31 @@ def send_message(
     except ValueError as error:
         print(f"bridge send: {error}", file=sys.stderr)
         return 2
-    servers = list(servers) or [os.environ.get("NATS_URL", DEFAULT_SERVER)]
 
     from twisted.internet import defer, task
 
-    from bridge.nats import Client, NatsError, NatsTimeoutError, NoRespondersError
+    from bridge.config.redact import redact_url
+    from bridge.nats import Client, NatsError
+    from bridge.nats.client import DEFAULT_URL, parse_server_url
 
+    servers = list(servers) or [os.environ.get("NATS_URL", DEFAULT_URL)]
+    for url in servers:
+        try:
+            parse_server_url(url)
+        except ValueError as error:
+            print(f"bridge send: {error}", file=sys.stderr)
+            return 2
     outcome = {"exit": 0}
 
     @defer.inlineCallbacks
     def main(reactor):
-        client = Client(servers=servers, name="bridge-send", randomize=False, max_attempts=1, reactor=reactor)
+        # One attempt per server: the first reachable one of the list is used, none is retried.
+        client = Client(servers=servers, name="bridge-send", randomize=False, max_attempts=len(servers), reactor=reactor)
         try:
             yield client.connect()
         except Exception as error:  # refused, unreachable, TLS, auth: all end the one-shot command
-            print(f"bridge send: cannot connect to {', '.join(servers)}: {error}", file=sys.stderr)
+            shown = ", ".join(redact_url(url) for url in servers)
+            print(f"bridge send: cannot connect to {shown}: {error}", file=sys.stderr)
             outcome["exit"] = 1
             return
         try:
@@ -85,14 +111,8 @@ def send_message(
             else:
                 client.publish(subject, payload)
                 yield client.flush(timeout=timeout)
-        except NoRespondersError:
-            print(f"bridge send: no responders on {subject}", file=sys.stderr)
-            outcome["exit"] = 1
-        except NatsTimeoutError:
-            print(f"bridge send: no reply on {subject} within {timeout:g}s", file=sys.stderr)
-            outcome["exit"] = 1
         except (NatsError, ValueError) as error:
-            print(f"bridge send: {error}", file=sys.stderr)
+            print(f"bridge send: {failure_message(error, subject, request, timeout)}", file=sys.stderr)
             outcome["exit"] = 1
         finally:
             yield client.close()
