@@ -80,6 +80,21 @@ def test_two_devices_in_one_process_share_the_host_until_the_last_closes(emulato
     assert not os.path.exists(lock_filename())
 
 
+@pytest.mark.parametrize("part", ["sense_emu.screen.init_screen", "sense_emu.imu.IMUServer"])
+def test_a_host_that_fails_to_start_leaves_nothing_held(emulator_exclusive, monkeypatch, part):
+    def fail():
+        raise OSError("no space left in /dev/shm")
+
+    monkeypatch.setattr(part, fail)
+    with pytest.raises(OSError, match="no space left"):
+        open_device(DeviceConfig(id="emu", driver="sense-emu"))
+    assert not os.path.exists(lock_filename())
+    monkeypatch.undo()
+    # The failed open must not count as an open device, or this close would keep the host forever.
+    open_device(DeviceConfig(id="emu", driver="sense-emu")).close()
+    assert not os.path.exists(lock_filename())
+
+
 def test_leds_are_visible_from_another_process(emulated):
     run(emulated, "clear", b'{"color": [0, 0, 0]}')
     run(emulated, "set_pixel", b'{"x": 2, "y": 1, "color": [255, 255, 255]}')

@@ -36,32 +36,37 @@ _host: _HeadlessHost | None = None
 _open_devices = 0
 
 
-def _start_host_if_needed() -> None:
-    global _host, _open_devices
+def _headless_host() -> _HeadlessHost | None:
+    """Host the emulator here, or None when a live GUI or another bridge already does."""
     from sense_emu.humidity import HumidityServer
     from sense_emu.imu import IMUServer
     from sense_emu.lock import EmulatorLock
     from sense_emu.pressure import PressureServer
     from sense_emu.screen import init_screen
 
+    lock = EmulatorLock("sense_emu")
+    try:
+        lock.acquire()  # breaks a stale lock left by a dead process
+    except FileExistsError:
+        return None
+    servers = []
+    try:
+        init_screen().close()
+        for server_class in (HumidityServer, PressureServer, IMUServer):
+            servers.append(server_class())
+    except BaseException:
+        _HeadlessHost(lock, servers).close()
+        raise
+    return _HeadlessHost(lock, servers)
+
+
+def _start_host_if_needed() -> None:
+    global _host, _open_devices
     with _guard:
+        if _host is None:
+            _host = _headless_host()
+        # Counted only once the host is up: a failed start leaves nothing for _device_closed to undo.
         _open_devices += 1
-        if _host is not None:
-            return
-        lock = EmulatorLock("sense_emu")
-        try:
-            lock.acquire()  # breaks a stale lock left by a dead process
-        except FileExistsError:
-            return  # a live GUI or another bridge hosts the emulator; use its state
-        servers = []
-        try:
-            init_screen().close()
-            for server_class in (HumidityServer, PressureServer, IMUServer):
-                servers.append(server_class())
-        except BaseException:
-            _HeadlessHost(lock, servers).close()
-            raise
-        _host = _HeadlessHost(lock, servers)
 
 
 def _device_closed() -> None:
