@@ -6,9 +6,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test bench install clean
 
+# A failed venv (Debian without python3-venv leaves one with no pip) is removed, so the next
+# `make` tries again instead of finding $(BIN)/python and skipping this step.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	@$(PYTHON) -m venv $(VENV) || { \
+	  rm -rf $(VENV); \
+	  echo "make: '$(PYTHON) -m venv' failed (removed $(VENV)); on Debian/Ubuntu: sudo apt install python3-venv" >&2; \
+	  exit 1; }
+	@$(BIN)/pip install --quiet --upgrade pip || { \
+	  rm -rf $(VENV); \
+	  echo "make: upgrading pip in $(VENV) failed (removed it); is PyPI reachable?" >&2; \
+	  exit 1; }
 
 # Reinstall only when the project's own metadata changes.
 $(STAMP): $(BIN)/python pyproject.toml
