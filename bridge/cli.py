@@ -225,7 +225,7 @@ def add_demo(commands) -> None:
         help="local nats-server + bridge on an emulated HAT + LED web view (what `make run` runs)",
         description="Start an embedded nats-server on loopback, the bridge and the LED web view; Ctrl-C stops all.",
     )
-    parser.add_argument("--config", default=None, metavar="FILE", help="default: configs/demo.yml")
+    parser.add_argument("--config", default=None, metavar="FILE", help="default: the demo config shipped with the package (configs/demo.yml)")
     parser.add_argument("--web", default="127.0.0.1:8080", metavar="HOST:PORT",
                         help="where the LED web view listens (default 127.0.0.1:8080, or a free port)")
     parser.set_defaults(handler=demo_command)

@@ -15,14 +15,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from twisted.logger import Logger
-
 from bridge.config.model import BridgeConfig
 from bridge.nats.subjects import is_literal
 
-log = Logger(namespace="bridge")
-
-DEFAULT_CONFIG = "configs/demo.yml"
+DEFAULT_CONFIG = str(Path(__file__).with_name("demo.yml"))  # shipped in the package
 DEFAULT_WEB = "127.0.0.1:8080"
 
 # (action, what the example does, options, text) for the `bridge send` commands printed at start.
@@ -70,53 +66,18 @@ def _run(config_path: str, server, web_host: str, web_port: int, reactor) -> int
 def _serve(config: BridgeConfig, server, web_host: str, web_port: int, reactor) -> int:
     if reactor is None:
         from twisted.internet import reactor
-    from twisted.internet import defer
 
-    from bridge.devices import DeviceUnavailable
     from bridge.logs import start_logging
-    from bridge.runtime import Bridge
+    from bridge.run import serve
 
     start_logging("text")
-    bridge = Bridge(config, reactor)
-    running = {"exit": 0, "view": None}
-
-    def started(_):
-        running["view"] = view = _start_view(bridge, web_host, web_port, reactor)
-        print(instructions(config, server, view.url), flush=True)
-
-    def failed(failure):
-        if failure.check(DeviceUnavailable):
-            log.error("{error}", error=str(failure.value))
-        else:
-            log.failure("the demo failed to start", failure)
-        running["exit"] = 1
-        reactor.stop()
-
-    @defer.inlineCallbacks
-    def shut_down():
-        if running["view"] is not None:
-            yield running["view"].stop()
-        yield bridge.stop()
-
-    reactor.callWhenRunning(lambda: bridge.start().addCallbacks(started, failed))
-    reactor.addSystemEventTrigger("before", "shutdown", shut_down)
-    reactor.run()
-    return running["exit"]
-
-
-def _start_view(bridge, host: str, port: int, reactor):
-    """The web view on host:port, or on a free port when that one is taken (another demo, say)."""
-    from twisted.internet.error import CannotListenError
-
-    from bridge.web import start_web_view
-
-    try:
-        return start_web_view(bridge, host, port, reactor)
-    except CannotListenError:
-        if port == 0:
-            raise
-        log.warn("port {port} is taken; the web view takes a free one", port=port)
-        return start_web_view(bridge, host, 0, reactor)
+    return serve(
+        config,
+        reactor,
+        web_address=(web_host, web_port),
+        any_free_web_port=True,
+        on_running=lambda bridge, view: print(instructions(config, server, view.url), flush=True),
+    )
 
 
 def bridge_command() -> str:

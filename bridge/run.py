@@ -2,6 +2,7 @@
 
 SIGINT/SIGTERM stop gracefully (drain, finish the current action, say offline, exit 0); SIGHUP
 re-reads the file and applies the difference, keeping the old config when the new one is invalid.
+`serve()` is shared with `bridge demo`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import ctypes
 import gc
 import signal
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 from twisted.logger import Logger
 
@@ -35,10 +36,9 @@ def run_bridge(
     web: str | None = None,
 ) -> int:
     from bridge.config import ConfigError, load_config
+    from bridge.config.units import parse_listen
 
     config = load_config(config_path, overrides)  # a ConfigError here is the CLI's to report
-
-    from bridge.config.units import parse_listen
 
     web_address = None
     if web:
@@ -57,45 +57,9 @@ def run_bridge(
 
     from twisted.internet import reactor
 
-    from bridge.devices import DeviceUnavailable
     from bridge.logs import start_logging
-    from bridge.runtime import Bridge
 
-    start_logging(log_format)
-    bridge = Bridge(config, reactor)
-    outcome = {"exit": 0}
-
-    def begin() -> None:
-        # The web view comes first: it shows "connecting" while the bridge waits for a server,
-        # and a port that is taken ends the run at once rather than after the connect.
-        if web_address is not None:
-            from twisted.internet.error import CannotListenError
-
-            from bridge.web import start_web_view
-
-            try:
-                view = start_web_view(bridge, *web_address, reactor=reactor)
-            except CannotListenError as error:
-                log.error("cannot serve the web view on {host}:{port}: {error}", host=web_address[0],
-                          port=web_address[1], error=error.socketError)
-                outcome["exit"] = 1
-                reactor.stop()
-                return
-            # Runs before the bridge's own trigger: open pages get a clean end of stream first.
-            reactor.addSystemEventTrigger("before", "shutdown", view.stop)
-        bridge.start().addCallbacks(lambda _: release_startup_garbage(), failed)
-
-    def failed(failure):
-        if bridge.stopping:
-            return  # stopped while still connecting: a graceful stop all the same
-        if failure.check(DeviceUnavailable):
-            log.error("{error}", error=str(failure.value))
-        else:
-            log.failure("bridge failed to start", failure)
-        outcome["exit"] = 1
-        reactor.stop()
-
-    def reload() -> None:
+    def reload(bridge) -> None:
         log.info("SIGHUP: reloading {path}", path=config_path)
         try:
             new_config = load_config(config_path, overrides)
@@ -105,8 +69,87 @@ def run_bridge(
             return
         bridge.reload(new_config)
 
+    start_logging(log_format)
+    return serve(config, reactor, web_address=web_address, reload=reload)
+
+
+def serve(
+    config,
+    reactor,
+    *,
+    web_address: tuple[str, int] | None = None,
+    any_free_web_port: bool = False,
+    reload: Callable | None = None,
+    on_running: Callable | None = None,
+) -> int:
+    """Run a bridge (and its web view) until the reactor stops; the exit status.
+
+    `any_free_web_port`: when the web port is taken, take a free one instead of failing (the demo).
+    `reload(bridge)` runs on SIGHUP; `on_running(bridge, view)` once the bridge is connected.
+    """
+    from twisted.internet import defer
+    from twisted.internet.error import CannotListenError
+
+    from bridge.devices import DeviceUnavailable
+    from bridge.nats import AuthConfigError, TlsError
+    from bridge.runtime import Bridge
+
+    bridge = Bridge(config, reactor)
+    state = {"exit": 0, "view": None}
+
+    def begin() -> None:
+        # The web view comes first: it shows "connecting" while the bridge waits for a server,
+        # and a port that is taken ends the run at once rather than after the connect.
+        if web_address is not None:
+            try:
+                state["view"] = start_view(bridge, web_address, any_free_web_port, reactor)
+            except CannotListenError as error:
+                log.error("cannot serve the web view on {host}:{port}: {error}", host=web_address[0],
+                          port=web_address[1], error=error.socketError)
+                state["exit"] = 1
+                reactor.stop()
+                return
+        bridge.start().addCallbacks(running, failed)
+
+    def running(_) -> None:
+        release_startup_garbage()
+        if on_running is not None:
+            on_running(bridge, state["view"])
+
+    def failed(failure) -> None:
+        if bridge.stopping:
+            return  # stopped while still connecting: a graceful stop all the same
+        if failure.check(DeviceUnavailable, AuthConfigError, TlsError):
+            log.error("{error}", error=str(failure.value))  # one sentence says it all
+        else:
+            log.failure("bridge failed to start", failure)
+        state["exit"] = 1
+        reactor.stop()
+
+    @defer.inlineCallbacks
+    def shut_down():
+        if state["view"] is not None:
+            yield state["view"].stop()  # open pages get a clean end of stream first
+        yield bridge.stop()
+
     reactor.callWhenRunning(begin)
-    reactor.addSystemEventTrigger("before", "shutdown", bridge.stop)
-    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload))
+    reactor.addSystemEventTrigger("before", "shutdown", shut_down)
+    if reload is not None:
+        signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload, bridge))
     reactor.run()
-    return outcome["exit"]
+    return state["exit"]
+
+
+def start_view(bridge, address: tuple[str, int], any_free_port: bool, reactor):
+    from twisted.internet.error import CannotListenError
+
+    from bridge.web import start_web_view
+
+    host, port = address
+    try:
+        return start_web_view(bridge, host, port, reactor=reactor)
+    except CannotListenError:
+        if not any_free_port or port == 0:
+            raise
+        log.warn("port {port} is taken; the web view takes a free one", port=port)
+        return start_web_view(bridge, host, 0, reactor=reactor)

@@ -103,7 +103,7 @@ class ActionSubscription:
             log.warn("{subject}: rejected message: {error}", subject=msg.subject, error=str(error))
             self._reply(msg, error)
             return
-        worker = self.bridge.worker
+        worker = self.bridge.sensor_worker if action == "read_sensors" else self.bridge.worker
         if action == "get_pixels" and worker.idle:
             # Nothing runs or waits, so the display is settled: read it here and skip two thread hops.
             self._finished(msg, True, self.bridge.device.snapshot())
@@ -144,15 +144,23 @@ class ActionSubscription:
             "applied": stats.applied,
             "errors": stats.errors,
             "dropped": stats.dropped,
+            "pending": self.bridge.worker.pending(self) if self.bridge.worker else 0,
         }
 
 
-def moved_enough(previous: Any, current: Any, threshold: float) -> bool:
-    """Deadband: has any component of the reading moved by at least `threshold`?"""
+def moved_enough(previous: Any, current: Any, threshold: float, angles: bool = False) -> bool:
+    """Deadband: has any component of the reading moved by at least `threshold`?
+
+    With `angles` (orientation, in degrees) 359.9 -> 0.1 is a move of 0.2, not 359.8.
+    """
     if isinstance(current, dict) and isinstance(previous, dict):
-        return any(moved_enough(previous.get(key), value, threshold) for key, value in current.items())
+        return any(moved_enough(previous.get(key), value, threshold, angles) for key, value in current.items())
     if isinstance(current, (int, float)) and isinstance(previous, (int, float)):
-        return abs(current - previous) >= threshold
+        moved = abs(current - previous)
+        if angles:
+            moved %= 360
+            moved = min(moved, 360 - moved)
+        return moved >= threshold
     return current != previous
 
 
@@ -189,8 +197,9 @@ class SensorPublication:
         if self._reading:  # the device is still busy with the previous read: skip, don't pile up
             return
         self._reading = True
-        reading = self.bridge.worker.call(self.bridge.device.read, self.config.sensor)
+        reading = self.bridge.sensor_worker.call(self.bridge.device.read, self.config.sensor)
         reading.addCallbacks(self.on_reading, self.on_read_error)
+        reading.addErrback(lambda failure: log.failure("publishing {sensor} failed", failure, sensor=self.config.sensor))
         reading.addBoth(self._done_reading)
 
     def _done_reading(self, _):
@@ -207,7 +216,7 @@ class SensorPublication:
         due = self.last_published_at is None or self.last_value is None
         if not due and config.change is None:
             due = True
-        if not due and moved_enough(self.last_value, value, config.change):
+        if not due and moved_enough(self.last_value, value, config.change, angles=config.sensor == "orientation"):
             due = True
         if not due and config.heartbeat is not None and now - self.last_published_at >= config.heartbeat:
             due = True
@@ -244,7 +253,11 @@ class Bridge:
         self.config = config
         self.device_id = config.device.id
         self.device = device
+        # Display actions and sensor reads each get their own serial thread: a reading (and its
+        # heartbeat) never waits behind minutes of scrolling text, and the HAT's framebuffer and
+        # its I2C sensors are separate hardware.
         self.worker: DeviceWorker | None = None
+        self.sensor_worker: DeviceWorker | None = None
         self.client: Client | None = None
         self.subscriptions: list[ActionSubscription] = []
         self.publications: list[SensorPublication] = []
@@ -273,8 +286,10 @@ class Bridge:
             self.device = yield deferToThreadPool(
                 self.reactor, self.reactor.getThreadPool(), open_device, self.config.device
             )
-        self.worker = DeviceWorker(self.device, self.reactor)
+        self.worker = DeviceWorker(self.device, self.reactor, role="display")
         self.worker.start()
+        self.sensor_worker = DeviceWorker(self.device, self.reactor, role="sensors")
+        self.sensor_worker.start()
         self.client = client_for(self.config, self.reactor)
         self.client.add_listener("connected", self._on_connected)
         self.client.add_listener("reconnected", self._on_connected)
@@ -283,13 +298,16 @@ class Bridge:
             "bridge {device} ({driver}) connecting to {servers}",
             device=self.device_id,
             driver=self.config.device.driver,
-            servers=", ".join(self.config.nats.servers),
+            servers=", ".join(self.client.servers),  # without any user:password from the URLs
         )
         yield self.client.connect()
         self._apply_subscriptions(self.config.subscriptions)
         self._apply_publications(self.config.publications)
         self._info_subscription = self.client.subscribe(self.info_subject, self._on_info_request)
-        yield self.client.flush()
+        try:
+            yield self.client.flush()
+        except NatsError as error:  # dropped right after connecting: the client resubscribes on reconnect
+            log.warn("subscriptions not confirmed yet: {error}", error=str(error))
         log.info(
             "bridge {device} running: {subs} subscriptions, {pubs} publications",
             device=self.device_id,
@@ -328,7 +346,9 @@ class Bridge:
         if self.joystick_publications and self._joystick_loop is None:
             self._joystick_loop = task.LoopingCall(self._poll_joystick)
             self._joystick_loop.clock = self.reactor
-            self._joystick_loop.start(JOYSTICK_POLL_INTERVAL)
+            self._joystick_loop.start(JOYSTICK_POLL_INTERVAL).addErrback(
+                lambda failure: log.failure("joystick polling stopped", failure)
+            )
         elif not self.joystick_publications and self._joystick_loop is not None:
             self._joystick_loop.stop()
             self._joystick_loop = None
@@ -336,7 +356,12 @@ class Bridge:
     def _poll_joystick(self) -> None:
         # A non-blocking read of queued input events: cheap enough for the reactor thread, and it
         # must not wait behind a scrolling message on the worker.
-        for direction, action in self.device.poll_joystick():
+        try:
+            events = self.device.poll_joystick()
+        except OSError as error:
+            log.warn("reading the joystick failed: {error}", error=str(error))
+            return
+        for direction, action in events:
             value = {"direction": direction, "action": action}
             self.readings["joystick"] = {"value": value, "unit": None, "time": utc_now()}
             for publication in self.joystick_publications:
@@ -344,6 +369,9 @@ class Bridge:
 
     def reload(self, new_config: BridgeConfig) -> None:
         """Apply a changed config without dropping the connection (SIGHUP)."""
+        if self.stopping or self._info_subscription is None:
+            log.warn("reload ignored: the bridge is {state}", state="stopping" if self.stopping else "still starting")
+            return
         restart_needed = [
             name for name in ("device", "nats", "web") if getattr(new_config, name) != getattr(self.config, name)
         ]
@@ -419,8 +447,8 @@ class Bridge:
                 subscription.stop()
             if self._info_subscription is not None:
                 self.client.unsubscribe(self._info_subscription)
-        if self.worker is not None:
-            yield self.worker.stop(timeout)
+        workers = [w for w in (self.worker, self.sensor_worker) if w is not None]
+        finished = yield defer.gatherResults([w.stop(timeout) for w in workers])
         if self.client is not None:
             if self.client.is_connected:
                 try:
@@ -430,5 +458,8 @@ class Bridge:
                     log.warn("could not say offline: {error}", error=str(error))
             yield self.client.close()
         if self.device is not None:
-            self.device.close()
+            if all(finished):
+                self.device.close()
+            else:  # closing it under a running action would break that action, not stop it
+                log.warn("an action was still running after {timeout}s; leaving the device to it", timeout=timeout)
         log.info("bridge {device} stopped", device=self.device_id)

@@ -34,8 +34,8 @@ class RecordingClient:
 class StandInBridge:
     def __init__(self, values):
         self.reactor = task.Clock()
-        self.worker = ScriptedSensors(values)
-        self.device = self.worker
+        self.sensor_worker = ScriptedSensors(values)
+        self.device = self.sensor_worker
         self.client = RecordingClient()
         self.readings = {}
         self.device_id = "pi1"
@@ -79,3 +79,9 @@ def test_moved_enough_compares_components_of_vector_readings():
     assert not moved_enough({"pitch": 1.0, "roll": 2.0}, {"pitch": 1.1, "roll": 2.0}, 0.5)
     assert moved_enough({"pitch": 1.0, "roll": 2.0}, {"pitch": 1.0, "roll": 2.6}, 0.5)
     assert moved_enough(None, 3.0, 0.5)
+
+
+def test_orientation_moves_across_north_by_the_short_way():
+    assert not moved_enough({"yaw": 359.5}, {"yaw": 0.5}, 2, angles=True)
+    assert moved_enough({"yaw": 359.5}, {"yaw": 2.0}, 2, angles=True)
+    assert moved_enough({"yaw": 359.5}, {"yaw": 0.5}, 2)  # not angles: plain difference

@@ -346,3 +346,48 @@ def test_readings_taken_while_disconnected_arrive_after_the_reconnect(tmp_path):
                 assert process.stop() == 0
     during_outage = [t for t in times if down_from < t < down_until]
     assert len(during_outage) >= 5, (down_from, down_until, times)
+
+
+def wait_for_log(process: BridgeProcess, fragment: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(fragment in str(record.get("message")) for record in process.log_records()):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no log line with {fragment!r}:\n{process.logs()}")
+
+
+def test_sighup_adds_and_removes_publications(server, outside, tmp_path):
+    device = "republish"
+    subscriptions = "  - {subject: t.republish.clear, action: clear}\n"
+    process = BridgeProcess(config_text(server.url, device, subscriptions=subscriptions), tmp_path, device).start()
+    try:
+        process.wait_ready(outside)
+        assert process.info(outside)["publications"] == []
+        readings = outside.subscribe("s.republish.humidity")
+        publications = "  - {subject: s.republish.humidity, sensor: humidity, interval: 100ms}\n"
+        process.rewrite_config(config_text(server.url, device, subscriptions=subscriptions, publications=publications))
+        process.signal(signal.SIGHUP)
+        assert readings.next_json()["sensor"] == "humidity"
+        process.rewrite_config(config_text(server.url, device, subscriptions=subscriptions))
+        process.signal(signal.SIGHUP)
+        wait_for_log(process, "reloaded")
+        deadline = time.monotonic() + 15
+        while process.info(outside)["publications"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert process.info(outside)["publications"] == []
+    finally:
+        assert process.stop() == 0
+
+
+def test_sighup_while_still_connecting_is_ignored_and_stop_still_works(tmp_path):
+    with NatsServer() as never_started:
+        pass  # a loopback port nobody listens on
+    process = BridgeProcess(config_text(never_started.url, "early"), tmp_path, "early").start()
+    try:
+        wait_for_log(process, "connecting to")
+        process.signal(signal.SIGHUP)
+        wait_for_log(process, "reload ignored: the bridge is still starting")
+        assert process.process.poll() is None
+    finally:
+        assert process.stop() == 0, process.logs()

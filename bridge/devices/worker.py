@@ -14,9 +14,13 @@ from collections import deque
 from typing import Any, Callable, Hashable
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from bridge.actions import Command, execute
+
+
+log = Logger(namespace="bridge.devices.worker")
 
 
 class Dropped(Exception):
@@ -51,8 +55,9 @@ def _fire(deferred: Deferred, ok: bool, value: Any) -> None:
 
 
 class DeviceWorker:
-    def __init__(self, device, reactor):
+    def __init__(self, device, reactor, role: str = "device"):
         self.device = device
+        self.role = role
         self._reactor = reactor
         self._lock = threading.Lock()
         self._condition = threading.Condition(self._lock)
@@ -72,7 +77,7 @@ class DeviceWorker:
         self._stopped: Deferred | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._serve, name=f"device-worker-{self.device.driver}", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=f"{self.device.driver}-{self.role}", daemon=True)
         self._thread.start()
 
     # -- reactor side ---------------------------------------------------------------------
@@ -97,11 +102,9 @@ class DeviceWorker:
         if overflow == "latest":
             self._drop_waiting(queue_key)
         else:
-            staged = self._staged_by_key.get(queue_key)
             # The thread only ever shortens the handed-over queue, so reading its length without
             # the lock can only overstate what waits.
-            waiting = len(self._waiting_by_key.get(queue_key, ())) + (len(staged) if staged else 0)
-            if waiting >= pending_limit:
+            if self.pending(queue_key) >= pending_limit:
                 done(context, False, Dropped(
                     f"{command.action}: dropped, {pending_limit} messages already waiting (pending_limit, overflow queue)"
                 ))
@@ -165,6 +168,11 @@ class DeviceWorker:
         self._stage(_Work(None, fn, args, _fire, deferred, False))
         return deferred
 
+    def pending(self, queue_key: Hashable) -> int:
+        """How many items of this key wait (not counting one that runs)."""
+        staged = self._staged_by_key.get(queue_key)
+        return len(self._waiting_by_key.get(queue_key, ())) + (len(staged) if staged else 0)
+
     @property
     def idle(self) -> bool:
         """Nothing runs and nothing waits: a query answered now cannot overtake an earlier action."""
@@ -213,7 +221,10 @@ class DeviceWorker:
     @staticmethod
     def _deliver(results: list) -> None:
         for done, context, ok, value in results:
-            done(context, ok, value)
+            try:
+                done(context, ok, value)
+            except Exception:  # one broken completion must not cost the others theirs
+                log.failure("handling the result of a device action failed")
 
     # -- device thread --------------------------------------------------------------------
 
