@@ -75,18 +75,6 @@ def test_show_message_is_recorded_and_ends_on_the_back_colour():
     assert device.snapshot() == (GREEN,) * 64
 
 
-def test_display_version_counts_every_change():
-    device = MemoryDevice()
-    start = device.display_version
-    device.set_pixel(0, 0, RED)
-    device.clear(BLACK)
-    device.set_low_light(True)
-    assert device.display_version == start + 3
-    device.read("temperature")
-    device.get_pixels()
-    assert device.display_version == start + 3
-
-
 def test_low_light_property_and_setter():
     device = MemoryDevice()
     device.low_light = True

@@ -1,6 +1,6 @@
 """The one small interface every driver implements, and what drivers share.
 
-All methods except `snapshot`, `display_version` and `poll_joystick` block and must run on the
+All methods except `snapshot` and `poll_joystick` block and must run on the
 device's worker thread. Arguments arrive already validated and normalised by `bridge.actions`
 (colours as (r, g, b) tuples of ints 0..255, x/y 0..7, rotation 0/90/180/270).
 """
@@ -93,11 +93,6 @@ class Device(ABC):
 
         Meant for the web view, which may call it while the worker thread is scrolling text.
         """
-
-    @property
-    @abstractmethod
-    def display_version(self) -> int:
-        """Goes up whenever this process changes the display, so a viewer can skip unchanged frames."""
 
     @abstractmethod
     def close(self) -> None: ...

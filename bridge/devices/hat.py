@@ -41,19 +41,9 @@ class SenseHatDevice(Device):
         self._hat = hat
         self.driver = driver
         self._on_close = on_close
-        self._version = 0
         self._closed = False
         # The libraries keep no public name for their framebuffer; both call it _fb_device.
         self._framebuffer = hat._fb_device
-        # show_message draws every scroll frame through self.set_pixels; wrapping it on the
-        # instance lets display_version follow the scroll.
-        draw_frame = hat.set_pixels
-
-        def counted_set_pixels(pixel_list):
-            draw_frame(pixel_list)
-            self._version += 1
-
-        hat.set_pixels = counted_set_pixels
         self._rotation = hat.rotation
         self._low_light = hat.low_light
 
@@ -67,7 +57,6 @@ class SenseHatDevice(Device):
 
     def set_pixel(self, x: int, y: int, colour: Colour) -> None:
         self._hat.set_pixel(x, y, colour)
-        self._version += 1
 
     def set_pixels(self, pixels: Sequence[Colour]) -> None:
         self._hat.set_pixels(pixels)
@@ -91,7 +80,6 @@ class SenseHatDevice(Device):
     def set_low_light(self, enabled: bool) -> None:
         self._hat.low_light = enabled
         self._low_light = enabled
-        self._version += 1
 
     def snapshot(self) -> tuple[Colour, ...]:
         # Read the framebuffer directly rather than through the library: show_message turns the
@@ -99,10 +87,6 @@ class SenseHatDevice(Device):
         with open(self._framebuffer, "rb") as framebuffer:
             physical = _FRAMEBUFFER_PIXELS.unpack(framebuffer.read(_FRAMEBUFFER_PIXELS.size))
         return tuple(_decode_rgb565(physical[index]) for index in ROTATION_MAPS[self._rotation])
-
-    @property
-    def display_version(self) -> int:
-        return self._version
 
     # -- sensors --------------------------------------------------------------------------
 

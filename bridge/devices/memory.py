@@ -27,7 +27,6 @@ class MemoryDevice(Device):
         # Logical picture (as get_pixels presents it); rotation only changes how hardware maps it,
         # and set_rotation redraws so the logical picture stays the same.
         self._pixels: list[Colour] = [BLACK] * 64
-        self._version = 0
         self._rotation = rotation
         self._low_light = low_light
         self.messages: list[str] = []  # every show_message text, oldest first
@@ -44,27 +43,22 @@ class MemoryDevice(Device):
     def show_message(self, text: str, text_colour: Colour, back_colour: Colour, scroll_speed: float) -> None:
         self.messages.append(text)
         self._pixels = [back_colour] * 64
-        self._version += 1
 
     def show_letter(self, letter: str, text_colour: Colour, back_colour: Colour) -> None:
         self.letters.append(letter)
         self._pixels = [back_colour] * 64
-        self._version += 1
 
     def set_pixel(self, x: int, y: int, colour: Colour) -> None:
         self._pixels[y * 8 + x] = colour
-        self._version += 1
 
     def set_pixels(self, pixels: Sequence[Colour]) -> None:
         self._pixels = list(pixels)
-        self._version += 1
 
     def get_pixels(self) -> list[list[int]]:
         return [list(colour) for colour in self._pixels]
 
     def clear(self, colour: Colour) -> None:
         self._pixels = [colour] * 64
-        self._version += 1
 
     def set_rotation(self, rotation: int) -> None:
         self._rotation = rotation
@@ -72,23 +66,16 @@ class MemoryDevice(Device):
     def flip_h(self) -> None:
         pixels = self._pixels
         self._pixels = [colour for row in range(8) for colour in reversed(pixels[row * 8 : row * 8 + 8])]
-        self._version += 1
 
     def flip_v(self) -> None:
         pixels = self._pixels
         self._pixels = [colour for row in reversed(range(8)) for colour in pixels[row * 8 : row * 8 + 8]]
-        self._version += 1
 
     def set_low_light(self, enabled: bool) -> None:
         self._low_light = enabled
-        self._version += 1
 
     def snapshot(self) -> tuple[Colour, ...]:
         return tuple(self._pixels)
-
-    @property
-    def display_version(self) -> int:
-        return self._version
 
     # -- sensors --------------------------------------------------------------------------
 
