@@ -1,13 +1,19 @@
 """Shared use of the sense-emu emulator in tests.
 
 Its state is machine-global (fixed files under /dev/shm), so every test that drives it holds one
-exclusive file lock while it runs, and removes the state files it created.
+exclusive file lock while it runs, and removes the state files it created. Also here: looking at
+the emulated HAT from another process, and pressing its joystick.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import struct
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -32,3 +38,28 @@ def emulator_exclusive():
             for path in STATE_FILES:
                 if path not in existed and os.path.exists(path):
                     os.unlink(path)
+
+
+def in_another_process(code: str):
+    """Run `code` in a fresh Python with sense = sense_emu.SenseHat(); it prints JSON we return."""
+    script = (
+        "import json, os, warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "import sense_emu\n"
+        "sense = sense_emu.SenseHat()\n"
+        f"{code}\n"
+        # the library never removes the joystick client socket it binds per process
+        "os.unlink(f'/dev/shm/rpi-sense-emu-client-{os.getpid()}')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def leds_seen_by_another_process() -> list:
+    return in_another_process("print(json.dumps(sense.get_pixels()))")
+
+
+def joystick_up_pressed() -> bytes:
+    """The evdev event sense_emu.stick.StickServer sends when the stick is pushed up."""
+    return struct.pack("llHHI", int(time.time()), 0, 0x01, 103, 1)  # EV_KEY, KEY_UP, pressed

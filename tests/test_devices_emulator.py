@@ -6,11 +6,7 @@ while they run; anything else that drives the emulator in tests should take the 
 
 from __future__ import annotations
 
-import json
 import os
-import struct
-import subprocess
-import sys
 import time
 
 import pytest
@@ -25,6 +21,7 @@ from bridge.config.model import DeviceConfig, POLLED_SENSORS  # noqa: E402
 from bridge.devices import open_device  # noqa: E402
 from bridge.devices.hat import ROTATION_MAPS  # noqa: E402
 from bridge.devices.memory import MemoryDevice  # noqa: E402
+from tests.emulation import in_another_process, joystick_up_pressed, leds_seen_by_another_process  # noqa: E402
 
 WAIT = 10.0  # only bounds a broken test
 
@@ -36,22 +33,6 @@ def emulated(emulator_exclusive):
         yield device
     finally:
         device.close()
-
-
-def other_process(code: str):
-    """Run `code` in a fresh Python with sense = sense_emu.SenseHat(); it prints JSON we return."""
-    script = (
-        "import json, os, warnings\n"
-        "warnings.simplefilter('ignore')\n"
-        "import sense_emu\n"
-        "sense = sense_emu.SenseHat()\n"
-        f"{code}\n"
-        # the library never removes the joystick client socket it binds per process
-        "os.unlink(f'/dev/shm/rpi-sense-emu-client-{os.getpid()}')\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def run(device, action, payload=b""):
@@ -99,7 +80,7 @@ def test_leds_are_visible_from_another_process(emulated):
     run(emulated, "clear", b'{"color": [0, 0, 0]}')
     run(emulated, "set_pixel", b'{"x": 2, "y": 1, "color": [255, 255, 255]}')
     run(emulated, "set_pixel", b'{"x": 7, "y": 7, "color": "#102030"}')
-    seen = other_process("print(json.dumps(sense.get_pixels()))")
+    seen = leds_seen_by_another_process()
     assert seen[1 * 8 + 2] == [248, 252, 248]  # RGB565 keeps 5/6/5 bits
     assert seen[63] == [16, 32, 48]
     assert sum(1 for p in seen if p != [0, 0, 0]) == 2
@@ -112,7 +93,7 @@ def test_rotation_maps_like_the_library_and_survives_show_message(emulated):
     run(emulated, "show_message", b'{"text": "i", "scroll_speed": 0.001}')
     run(emulated, "clear")
     run(emulated, "set_pixel", b'{"x": 0, "y": 0, "color": [248, 0, 0]}')
-    physical = other_process("print(json.dumps(sense.get_pixels()))")  # rotation 0 there
+    physical = leds_seen_by_another_process()  # rotation 0 there
     # numpy.rot90 of the 8x8 index grid puts logical (0, 0) on framebuffer index 7
     assert ROTATION_MAPS[90][0] == 7
     assert physical[7] == [248, 0, 0]
@@ -155,9 +136,9 @@ def test_a_scroll_ends_on_the_back_colour(emulated):
 
 def test_low_light_is_visible_from_another_process(emulated):
     run(emulated, "low_light", b"true")
-    assert other_process("print(json.dumps(sense.low_light))") is True
+    assert in_another_process("print(json.dumps(sense.low_light))") is True
     run(emulated, "low_light", b"false")
-    assert other_process("print(json.dumps(sense.low_light))") is False
+    assert in_another_process("print(json.dumps(sense.low_light))") is False
 
 
 def test_sensors_give_plausible_values_with_units(emulated):
@@ -185,11 +166,10 @@ def test_joystick_events_from_the_emulator_stick(emulated):
     try:
         # The client registers with the server about once a second; events sent before are lost,
         # so keep pressing until one arrives.
-        press = struct.pack("llHHI", int(time.time()), 0, 0x01, 103, 1)  # EV_KEY, KEY_UP, pressed
         events = []
         deadline = time.monotonic() + WAIT
         while not events and time.monotonic() < deadline:
-            server.send(press)
+            server.send(joystick_up_pressed())
             time.sleep(0.1)
             events = emulated.poll_joystick()
         assert events and set(events) == {("up", "pressed")}

@@ -3,17 +3,14 @@ overflow policies against a real (seconds-long) scroll, and joystick presses pub
 
 from __future__ import annotations
 
-import json
 import os
-import struct
-import subprocess
-import sys
 import time
 
 import pytest
 
 from bridge.nats.server import NatsServer
 from tests.bridgeproc import BridgeProcess
+from tests.emulation import joystick_up_pressed, leds_seen_by_another_process
 from tests.outside import OutsideClient
 
 pytest.importorskip("sense_emu", reason="sense-emu is not installed (pip install '.[emu]')")
@@ -68,19 +65,6 @@ def emulated_bridge(emulator_exclusive, server, outside, tmp_path):
         assert process.stop() == 0, process.logs()
 
 
-def leds_seen_by_another_process() -> list:
-    script = (
-        "import json, os, warnings\n"
-        "warnings.simplefilter('ignore')\n"
-        "import sense_emu\n"
-        "print(json.dumps(sense_emu.SenseHat().get_pixels()))\n"
-        "os.unlink(f'/dev/shm/rpi-sense-emu-client-{os.getpid()}')\n"  # the library leaves its socket behind
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
 def test_set_pixel_over_nats_shows_on_the_emulated_hat(emulated_bridge, outside):
     assert outside.request_json("emu.clear", b"") == {"ok": True}
     assert outside.request_json("emu.pixel", {"x": 4, "y": 1, "color": [255, 0, 0]}) == {"ok": True}
@@ -125,10 +109,9 @@ def test_joystick_press_is_published_at_once(emulated_bridge, outside):
     try:
         # The bridge's stick client registers with the server about once a second and events sent
         # before that are lost, so keep pressing until one comes through.
-        press = struct.pack("llHHI", int(time.time()), 0, 0x01, 103, 1)  # EV_KEY, KEY_UP, pressed
         deadline = time.monotonic() + 15
         while presses.messages.empty() and time.monotonic() < deadline:
-            stick.send(press)
+            stick.send(joystick_up_pressed())
             time.sleep(0.2)
         event = presses.next_json(timeout=1)
     finally:
