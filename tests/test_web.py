@@ -361,7 +361,7 @@ def close_to(colour, expected, tolerance: int = 2) -> bool:
 @needs_chromium
 @pytest_twisted.ensureDeferred
 async def test_browser_screenshot_shows_a_pixel_set_over_nats(running, tmp_path):
-    pytest.importorskip("PIL", reason="Pillow reads the screenshot (pip install '.[emu]' brings it)")
+    pytest.importorskip("PIL", reason="Pillow reads the screenshot (pip install '.[dev]' brings it)")
     await running.set_pixel(3, 6, ORANGE)
     shot = tmp_path / "page.png"
     command = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", running.url()]
@@ -481,7 +481,7 @@ class DevToolsBrowser:
 @needs_chromium
 @pytest_twisted.ensureDeferred
 async def test_open_page_follows_pixels_set_over_nats(running, tmp_path):
-    pytest.importorskip("PIL", reason="Pillow reads the screenshot (pip install '.[emu]' brings it)")
+    pytest.importorskip("PIL", reason="Pillow reads the screenshot (pip install '.[dev]' brings it)")
     browser = await deferToThread(DevToolsBrowser, str(tmp_path / "profile"), str(tmp_path / "chromium.log"))
     try:
         await deferToThread(browser.open, running.url())
