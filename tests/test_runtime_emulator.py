@@ -73,19 +73,33 @@ def test_set_pixel_over_nats_shows_on_the_emulated_hat(emulated_bridge, outside)
     assert pixels[0] == [0, 0, 0]
 
 
-def replies_to_three_quick_messages(outside, subject: str) -> list[dict]:
+def subscription_stats(bridge, outside, subject: str) -> dict:
+    return {s["subject"]: s for s in bridge.info(outside)["subscriptions"]}[subject]
+
+
+def wait_until_running(bridge, outside, subject: str, received: int) -> None:
+    """Until the bridge has `received` messages on `subject` and none of them waits any more."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        stats = subscription_stats(bridge, outside, subject)
+        if stats["received"] == received and stats["pending"] == 0:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the message on {subject} never started: {stats}")
+
+
+def replies_to_three_quick_messages(bridge, outside, subject: str) -> list[dict]:
     """The first message starts scrolling (~3 s); the next two arrive while it runs."""
     inbox = outside.subscribe(f"replies.{subject}")
     outside.publish(subject, "hello world", reply=f"replies.{subject}")
-    outside.flush()
-    time.sleep(0.5)  # let the worker take it: only then do the others wait behind it
+    wait_until_running(bridge, outside, subject, received=1)
     for text in ("second", "third"):
         outside.publish(subject, text, reply=f"replies.{subject}")
     return [inbox.next_json(timeout=30) for _ in range(3)]
 
 
 def test_overflow_queue_rejects_the_newest_when_full(emulated_bridge, outside):
-    replies = replies_to_three_quick_messages(outside, "emu.show.queue")
+    replies = replies_to_three_quick_messages(emulated_bridge, outside, "emu.show.queue")
     errors = [r for r in replies if r["ok"] is False]
     assert len(errors) == 1 and "dropped" in errors[0]["error"], replies
     assert replies[0] == errors[0]  # rejected at once, while the first one still scrolls
@@ -94,7 +108,7 @@ def test_overflow_queue_rejects_the_newest_when_full(emulated_bridge, outside):
 
 
 def test_overflow_latest_replaces_what_waits(emulated_bridge, outside):
-    replies = replies_to_three_quick_messages(outside, "emu.show.latest")
+    replies = replies_to_three_quick_messages(emulated_bridge, outside, "emu.show.latest")
     errors = [r for r in replies if r["ok"] is False]
     assert len(errors) == 1 and "dropped" in errors[0]["error"], replies
     stats = {s["subject"]: s for s in emulated_bridge.info(outside)["subscriptions"]}["emu.show.latest"]
@@ -128,3 +142,19 @@ def test_emulated_sensor_readings_are_published(emulated_bridge, outside):
     reading = readings.next_json()
     assert reading["sensor"] == "humidity" and reading["unit"] == "%RH"
     assert 0 <= reading["value"] <= 100
+
+
+def test_graceful_stop_lets_the_scrolling_message_finish_then_says_offline(emulator_exclusive, server, outside, tmp_path):
+    status = outside.subscribe("bridge.stopper.status")
+    process = BridgeProcess(emulator_config(server.url, "stopper"), tmp_path, "stopper").start()
+    try:
+        process.wait_ready(outside)
+        assert status.next_json()["status"] == "online"
+        replies = outside.subscribe("replies.stopper")
+        outside.publish("emu.show.queue", "hello world", reply="replies.stopper")
+        wait_until_running(process, outside, "emu.show.queue", received=1)
+    finally:
+        code = process.stop()
+    assert code == 0, process.logs()
+    assert replies.next_json() == {"ok": True}  # the scroll ran to its end before the exit
+    assert status.next_json()["status"] == "offline"
