@@ -290,9 +290,9 @@ def test_passwords_in_server_urls_never_appear_in_error_messages(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert messages(caught.value) == [
-        f"{path}:3:14: error: nats.servers[0]: a server URL looks like nats://HOST:PORT or tls://HOST:PORT, "
+        f"{path}:3:14: error: nats.servers[0]: a server URL looks like nats://HOST:PORT or tls://HOST:PORT (port 1..65535), "
         "got a string 'nats://pi:********@host:4222 x'",
-        f"{path}:3:46: error: nats.servers[1]: a server URL looks like nats://HOST:PORT or tls://HOST:PORT, "
+        f"{path}:3:46: error: nats.servers[1]: a server URL looks like nats://HOST:PORT or tls://HOST:PORT (port 1..65535), "
         "got a string 'nats://********@host x'",
     ]
 

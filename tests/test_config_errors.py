@@ -477,3 +477,13 @@ def test_a_bad_device_does_not_also_fail_every_subject_using_its_id(device, tmp_
     status, path, lines = run_validate(tmp_path, capsys, text)
     assert status == 1
     assert len(lines) == 1 and lines[0].startswith(f"{path}:2:"), lines
+
+
+def test_a_server_port_out_of_range_is_caught_by_validate(tmp_path, capsys):
+    from bridge.cli import main
+
+    path = tmp_path / "bridge.yml"
+    path.write_text("version: 1\ndevice: {id: a, driver: memory}\nnats:\n  servers: [nats://h:99999]\n")
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert ":4:" in err and "nats.servers[0]" in err and "port 1..65535" in err
