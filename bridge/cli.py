@@ -170,7 +170,8 @@ def add_run(commands) -> None:
         description=(
             "Connect, subscribe and publish as the config says, until SIGINT/SIGTERM (graceful stop, exit 0). "
             "SIGHUP re-reads the file; an invalid file is logged and the running config kept. "
-            "Exit status: 1 invalid config or device unavailable, 2 unreadable file or bad usage."
+            "Exit status: 1 invalid config, device unavailable, unusable credential or TLS files, web port taken, "
+            "or nats.reconnect.max_attempts used up; 2 unreadable file or bad usage."
         ),
     )
     parser.add_argument("file", metavar="FILE")

@@ -137,7 +137,7 @@ def serve(
     if reload is not None:
         signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload, bridge))
     reactor.run()
-    return state["exit"]
+    return 1 if bridge.gave_up else state["exit"]
 
 
 def start_view(bridge, address: tuple[str, int], any_free_port: bool, reactor):

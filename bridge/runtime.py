@@ -267,6 +267,7 @@ class Bridge:
         self._joystick_loop: task.LoopingCall | None = None
         self._info_subscription = None
         self.stopping = False
+        self.gave_up = False  # the client stopped reconnecting (nats.reconnect.max_attempts)
         self.listeners: list[Callable[[str], None]] = []  # told "connected" / "disconnected"
 
     @property
@@ -294,6 +295,7 @@ class Bridge:
         self.client.add_listener("connected", self._on_connected)
         self.client.add_listener("reconnected", self._on_connected)
         self.client.add_listener("disconnected", self._on_disconnected)
+        self.client.add_listener("closed", self._on_client_closed)
         log.info(
             "bridge {device} ({driver}) connecting to {servers}",
             device=self.device_id,
@@ -415,6 +417,13 @@ class Bridge:
             log.warn("disconnected from NATS; reconnecting")
         for listener in list(self.listeners):
             listener("disconnected")
+
+    def _on_client_closed(self, *_) -> None:
+        if self.stopping or self._info_subscription is None:
+            return  # our own stop, or a failed first connect that start() reports
+        log.error("gave up reconnecting to NATS after nats.reconnect.max_attempts attempts; stopping")
+        self.gave_up = True
+        self.reactor.stop()
 
     def info(self) -> dict:
         return {

@@ -391,3 +391,20 @@ def test_sighup_while_still_connecting_is_ignored_and_stop_still_works(tmp_path)
         assert process.process.poll() is None
     finally:
         assert process.stop() == 0, process.logs()
+
+
+def test_bridge_exits_1_when_it_gives_up_reconnecting(tmp_path):
+    with NatsServer() as server:
+        text = config_text(server.url, "finite", subscriptions="  - {subject: t.finite.clear, action: clear}\n").replace(
+            "reconnect: {initial_delay: 50ms, max_delay: 500ms}",
+            "reconnect: {initial_delay: 50ms, max_delay: 100ms, max_attempts: 3}",
+        )
+        with OutsideClient(server.url) as outside:
+            process = BridgeProcess(text, tmp_path, "finite").start()
+            process.wait_ready(outside)
+            server.kill()
+            try:
+                assert process.process.wait(30) == 1
+            finally:
+                process.kill()
+    assert any("gave up reconnecting" in str(r.get("message")) for r in process.log_records()), process.logs()
