@@ -120,70 +120,54 @@ def user_creds(account: nkeys.KeyPair, path: Path, name: str = "user") -> Path:
 
 
 @dataclass(frozen=True)
-class UserPassServer:
+class _AuthServer:
     server: NatsServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+@dataclass(frozen=True)
+class UserPassServer(_AuthServer):
     user: str
     password: str
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
 
 @dataclass(frozen=True)
-class TokenServer:
-    server: NatsServer
+class TokenServer(_AuthServer):
     token: str
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
 
 @dataclass(frozen=True)
-class NkeyServer:
+class NkeyServer(_AuthServer):
     """`stranger_seed_path` holds a well-formed user seed the server has never heard of."""
 
-    server: NatsServer
     public_key: str
     seed_path: Path
     stranger_seed_path: Path
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
 
 @dataclass(frozen=True)
-class CredsServer:
+class CredsServer(_AuthServer):
     """`stranger_creds_path` holds a user of an account the server does not trust."""
 
-    server: NatsServer
     creds_path: Path
     stranger_creds_path: Path
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
 
 @dataclass(frozen=True)
-class TlsServer:
+class TlsServer(_AuthServer):
     """The client certificate is signed by `ca_path`; `other_ca_path` signed nothing the server uses.
 
     When `requires_client_cert` is false the server never asks for the client certificate.
     """
 
-    server: NatsServer
     ca_path: Path
     client_cert_path: Path
     client_key_path: Path
     other_ca_path: Path
     requires_client_cert: bool
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
 
 # --- fixtures ------------------------------------------------------------------------------------

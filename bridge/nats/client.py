@@ -649,12 +649,7 @@ class Client:
             del requests[token]
             raise
 
-        def timed_out(result, seconds):
-            if isinstance(result, Failure):
-                raise NatsTimeoutError(f"no reply to request on {subject!r} within {seconds}s")
-            return result
-
-        reply.addTimeout(timeout, self._reactor, onTimeoutCancel=timed_out)
+        reply.addTimeout(timeout, self._reactor, onTimeoutCancel=_timeout_as(f"no reply to request on {subject!r}"))
         return reply
 
     def flush(self, timeout: float = 2.0) -> defer.Deferred:
@@ -668,12 +663,7 @@ class Client:
         else:
             self._flushes_after_reconnect.append(done)
 
-        def timed_out(result, seconds):
-            if isinstance(result, Failure):
-                raise NatsTimeoutError(f"flush not confirmed by the server within {seconds}s")
-            return result
-
-        done.addTimeout(timeout, self._reactor, onTimeoutCancel=timed_out)
+        done.addTimeout(timeout, self._reactor, onTimeoutCancel=_timeout_as("flush not confirmed by the server"))
         return done
 
     @defer.inlineCallbacks
@@ -1085,6 +1075,17 @@ class Client:
                 callback(*args)
             except Exception:
                 log.failure("{event} listener raised", event=event)
+
+
+def _timeout_as(what: str):
+    """An `addTimeout` onTimeoutCancel hook: the cancellation becomes `NatsTimeoutError`."""
+
+    def timed_out(result, seconds):
+        if isinstance(result, Failure):
+            raise NatsTimeoutError(f"{what} within {seconds}s")
+        return result
+
+    return timed_out
 
 
 def _as_bytes(payload) -> bytes:
