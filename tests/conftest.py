@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import HealthCheck, settings
 import pytest_twisted
 from twisted.internet import defer, protocol, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -14,6 +15,11 @@ from bridge.nats import Client
 from bridge.nats.server import NatsCluster, NatsServer
 
 pytest_plugins = ["tests.natsauth", "tests.emulation"]
+
+# Hypothesis' per-example deadline and too-slow health check measure time; this box is shared and
+# CI is a 2-core machine, so property tests run untimed everywhere.
+settings.register_profile("untimed", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("untimed")
 
 
 @pytest.fixture
