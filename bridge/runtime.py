@@ -81,8 +81,11 @@ class ActionSubscription:
         self.config = config
         self.stats = SubscriptionStats()
         self.subscription = None
+        self.worker: DeviceWorker | None = None
 
     def start(self) -> None:
+        # Chosen once here, not per message: sensor reads have their own thread.
+        self.worker = self.bridge.sensor_worker if self.config.action == "read_sensors" else self.bridge.worker
         self.subscription = self.bridge.client.subscribe(
             self.config.subject, self.on_message, queue=self.config.queue
         )
@@ -103,7 +106,7 @@ class ActionSubscription:
             log.warn("{subject}: rejected message: {error}", subject=msg.subject, error=str(error))
             self._reply(msg, error)
             return
-        worker = self.bridge.sensor_worker if action == "read_sensors" else self.bridge.worker
+        worker = self.worker
         if action == "get_pixels" and worker.idle:
             # Nothing runs or waits, so the display is settled: read it here and skip two thread hops.
             self._finished(msg, True, self.bridge.device.snapshot())
