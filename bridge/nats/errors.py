@@ -16,7 +16,8 @@ class MaxPayloadError(NatsError, ValueError):
 
 
 class OutboundBufferFullError(NatsError):
-    """Disconnected, and the reconnect buffer cannot hold this publish; it was not queued."""
+    """More than `buffer_size` bytes wait to be sent (server slow or frozen, or no connection);
+    this publish was not queued."""
 
 
 class ConnectionClosedError(NatsError):
@@ -49,6 +50,10 @@ class ServerError(NatsError):
         self.fatal = fatal
 
 
+class MaxSubscriptionsError(ServerError):
+    """The server refused a SUB: the account's subscription limit is reached; the connection stays up."""
+
+
 class PermissionViolationError(ServerError):
     """Publish or subscribe denied by the server's permissions; the connection stays up."""
 
@@ -67,3 +72,32 @@ class TlsError(HandshakeError):
 
 class AuthConfigError(NatsError, ValueError):
     """Credentials given to the client are unusable (unreadable creds file, bad seed, ...)."""
+
+
+# -ERR texts as nats-server sends them, lower-cased (capitalisation varies between versions).
+_AUTH_FAILURES = (
+    "authorization violation",
+    "authentication timeout",
+    "user authentication expired",
+    "user authentication revoked",
+    "account authentication expired",
+)
+# Errors about one operation, after which the server keeps the connection (nats.go's
+# "transient" errors plus the subject checks a server without `pedantic` never sends).
+_PER_OPERATION = ("invalid subject", "invalid publish subject")
+
+
+def classify_server_error(message: str, server_url: str | None = None) -> ServerError:
+    """Which kind of `-ERR` this is, as nats.go sorts them.
+
+    `fatal` means the server closes the connection after sending it; the client never closes it
+    itself because of an `-ERR`: the server's close is what starts a reconnect.
+    """
+    lowered = message.lower()
+    if lowered.startswith("permissions violation"):
+        return PermissionViolationError(message, server_url, fatal=False)
+    if lowered.startswith("maximum subscriptions exceeded"):
+        return MaxSubscriptionsError(message, server_url, fatal=False)
+    if lowered.startswith(_AUTH_FAILURES):
+        return AuthorizationError(message, server_url)
+    return ServerError(message, server_url, fatal=not lowered.startswith(_PER_OPERATION))

@@ -7,7 +7,6 @@ now holds; the encoders build what a client sends. Everything here can be tested
 from __future__ import annotations
 
 import json
-from operator import itemgetter
 from typing import Iterable, Iterator, Mapping
 
 CRLF = b"\r\n"
@@ -18,6 +17,7 @@ HEADER_VERSION = "NATS/1.0"
 # nats-server's MAX_CONTROL_LINE_SIZE. INFO is exempt up to MAX_INFO_LINE: in a large cluster its
 # connect_urls alone outgrow 4 KiB, and refusing it would make the server unusable.
 MAX_CONTROL_LINE = 4096
+SERVER_MAX_CONTROL_LINE = 4096  # what nats-server accepts from a client unless configured otherwise
 MAX_INFO_LINE = 1024 * 1024
 # nats-server refuses a max_payload above 64 MB: a larger announced size is a broken or hostile
 # peer, and waiting for it would buffer without bound.
@@ -137,31 +137,29 @@ PONG_EVENT = Pong()
 OK_EVENT = Ok()
 
 
-class Msg(tuple):
-    """A MSG or HMSG frame. `status`/`description` come from the header line (`NATS/1.0 503`).
+class Msg:
+    """A MSG or HMSG frame. `status`/`description` come from the header line (`NATS/1.0 503`)."""
 
-    A tuple underneath: the parser builds one per message with `tuple.__new__`, a C call, which
-    is what lets it outrun nats-py by a wide margin.
-    """
+    __slots__ = ("subject", "sid", "reply", "payload", "headers", "status", "description", "problem", "_client")
 
-    __slots__ = ()
+    def __init__(self, subject, sid, reply, payload, headers=None, status=None, description=None, problem=None):
+        self.subject = subject
+        self.sid = sid
+        self.reply = reply
+        self.payload = payload
+        self.headers = headers
+        self.status = status
+        self.description = description
+        self.problem = problem
+        self._client = None
 
-    def __new__(cls, subject, sid, reply, payload, headers=None, status=None, description=None):
-        return tuple.__new__(cls, (subject, sid, reply, payload, headers, status, description))
-
-    subject = property(itemgetter(0))
-    sid = property(itemgetter(1))
-    reply = property(itemgetter(2))
-    payload = property(itemgetter(3))
-    data = payload
-    headers = property(itemgetter(4))
-    status = property(itemgetter(5))
-    description = property(itemgetter(6))
-
-    _fields = ("subject", "sid", "reply", "payload", "headers", "status", "description")
+    @property
+    def data(self) -> bytes:
+        return self.payload
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self) if value is not None)
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__[:-1]
+                           if getattr(self, name) is not None)
         return f"{type(self).__name__}({fields})"
 
 
@@ -204,12 +202,12 @@ class Parser:
 
     __slots__ = ("_buf", "_chunks", "_buffered", "_need", "_msg", "_control_lines", "_numbers", "max_control_line")
 
-    def __init__(self, msg_factory=Msg, max_control_line: int = MAX_CONTROL_LINE):
+    def __init__(self, msg_class=Msg, max_control_line: int = MAX_CONTROL_LINE):
         self._buf = b""
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._need = 0  # bytes required before parsing again is worthwhile (a large payload in flight)
-        self._msg = msg_factory
+        self._msg = msg_class
         # MSG control line -> (subject, sid, None, size): a subscriber sees the same subject, sid and
         # payload size again and again, so most lines are parsed once and then looked up.
         self._control_lines: dict[bytes, tuple[str, int, None, int]] = {}
@@ -298,7 +296,6 @@ class Parser:
         lookup = known.get  # not known[...]: raising KeyError on every reply line costs more
         numbers = self._numbers
         append = events.append
-        new = tuple.__new__
         cls = self._msg
         before = len(events)
         for control, payload in zip(pairs, pairs):
@@ -339,7 +336,7 @@ class Parser:
                     known[control] = (subject, sid, None, size)
             if len(payload) != size:
                 break
-            append(new(cls, (subject, sid, reply, payload, None, None, None)))
+            append(cls(subject, sid, reply, payload))
         done = len(events) - before
         if done:
             pos += len(CRLF.join(lines[: 2 * done])) + 2
@@ -408,7 +405,7 @@ class Parser:
         except UnicodeDecodeError:
             raise ProtocolError("subject is not UTF-8") from None
         payload = buf[start + hdr_len : stop]
-        append(tuple.__new__(self._msg, (subject_text, _size(sid), reply_text, payload, headers, status, description)))
+        append(self._msg(subject_text, _size(sid), reply_text, payload, headers, status, description))
         return stop + 2
 
 
