@@ -32,7 +32,7 @@ from bridge.config.model import (
 from bridge.runtime import Bridge
 from bridge.web import start_web_view
 from bridge.web.view import cell_centre, is_loopback
-from tests.conftest import wait_until
+from tests.conftest import connected, wait_until
 
 WAIT = 20.0  # only bounds a broken test
 BLACK = [0, 0, 0]
@@ -89,7 +89,7 @@ async def start_running(server, make_client, driver: str = "memory"):
     await bridge.start()
     view = start_web_view(bridge, port=0, reactor=reactor)
     client = make_client(server.url, randomize=False)
-    await client.connect()
+    await connected(client)
     return Running(bridge, view, server, client)
 
 
