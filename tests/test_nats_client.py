@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer
+from twisted.internet import defer, protocol
 from twisted.logger import globalLogPublisher
 
 from bridge.nats import (
@@ -28,7 +29,7 @@ from bridge.nats import (
 from bridge.nats.client import backoff_delay, classify_server_error, parse_server_url
 from bridge.nats.errors import AuthorizationError
 from bridge.nats.server import NatsServer
-from tests.conftest import Collector, connect_failure, connected, next_event, wait_until
+from tests.conftest import Collector, ConnectTimeout, connect_failure, connected, next_event, wait_until
 
 
 def connect_line(sent: bytes) -> dict:
@@ -63,6 +64,20 @@ async def test_connect_fires_only_after_the_pong_of_the_handshake(nats_server, p
     assert options["echo"] is True
     assert options["name"] == "handshake-test"
     assert options["lang"] and options["version"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_handshake_that_hangs_fails_the_test_in_seconds(make_client):
+    from twisted.internet import reactor
+
+    silent = reactor.listenTCP(0, protocol.Factory.forProtocol(protocol.Protocol), interface="127.0.0.1")
+    try:
+        url = f"nats://127.0.0.1:{silent.getHost().port}"  # accepts, never sends INFO
+        client = make_client([url])
+        with pytest.raises(ConnectTimeout, match=re.escape(f"connect() to ['{url}'] did not complete within 0.3s")):
+            await connected(client, timeout=0.3)
+    finally:
+        await silent.stopListening()
 
 
 @pytest_twisted.ensureDeferred
