@@ -173,8 +173,20 @@ async def wait_until(predicate, timeout: float = 10.0, what: str = "condition") 
     raise AssertionError(f"{what} not reached within {timeout}s")
 
 
-class ConnectTimeout(AssertionError):
+class TimedOut(AssertionError):
+    """Something a test awaited neither succeeded nor failed in time."""
+
+
+class ConnectTimeout(TimedOut):
     """`connect()` neither succeeded nor failed in time: a handshake hangs."""
+
+
+async def within(deferred: defer.Deferred, timeout: float, what: str, error: type[TimedOut] = TimedOut):
+    """`await deferred`, cancelling it and failing with `error` naming `what` after `timeout` s."""
+    try:
+        return await deferred.addTimeout(timeout, _reactor())
+    except defer.TimeoutError:
+        raise error(f"{what} did not complete within {timeout}s") from None
 
 
 async def connected(client: Client, timeout: float = 10.0, connecting: defer.Deferred | None = None) -> Client:
@@ -185,10 +197,7 @@ async def connected(client: Client, timeout: float = 10.0, connecting: defer.Def
     """
     if connecting is None:
         connecting = client.connect()
-    try:
-        return await connecting.addTimeout(timeout, _reactor())
-    except defer.TimeoutError:
-        raise ConnectTimeout(f"connect() to {client.servers} did not complete within {timeout}s") from None
+    return await within(connecting, timeout, f"connect() to {client.servers}", ConnectTimeout)
 
 
 async def connect_failure(client: Client, timeout: float = 10.0, connecting: defer.Deferred | None = None) -> Exception:
