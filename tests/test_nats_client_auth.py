@@ -6,7 +6,6 @@ here is ours. Refusals use `max_attempts=1` so `connect()` reports the reason in
 
 from __future__ import annotations
 
-import pytest
 import pytest_twisted
 
 from bridge.nats import AuthorizationError, TlsError, TlsOptions
