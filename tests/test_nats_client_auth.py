@@ -6,16 +6,15 @@ here is ours. Refusals use `max_attempts=1` so `connect()` reports the reason in
 
 from __future__ import annotations
 
-import pytest
 import pytest_twisted
 
 from bridge.nats import AuthorizationError, TlsError, TlsOptions
-from tests.conftest import Collector
+from tests.conftest import Collector, connect_failure, connected
 
 
 
 async def assert_round_trip(client) -> None:
-    await client.connect()
+    await connected(client)
     collector = Collector()
     client.subscribe("auth.check", collector)
     client.publish("auth.check", b"through")
@@ -26,10 +25,9 @@ async def assert_round_trip(client) -> None:
 async def refusal(client) -> Exception:
     errors: list = []
     client.add_listener("error", errors.append)
-    with pytest.raises(Exception) as excinfo:
-        await client.connect()
+    error = await connect_failure(client)
     assert errors, "the refusal was not reported to the error listener"
-    return excinfo.value
+    return error
 
 
 @pytest_twisted.ensureDeferred

@@ -13,7 +13,7 @@ from twisted.internet import task
 from bridge.nats import AuthorizationError, ConnectionLostError, OutboundBufferFullError
 from bridge.nats.pool import ServerPool
 from bridge.nats.server import NatsServer
-from tests.conftest import Collector, next_event, wait_until
+from tests.conftest import Collector, connect_failure, connected, next_event, wait_until
 
 
 def _reactor():
@@ -23,9 +23,9 @@ def _reactor():
 
 
 @pytest.fixture
-def two_servers():
+def two_servers(nats_flavour):
     """Two unrelated servers: failing over between them needs no cluster."""
-    servers = [NatsServer(config="lame_duck_grace_period: 1s\nlame_duck_duration: 30s"), NatsServer()]
+    servers = [nats_flavour.server(config="lame_duck_grace_period: 1s\nlame_duck_duration: 30s"), nats_flavour.server()]
     try:
         yield [server.start() for server in servers]
     finally:
@@ -40,7 +40,7 @@ def two_servers():
 async def test_connects_to_the_first_reachable_server_in_given_order(nats_cluster, make_client):
     unreachable = NatsServer()  # its port is free: nothing listens there
     client = make_client([unreachable.url, *nats_cluster.urls[1:]], randomize=False)
-    await client.connect()
+    await connected(client)
     assert client.connected_url == nats_cluster.urls[1]
     unreachable.cleanup()
 
@@ -67,20 +67,20 @@ def test_pool_rotates_and_keeps_learned_servers_current():
 @pytest_twisted.ensureDeferred
 async def test_servers_announced_by_the_cluster_join_the_pool(nats_cluster, make_client):
     client = make_client([nats_cluster.urls[0]])
-    await client.connect()
+    await connected(client)
     await wait_until(lambda: set(client.servers) == set(nats_cluster.urls), what="whole cluster in the pool")
 
 
 @pytest_twisted.ensureDeferred
-async def test_initial_connect_keeps_trying_until_a_server_appears(make_client):
-    server = NatsServer()  # port chosen, process not started yet
+async def test_initial_connect_keeps_trying_until_a_server_appears(nats_flavour, make_client):
+    server = nats_flavour.server()  # port chosen, process not started yet
     try:
         client = make_client([server.url])
         connecting = client.connect()
         await task.deferLater(_reactor(), 0.4)  # a few refused attempts with backoff
         assert not connecting.called
         server.start()
-        assert await connecting is client
+        assert await connected(client, connecting=connecting) is client
         assert client.connected_url == server.url
     finally:
         server.cleanup()
@@ -91,8 +91,7 @@ async def test_gives_up_after_max_attempts_when_asked_to(make_client):
     unreachable = [NatsServer(), NatsServer()]
     client = make_client([s.url for s in unreachable], max_attempts=3)
     closed = next_event(client, "closed")
-    with pytest.raises(Exception, match="refused"):
-        await client.connect()
+    assert "refused" in str(await connect_failure(client))
     await closed
     assert client.is_closed
     for server in unreachable:
@@ -102,7 +101,7 @@ async def test_gives_up_after_max_attempts_when_asked_to(make_client):
 @pytest_twisted.ensureDeferred
 async def test_reconnect_resubscribes_then_flushes_buffered_publishes_in_order(nats_server, make_client):
     client = make_client([nats_server.url])
-    await client.connect()
+    await connected(client)
     ordered, limited = Collector(), Collector()
     client.subscribe("ordered", ordered)
     client.subscribe("limited", limited, max_msgs=5)
@@ -134,7 +133,7 @@ async def test_reconnect_resubscribes_then_flushes_buffered_publishes_in_order(n
 @pytest_twisted.ensureDeferred
 async def test_reconnect_buffer_is_bounded_and_overflow_raises(nats_server, make_client):
     client = make_client([nats_server.url], buffer_size=2000)
-    await client.connect()
+    await connected(client)
     collector = Collector()
     client.subscribe("buffered", collector)
     await client.flush()
@@ -158,7 +157,7 @@ async def test_reconnect_buffer_is_bounded_and_overflow_raises(nats_server, make
 @pytest_twisted.ensureDeferred
 async def test_flush_while_disconnected_completes_after_reconnect(nats_server, make_client):
     client = make_client([nats_server.url])
-    await client.connect()
+    await connected(client)
     disconnected = next_event(client, "disconnected")
     nats_server.stop()
     await disconnected
@@ -172,12 +171,12 @@ async def test_flush_while_disconnected_completes_after_reconnect(nats_server, m
 
 
 @pytest_twisted.ensureDeferred
-async def test_authorization_violation_moves_on_to_the_next_server(nats_server, make_client):
-    with NatsServer(config='authorization { user: "someone", password: "else" }') as guarded:
+async def test_authorization_violation_moves_on_to_the_next_server(nats_flavour, nats_server, make_client):
+    with nats_flavour.server(config='authorization { user: "someone", password: "else" }') as guarded:
         client = make_client([guarded.url, nats_server.url], randomize=False)
         errors: list = []
         client.add_listener("error", errors.append)
-        await client.connect()
+        await connected(client)
         assert client.connected_url == nats_server.url
         assert any(isinstance(e, AuthorizationError) and e.server == guarded.url for e in errors)
 
@@ -197,7 +196,7 @@ async def test_frozen_server_is_detected_by_pings_and_left(two_servers, proxy_to
     frozen, healthy = two_servers
     watched = proxy_to(frozen)  # to count the PINGs that go unanswered
     client = make_client([watched.url, healthy.url], randomize=False, ping_interval=0.3)
-    await client.connect()
+    await connected(client)
     assert client.connected_url == watched.url
     collector = Collector()
     client.subscribe("after.stale", collector)
@@ -213,7 +212,7 @@ async def test_frozen_server_is_detected_by_pings_and_left(two_servers, proxy_to
     assert new_url == healthy.url == client.connected_url
     await client.flush()  # our SUB has reached the new server
     other = make_client([healthy.url])
-    await other.connect()
+    await connected(other)
     other.publish("after.stale", b"resumed")
     await collector.wait_for(1)
 
@@ -225,7 +224,7 @@ async def test_frozen_server_is_detected_by_pings_and_left(two_servers, proxy_to
 async def test_lame_duck_server_keeps_serving_until_it_closes_us_then_subscriptions_move(two_servers, make_client):
     retiring, staying = two_servers
     client = make_client([retiring.url, staying.url], randomize=False)
-    await client.connect()
+    await connected(client)
     assert client.connected_url == retiring.url
     collector = Collector()
     client.subscribe("after.ldm", collector)
@@ -244,7 +243,7 @@ async def test_lame_duck_server_keeps_serving_until_it_closes_us_then_subscripti
     assert client.connected_url == staying.url
     await client.flush()  # our SUB has reached the new server
     other = make_client([staying.url])
-    await other.connect()
+    await connected(other)
     other.publish("after.ldm", b"moved")
     await collector.wait_for(1)
 
@@ -256,14 +255,14 @@ async def test_lame_duck_server_keeps_serving_until_it_closes_us_then_subscripti
 async def test_killed_node_subscription_resumes_and_buffered_publishes_all_arrive(nats_cluster, make_client):
     doomed, publisher_node, watcher_node = nats_cluster.servers
     ours = make_client(nats_cluster.urls, randomize=False)
-    await ours.connect()
+    await connected(ours)
     assert ours.connected_url == doomed.url
     feed = Collector()
     ours.subscribe("cluster.feed", feed)
     await ours.flush()
 
     watcher = make_client([watcher_node.url])
-    await watcher.connect()
+    await connected(watcher)
     watched = Collector()
     watcher.subscribe("cluster.ours", watched)
     await watcher.flush()
@@ -271,7 +270,7 @@ async def test_killed_node_subscription_resumes_and_buffered_publishes_all_arriv
                      what="route interest from the watcher's node")
 
     publisher = make_client([publisher_node.url])
-    await publisher.connect()
+    await connected(publisher)
     sequence = itertools.count()
     feeding = task.LoopingCall(lambda: publisher.publish("cluster.feed", b"%d" % next(sequence)))
     feeding.clock = _reactor()

@@ -15,7 +15,7 @@ import pytest_twisted
 from twisted.internet import defer, threads
 
 from bridge.nats import Headers
-from tests.conftest import Collector
+from tests.conftest import Collector, connected
 
 
 class NatsPy:
@@ -51,7 +51,7 @@ def natspy(nats_server):
 @pytest_twisted.ensureDeferred
 async def test_messages_and_headers_from_nats_py_reach_us(nats_server, natspy, make_client):
     ours = make_client([nats_server.url])
-    await ours.connect()
+    await connected(ours)
     collector = Collector()
     ours.subscribe("interop.in", collector)
     await ours.flush()
@@ -70,7 +70,7 @@ async def test_our_messages_and_headers_reach_nats_py(nats_server, natspy, make_
     subscription = await natspy.run(natspy.nc.subscribe("interop.out"))
     await natspy.run(natspy.nc.flush())
     ours = make_client([nats_server.url])
-    await ours.connect()
+    await connected(ours)
     ours.publish("interop.out", b"\x00binary\r\n")
     ours.publish("interop.out", b"{}", headers=Headers([("Content-Type", "application/json"), ("Trace", "t-1")]))
     first = await natspy.run(subscription.next_msg(timeout=5))
@@ -83,7 +83,7 @@ async def test_our_messages_and_headers_reach_nats_py(nats_server, natspy, make_
 @pytest_twisted.ensureDeferred
 async def test_nats_py_requests_and_we_reply(nats_server, natspy, make_client):
     ours = make_client([nats_server.url])
-    await ours.connect()
+    await connected(ours)
     ours.subscribe("interop.upper", lambda m: m.respond(m.data.upper(), headers={"Served-By": "twisted"}))
     await ours.flush()
     reply = await natspy.run(natspy.nc.request("interop.upper", b"shout", timeout=5))
@@ -99,6 +99,6 @@ async def test_we_request_and_nats_py_replies(nats_server, natspy, make_client):
     await natspy.run(natspy.nc.subscribe("interop.reverse", cb=reverse))
     await natspy.run(natspy.nc.flush())
     ours = make_client([nats_server.url])
-    await ours.connect()
+    await connected(ours)
     replies = await defer.gatherResults([ours.request("interop.reverse", b"abc%d" % i, timeout=5) for i in range(3)])
     assert [r.data for r in replies] == [b"0cba", b"1cba", b"2cba"]

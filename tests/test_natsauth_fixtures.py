@@ -127,3 +127,10 @@ def test_tls_server_no_client_cert_accepts_server_verified_clients(tls_server_no
 def test_tls_server_no_client_cert_is_refused_by_a_client_trusting_another_ca(tls_server_no_client_cert):
     error = refusal(tls_server_no_client_cert.url, tls=_tls_context(tls_server_no_client_cert.other_ca_path))
     assert isinstance(error, ssl.SSLCertVerificationError)
+
+
+@pytest.mark.nats_server_min("2.10.4", "tls handshake_first")
+def test_tls_server_handshake_first_accepts_only_tls_first_clients(tls_server_handshake_first):
+    context = _tls_context(tls_server_handshake_first.ca_path)
+    assert_accepted(tls_server_handshake_first.url, tls=context, tls_handshake_first=True)
+    refusal(tls_server_handshake_first.url, tls=context)  # waits for an INFO that never comes in clear

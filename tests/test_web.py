@@ -32,7 +32,7 @@ from bridge.config.model import (
 from bridge.runtime import Bridge
 from bridge.web import start_web_view
 from bridge.web.view import cell_centre, is_loopback
-from tests.conftest import wait_until
+from tests.conftest import connected, wait_until, within
 
 WAIT = 20.0  # only bounds a broken test
 BLACK = [0, 0, 0]
@@ -86,10 +86,10 @@ class Running:
 async def start_running(server, make_client, driver: str = "memory"):
     reactor = _reactor()
     bridge = Bridge(bridge_config(server.url, driver), reactor)
-    await bridge.start()
+    await within(bridge.start(), 30.0, f"bridge.start() (opening the device, connecting to {server.url})")
     view = start_web_view(bridge, port=0, reactor=reactor)
     client = make_client(server.url, randomize=False)
-    await client.connect()
+    await connected(client)
     return Running(bridge, view, server, client)
 
 

