@@ -43,6 +43,7 @@ def client_for(config: BridgeConfig, reactor=None) -> Client:
             "cert_file": nats.tls.cert_file,
             "key_file": nats.tls.key_file,
             "verify": nats.tls.verify,
+            "handshake_first": nats.tls.handshake_first,
         }
     return Client(
         servers=list(nats.servers),

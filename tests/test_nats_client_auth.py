@@ -131,3 +131,17 @@ async def test_tls_url_to_a_plain_server_is_refused_not_downgraded(nats_server, 
     error = await refusal(client)
     assert isinstance(error, TlsError)
     assert "does not offer" in str(error)
+
+
+@pytest_twisted.ensureDeferred
+async def test_tls_handshake_first_for_a_server_that_requires_it(tls_server_handshake_first, make_client):
+    server = tls_server_handshake_first
+    await assert_round_trip(make_client([server.url], tls=TlsOptions(ca_file=str(server.ca_path), handshake_first=True)))
+
+
+@pytest_twisted.ensureDeferred
+async def test_without_handshake_first_such_a_server_is_a_clear_timeout(tls_server_handshake_first, make_client):
+    server = tls_server_handshake_first
+    client = make_client([server.url], tls=TlsOptions(ca_file=str(server.ca_path)), max_attempts=1, connect_timeout=1)
+    error = await connect_failure(client)
+    assert "waiting for INFO" in str(error)

@@ -53,6 +53,7 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
             cert_file=file(tls_data.get("cert_file")),
             key_file=file(tls_data.get("key_file")),
             verify=tls_data.get("verify", True),
+            handshake_first=tls_data.get("handshake_first", False),
         )
     reconnect_data = nats_data.get("reconnect", {})
     defaults = ReconnectConfig()

@@ -43,6 +43,7 @@ class TlsConfig:
     cert_file: str | None = None
     key_file: str | None = None
     verify: bool = True
+    handshake_first: bool = False
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,14 @@ class TlsOptions:
     """`ca_file` replaces the system trust store; `cert_file` + `key_file` are the client certificate.
 
     `verify=False` accepts any server certificate: for a lab bench, never for a deployment.
-    Any object with these four attributes (e.g. the bridge's own TlsConfig) works as well.
+    Any object with these attributes (e.g. the bridge's own TlsConfig) works as well.
     """
 
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
     verify: bool = True
+    handshake_first: bool = False  # TLS before INFO: for servers with `tls { handshake_first: true }`
 
 
 def forgo_tls() -> None:
