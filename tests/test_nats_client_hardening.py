@@ -1,0 +1,304 @@
+"""Hardening behaviours of the NATS client, each shown against real nats-server processes (or,
+where the logic is pure, in memory), each named after the code it guards.
+
+Every test here was checked against a mutation of the line it names (removed or inverted): the
+docstring says which. Integration tests run once per server flavour (see tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+
+import pytest
+import pytest_twisted
+from twisted.application.service import MultiService
+from twisted.internet import defer, protocol, task
+from twisted.internet.testing import StringTransport
+
+from bridge.nats import (
+    Client,
+    ConnectionClosedError,
+    InvalidSubjectError,
+    NatsTimeoutError,
+    OutboundBufferFullError,
+    PermissionViolationError,
+)
+from bridge.nats.client import Status, backoff_delay
+from bridge.nats.errors import AuthorizationError, MaxSubscriptionsError, ServerError, classify_server_error
+from bridge.nats.outbound import OutboundQueue
+from bridge.nats.pool import ServerPool, discovered_server, parse_server_url
+from bridge.nats.repeats import RepeatSummary
+from tests.conftest import Collector, connected, next_event, wait_until
+
+MiB = 1024 * 1024
+
+
+def _reactor():
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def sleep(seconds: float) -> defer.Deferred:
+    return task.deferLater(_reactor(), seconds)
+
+
+# --- 1. write-side flow control --------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_publish_to_a_frozen_server_is_bounded_by_buffer_size_then_delivered_in_order(nats_server, make_client):
+    """Guards `transport.registerProducer(...)` in OutboundQueue.attach (and the limit check in
+    OutboundQueue.publish): without the producer the transport swallows every write and publish()
+    never raises; without the check the queue grows past buffer_size."""
+    publisher = make_client([nats_server.url], buffer_size=4 * MiB)
+    subscriber = make_client([nats_server.url])
+    await connected(publisher)
+    await connected(subscriber)
+    received = Collector()
+    subscriber.subscribe("flow.big", received)
+    await subscriber.flush()
+    payload = b"x" * (MiB - 16)
+    published = 0
+    most_buffered = 0
+    nats_server.freeze()
+    try:
+        with pytest.raises(OutboundBufferFullError):
+            # One publish per reactor turn, so the queue is written out between them and only the
+            # kernel's socket buffers and the transport's pause stand between us and the limit.
+            while published < 64:
+                publisher.publish("flow.big", b"%08d" % published + payload)
+                published += 1
+                most_buffered = max(most_buffered, publisher.buffered_bytes)
+                await sleep(0.02)
+        assert most_buffered <= 4 * MiB
+        assert publisher.buffered_bytes <= 4 * MiB
+        # Loopback socket buffers hold a few MiB more; never tens of MiB.
+        assert published < 16, f"{published} MiB accepted before the buffer filled"
+    finally:
+        nats_server.thaw()
+    messages = await received.wait_for(published, timeout=30)
+    assert [m.data[:8] for m in messages] == [b"%08d" % i for i in range(published)]
+    assert publisher.buffered_bytes == 0
+    assert publisher.stats.reconnects == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_publish_while_disconnected_is_bounded_by_buffer_size(nats_server, make_client):
+    """Guards the limit check in OutboundQueue.publish (`if self._size + size > self.limit`):
+    without it a disconnected client queues every publish."""
+    client = make_client([nats_server.url], buffer_size=4 * MiB, initial_delay=1, max_delay=1)
+    await connected(client)
+    disconnected = next_event(client, "disconnected")
+    nats_server.kill()
+    await disconnected
+    accepted = 0
+    with pytest.raises(OutboundBufferFullError, match="disconnected"):
+        for _ in range(64):
+            client.publish("flow.offline", b"y" * (MiB - 64))
+            accepted += 1
+    assert accepted == 4
+    assert client.buffered_bytes <= 4 * MiB
+
+
+# --- 2. -ERR that keeps the connection -------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_max_subscriptions_error_is_reported_and_the_connection_stays(nats_flavour, make_client):
+    """Guards the "maximum subscriptions exceeded" line of classify_server_error: without it the
+    -ERR is a generic fatal ServerError, not MaxSubscriptionsError."""
+    with nats_flavour.server(config="max_subscriptions: 3") as server:
+        client = make_client([server.url])
+        await connected(client)
+        errors: list = []
+        client.add_listener("error", errors.append)
+        disconnects: list = []
+        client.add_listener("disconnected", lambda *args: disconnects.append(args))
+        collectors = [Collector() for _ in range(3)]
+        for i, collector in enumerate(collectors):
+            client.subscribe(f"limit.{i}", collector)
+        client.subscribe("limit.over", lambda m: None)
+        await wait_until(lambda: errors, what="the -ERR for the fourth SUB")
+        assert isinstance(errors[0], MaxSubscriptionsError) and not errors[0].fatal
+        for round_ in range(5):  # a few seconds of activity on the connection the error came on
+            for i in range(3):
+                client.publish(f"limit.{i}", b"%d" % round_)
+            await client.flush()
+            await sleep(0.4)
+        for collector in collectors:
+            await collector.wait_for(5)
+        assert client.stats.reconnects == 0 and disconnects == [] and client.is_connected
+        assert len(errors) == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_publish_permission_violation_keeps_the_connection(nats_flavour, make_client):
+    """Guards the "permissions violation" line of classify_server_error (fatal=False)."""
+    config = """
+authorization {
+  users: [ { user: u, password: p, permissions: { publish: { deny: "secret.>" } } } ]
+}
+"""
+    with nats_flavour.server(config=config) as server:
+        client = make_client([server.url], user="u", password="p")
+        await connected(client)
+        errors: list = []
+        client.add_listener("error", errors.append)
+        collector = Collector()
+        client.subscribe("open.ok", collector)
+        for i in range(5):
+            client.publish("secret.plan", b"no")
+            client.publish("open.ok", b"%d" % i)
+            await sleep(0.4)
+        await collector.wait_for(5)
+        await wait_until(lambda: len(errors) >= 5, what="five permission errors")
+        assert all(isinstance(e, PermissionViolationError) and not e.fatal for e in errors)
+        assert client.stats.reconnects == 0 and client.is_connected
+
+
+# --- 3. backoff against a server that drops every login ---------------------------------------
+
+
+class _DropAfterPong(protocol.Protocol):
+    """Accepts the NATS handshake, then hangs up."""
+
+    def connectionMade(self):
+        self.factory.attempts.append(time.monotonic())
+        info = b'{"server_id":"fake","version":"2.10.0","proto":1,"headers":true,"max_payload":1048576}'
+        self.transport.write(b"INFO " + info + b"\r\n")
+        self.buffer = b""
+
+    def dataReceived(self, data):
+        self.buffer += data
+        if b"PING\r\n" in self.buffer:
+            self.transport.write(b"PONG\r\n")
+            self.transport.loseConnection()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_that_drops_every_login_sees_growing_delays(make_client):
+    """Guards `if ... >= STABLE_AFTER: self._unstable_tries = 0` in Client._detach (inverted, or
+    resetting always, the client retries every initial_delay: 30 attempts in 3 s)."""
+    factory = protocol.Factory.forProtocol(_DropAfterPong)
+    factory.attempts = []
+    port = _reactor().listenTCP(0, factory, interface="127.0.0.1")
+    try:
+        client = make_client([f"nats://127.0.0.1:{port.getHost().port}"], initial_delay=0.1, max_delay=1,
+                             jitter=0)
+        client.connect()
+        await sleep(3)
+        await client.close()
+    finally:
+        await port.stopListening()
+    attempts = factory.attempts
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    assert 3 <= len(attempts) <= 8, f"{len(attempts)} attempts in 3 s, gaps {gaps}"
+    assert gaps[-1] > 2.5 * gaps[0], gaps
+
+
+# --- 4. drain --------------------------------------------------------------------------------
+
+
+async def _two_clients(url, make_client):
+    client = make_client([url])
+    other = make_client([url])
+    await connected(client)
+    await connected(other)
+    return client, other
+
+
+@pytest_twisted.ensureDeferred
+async def test_drain_keeps_the_request_inbox_until_the_callbacks_are_done(nats_server, make_client):
+    """Guards `if sub is not inbox` in Client._drain: unsubscribing the inbox with the rest
+    would lose the reply to a request made by a callback during drain."""
+    client, responder = await _two_clients(nats_server.url, make_client)
+    responder.subscribe("drain.svc", lambda msg: msg.respond(b"answer to " + msg.data))
+    await responder.flush()
+    release: defer.Deferred = defer.Deferred()
+    replies: list = []
+
+    async def callback(msg):
+        await release
+        reply = await client.request("drain.svc", msg.data, timeout=2)
+        replies.append(reply.data)
+
+    client.subscribe("drain.work", callback)
+    assert (await client.request("drain.svc", b"q0", timeout=2)).data == b"answer to q0"  # the inbox exists
+    client.publish("drain.work", b"q1")
+    await client.flush()
+    draining = client.drain(timeout=5)
+    release.callback(None)
+    await draining
+    assert replies == [b"answer to q1"]
+    assert client.is_closed
+
+
+@pytest_twisted.ensureDeferred
+async def test_drain_times_out_on_a_callback_that_never_finishes(nats_server, make_client):
+    """Guards `draining.addTimeout(timeout, ...)` in Client.drain."""
+    client = make_client([nats_server.url])
+    await connected(client)
+    client.subscribe("drain.stuck", lambda msg: defer.Deferred())
+    client.publish("drain.stuck", b"x")
+    await client.flush()
+    started = time.monotonic()
+    with pytest.raises(NatsTimeoutError):
+        await client.drain(timeout=1).addTimeout(10, _reactor())
+    assert time.monotonic() - started < 2.5
+    assert client.is_closed
+
+
+@pytest_twisted.ensureDeferred
+async def test_drain_waits_for_the_callback_of_a_subscription_that_reached_max_msgs(nats_server, make_client):
+    """Guards `self.in_flight.add(result)` in Subscriptions._track: the callback of a
+    subscription already removed from the table (max_msgs reached) still counts for drain."""
+    client = make_client([nats_server.url])
+    await connected(client)
+    release: defer.Deferred = defer.Deferred()
+    called: list = []
+
+    def callback(msg):
+        called.append(msg)
+        return release
+
+    sub = client.subscribe("drain.once", callback, max_msgs=1)
+    client.publish("drain.once", b"x")
+    await wait_until(lambda: called, what="the callback")
+    assert not sub.is_active
+    draining = client.drain(timeout=5)
+    await sleep(0.3)
+    assert not draining.called
+    release.callback(None)
+    await draining
+    assert client.is_closed
+
+
+@pytest_twisted.ensureDeferred
+async def test_cancelling_drain_leaves_the_applications_deferred_alone(nats_server, make_client):
+    """Guards Subscriptions.callbacks_done's own Deferred (no canceller): waiting through
+    `defer.gatherResults(pending)` instead would cancel the application's Deferred too."""
+    client = make_client([nats_server.url])
+    await connected(client)
+    cancelled: list = []
+    work: defer.Deferred = defer.Deferred(canceller=cancelled.append)
+    called: list = []
+
+    def callback(msg):
+        called.append(msg)
+        return work
+
+    client.subscribe("drain.cancel", callback)
+    client.publish("drain.cancel", b"x")
+    await wait_until(lambda: called, what="the callback")
+    draining = client.drain(timeout=5)
+    await sleep(0.3)  # past the first flush: waiting for the callback
+    assert not draining.called
+    draining.cancel()
+    with pytest.raises(defer.CancelledError):
+        await draining
+    assert cancelled == [] and not work.called
+    await wait_until(lambda: client.is_closed, what="close")
+    work.callback(None)
