@@ -302,3 +302,191 @@ async def test_cancelling_drain_leaves_the_applications_deferred_alone(nats_serv
     assert cancelled == [] and not work.called
     await wait_until(lambda: client.is_closed, what="close")
     work.callback(None)
+
+
+# --- 5. discovered servers inherit credentials ------------------------------------------------
+
+CLUSTER_AUTH = {
+    "userpass": ("authorization { user: a, password: b }", "a:b@"),
+    "token": ("authorization { token: s3cret-token }", "s3cret-token@"),
+}
+
+
+@pytest.mark.parametrize("auth", list(CLUSTER_AUTH))
+@pytest_twisted.ensureDeferred
+async def test_failover_to_a_discovered_server_uses_the_seed_urls_credentials(auth, nats_flavour, make_client):
+    """Guards `user=announced_by.user, password=announced_by.password` in pool.discovered_server:
+    without them the reconnect to a discovered node is refused (Authorization Violation)."""
+    config, userinfo = CLUSTER_AUTH[auth]
+    cluster = nats_flavour.cluster(3, name=f"auth-{auth}")
+    for server in cluster.servers:
+        server.config = config
+    try:
+        cluster.start()
+        cluster.wait_routed()
+        seed = cluster.servers[0]
+        client = make_client([f"nats://{userinfo}127.0.0.1:{seed.port}"], randomize=False, max_delay=0.5)
+        errors: list = []
+        client.add_listener("error", errors.append)
+        await connected(client)
+        await wait_until(lambda: len(client.servers) == 3, what="the other two nodes discovered")
+        reconnected = next_event(client, "reconnected", timeout=15)
+        seed.kill()
+        (url,) = await reconnected
+        assert url in cluster.urls[1:]
+        collector = Collector()
+        client.subscribe("after.failover", collector)
+        client.publish("after.failover", b"ok")
+        await collector.wait_for(1)
+        assert not [e for e in errors if isinstance(e, AuthorizationError)]
+    finally:
+        cluster.cleanup()
+
+
+def test_discovered_server_checks_tls_against_its_own_name_unless_announced_as_an_ip():
+    """Guards `announced_by.tls_name if is_ip_address(server.host) else server.host` in
+    pool.discovered_server (inverted, or always the seed's name, the names below swap)."""
+    seed = parse_server_url("tls://bob:pw@seed.example.com:4222")
+    by_name = discovered_server("node2.example.com:4223", seed)
+    assert by_name.tls_name == "node2.example.com"
+    assert (by_name.user, by_name.password, by_name.tls, by_name.implicit) == ("bob", "pw", True, True)
+    by_ip = discovered_server("10.1.2.3:4224", seed)
+    assert by_ip.tls_name == "seed.example.com"
+    assert discovered_server("[fd00::3]:4225", seed).tls_name == "seed.example.com"
+    token_seed = parse_server_url("nats://tok@10.0.0.1")
+    learned = discovered_server("10.0.0.2:4222", token_seed)
+    assert (learned.user, learned.password, learned.tls, learned.tls_name) == ("tok", None, False, "10.0.0.1")
+
+
+# --- 6. lame duck without a stampede ----------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_lame_duck_clients_stay_until_the_server_spreads_their_closes(nats_flavour, make_client):
+    """Guards Client._lame_duck only reporting (no leaving): a client that drops the connection
+    on the notice makes all six move within milliseconds and fails the flush sent at the notice.
+    nats-server's lame_duck_duration is at least 30 s; after the 1 s grace it closes one client
+    every 0.5-1 s."""
+    ducking = nats_flavour.server(config="lame_duck_duration: 30s\nlame_duck_grace_period: 1s").start()
+    spare = nats_flavour.server().start()
+    try:
+        clients = [make_client([ducking.url, spare.url], randomize=False) for _ in range(6)]
+        disconnected_at: list[float] = []
+        flushes: list[defer.Deferred] = []
+        for client in clients:
+            await connected(client)
+            client.add_listener("disconnected", lambda *args: disconnected_at.append(time.monotonic()))
+            client.add_listener("lame_duck", lambda url, c=client: flushes.append(c.flush(timeout=5)))
+        ducking.lame_duck()
+        await wait_until(lambda: len(flushes) == 6, what="the lame duck notice on every client")
+        results = await defer.DeferredList(flushes, consumeErrors=True)
+        assert all(ok for ok, _ in results), results
+        # The server closes one client every 0.5-1 s (its interval is capped at 1 s).
+        await wait_until(lambda: len(disconnected_at) == 6, timeout=15, what="every client closed by the server")
+        spread = [round(t - disconnected_at[0], 3) for t in disconnected_at]
+        assert spread[-1] > 1.5, spread
+        await wait_until(lambda: all(c.connected_url == spare.url for c in clients), what="all moved to the spare")
+        assert all(c.stats.reconnects == 1 for c in clients)
+    finally:
+        ducking.cleanup()
+        spare.cleanup()
+
+
+# --- 7. smaller ones -------------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_flushes_that_time_out_while_disconnected_are_not_kept(make_client):
+    """Guards `waiting.discard(done)` in Client.flush: without it every timed-out flush made
+    while disconnected stays referenced until the next connection."""
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    try:
+        client = make_client([f"nats://127.0.0.1:{dead.getsockname()[1]}"], initial_delay=1, max_delay=1)
+        client.connect().addErrback(lambda f: None)
+        flushes = [client.flush(timeout=0.05) for _ in range(2000)]
+        for flush in flushes:
+            flush.addErrback(lambda f: f.trap(NatsTimeoutError))
+        await sleep(0.2)
+        assert all(f.called for f in flushes)
+        assert len(client._flushes_after_reconnect) == 0
+    finally:
+        dead.close()
+
+
+def failure_of(deferred) -> Exception:
+    """The exception an already-failed Deferred holds (consumed)."""
+    assert isinstance(deferred, defer.Deferred) and deferred.called, deferred
+    failures: list = []
+    deferred.addErrback(failures.append)
+    assert failures, f"{deferred} succeeded"
+    return failures[0].value
+
+
+@pytest_twisted.ensureDeferred
+async def test_request_fails_its_deferred_instead_of_raising(nats_server, make_client):
+    """Guards the try/except around publish() in Client.request (removed, request() raises) and
+    its `self._requests.forget(reply_subject)` (removed, the failed requests stay registered)."""
+    client = make_client([nats_server.url], buffer_size=MiB)
+    await connected(client)
+    assert isinstance(failure_of(client.request("bad subject", b"x")), InvalidSubjectError)
+    assert isinstance(failure_of(client.request("", b"x")), InvalidSubjectError)
+    nats_server.freeze()
+    try:
+        with pytest.raises(OutboundBufferFullError):
+            for _ in range(64):
+                client.publish("fill", b"z" * (MiB // 2))
+                await sleep(0.02)
+        assert isinstance(failure_of(client.request("svc", b"z" * (MiB // 2))), OutboundBufferFullError)
+    finally:
+        nats_server.thaw()
+    assert len(client._requests) == 0  # nothing left waiting for a reply that cannot come
+    await client.close()
+    assert isinstance(failure_of(client.request("svc", b"x")), ConnectionClosedError)
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_runs_as_a_service_in_a_multiservice(nats_server, make_client):
+    """Guards Client.startService's connect() and stopService's drain() (a close() instead drops
+    the callback still running)."""
+    client = make_client([nats_server.url])
+    observer = make_client([nats_server.url])
+    await connected(observer)
+    done = Collector()
+    observer.subscribe("svc.done", done)
+    await observer.flush()
+    parent = MultiService()
+    client.setServiceParent(parent)
+    parent.startService()
+    await wait_until(lambda: client.is_connected, what="connected by startService")
+    release: defer.Deferred = defer.Deferred()
+
+    async def slow(msg):
+        await release
+        client.publish("svc.done", msg.data)
+
+    client.subscribe("svc.work", slow)
+    client.publish("svc.work", b"job")
+    await wait_until(lambda: client._subs.in_flight, what="the callback started")
+    stopping = parent.stopService()
+    _reactor().callLater(0.2, release.callback, None)
+    await stopping
+    assert client.is_closed and not client.running
+    await done.wait_for(1)
+    assert done.data == [b"job"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_wildcard_characters_inside_a_token_are_literal_on_the_wire(nats_server, make_client):
+    """Guards validate_subject accepting `sensor*1.temp` (nats-server does): the rejection of
+    '*'/'>' inside a longer token that it used to have fails this."""
+    client = make_client([nats_server.url])
+    await connected(client)
+    exact, wild = Collector(), Collector()
+    client.subscribe("sensor*1.temp", exact)
+    client.subscribe("*.temp", wild)
+    client.publish("sensor*1.temp", b"21.5")
+    client.publish("sensor11.temp", b"other")
+    await wild.wait_for(2)
+    await client.flush()
+    assert exact.data == [b"21.5"]
