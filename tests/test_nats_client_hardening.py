@@ -490,3 +490,178 @@ async def test_wildcard_characters_inside_a_token_are_literal_on_the_wire(nats_s
     await wild.wait_for(2)
     await client.flush()
     assert exact.data == [b"21.5"]
+
+
+# --- pure logic, in memory -------------------------------------------------------------------
+
+
+def test_backoff_never_overflows_however_long_the_failures_last():
+    """Guards `min(-untried, 32)` in backoff_delay: without it 2**9999 overflows a float."""
+    rng = random.Random(0)
+    assert backoff_delay(10_000, 1, initial=0.1, maximum=5.0, jitter=0.0, rng=rng) == 5.0
+    assert backoff_delay(2, 3, initial=0.1, maximum=5.0, jitter=0.5, rng=rng) == 0.0  # one server untried
+
+
+@pytest.mark.parametrize(
+    ("message", "kind", "fatal"),
+    [
+        ("Maximum Subscriptions Exceeded", MaxSubscriptionsError, False),
+        ("maximum subscriptions exceeded", MaxSubscriptionsError, False),
+        ("Permissions Violation for Subscription to \"a.>\"", PermissionViolationError, False),
+        ("Invalid Subject", ServerError, False),
+        ("Unknown Protocol Operation", ServerError, True),
+        ("some future error", ServerError, True),
+    ],
+)
+def test_server_errors_that_keep_the_connection_are_not_fatal(message, kind, fatal):
+    """Guards the MaxSubscriptionsError and per-operation lines of classify_server_error, and
+    the default (unknown -ERR texts are fatal: the server closes, we reconnect)."""
+    error = classify_server_error(message, "nats://h:1")
+    assert type(error) is kind and error.fatal is fatal
+
+
+class _Log:
+    def __init__(self):
+        self.lines: list[dict] = []
+
+    def warn(self, text, **fields):
+        self.lines.append(fields)
+
+
+def test_repeat_summary_logs_the_first_then_one_line_per_interval():
+    """Guards RepeatSummary.add counting repeats instead of logging each, and flush() re-arming
+    its timer only when repeats came (`if again`)."""
+    log, clock = _Log(), task.Clock()
+    summary = RepeatSummary(log, "{n} {subject}", clock, interval=60)
+    for i in range(1000):
+        summary.add(subject=f"s{i}")
+    assert log.lines == [{"n": 1, "subject": "s0"}]
+    clock.advance(60)
+    assert log.lines[1:] == [{"n": 999, "subject": "s999"}]
+    clock.advance(60)  # nothing new: no line, and the timer stops
+    assert len(log.lines) == 2 and not clock.getDelayedCalls()
+    summary.add(subject="again")  # after a quiet interval: logged at once
+    assert log.lines[-1] == {"n": 1, "subject": "again"}
+    summary.add(subject="last")
+    summary.flush(again=False)
+    assert log.lines[-1] == {"n": 1, "subject": "last"} and not clock.getDelayedCalls()
+
+
+def test_pool_forgets_learned_servers_the_cluster_no_longer_announces():
+    """Guards `not s.implicit or s.url in announced_urls or s is current` in update_discovered."""
+    pool = ServerPool(["nats://10.0.0.1:4222"], randomize=False, rng=random.Random(0))
+    current = pool.next()
+    pool.update_discovered(["10.0.0.2:4222", "10.0.0.3:4222"], current)
+    assert pool.update_discovered(["10.0.0.3:4222"], current) == []
+    assert pool.urls == ["nats://10.0.0.3:4222", "nats://10.0.0.1:4222"]
+
+
+def _queue(limit=1000):
+    clock = task.Clock()
+    queue = OutboundQueue(limit, clock)
+    transport = StringTransport()
+    queue.attach(transport, b"SUB a 1\r\n")
+    return queue, transport, clock
+
+
+def test_outbound_queue_holds_frames_while_the_transport_is_paused_and_bounds_them():
+    """Guards _Producer.pauseProducing setting `_paused` (and write() honouring it): without it the
+    queue hands everything to a transport that asked it to stop, and never fills."""
+    queue, transport, clock = _queue(limit=1000)
+    assert transport.value() == b"SUB a 1\r\n" and transport.producer is not None
+    queue.publish(b"one")
+    clock.advance(0)
+    assert transport.value().endswith(b"one")
+    transport.producer.pauseProducing()
+    accepted = 0
+    with pytest.raises(OutboundBufferFullError, match="not taking data"):
+        for _ in range(20):
+            queue.publish(b"x" * 100)
+            accepted += 1
+            clock.advance(0)
+    assert accepted == 10 and queue.pending_bytes == 1000
+    assert transport.value().endswith(b"one")  # nothing written while paused
+    transport.producer.resumeProducing()
+    assert queue.pending_bytes == 0 and transport.value().endswith(b"x" * 1000)
+
+
+def test_outbound_queue_keeps_publishes_not_control_frames_across_a_lost_connection():
+    """Guards `if type(frame) is bytes` in OutboundQueue.detach (SUB/PING belong to the lost
+    connection) and the `possibly_lost` count of written but unconfirmed publishes."""
+    queue, transport, clock = _queue()
+    queue.publish(b"sent")
+    clock.advance(0)
+    transport.producer.pauseProducing()
+    queue.publish(b"kept")
+    queue.control(b"PING\r\n")
+    queue.detach(lost=True)
+    assert queue.possibly_lost == 1
+    assert queue.pending_bytes == len(b"kept")
+    queue.control(b"UNSUB 1\r\n")  # no connection: dropped, not queued
+    assert queue.pending_bytes == len(b"kept")
+    fresh = StringTransport()
+    queue.attach(fresh, b"SUB a 1\r\n")
+    assert fresh.value() == b"SUB a 1\r\nkept"
+
+
+class _Handler:
+    def __init__(self):
+        self.lost: list = []
+
+    def deliver(self, msg):
+        pass
+
+    def server_info(self, conn, options):
+        pass
+
+    def server_error(self, conn, message):
+        pass
+
+    def connection_lost(self, conn, reason):
+        self.lost.append(reason)
+
+
+def _connection(clock, interval=10.0, max_outstanding=2):
+    from bridge.nats.connection import Connection, ConnectionSettings
+    from bridge.nats.subscriptions import Msg
+
+    settings = ConnectionSettings(msg_class=Msg, connect_options=lambda info, server, tls: {"verbose": False},
+                                  tls_context=lambda host: None, tls_configured=False, tls_first=False,
+                                  ping_interval=interval, max_outstanding_pings=max_outstanding)
+    conn = Connection(parse_server_url("nats://127.0.0.1:4222"), settings, _Handler(), clock)
+    transport = StringTransport()
+    conn.makeConnection(transport)
+    return conn, transport
+
+
+def test_handshake_completes_only_on_the_pong():
+    """Guards the `isinstance(event, wire.Pong)` branch of Connection._process_handshake."""
+    clock = task.Clock()
+    conn, transport = _connection(clock)
+    conn.dataReceived(b'INFO {"server_id":"x","max_payload":1048576}\r\n')
+    assert transport.value() == b'CONNECT {"verbose":false}\r\nPING\r\n'
+    assert not conn.handshake.called
+    conn.dataReceived(b"PING\r\n")  # the server's own PING is answered, and is not our PONG
+    assert transport.value().endswith(b"PONG\r\n") and not conn.handshake.called
+    conn.dataReceived(b"PONG\r\n")
+    assert conn.handshake.result is conn
+
+
+def test_keepalive_gives_the_last_ping_half_an_interval():
+    """Guards Keepalive._tick's `_deadline = callLater(interval / 2, ...)`: without it a silent
+    server is noticed a whole interval later (at 30 s, not 25 s, with 10 s x 2)."""
+    clock = task.Clock()
+    conn, transport = _connection(clock, interval=10.0, max_outstanding=2)
+    conn.dataReceived(b'INFO {"server_id":"x"}\r\n')
+    conn.dataReceived(b"PONG\r\n")
+    transport.clear()
+    clock.advance(10)
+    assert transport.value() == b"PING\r\n"
+    conn.dataReceived(b"PONG\r\n")  # answered: the count starts over
+    clock.advance(10)
+    clock.advance(10)
+    assert transport.value().count(b"PING\r\n") == 3 and not transport.disconnecting
+    clock.advance(4.9)
+    assert not transport.disconnecting
+    clock.advance(0.2)
+    assert transport.disconnecting  # 25 s after the last answer, not 30
