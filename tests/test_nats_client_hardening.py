@@ -665,3 +665,79 @@ def test_keepalive_gives_the_last_ping_half_an_interval():
     assert not transport.disconnecting
     clock.advance(0.2)
     assert transport.disconnecting  # 25 s after the last answer, not 30
+
+
+# --- 8. hostile but legal frames from a raw socket ----------------------------------------------
+
+
+class _RawPeer(protocol.Protocol):
+    """A hand-written NATS client: sends whatever bytes the test gives it, keeps what comes back."""
+
+    def __init__(self):
+        self.received = b""
+
+    def dataReceived(self, data):
+        self.received += data
+
+
+def _hpub(subject: bytes, header_block: bytes, payload: bytes) -> bytes:
+    return b"HPUB %s %d %d\r\n%s%s\r\n" % (subject, len(header_block), len(header_block) + len(payload),
+                                            header_block, payload)
+
+
+@pytest.mark.xfail(reason="needs the lenient parser", strict=False)
+@pytest_twisted.ensureDeferred
+async def test_hostile_but_legal_frames_cost_at_most_their_own_message(nats_flavour, make_client):
+    """Guards the parser's per-message leniency (Msg.problem, surrogateescape subjects, a control
+    line as long as the server allows): one odd message must not end the connection or hide the
+    good ones around it, and a reply to a non-UTF-8 reply subject goes back byte for byte."""
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+
+    with nats_flavour.server(config="max_control_line: 8192") as server:
+        client = make_client([server.url])
+        await connected(client)
+        received = Collector()
+
+        def on_message(msg):
+            received(msg)
+            if msg.subject == "hostile.reply":
+                msg.respond(b"answered")
+
+        client.subscribe("hostile.>", on_message)
+        await client.flush()
+        raw = await TCP4ClientEndpoint(_reactor(), "127.0.0.1", server.port).connect(
+            protocol.Factory.forProtocol(_RawPeer))
+        try:
+            await wait_until(lambda: raw.received.startswith(b"INFO "), what="INFO on the raw socket")
+            reply_subject = b"rep.\xff\xfe.bytes"
+            long_subject = b"hostile.long." + b"x" * 5000
+            frames = [
+                b'CONNECT {"verbose":false,"pedantic":false,"headers":true,"protocol":1}\r\n',
+                b"SUB " + reply_subject + b" 1\r\n",
+                b"PUB hostile.good 2\r\ng1\r\n",
+                _hpub(b"hostile.nocolon", b"NATS/1.0\r\nX-Good: 1\r\nno colon on this line\r\n\r\n", b"h1"),
+                b"PUB hostile.good 2\r\ng2\r\n",
+                _hpub(b"hostile.badutf8", b"NATS/1.0\r\nX-Bin: \xff\xfe\xfd\r\n\r\n", b"h2"),
+                _hpub(b"hostile.status", b"NATS/1.0 abc not a status\r\n\r\n", b"h3"),
+                b"PUB hostile.good 2\r\ng3\r\n",
+                b"PUB hostile.reply " + reply_subject + b" 2\r\nr1\r\n",
+                b"PUB " + long_subject + b" 2\r\nl1\r\n",
+                b"PUB hostile.good 2\r\ng4\r\n",
+                b"PING\r\n",
+            ]
+            raw.transport.write(b"".join(frames))
+            await wait_until(lambda: b"PONG\r\n" in raw.received, what="the server took every frame")
+            assert b"-ERR" not in raw.received, raw.received
+            await received.wait_for(9, timeout=5)
+            by_subject = {m.subject: m for m in received.messages}
+            assert [m.data for m in received.messages if m.subject == "hostile.good"] == [b"g1", b"g2", b"g3", b"g4"]
+            assert by_subject["hostile.nocolon"].data == b"h1" and by_subject["hostile.nocolon"].problem
+            assert by_subject["hostile.badutf8"].data == b"h2"
+            assert by_subject["hostile.status"].data == b"h3"
+            assert by_subject[long_subject.decode()].data == b"l1"
+            assert client.stats.malformed_msgs >= 1
+            expected = b"MSG " + reply_subject + b" 1 8\r\nanswered\r\n"
+            await wait_until(lambda: expected in raw.received, what="the reply, byte for byte, on the raw socket")
+            assert client.stats.reconnects == 0 and client.is_connected
+        finally:
+            raw.transport.abortConnection()
