@@ -385,8 +385,9 @@ async def test_lame_duck_clients_stay_until_the_server_spreads_their_closes(nats
         await wait_until(lambda: len(disconnected_at) == 6, timeout=15, what="every client closed by the server")
         spread = [round(t - disconnected_at[0], 3) for t in disconnected_at]
         assert spread[-1] > 1.5, spread
-        await wait_until(lambda: all(c.connected_url == spare.url for c in clients), what="all moved to the spare")
-        assert all(c.stats.reconnects == 1 for c in clients)
+        await wait_until(lambda: all(c.connected_url == spare.url and c.stats.reconnects for c in clients),
+                         what="all moved to the spare")
+        assert [c.stats.reconnects for c in clients] == [1] * 6
     finally:
         ducking.cleanup()
         spare.cleanup()
