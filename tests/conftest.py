@@ -42,7 +42,7 @@ FLAVOURS = {
 }
 # Test modules whose server-backed tests run against every flavour.
 FLAVOURED_MODULES = ("test_nats_client", "test_nats_client_failover", "test_nats_client_auth",
-                     "test_nats_client_interop", "test_natsauth_fixtures")
+                     "test_nats_client_interop", "test_natsauth_fixtures", "test_nats_client_hardening")
 
 
 def _in_ci() -> bool:

@@ -42,17 +42,23 @@ def test_whole_token_wildcards_are_valid_for_subscriptions_only(pattern):
         (".", "empty token"),
         ("a.>.b", "'>' must be the last token"),
         (">.a", "'>' must be the last token"),
-        ("a*", "wildcards must be whole tokens"),
-        ("a.*b", "wildcards must be whole tokens"),
-        ("a.b>", "wildcards must be whole tokens"),
-        ("a.>>", "wildcards must be whole tokens"),
-        ("**", "wildcards must be whole tokens"),
     ],
 )
 def test_invalid_subjects_say_why(subject, reason):
     assert reason in validate_subject(subject, wildcards=True)
     assert validate_subject(subject, wildcards=False) is not None
     assert not is_literal(subject)
+
+
+@pytest.mark.parametrize("subject", ["a*", "sensor*1.temp", "a.*b", "a.b>", "a.>>", "**", ">a.b"])
+def test_wildcard_characters_inside_a_longer_token_are_literal(subject):
+    """nats-server accepts `PUB sensor*1.temp`: only a whole-token `*`/`>` is a wildcard.
+    Guards the absence of a "wildcards must be whole tokens" rejection in validate_subject."""
+    assert validate_subject(subject, wildcards=False) is None
+    assert validate_subject(subject, wildcards=True) is None
+    assert is_literal(subject)
+    assert subject_matches(subject, subject)
+    assert not subject_matches(subject, subject.replace("*", "x").replace(">", "x"))
 
 
 def test_whitespace_reason_names_the_characters():

@@ -9,7 +9,8 @@ def validate_subject(subject: str, *, wildcards: bool) -> str | None:
     """Return why `subject` is not valid, or None.
 
     `wildcards=True` for subscriptions (`*` one token, `>` the rest, each a whole token, `>` last);
-    publish subjects must be literal.
+    publish subjects must be literal. A `*` or `>` inside a longer token (`sensor*1`) is a literal
+    character, as nats-server treats it: a wildcard only when it is the whole token.
     """
     if not isinstance(subject, str) or not subject:
         return "subject must not be empty"
@@ -25,8 +26,6 @@ def validate_subject(subject: str, *, wildcards: bool) -> str | None:
                 return f"subject {subject!r} has wildcard {token!r}; publish subjects must be literal"
             if token == ">" and index != len(tokens) - 1:
                 return f"subject {subject!r}: '>' must be the last token"
-        elif "*" in token or ">" in token:
-            return f"subject {subject!r}: wildcards must be whole tokens, got {token!r}"
     return None
 
 
