@@ -300,10 +300,9 @@ class Client(Service):
     def request(self, subject: str, payload: bytes = b"", timeout: float = 2.0, headers=None) -> defer.Deferred:
         """Fires with the reply `Msg`; fails with `NoRespondersError` at once if nobody listens,
         `NatsTimeoutError` after `timeout`, or with whatever made the publish impossible."""
-        try:
-            reply_subject, reply = self._requests.open(subject, timeout)
-        except NatsError as exc:
-            return defer.fail(exc)
+        if self.status is Status.CLOSED:
+            return defer.fail(ConnectionClosedError("client is closed"))
+        reply_subject, reply = self._requests.open(subject, timeout)
         try:
             self.publish(subject, payload, reply=reply_subject, headers=headers)
         except Exception as exc:
