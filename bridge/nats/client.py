@@ -95,12 +95,10 @@ def classify_server_error(message: str, server_url: str | None = None) -> Server
 class Msg(wire.Msg):
     """A received message: `subject`, `reply`, `data` (alias `payload`), `headers`, `status`.
 
-    The parser builds these directly (a tuple underneath); each client has its own subclass
-    bound to it so `respond()` needs no per-message reference.
+    The parser builds these directly; `Client._deliver` sets `_client` so `respond()` can answer.
     """
 
     __slots__ = ()
-    _client: "Client"
 
     def respond(self, payload: bytes = b"", headers=None) -> None:
         if not self.reply:
@@ -289,7 +287,7 @@ class _Connection(protocol.Protocol):
         self.info: dict = {}
         self.lifeline: _Lifeline | None = None
         self.handshake: defer.Deferred = defer.Deferred(canceller=self._cancel_handshake)
-        self._parser = wire.Parser(msg_factory=client._msg_class)
+        self._parser = wire.Parser(msg_class=Msg)
         self._state = _AWAIT_INFO
         self._tls_started = False
         self._failure: Exception | None = None
@@ -308,10 +306,9 @@ class _Connection(protocol.Protocol):
 
     def _process(self, events: list) -> None:
         client = self._client
-        msg_class = client._msg_class
         deliver = client._deliver
         for event in events:
-            if type(event) is msg_class:
+            if type(event) is Msg:
                 if client._closed:
                     return  # closed by a callback earlier in this batch
                 deliver(event)
@@ -489,7 +486,6 @@ class Client:
         self._buffer_size = buffer_size
         self._connect_timeout = connect_timeout
 
-        self._msg_class = type("Msg", (Msg,), {"__slots__": (), "_client": self})
         self._service = ClientService(_PoolEndpoint(self), protocol.Factory.forProtocol(_Lifeline),
                                       retryPolicy=self._retry_delay, clock=reactor)
         self._conn: _Connection | None = None
@@ -743,11 +739,12 @@ class Client:
     # --- inbound ----------------------------------------------------------------------------
 
     def _deliver(self, msg: Msg) -> None:
-        sub = self._subs.get(msg[1])
+        sub = self._subs.get(msg.sid)
         if sub is None:
             return  # unsubscribed while the message was in flight
+        msg._client = self
         self._msgs_in += 1
-        self._bytes_in += len(msg[3])
+        self._bytes_in += len(msg.payload)
         sub.delivered += 1
         if sub.max_msgs is not None and sub.delivered >= sub.max_msgs:
             del self._subs[sub.sid]  # the server dropped it too (UNSUB with max)
