@@ -350,6 +350,15 @@ def test_info_longer_than_max_info_line_is_refused_whole_or_split():
             parser.feed(data[start : start + 65536])
 
 
+def test_info_may_use_a_control_line_limit_set_above_max_info_line():
+    options = {"x": "y" * MAX_INFO_LINE}
+    data = b"INFO " + json.dumps(options).encode() + b"\r\n"
+    for fast in (True, False):
+        parser = Parser(fast=fast)
+        parser.max_control_line = 2 * MAX_INFO_LINE
+        assert [fields(e) for e in feed_chunks_into(parser, data, 65536)] == [Info(options)]
+
+
 def test_info_exemption_needs_the_info_op_itself():
     with pytest.raises(ProtocolError):
         Parser().feed(b"INFOX" + b"y" * DEFAULT_MAX_CONTROL_LINE)

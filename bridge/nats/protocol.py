@@ -368,7 +368,7 @@ class Parser:
         """The same limit whether the line is complete or still arriving, so splits never matter.
         `head` is the line's first five bytes, enough to tell INFO."""
         is_info = head[:4].upper() == b"INFO" and head[4:5] in (b" ", b"\t")
-        if length > (max(MAX_INFO_LINE, self.max_control_line) if is_info else self.max_control_line):
+        if length > (MAX_INFO_LINE if is_info else self.max_control_line):
             raise ProtocolError("maximum control line exceeded")
 
     # --- fast path --------------------------------------------------------------------------
