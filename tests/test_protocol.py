@@ -146,7 +146,9 @@ def test_ops_are_case_insensitive_and_fields_may_be_tab_separated():
         b"ping\r\npong\r\n+ok\r\n-err\t'stale connection'\r\n"
     )
     events = parse(data)
-    assert [fields(e) for e in events[:3]] == [Info({"server_id": "x"}), msg_tuple("foo", 1, None, b"abc"), msg_tuple("foo", 2, "reply", b"abc")]
+    assert [fields(e) for e in events[:3]] == [
+        Info({"server_id": "x"}), msg_tuple("foo", 1, None, b"abc"), msg_tuple("foo", 2, "reply", b"abc")
+    ]
     assert events[3].headers.items() == [("K", "v")]
     assert events[4:] == [PING_EVENT, PONG_EVENT, OK_EVENT, Err("stale connection")]
 
@@ -402,7 +404,9 @@ def test_malformed_streams_raise_protocol_error(data, fast):
 
 
 @pytest.mark.parametrize("fast", [True, False])
-@pytest.mark.parametrize("frame", [b"MSG a %s 1\r\nx\r\n", b"MSG a 1 %s\r\nx\r\n", b"msg a %s 1\r\nx\r\n", b"HMSG a 1 %s 1\r\nx\r\n"])
+@pytest.mark.parametrize(
+    "frame", [b"MSG a %s 1\r\nx\r\n", b"MSG a 1 %s\r\nx\r\n", b"msg a %s 1\r\nx\r\n", b"HMSG a 1 %s 1\r\nx\r\n"]
+)
 def test_numbers_beyond_ints_digit_limit_are_protocol_errors(frame, fast):
     """int() refuses more than 4300 digits; the line is within the default limit."""
     with pytest.raises(ProtocolError, match="expected a number"):
@@ -656,7 +660,8 @@ def frames(draw):
         block = (first + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in pairs) + "\r\n").encode()
         args = [draw(op_names(b"HMSG")), subject.encode(), b"%d" % sid] + ([reply.encode()] if reply else [])
         line = sep.join(args + [b"%d" % len(block), b"%d" % (len(block) + len(payload))])
-        return line + b"\r\n" + block + payload + b"\r\n", msg_tuple(subject, sid, reply, payload, Headers(pairs), code, description)
+        expected = msg_tuple(subject, sid, reply, payload, Headers(pairs), code, description)
+        return line + b"\r\n" + block + payload + b"\r\n", expected
     if kind == "INFO":
         options = draw(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
         return draw(op_names(b"INFO")) + sep + json.dumps(options).encode() + b"\r\n", Info(options)

@@ -230,7 +230,8 @@ class Parser:
     server announces a larger `max_control_line` in INFO. INFO lines may reach `MAX_INFO_LINE`.
     """
 
-    __slots__ = ("_msg_class", "_parse", "_known_msg_lines", "_known_fields", "_pending", "_pending_size", "_frame_size", "max_control_line")
+    __slots__ = ("_msg_class", "_parse", "_known_msg_lines", "_known_fields", "_pending", "_pending_size", "_frame_size",
+                 "max_control_line")
 
     def __init__(self, msg_class: type[Msg] = Msg, fast: bool = True):
         self._msg_class = msg_class
@@ -243,41 +244,40 @@ class Parser:
         self.max_control_line = DEFAULT_MAX_CONTROL_LINE
 
     def feed(self, data: bytes) -> list:
-        events: list = []
+        """The events completed by `data`; an incomplete frame's bytes are kept for the next call."""
         if not data:
-            return events
-        start = 0
-        if self._frame_size:
-            missing = self._frame_size - self._pending_size
-            if len(data) < missing:
-                self._pending.append(data)
-                self._pending_size += len(data)
-                return events
-            # Join only the frame's own bytes: joining the whole chunk would copy it for nothing.
-            frame = b"".join([*self._pending, memoryview(data)[:missing]])
-            self._pending, self._pending_size, self._frame_size = [], 0, 0
-            self._parse(frame, 0, events)
-            start = missing
-        elif self._pending:  # an unfinished control line
+            return []
+        if self._pending:
             self._pending.append(data)
             self._pending_size += len(data)
-            if b"\n" not in data:  # it cannot end in this chunk: joining now would copy it for nothing
-                head = b"".join(self._pending[:5])[:5]  # pieces are never empty: 5 hold the first 5 bytes
-                self._check_unfinished_line(head, self._pending_size, data.endswith(b"\r"))
-                return events
+            if not self._pending_frame_may_be_complete(data):
+                return []
             data = b"".join(self._pending)
-            self._pending, self._pending_size = [], 0
-        pos = self._parse(data, start, events)
+            self._pending, self._pending_size, self._frame_size = [], 0, 0
+        events: list = []
+        pos = self._parse(data, events)
         if pos < len(data):
-            self._pending = [memoryview(data)[pos:]]  # a view: the bytes are copied once, when joined
+            self._pending = [data[pos:]]
             self._pending_size = len(data) - pos
         return events
 
+    def _pending_frame_may_be_complete(self, data: bytes) -> bool:
+        """Whether joining the pending bytes may complete a frame: joining earlier would copy
+        them for nothing, quadratically so for a long line fed in small pieces."""
+        if self._frame_size:  # its control line was read: wait for the whole frame
+            return self._pending_size >= self._frame_size
+        if b"\n" in data:  # the unfinished control line may end in this piece
+            return True
+        head = b"".join(self._pending[:5])[:5]  # pieces are never empty: five hold the first 5 bytes
+        self._check_unfinished_line(head, self._pending_size, data.endswith(b"\r"))
+        return False
+
     # --- reference path ---------------------------------------------------------------------
 
-    def _parse_frames(self, buf: bytes, pos: int, events: list) -> int:
-        """Parse the complete frames in `buf` from `pos`; return where the first incomplete one
-        starts (setting `_frame_size` when only its payload is missing)."""
+    def _parse_frames(self, buf: bytes, events: list) -> int:
+        """Parse the complete frames in `buf`; return where the first incomplete one starts
+        (setting `_frame_size` when only its payload is missing)."""
+        pos = 0
         while pos < len(buf):
             end = buf.find(CRLF, pos)
             if end < 0:
@@ -379,7 +379,7 @@ class Parser:
     # frame, and anything unusual in these (a bad number, a subject that is not UTF-8, a payload
     # still arriving or not followed by CRLF), goes to the reference's `_parse_frame`.
 
-    def _parse_frames_fast(self, buf: bytes, pos: int, events: list) -> int:
+    def _parse_frames_fast(self, buf: bytes, events: list) -> int:
         """`_parse_frames` with MSG/HMSG control lines read by `_read_msg_line` or looked up."""
         lookup = self._known_msg_lines.get  # not [...]: a KeyError for every new line costs more
         read_msg_line = self._read_msg_line
@@ -388,6 +388,7 @@ class Parser:
         find = buf.find
         max_line = self.max_control_line
         n = len(buf)
+        pos = 0
         while pos < n:
             end = find(CRLF, pos)
             if end < 0:
@@ -405,8 +406,9 @@ class Parser:
                 stop = start + size
                 if buf[stop : stop + 2] == CRLF:
                     if header_size:
+                        payload = buf[start + header_size : stop]
                         headers, status, description, problem = parse_headers(buf[start : start + header_size])
-                        append(new_msg(subject, sid, reply, buf[start + header_size : stop], headers, status, description, problem))
+                        append(new_msg(subject, sid, reply, payload, headers, status, description, problem))
                     else:
                         append(new_msg(subject, sid, reply, buf[start:stop]))
                     pos = stop + 2
