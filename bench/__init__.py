@@ -11,6 +11,7 @@ one JSON line. A name listed here whose module does not exist yet is skipped: no
 BENCHMARKS = (
     ("parser", "higher"),
     ("pubsub", "higher"),
+    ("pubsub_mixed", "higher"),
     ("device_throughput", "higher"),
     ("latency", "lower"),
     ("failover_kill", "lower"),

@@ -686,7 +686,6 @@ def _hpub(subject: bytes, header_block: bytes, payload: bytes) -> bytes:
                                             header_block, payload)
 
 
-@pytest.mark.xfail(reason="needs the lenient parser", strict=False)
 @pytest_twisted.ensureDeferred
 async def test_hostile_but_legal_frames_cost_at_most_their_own_message(nats_flavour, make_client):
     """Guards the parser's per-message leniency (Msg.problem, surrogateescape subjects, a control

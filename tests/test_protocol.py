@@ -1,5 +1,7 @@
 """The sans-io wire layer, byte by byte: the parser must give the same events however TCP splits
-the stream, and anything that is not NATS must end in ProtocolError and nothing else."""
+the stream, the fast path the same events as the reference path, anything wrong inside one message
+must cost only that message (named in `Msg.problem`), and only a broken frame structure may end in
+ProtocolError."""
 
 from __future__ import annotations
 
@@ -11,15 +13,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.nats.protocol import (
-    FAST_PATH_WINDOW,
-    MAX_CONTROL_LINE,
+    CACHE_ENTRIES,
+    DEFAULT_MAX_CONTROL_LINE,
     MAX_INFO_LINE,
-    CACHE_SIZE,
+    MAX_MESSAGE_SIZE,
     OK_EVENT,
     PING,
     PING_EVENT,
     PONG,
     PONG_EVENT,
+    SERVER_MAX_CONTROL_LINE,
     Err,
     Headers,
     Info,
@@ -39,19 +42,37 @@ from bridge.nats.protocol import (
 untimed = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def feed_chunks(chunks) -> list:
-    parser = Parser()
+def fields(event):
+    """An event as a comparable value: `Msg` compares by identity, so it becomes its field tuple."""
+    if isinstance(event, Msg):
+        return ("Msg", event.subject, event.sid, event.reply, event.payload, event.headers, event.status,
+                event.description, event.problem)  # fmt: skip
+    return event
+
+
+def msg_tuple(subject, sid, reply, payload, headers=None, status=None, description=None, problem=None):
+    """The field tuple of the message the parser should produce."""
+    return fields(Msg(subject, sid, reply, payload, headers, status, description, problem))
+
+
+def feed_chunks(chunks, fast: bool = True) -> list:
+    """Field tuples of the events from feeding `chunks` in turn."""
+    parser = Parser(fast=fast)
     events = []
     for chunk in chunks:
         events.extend(parser.feed(chunk))
-    return events
+    return [fields(event) for event in events]
 
 
 def parse(data: bytes) -> list:
-    """Events from `data` fed whole, after checking that one byte at a time gives the same."""
-    whole = feed_chunks([data])
-    assert feed_chunks(data[i : i + 1] for i in range(len(data))) == whole
-    return whole
+    """Events from `data` fed whole to the fast path, after checking that the reference path, and
+    both fed one byte at a time, give the same."""
+    events = Parser().feed(data)
+    whole = [fields(event) for event in events]
+    assert feed_chunks([data], fast=False) == whole
+    for fast in (True, False):
+        assert feed_chunks((data[i : i + 1] for i in range(len(data))), fast=fast) == whole
+    return events
 
 
 def hmsg(subject: bytes, sid: int, block: bytes, payload: bytes, reply: bytes | None = None) -> bytes:
@@ -78,15 +99,14 @@ def test_info_keeps_every_field_including_unknown_ones():
 
 def test_msg_without_reply():
     [msg] = parse(b"MSG sensors.temp 7 5\r\n21.50\r\n")
-    assert msg == Msg("sensors.temp", 7, None, b"21.50")
+    assert fields(msg) == ("Msg", "sensors.temp", 7, None, b"21.50", None, None, None, None)
     assert (msg.subject, msg.sid, msg.reply, msg.payload, msg.data) == ("sensors.temp", 7, None, b"21.50", b"21.50")
-    assert (msg.headers, msg.status, msg.description) == (None, None, None)
+    assert (msg.headers, msg.status, msg.description, msg.problem) == (None, None, None, None)
 
 
 def test_msg_with_reply():
     [msg] = parse(b"MSG device.get_pixels 3 _INBOX.abc.1 2\r\n{}\r\n")
-    assert msg == Msg("device.get_pixels", 3, "_INBOX.abc.1", b"{}")
-    assert msg.reply == "_INBOX.abc.1"
+    assert fields(msg) == msg_tuple("device.get_pixels", 3, "_INBOX.abc.1", b"{}")
 
 
 def test_hmsg_no_responders_status():
@@ -113,7 +133,7 @@ def test_hmsg_keeps_repeated_keys_in_order_with_their_case():
 
 def test_ping_pong_ok_err():
     data = b"PING\r\nPONG\r\n+OK\r\n-ERR 'Permissions Violation for Publish to \"secret\"'\r\n"
-    assert parse(data) == [PING_EVENT, PONG_EVENT, OK_EVENT, Err('Permissions Violation for Publish to "secret"')]
+    assert [fields(e) for e in parse(data)] == [PING_EVENT, PONG_EVENT, OK_EVENT, Err('Permissions Violation for Publish to "secret"')]
 
 
 def test_ops_are_case_insensitive_and_fields_may_be_tab_separated():
@@ -126,7 +146,9 @@ def test_ops_are_case_insensitive_and_fields_may_be_tab_separated():
         b"ping\r\npong\r\n+ok\r\n-err\t'stale connection'\r\n"
     )
     events = parse(data)
-    assert events[:3] == [Info({"server_id": "x"}), Msg("foo", 1, None, b"abc"), Msg("foo", 2, "reply", b"abc")]
+    assert [fields(e) for e in events[:3]] == [
+        Info({"server_id": "x"}), msg_tuple("foo", 1, None, b"abc"), msg_tuple("foo", 2, "reply", b"abc")
+    ]
     assert events[3].headers.items() == [("K", "v")]
     assert events[4:] == [PING_EVENT, PONG_EVENT, OK_EVENT, Err("stale connection")]
 
@@ -134,7 +156,7 @@ def test_ops_are_case_insensitive_and_fields_may_be_tab_separated():
 @pytest.mark.parametrize("payload", [b"a\r\nb", b"\r\n", b"\r\n\r\n", b"PING\r\n", b"MSG x 1 3\r\nabc\r\n", b"\r", b"\n"])
 def test_payloads_may_contain_crlf_and_look_like_frames(payload):
     data = b"MSG a 1 %d\r\n%s\r\nPING\r\n" % (len(payload), payload)
-    assert parse(data) == [Msg("a", 1, None, payload), PING_EVENT]
+    assert [fields(e) for e in parse(data)] == [msg_tuple("a", 1, None, payload), PING_EVENT]
 
 
 def test_zero_byte_payloads():
@@ -144,56 +166,104 @@ def test_zero_byte_payloads():
     assert len(events[1].headers) == 0
 
 
-def test_a_run_of_messages_longer_than_the_fast_path_window():
+def test_a_long_run_of_messages_whole_and_in_chunks():
     frames = [b"MSG s.%d %d %d\r\n%s\r\n" % (i, i, len(b"p%d" % i), b"p%d" % i) for i in range(3000)]
     data = b"".join(frames)
-    assert len(data) > 2 * FAST_PATH_WINDOW
-    expected = [Msg("s.%d" % i, i, None, b"p%d" % i) for i in range(3000)]
-    assert feed_chunks([data]) == expected
-    assert feed_chunks(data[i : i + 1000] for i in range(0, len(data), 1000)) == expected
+    expected = [msg_tuple("s.%d" % i, i, None, b"p%d" % i) for i in range(3000)]
+    for fast in (True, False):
+        assert feed_chunks([data], fast=fast) == expected
+        assert feed_chunks((data[i : i + 1000] for i in range(0, len(data), 1000)), fast=fast) == expected
 
 
-def test_fast_path_and_general_path_agree():
-    """Upper-case MSG runs take the split-based fast path, lower-case ones the general loop."""
-    frames = b"MSG a.b 1 3\r\nabc\r\nMSG a.c 22 _INBOX.x 0\r\n\r\nMSG \xc3\xa9t\xc3\xa9 3 2\r\nhi\r\n"
-    fast = feed_chunks([frames])
-    general = feed_chunks([frames.replace(b"MSG ", b"msg ")])
-    assert fast == general == [Msg("a.b", 1, None, b"abc"), Msg("a.c", 22, "_INBOX.x", b""), Msg("été", 3, None, b"hi")]
+def test_fast_path_and_reference_path_agree_on_every_kind_of_msg():
+    frames = (
+        b"MSG a.b 1 3\r\nabc\r\nMSG a.c 22 _INBOX.x 0\r\n\r\nMSG \xc3\xa9t\xc3\xa9 3 2\r\nhi\r\n"
+        + hmsg(b"h", 4, b"NATS/1.0 503\r\n\r\n", b"") + hmsg(b"h", 4, b"NATS/1.0\r\nK: v\r\n\r\n", b"x", reply=b"r")
+        + b"msg a.b 1 3\r\nabc\r\nMSG a.b 1 3\r\nabc\r\n"
+    )
+    expected = [
+        msg_tuple("a.b", 1, None, b"abc"), msg_tuple("a.c", 22, "_INBOX.x", b""), msg_tuple("été", 3, None, b"hi"),
+        msg_tuple("h", 4, None, b"", Headers(), 503), msg_tuple("h", 4, "r", b"x", Headers([("K", "v")])),
+        msg_tuple("a.b", 1, None, b"abc"), msg_tuple("a.b", 1, None, b"abc"),
+    ]  # fmt: skip
+    assert feed_chunks([frames], fast=True) == feed_chunks([frames], fast=False) == expected
 
 
 def test_a_known_control_line_still_checks_its_payload():
     frame = b"MSG a 1 3\r\nabc\r\n"
     data = frame + b"MSG a 1 3\r\n\r\nx\r\n" + frame + b"MSG a 1 _INBOX.1 3\r\nabc\r\n" * 2 + frame
-    assert feed_chunks([data]) == [Msg("a", 1, None, p) for p in (b"abc", b"\r\nx", b"abc")] + [
-        Msg("a", 1, "_INBOX.1", b"abc")
-    ] * 2 + [Msg("a", 1, None, b"abc")]
+    assert feed_chunks([data]) == [msg_tuple("a", 1, None, p) for p in (b"abc", b"\r\nx", b"abc")] + [
+        msg_tuple("a", 1, "_INBOX.1", b"abc")
+    ] * 2 + [msg_tuple("a", 1, None, b"abc")]
+    with pytest.raises(ProtocolError, match="not followed by CRLF"):
+        Parser().feed(frame + b"MSG a 1 3\r\nabcd\r\n")
 
 
-def test_more_distinct_control_lines_than_the_cache_holds():
-    count = CACHE_SIZE + 50
+def test_more_distinct_control_lines_than_the_caches_hold():
+    count = CACHE_ENTRIES + 50
     data = b"".join(b"MSG s %d %d\r\n%s\r\n" % (sid, sid % 7, b"x" * (sid % 7)) for sid in range(count))
-    events = feed_chunks([data])
-    assert [(m.sid, m.payload) for m in events] == [(sid, b"x" * (sid % 7)) for sid in range(count)]
+    data += b"".join(b"MSG s %d _INBOX.%d %d\r\n%s\r\n" % (sid, sid, sid % 7, b"x" * (sid % 7)) for sid in range(count))
+    expected = [msg_tuple("s", sid, None, b"x" * (sid % 7)) for sid in range(count)]
+    expected += [msg_tuple("s", sid, "_INBOX.%d" % sid, b"x" * (sid % 7)) for sid in range(count)]
+    assert feed_chunks([data]) == expected
 
 
 def test_large_payload_in_many_small_chunks():
     payload = bytes(range(256)) * 4096 + b"\r\n" * 100  # 1 MiB and a bit, with CRLFs inside
     data = b"MSG big 1 %d\r\n%s\r\nPONG\r\n" % (len(payload), payload)
     head, tail = data[:-10], data[-10:]  # the payload's own CRLF is in the tail
-    parser = Parser()
-    events = []
-    for start in range(0, len(head), 1000):
-        events.extend(parser.feed(head[start : start + 1000]))
-    assert events == []
-    assert parser.feed(tail) == [Msg("big", 1, None, payload), PONG_EVENT]
+    for fast in (True, False):
+        parser = Parser(fast=fast)
+        events = []
+        for start in range(0, len(head), 1000):
+            events.extend(parser.feed(head[start : start + 1000]))
+        assert events == []
+        assert [fields(e) for e in parser.feed(tail)] == [msg_tuple("big", 1, None, payload), PONG_EVENT]
 
 
 def test_parser_keeps_going_after_a_large_payload():
     payload = b"z" * 100_000
     parser = Parser()
     assert parser.feed(b"MSG big 1 %d\r\n" % len(payload) + payload[:10]) == []
-    assert parser.feed(payload[10:] + b"\r\nMSG small 2 1\r\n") == [Msg("big", 1, None, payload)]
-    assert parser.feed(b"x\r\n") == [Msg("small", 2, None, b"x")]
+    assert [fields(e) for e in parser.feed(payload[10:] + b"\r\nMSG small 2 1\r\n")] == [msg_tuple("big", 1, None, payload)]
+    assert [fields(e) for e in parser.feed(b"x\r\n")] == [msg_tuple("small", 2, None, b"x")]
+
+
+def test_a_frame_completed_by_the_start_of_a_chunk_leaves_the_rest_of_the_chunk_parsed():
+    parser = Parser()
+    assert parser.feed(b"MSG a 1 10\r\n01234") == []
+    events = parser.feed(b"56789\r\nPING\r\nMSG b 2 1\r\nx\r\nMSG c 3 5\r\nab")
+    assert [fields(e) for e in events] == [msg_tuple("a", 1, None, b"0123456789"), PING_EVENT, msg_tuple("b", 2, None, b"x")]
+    assert [fields(e) for e in parser.feed(b"cde\r\n")] == [msg_tuple("c", 3, None, b"abcde")]
+
+
+# --- Msg ----------------------------------------------------------------------------------------
+
+
+def test_msg_is_a_plain_object_with_slots_not_a_tuple():
+    message = Msg("a", 1, "r", b"x")
+    assert not isinstance(message, tuple)
+    assert (message.headers, message.status, message.description, message.problem, message._client) == (None,) * 5
+    assert message.data is message.payload
+    assert message != Msg("a", 1, "r", b"x") and message == message  # identity, no value equality
+    with pytest.raises(AttributeError):
+        message.anything_else = 1
+    with pytest.raises(TypeError):
+        iter(message)
+
+
+def test_msg_repr_names_the_fields_that_are_set():
+    message = Msg("a", 1, None, b"x", problem="header line skipped: 'k'")
+    assert repr(message) == "Msg(subject='a', sid=1, payload=b'x', problem=\"header line skipped: 'k'\")"
+
+
+def test_parser_builds_every_message_through_the_class_it_is_given():
+    class Custom(Msg):
+        __slots__ = ()
+
+    data = b"MSG a 1 1\r\nx\r\nMSG a 1 1\r\nx\r\nMSG a 1 r 1\r\nx\r\n" + hmsg(b"h", 2, b"NATS/1.0\r\n\r\n", b"")
+    for fast in (True, False):
+        assert [type(e) for e in Parser(msg_class=Custom, fast=fast).feed(data)] == [Custom] * 4
 
 
 # --- control line limits ----------------------------------------------------------------------
@@ -206,31 +276,68 @@ def msg_line_of_length(length: int) -> bytes:
 
 
 def test_control_line_of_max_length_is_accepted():
-    line = msg_line_of_length(MAX_CONTROL_LINE)
-    [msg] = parse(line + b"\r\n\r\n")
-    assert msg.subject == "s" * (MAX_CONTROL_LINE - 8)
-    # Split right after the CR: the line is still 4096 bytes, not 4097.
-    assert feed_chunks([line + b"\r", b"\n\r\n"]) == [msg]
+    line = msg_line_of_length(DEFAULT_MAX_CONTROL_LINE)
+    for fast in (True, False):
+        [msg] = Parser(fast=fast).feed(line + b"\r\n\r\n")
+        assert msg.subject == "s" * (DEFAULT_MAX_CONTROL_LINE - 8)
+        # Split right after the CR: the line is still at the limit, not one byte over.
+        assert feed_chunks([line + b"\r", b"\n\r\n"], fast=fast) == [fields(msg)]
 
 
-def test_control_line_one_byte_too_long_is_a_protocol_error():
-    line = msg_line_of_length(MAX_CONTROL_LINE + 1)
+def test_a_subject_longer_than_the_servers_own_line_limit_is_read():
+    """nats-server forwards what other clients published; only memory bounds what we accept."""
+    subject = "a." * 3000 + "b"
+    assert len(subject) > SERVER_MAX_CONTROL_LINE == 4096
+    [msg] = parse(b"MSG %s 1 _INBOX.%s 2\r\nhi\r\n" % (subject.encode(), subject.encode()))
+    assert (msg.subject, msg.reply) == (subject, "_INBOX." + subject)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_control_line_one_byte_too_long_is_a_protocol_error(fast):
+    line = msg_line_of_length(DEFAULT_MAX_CONTROL_LINE + 1)
     with pytest.raises(ProtocolError, match="maximum control line exceeded"):
-        Parser().feed(line + b"\r\n\r\n")
+        Parser(fast=fast).feed(line + b"\r\n\r\n")
 
 
 def test_overlong_line_is_refused_before_its_end_arrives():
     """No unbounded buffering: the parser gives up as soon as the line cannot be valid."""
     parser = Parser()
-    assert parser.feed(b"MSG " + b"s" * (MAX_CONTROL_LINE - 4)) == []  # 4096 bytes: may still end here
+    assert parser.feed(b"MSG " + b"s" * (DEFAULT_MAX_CONTROL_LINE - 4)) == []  # at the limit: may still end here
     with pytest.raises(ProtocolError, match="maximum control line exceeded"):
         parser.feed(b"s")
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("limit", [100, 200_000])
+def test_max_control_line_is_settable_and_split_independent(limit, fast):
+    fits, too_long = msg_line_of_length(limit) + b"\r\n\r\n", msg_line_of_length(limit + 1) + b"\r\n\r\n"
+    for chunk in (len(fits), 7, 1):
+        parser = Parser(fast=fast)
+        parser.max_control_line = limit
+        assert len(feed_chunks_into(parser, fits, chunk)) == 1
+        parser = Parser(fast=fast)
+        parser.max_control_line = limit
+        with pytest.raises(ProtocolError, match="maximum control line exceeded"):
+            feed_chunks_into(parser, too_long, chunk)
+
+
+def test_a_lowered_limit_applies_to_control_lines_seen_before():
+    parser = Parser()
+    frame = b"MSG sensors.temperature 1 2\r\nhi\r\n"
+    assert len(parser.feed(frame * 2)) == 2
+    parser.max_control_line = 10
+    with pytest.raises(ProtocolError, match="maximum control line exceeded"):
+        parser.feed(frame)
+
+
+def feed_chunks_into(parser: Parser, data: bytes, size: int) -> list:
+    return [event for start in range(0, len(data), size) for event in parser.feed(data[start : start + size])]
 
 
 def test_info_is_exempt_from_the_control_line_limit_up_to_max_info_line():
     options = {"server_id": "x", "connect_urls": ["10.0.%d.%d:4222" % (i // 256, i % 256) for i in range(8000)]}
     data = b"INFO " + json.dumps(options).encode() + b"\r\n"
-    assert MAX_CONTROL_LINE < len(data) < MAX_INFO_LINE
+    assert DEFAULT_MAX_CONTROL_LINE < len(data) < MAX_INFO_LINE
     assert feed_chunks([data]) == [Info(options)]
     assert feed_chunks(data[i : i + 4096] for i in range(0, len(data), 4096)) == [Info(options)]
 
@@ -245,9 +352,18 @@ def test_info_longer_than_max_info_line_is_refused_whole_or_split():
             parser.feed(data[start : start + 65536])
 
 
+def test_info_may_use_a_control_line_limit_set_above_max_info_line():
+    options = {"x": "y" * MAX_INFO_LINE}
+    data = b"INFO " + json.dumps(options).encode() + b"\r\n"
+    for fast in (True, False):
+        parser = Parser(fast=fast)
+        parser.max_control_line = 2 * MAX_INFO_LINE
+        assert [fields(e) for e in feed_chunks_into(parser, data, 65536)] == [Info(options)]
+
+
 def test_info_exemption_needs_the_info_op_itself():
     with pytest.raises(ProtocolError):
-        Parser().feed(b"INFOX" + b"y" * MAX_CONTROL_LINE)
+        Parser().feed(b"INFOX" + b"y" * DEFAULT_MAX_CONTROL_LINE)
 
 
 # --- what is not NATS -------------------------------------------------------------------------
@@ -260,43 +376,148 @@ BAD_STREAMS = {
     "MSG size not a number": b"MSG a 1 three\r\nabc\r\n",
     "MSG size with a sign": b"MSG a 1 +3\r\nabc\r\n",
     "MSG size with an underscore": b"MSG a 1 1_0\r\n0123456789\r\n",
+    "MSG size in other digits": "MSG a 1 ³\r\nabc\r\n".encode(),
     "MSG negative sid": b"MSG a -1 3\r\nabc\r\n",
     "MSG payload longer than announced": b"MSG a 1 2\r\nabc\r\n",
-    "MSG subject not UTF-8": b"MSG \xff 1 3\r\nabc\r\n",
-    "MSG reply not UTF-8": b"msg a 1 \xff 3\r\nabc\r\n",
+    "MSG after a known line, payload longer than announced": b"MSG a 1 2\r\nab\r\nMSG a 1 2\r\nabc\r\n",
     "HMSG too few args": b"HMSG a 1 3\r\nabc\r\n",
+    "HMSG too many args": b"HMSG a 1 r x 3 3\r\nabc\r\n",
+    "HMSG header size not a number": b"HMSG a 1 x 3\r\nabc\r\n",
     "HMSG header larger than total": b"HMSG a 1 20 10\r\n0123456789\r\n",
-    "HMSG without NATS/1.0": hmsg(b"a", 1, b"HTTP/1.1\r\n\r\n", b""),
-    "HMSG version glued to status": hmsg(b"a", 1, b"NATS/1.0503\r\n\r\n", b""),
-    "HMSG status not a number": hmsg(b"a", 1, b"NATS/1.0 abc\r\n\r\n", b""),
-    "HMSG status not ASCII digits": hmsg(b"a", 1, "NATS/1.0 ²\r\n\r\n".encode(), b""),
-    "HMSG status with 5000 digits": hmsg(b"a", 1, b"NATS/1.0 " + b"1" * 5000 + b"\r\n\r\n", b""),
-    "HMSG header line without colon": hmsg(b"a", 1, b"NATS/1.0\r\nnocolon\r\n\r\n", b""),
-    "HMSG header key with spaces around": hmsg(b"a", 1, b"NATS/1.0\r\n K: v\r\n\r\n", b""),
-    "HMSG header block not UTF-8": hmsg(b"a", 1, b"NATS/1.0\r\nK: \xff\r\n\r\n", b""),
+    "HMSG payload longer than announced": hmsg(b"a", 1, b"NATS/1.0\r\n\r\n", b"")[:-2] + b"x\r\n",
     "INFO not JSON": b"INFO {nope\r\n",
     "INFO not an object": b"INFO [1, 2]\r\n",
     "INFO nested too deep": b"INFO " + b"[" * 100_000 + b"\r\n",
 }
 
 
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("data", BAD_STREAMS.values(), ids=BAD_STREAMS.keys())
-def test_malformed_streams_raise_protocol_error(data):
+def test_malformed_streams_raise_protocol_error(data, fast):
     with pytest.raises(ProtocolError):
-        Parser().feed(data)
+        Parser(fast=fast).feed(data)
     step = 1 + len(data) // 1000  # byte by byte, but without feeding 100 kB one byte at a time
-    parser = Parser()
+    parser = Parser(fast=fast)
     with pytest.raises(ProtocolError):
         for i in range(0, len(data), step):
             parser.feed(data[i : i + step])
 
 
-
-@pytest.mark.parametrize("frame", [b"MSG a %s 1\r\nx\r\n", b"MSG a 1 %s\r\nx\r\n", b"msg a %s 1\r\nx\r\n"])
-def test_numbers_beyond_ints_digit_limit_are_protocol_errors(frame):
-    """Only reachable with a raised control line limit; int() refuses more than 4300 digits."""
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize(
+    "frame", [b"MSG a %s 1\r\nx\r\n", b"MSG a 1 %s\r\nx\r\n", b"msg a %s 1\r\nx\r\n", b"HMSG a 1 %s 1\r\nx\r\n"]
+)
+def test_numbers_beyond_ints_digit_limit_are_protocol_errors(frame, fast):
+    """int() refuses more than 4300 digits; the line is within the default limit."""
     with pytest.raises(ProtocolError, match="expected a number"):
-        Parser(max_control_line=10_000).feed(frame % (b"1" * 5000))
+        Parser(fast=fast).feed(frame % (b"1" * 5000))
+
+
+def test_an_announced_size_beyond_any_server_limit_is_refused_before_buffering():
+    for fast in (True, False):
+        with pytest.raises(ProtocolError, match="announced"):
+            Parser(fast=fast).feed(b"MSG a 1 %d\r\nxx" % (MAX_MESSAGE_SIZE + 1))
+
+
+# --- what is wrong inside one message ---------------------------------------------------------
+# Each case: the frame, then what the message must hold. The frame is followed by PING and a
+# clean MSG, which must still arrive: a bad message never costs the connection.
+
+LENIENT = {
+    "subject not UTF-8": (
+        b"MSG a.\xff 1 3\r\nabc\r\n",
+        msg_tuple("a.\udcff", 1, None, b"abc", problem="subject is not UTF-8"),
+    ),
+    "reply not UTF-8": (
+        b"MSG a 1 _INBOX.\xfe\xff 3\r\nabc\r\n",
+        msg_tuple("a", 1, "_INBOX.\udcfe\udcff", b"abc", problem="reply subject is not UTF-8"),
+    ),
+    "lower-case op, reply not UTF-8": (
+        b"msg a 1 \xff 3\r\nabc\r\n",
+        msg_tuple("a", 1, "\udcff", b"abc", problem="reply subject is not UTF-8"),
+    ),
+    "HMSG subject not UTF-8": (
+        hmsg(b"\xc3", 1, b"NATS/1.0\r\n\r\n", b"x"),
+        msg_tuple("\udcc3", 1, None, b"x", Headers(), problem="subject is not UTF-8"),
+    ),
+    "header line without colon": (
+        hmsg(b"a", 1, b"NATS/1.0\r\nnocolon\r\nK: v\r\n\r\n", b"x"),
+        msg_tuple("a", 1, None, b"x", Headers([("K", "v")]), problem="header line skipped: 'nocolon'"),
+    ),
+    "header line with an empty key": (
+        hmsg(b"a", 1, b"NATS/1.0\r\n: v\r\nK: v\r\n\r\n", b"x"),
+        msg_tuple("a", 1, None, b"x", Headers([("K", "v")]), problem="header line skipped: ': v'"),
+    ),
+    "header key with spaces around": (
+        hmsg(b"a", 1, b"NATS/1.0\r\n K: v\r\n\r\n", b""),
+        msg_tuple("a", 1, None, b"", Headers(), problem="header line skipped: ' K: v'"),
+    ),
+    "header value not UTF-8": (
+        hmsg(b"a", 1, b"NATS/1.0\r\nK: \xff\r\n\r\n", b""),
+        msg_tuple("a", 1, None, b"", Headers([("K", "\udcff")]), problem="header block is not UTF-8"),
+    ),
+    "header key not UTF-8": (
+        hmsg(b"a", 1, b"NATS/1.0\r\nK\xe9: v\r\n\r\n", b""),
+        msg_tuple("a", 1, None, b"", Headers([("K\udce9", "v")]), problem="header block is not UTF-8"),
+    ),
+    "status not a number": (
+        hmsg(b"a", 1, b"NATS/1.0 5x3 Oops\r\n\r\n", b""),
+        msg_tuple("a", 1, None, b"", Headers(), None, "5x3 Oops", "header status is not a number: '5x3 Oops'"),
+    ),
+    "status not ASCII digits": (
+        hmsg(b"a", 1, "NATS/1.0 ²³⁴\r\n\r\n".encode(), b""),
+        msg_tuple("a", 1, None, b"", Headers(), None, "²³⁴", "header status is not a number: '²³⁴'"),
+    ),
+    "status with 5000 digits": (
+        hmsg(b"a", 1, b"NATS/1.0 " + b"1" * 5000 + b"\r\n\r\n", b""),
+        msg_tuple("a", 1, None, b"", Headers(), None, "1" * 5000, "header status is not a number: '%s'" % ("1" * 40)),
+    ),
+    "other version": (
+        hmsg(b"a", 1, b"NATS/2.0 503\r\nK: v\r\n\r\n", b""),
+        msg_tuple("a", 1, None, b"", Headers([("K", "v")]), None, "NATS/2.0 503",
+                  "header block does not start with NATS/1.0: 'NATS/2.0 503'"),
+    ),  # fmt: skip
+    "version glued to status": (
+        hmsg(b"a", 1, b"NATS/1.0503\r\n\r\n", b""),
+        msg_tuple("a", 1, None, b"", Headers(), None, "NATS/1.0503", "header block does not start with NATS/1.0: 'NATS/1.0503'"),
+    ),
+    "no version line": (
+        hmsg(b"a", 1, b"HTTP/1.1\r\n\r\n", b"body"),
+        msg_tuple("a", 1, None, b"body", Headers(), None, "HTTP/1.1", "header block does not start with NATS/1.0: 'HTTP/1.1'"),
+    ),
+}
+AFTERWARDS = b"PING\r\nMSG next 9 2\r\nok\r\n"
+
+
+@pytest.mark.parametrize("case", LENIENT.values(), ids=LENIENT.keys())
+def test_what_is_wrong_inside_a_message_costs_only_that_message(case):
+    frame, expected = case
+    events = parse(frame + AFTERWARDS)
+    assert [fields(e) for e in events] == [expected, PING_EVENT, msg_tuple("next", 9, None, b"ok")]
+
+
+def test_the_same_bad_line_twice_is_named_both_times():
+    """The fast path must not remember a line whose reading had a problem as a clean one."""
+    frame = b"MSG a.\xff 1 3\r\nabc\r\n"
+    assert [e.problem for e in Parser().feed(frame * 3)] == ["subject is not UTF-8"] * 3
+
+
+def test_a_reply_to_a_reply_subject_that_is_not_utf8_reaches_the_same_bytes():
+    reply = b"_INBOX.\xc3\x28.\xff"
+    [request] = parse(b"MSG svc 1 %s 2\r\nhi\r\n" % reply)
+    assert encode_pub(request.reply, b"ok") == b"PUB %s 2\r\nok\r\n" % reply
+    assert encode_hpub(request.reply, b"", {"K": "v"}).startswith(b"HPUB %s " % reply)
+    assert encode_pub("a", b"", reply=request.reply) == b"PUB a %s 0\r\n\r\n" % reply
+    assert encode_sub(request.reply, 3, queue=request.reply) == b"SUB %s %s 3\r\n" % (reply, reply)
+
+
+@untimed
+@given(st.binary(min_size=1, max_size=30).filter(lambda b: not any(c in b for c in b" \t\r\n\x0b\x0c")))
+def test_any_subject_bytes_round_trip_through_parse_and_encode(subject):
+    """Any bytes but the field separators (bytes.split() takes all ASCII whitespace)."""
+    [message] = Parser().feed(b"MSG %s 1 %s 0\r\n\r\n" % (subject, subject))
+    assert encode_pub(message.subject, b"", reply=message.reply) == b"PUB %s %s 0\r\n\r\n" % (subject, subject)
+
 
 # --- headers ----------------------------------------------------------------------------------
 
@@ -325,9 +546,15 @@ def test_headers_construction():
 
 
 def test_parse_headers_trims_values_and_keeps_colons_inside_them():
-    headers, status, description = parse_headers(b"NATS/1.0 100 Idle Heartbeat\r\nUrl:  http://x:80/  \r\n\r\n")
+    headers, status, description, problem = parse_headers(b"NATS/1.0 100 Idle Heartbeat\r\nUrl:  http://x:80/  \r\n\r\n")
     assert headers.items() == [("Url", "http://x:80/")]
-    assert (status, description) == (100, "Idle Heartbeat")
+    assert (status, description, problem) == (100, "Idle Heartbeat", None)
+
+
+def test_parse_headers_names_the_first_problem_and_keeps_the_rest():
+    headers, status, description, problem = parse_headers(b"NATS/1.0 50x\r\nA: 1\r\nbad\r\nB: 2\r\n\r\n")
+    assert (headers.items(), status, description) == ([("A", "1"), ("B", "2")], None, "50x")
+    assert problem == "header status is not a number: '50x'"
 
 
 # --- encoders ---------------------------------------------------------------------------------
@@ -379,7 +606,7 @@ def test_hpub_round_trip_through_the_parser():
     headers = Headers([("Trace", "a"), ("trace", "b"), ("Trace", "c"), ("Empty", "")])
     frame = encode_hpub("dev.pixels", b"\x00\r\n\xff", headers, reply="_INBOX.q")
     [msg] = parse(reframe_hpub_as_hmsg(frame, 4))
-    assert msg == Msg("dev.pixels", 4, "_INBOX.q", b"\x00\r\n\xff", headers)
+    assert fields(msg) == msg_tuple("dev.pixels", 4, "_INBOX.q", b"\x00\r\n\xff", headers)
 
 
 # --- properties -------------------------------------------------------------------------------
@@ -419,9 +646,9 @@ def frames(draw):
     sep = draw(separators)
     if kind == "MSG":
         subject, sid, reply, payload = draw(subjects), draw(sids), draw(replies), draw(payloads)
-        fields = [draw(op_names(b"MSG")), subject.encode(), b"%d" % sid] + ([reply.encode()] if reply else [])
-        line = sep.join(fields + [b"%d" % len(payload)])
-        return line + b"\r\n" + payload + b"\r\n", Msg(subject, sid, reply, payload)
+        args = [draw(op_names(b"MSG")), subject.encode(), b"%d" % sid] + ([reply.encode()] if reply else [])
+        line = sep.join(args + [b"%d" % len(payload)])
+        return line + b"\r\n" + payload + b"\r\n", msg_tuple(subject, sid, reply, payload)
     if kind == "HMSG":
         subject, sid, reply, payload = draw(subjects), draw(sids), draw(replies), draw(payloads)
         pairs, status = draw(header_lists), draw(statuses)
@@ -431,9 +658,10 @@ def frames(draw):
             code, description = status[0], (status[1] or "").strip() or None
             first += f" {code}" + (f" {description}" if description else "")
         block = (first + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in pairs) + "\r\n").encode()
-        fields = [draw(op_names(b"HMSG")), subject.encode(), b"%d" % sid] + ([reply.encode()] if reply else [])
-        line = sep.join(fields + [b"%d" % len(block), b"%d" % (len(block) + len(payload))])
-        return line + b"\r\n" + block + payload + b"\r\n", Msg(subject, sid, reply, payload, Headers(pairs), code, description)
+        args = [draw(op_names(b"HMSG")), subject.encode(), b"%d" % sid] + ([reply.encode()] if reply else [])
+        line = sep.join(args + [b"%d" % len(block), b"%d" % (len(block) + len(payload))])
+        expected = msg_tuple(subject, sid, reply, payload, Headers(pairs), code, description)
+        return line + b"\r\n" + block + payload + b"\r\n", expected
     if kind == "INFO":
         options = draw(st.dictionaries(st.text(max_size=8), json_values, max_size=5))
         return draw(op_names(b"INFO")) + sep + json.dumps(options).encode() + b"\r\n", Info(options)
@@ -454,9 +682,54 @@ def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
 def test_any_split_of_a_valid_stream_gives_the_same_events(stream, data):
     raw = b"".join(frame for frame, _ in stream)
     expected = [event for _, event in stream]
-    assert feed_chunks([raw]) == expected
     cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=40))
-    assert feed_chunks(split_at(raw, cuts)) == expected
+    for fast in (True, False):
+        assert feed_chunks([raw], fast=fast) == expected
+        assert feed_chunks(split_at(raw, cuts), fast=fast) == expected
+
+
+@st.composite
+def large_msg_frames(draw):
+    """MSG or HMSG with a payload of 0 B to 64 KiB, some full of CRLFs, some with a reply."""
+    size = draw(st.integers(0, 64 * 1024) | st.integers(0, 64))
+    pattern = draw(st.sampled_from([b"x", b"\r\n", b"ab\r\ncd", b"\r", bytes(range(256))]))
+    payload = (pattern * (size // len(pattern) + 1))[:size]
+    reply = draw(st.none() | st.sampled_from([b"_INBOX.a", b"_INBOX.b.1"]))
+    if draw(st.booleans()):
+        return b"MSG big %d %s%d\r\n%s\r\n" % (draw(st.integers(0, 3)), reply + b" " if reply else b"", size, payload)
+    return hmsg(b"big.h", draw(st.integers(0, 3)), b"NATS/1.0\r\nK: v\r\n\r\n", payload, reply=reply)
+
+
+# Frames of every kind, repeated so that the fast path's caches hit, with what is wrong inside a
+# message (LENIENT) mixed in.
+mixed_frames = st.tuples(
+    frames().map(lambda pair: pair[0]) | large_msg_frames() | st.sampled_from([frame for frame, _ in LENIENT.values()]),
+    st.integers(1, 3),
+).map(lambda pair: pair[0] * pair[1])
+
+
+def outcome(chunks, fast: bool) -> tuple[list, str | None]:
+    """The events and the ProtocolError (if any) from feeding `chunks`."""
+    parser = Parser(fast=fast)
+    events = []
+    try:
+        for chunk in chunks:
+            events.extend(fields(event) for event in parser.feed(chunk))
+    except ProtocolError as exc:
+        return events, str(exc)
+    return events, None
+
+
+@settings(untimed, max_examples=300)
+@given(st.lists(mixed_frames, min_size=1, max_size=25), st.data())
+def test_fast_path_gives_the_reference_events_on_mixed_streams(stream, data):
+    raw = b"".join(stream)
+    cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=30))
+    reference = outcome([raw], fast=False)
+    assert reference[1] is None
+    assert outcome([raw], fast=True) == reference
+    assert outcome(split_at(raw, cuts), fast=True) == reference
+    assert outcome(split_at(raw, cuts), fast=False) == reference
 
 
 # Few subjects, sids, sizes and replies, so that control lines repeat and the parser's caches hit.
@@ -476,7 +749,7 @@ def test_msg_runs_in_fixed_size_chunks(messages, chunk):
         b"MSG %s %d %s%d\r\n%s\r\n" % (s.encode(), sid, (r + " ").encode() if r else b"", len(p), p)
         for s, sid, r, p in messages
     )
-    expected = [Msg(s, sid, r, p) for s, sid, r, p in messages]
+    expected = [msg_tuple(s, sid, r, p) for s, sid, r, p in messages]
     assert feed_chunks(raw[i : i + chunk] for i in range(0, len(raw), chunk)) == expected
 
 
@@ -484,7 +757,7 @@ def test_msg_runs_in_fixed_size_chunks(messages, chunk):
 @given(header_lists, subjects, payloads, replies, st.integers(0, 2**32))
 def test_header_encoding_round_trips_through_the_parser(pairs, subject, payload, reply, sid):
     frame = encode_hpub(subject, payload, Headers(pairs), reply=reply)
-    assert feed_chunks([reframe_hpub_as_hmsg(frame, sid)]) == [Msg(subject, sid, reply, payload, Headers(pairs))]
+    assert feed_chunks([reframe_hpub_as_hmsg(frame, sid)]) == [msg_tuple(subject, sid, reply, payload, Headers(pairs))]
 
 
 # Garbage that gets past the first byte: NATS-like fragments mixed with random bytes.
@@ -506,11 +779,12 @@ def test_garbage_gives_events_or_protocol_error_and_nothing_else(raw, data):
                 assert isinstance(event, (Msg, Info, Err)) or event in (PING_EVENT, PONG_EVENT, OK_EVENT)
     except ProtocolError:
         pass
+    assert outcome(split_at(raw, cuts), fast=True) == outcome(split_at(raw, cuts), fast=False)
 
 
 @untimed
 @given(st.lists(frames(), min_size=1, max_size=10), st.data())
-def test_corrupted_valid_streams_give_events_or_protocol_error(stream, data):
+def test_corrupted_valid_streams_give_the_same_events_or_protocol_error_on_both_paths(stream, data):
     raw = bytearray(b"".join(frame for frame, _ in stream))
     for _ in range(data.draw(st.integers(1, 4))):
         at = data.draw(st.integers(0, len(raw)))
@@ -523,16 +797,5 @@ def test_corrupted_valid_streams_give_events_or_protocol_error(stream, data):
         else:
             raw[at : at + len(byte)] = byte
     cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=10))
-    parser = Parser()
-    try:
-        for chunk in split_at(bytes(raw), cuts):
-            parser.feed(chunk)
-    except ProtocolError:
-        pass
-
-
-def test_an_announced_size_beyond_any_server_limit_is_refused_before_buffering():
-    from bridge.nats.protocol import MAX_MESSAGE_SIZE
-
-    with pytest.raises(ProtocolError, match="announced"):
-        Parser().feed(b"MSG a 1 %d\r\nxx" % (MAX_MESSAGE_SIZE + 1))
+    chunks = split_at(bytes(raw), cuts)
+    assert outcome(chunks, fast=True) == outcome(chunks, fast=False)  # raising nothing but ProtocolError
