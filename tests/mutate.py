@@ -3,6 +3,7 @@
     python -m tests.mutate                          # every module in MODULES (what `make mutate` runs)
     python -m tests.mutate bridge/nats/subjects.py  # a subset
     MUTATE_JOBS=1 python -m tests.mutate            # worker processes (default 2)
+    python -m tests.mutate --markdown               # tests/mutants.json's survivors, for tests/MUTANTS.md
 
 Each module gets its own mutmut work directory, `.mutmut/<module>/`: a generated setup.cfg
 ([mutmut] config: this module, these tests) next to symlinks to the real bridge/, tests/ and
@@ -155,7 +156,31 @@ def print_survivors(module: str, result: dict) -> None:
             print(f"      {line.strip()[:1]} {line[1:].strip()}")
 
 
+def markdown(summary: dict) -> str:
+    """Each module's survivors as MUTANTS.md lists them, to be triaged there by hand."""
+    out = []
+    for module, r in summary.get("modules", {}).items():
+        out.append(f"## `{module}`\n")
+        out.append(
+            f"Run on {r['commit']}{' (with uncommitted changes)' if r['dirty'] else ''}, {r['date'][:10]}: "
+            f"{r['mutants']} mutants, {r['killed']} killed, {r['survived']} survived, "
+            f"kill rate {100 * r['kill_rate']:.1f}%, {r['seconds']:.0f} s with {r['jobs']} workers "
+            f"against {', '.join(f'`{t}`' for t in r['tests'])}. To be triaged.\n"
+        )
+        for s in r["survivors"]:
+            status = "" if s["status"] == "survived" else f" ({s['status']})"
+            out.append(f"- `{s['name'].removeprefix(module.removesuffix('.py').replace('/', '.') + '.')}`{status}")
+            out.append("  ```diff")
+            out.extend(f"  {line}" for line in s["diff"])
+            out.append("  ```")
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv: list[str]) -> int:
+    if argv == ["--markdown"]:
+        print(markdown(json.loads(SUMMARY.read_text())))
+        return 0
     unknown = [m for m in argv if m not in MODULES]
     if unknown:
         print(f"mutate: not in MODULES: {', '.join(unknown)}; known: {', '.join(MODULES)}", file=sys.stderr)
