@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench install clean
+.PHONY: run test bench mutate install clean
 
 # A failed venv (Debian without python3-venv leaves one with no pip) is removed, so the next
 # `make` tries again instead of finding $(BIN)/python and skipping this step.
@@ -34,5 +34,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# Mutation testing of the modules listed in tests/mutate.py, each against its own tests;
+# `make mutate MUTATE_ARGS=bridge/nats/subjects.py` runs one. See tests/MUTANTS.md.
+mutate: $(STAMP)
+	$(BIN)/python -m tests.mutate $(MUTATE_ARGS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mutmut mutants

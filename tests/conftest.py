@@ -30,7 +30,10 @@ pytest_plugins = ["tests.natsauth", "tests.emulation"]
 # Hypothesis' per-example deadline and too-slow health check measure time; this box is shared and
 # CI is a 2-core machine, so property tests run untimed everywhere.
 settings.register_profile("untimed", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("untimed")
+# `make mutate` (tests/mutate.py) sets HYPOTHESIS_PROFILE=mutate: the same examples for every mutant and
+# no example database, so a mutant's verdict does not depend on which mutants ran before it.
+settings.register_profile("mutate", settings.get_profile("untimed"), derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "untimed"))
 
 
 # --- server flavours --------------------------------------------------------------------------
