@@ -2,6 +2,8 @@
 
 SIGINT/SIGTERM stop gracefully (drain, finish the current action, say offline, exit 0); SIGHUP
 re-reads the file and applies the difference, keeping the old config when the new one is invalid.
+Under a `Type=notify` unit systemd hears READY=1 once the bridge is connected and subscribed,
+STATUS= on each connect and disconnect, WATCHDOG=1 from the reactor and STOPPING=1 (bridge/systemd.py).
 `serve()` is shared with `bridge demo`.
 """
 
@@ -93,9 +95,19 @@ def serve(
     from bridge.devices import DeviceUnavailable
     from bridge.nats import AuthConfigError, TlsError
     from bridge.runtime import Bridge
+    from bridge.systemd import Notifier, start_watchdog
 
     bridge = Bridge(config, reactor)
     state = {"exit": 0, "view": None}
+    systemd = Notifier.from_environment()
+
+    def tell_systemd(event: str) -> None:
+        if event == "connected":
+            systemd.notify(STATUS=f"connected to {bridge.client.connected_url}")
+        else:
+            systemd.notify(STATUS="disconnected from NATS; reconnecting")
+
+    bridge.listeners.append(tell_systemd)
 
     def begin() -> None:
         # The web view comes first: it shows "connecting" while the bridge waits for a server,
@@ -109,9 +121,11 @@ def serve(
                 state["exit"] = 1
                 reactor.stop()
                 return
+        start_watchdog(systemd, reactor)  # from the first reactor turn: connecting may take a while
         bridge.start().addCallbacks(running, failed)
 
     def running(_) -> None:
+        systemd.notify(READY="1", STATUS=f"running, connected to {bridge.client.connected_url}")
         release_startup_garbage()
         if on_running is not None:
             on_running(bridge, state["view"])
@@ -128,6 +142,7 @@ def serve(
 
     @defer.inlineCallbacks
     def shut_down():
+        systemd.notify(STOPPING="1", STATUS="stopping")
         if state["view"] is not None:
             yield state["view"].stop()  # open pages get a clean end of stream first
         yield bridge.stop()
