@@ -96,7 +96,7 @@ def test_verify_catches_what_systemd_would_ignore(tmp_path, line, mistake):
     assert "ignoring" in result.stdout + result.stderr
 
 
-def test_sandbox_exposure_is_at_most_3(tmp_path):
+def test_sandbox_exposure_is_at_most_3():
     assert exposure(UNIT) <= MAX_EXPOSURE
 
 
