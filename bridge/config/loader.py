@@ -12,6 +12,7 @@ from bridge.config.checks import coerce_substituted_args, read_as_yaml, semantic
 from bridge.config.convert import to_model
 from bridge.config.document import Document, Path, YamlError, parse_document
 from bridge.config.errors import ConfigError, ConfigFileError, ConfigIssue
+from bridge.config.limits import MAX_CONFIG_BYTES, NotRegular, TooLarge, format_limit, read_regular_file
 from bridge.config.model import BridgeConfig
 from bridge.config.overrides import apply_overrides
 from bridge.config.redact import MASK, url_secret
@@ -52,7 +53,8 @@ def load(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Loaded:
     def skipped(path: Path) -> bool:
         return any(path[: len(stale)] == stale for stale in skip)
 
-    found = [(path, issue) for path, issue in found if path == DEVICE_ID or not skipped(path)]
+    keep_device_id = DEVICE_ID not in substitution.failed_paths
+    found = [(path, issue) for path, issue in found if not skipped(path) or (path == DEVICE_ID and keep_device_id)]
     error_paths = {path for path, _ in found}
     found += semantic_issues(document, config_dir, lambda path: skipped(path) or path in error_paths)
     issues += [issue for _, issue in found]
@@ -91,11 +93,17 @@ def _order(issue: ConfigIssue, file: str) -> tuple:
 
 def _parse(file: str) -> Document:
     try:
-        with open(file, "rb") as stream:
-            raw = stream.read()
+        raw = read_regular_file(file, MAX_CONFIG_BYTES)
     except OSError as error:
         reason = error.strerror or str(error)
         raise ConfigFileError([ConfigIssue(file, 0, 0, "<file>", f"cannot read: {reason}")]) from None
+    except NotRegular as error:
+        raise ConfigFileError([ConfigIssue(file, 0, 0, "<file>", f"cannot read: {error.kind}, not a regular file; "
+                                           "save the config as a file")]) from None
+    except TooLarge:
+        limit = format_limit(MAX_CONFIG_BYTES)
+        raise ConfigError([ConfigIssue(file, 0, 0, "<file>", f"larger than {limit}, the most a config file may be; "
+                                       "a config this size is a mistake (or an attack): check what wrote it")]) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
