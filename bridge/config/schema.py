@@ -33,10 +33,58 @@ def schema_text() -> str:
 
 
 @lru_cache(maxsize=1)
+def _schema() -> dict:
+    return json.loads(schema_text())
+
+
+@lru_cache(maxsize=1)
 def _validator() -> Any:
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(json.loads(schema_text()))
+    return Draft202012Validator(_schema())
+
+
+def _resolve(node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        node = _schema()["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+def schema_at(path: Path) -> dict | None:
+    """The schema of the value at `path`, or None where the schema does not say (free-form args, unknown keys)."""
+    node = _resolve(_schema())
+    for part in path:
+        if not isinstance(node, dict):
+            return None
+        if isinstance(part, int):
+            node = node.get("items")
+        elif part in node.get("properties", {}):
+            node = node["properties"][part]
+        else:
+            node = node.get("additionalProperties")
+        node = _resolve(node)
+    return node if isinstance(node, dict) and node else None
+
+
+def value_types(schema: dict) -> set[str]:
+    """The JSON types a schema allows: from 'type', an enum's or const's values, and anyOf branches."""
+    kinds: set[str] = set()
+    declared = schema.get("type")
+    if declared:
+        kinds |= {declared} if isinstance(declared, str) else set(declared)
+    for value in schema.get("enum", []) + ([schema["const"]] if "const" in schema else []):
+        kinds.add(_json_type(value))
+    for branch in schema.get("anyOf", []):
+        kinds |= value_types(_resolve(branch))
+    return kinds
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    return {float: "number", str: "string", list: "array", dict: "object"}.get(type(value), "null")
 
 
 def schema_issues(document: Document, secret_paths: set[Path]) -> list[tuple[Path, ConfigIssue]]:
