@@ -15,8 +15,8 @@ from bridge.config.errors import ConfigError, ConfigFileError, ConfigIssue
 from bridge.config.limits import MAX_CONFIG_BYTES, NotRegular, TooLarge, format_limit, read_regular_file
 from bridge.config.model import BridgeConfig
 from bridge.config.overrides import apply_overrides
-from bridge.config.redact import MASK, url_secret
-from bridge.config.schema import SECRET_KEYS, describe, schema_issues
+from bridge.config.redact import mask_value
+from bridge.config.schema import describe, is_secret, schema_issues
 from bridge.config.substitute import DEVICE_ID, Substitution
 
 
@@ -57,34 +57,22 @@ def load(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Loaded:
     found = [(path, issue) for path, issue in found if not skipped(path) or (path == DEVICE_ID and keep_device_id)]
     error_paths = {path for path, _ in found}
     found += semantic_issues(document, config_dir, lambda path: skipped(path) or path in error_paths)
-    issues += [issue for _, issue in found]
+    issues += _mask_secrets(found, document, substitution.secret_paths)
     if issues:
-        issues = _scrub(issues, _secret_values(document, substitution.secret_paths))
         raise ConfigError(sorted(set(issues), key=lambda issue: _order(issue, file)))
     config = to_model(document.data, config_dir, file)
     return Loaded(config, substitution.secret_paths)
 
 
-def _secret_values(document: Document, secret_paths: set[Path]) -> list[str]:
-    paths = set(secret_paths) | {("nats", key) for key in SECRET_KEYS}
-    values = {document.get(path) for path in paths}
-    servers = document.get(("nats", "servers"))
-    if isinstance(servers, list):
-        values |= {url_secret(url) for url in servers if isinstance(url, str)}
-    return sorted((value for value in values if isinstance(value, str) and value), key=len, reverse=True)
-
-
-def _scrub(issues: list[ConfigIssue], secrets: list[str]) -> list[ConfigIssue]:
-    """Messages quote values (a subject, a file name); a secret must never be among them."""
-    if not secrets:
-        return issues
-    scrubbed = []
-    for issue in issues:
-        message = issue.message
-        for secret in secrets:
-            message = message.replace(secret, MASK)
-        scrubbed.append(dataclasses.replace(issue, message=message))
-    return scrubbed
+def _mask_secrets(found: list[tuple[Path, ConfigIssue]], document: Document, secret_paths: set[Path]) -> list[ConfigIssue]:
+    """A message about a secret value must not quote it; other messages are left as they are."""
+    issues = []
+    for path, issue in found:
+        value = document.get(path)
+        if isinstance(value, str) and value and is_secret(path, secret_paths):
+            issue = dataclasses.replace(issue, message=mask_value(issue.message, value))
+        issues.append(issue)
+    return issues
 
 
 def _order(issue: ConfigIssue, file: str) -> tuple:

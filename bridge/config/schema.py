@@ -13,9 +13,11 @@ from typing import Any, Iterator
 
 from bridge.config.document import Document, Path
 from bridge.config.errors import ConfigIssue, did_you_mean
+from bridge.config.redact import redact_url
 
 SCHEMA_FILE = FilePath(__file__).with_name("bridge.schema.json")
 SECRET_KEYS = ("password", "token")
+SERVERS = ("nats", "servers")
 
 _TYPE_NAMES = {
     "object": "a mapping",
@@ -99,8 +101,10 @@ def schema_issues(document: Document, secret_paths: set[Path]) -> list[tuple[Pat
 
 def describe(value: Any, path: Path = (), secret_paths: frozenset | set = frozenset()) -> str:
     """A value as it reads in YAML, for messages; secrets are never shown."""
-    if path in secret_paths or (path and path[-1] in SECRET_KEYS):
+    if is_secret(path, secret_paths):
         return "a secret value"
+    if isinstance(value, str) and path[:2] == SERVERS:
+        value = redact_url(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
@@ -115,9 +119,18 @@ def describe(value: Any, path: Path = (), secret_paths: frozenset | set = frozen
     return f"{value!r}"
 
 
-def _show(value: Any) -> str:
+def is_secret(path: Path, secret_paths: frozenset | set) -> bool:
+    """A value that is a secret as a whole: from ${file:...}, or a password or token."""
+    return path in secret_paths or bool(path and path[-1] in SECRET_KEYS)
+
+
+def _show(value: Any, path: Path = (), secret_paths: frozenset | set = frozenset()) -> str:
+    if is_secret(path, secret_paths):
+        return "a secret value"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and path[:2] == SERVERS:
+        return repr(redact_url(value))
     return repr(value)
 
 
@@ -161,14 +174,14 @@ def _explain(error: Any, document: Document, secrets: set[Path]) -> Iterator[tup
         words = [choice for choice in choices if isinstance(choice, str)]
         hint = did_you_mean(instance, words) if isinstance(instance, str) and words else ""
         hint = hint or f"; expected one of: {', '.join(_show(choice) for choice in choices)}"
-        yield path, document.issue(path, f"{_show(instance)} is not {_article(noun)}{hint}")
+        yield path, document.issue(path, f"{_show(instance, path, secrets)} is not {_article(noun)}{hint}")
     elif keyword == "uniqueItems":
         seen: list[Any] = []
         for index, item in enumerate(instance):
             if item in seen:
                 first = seen.index(item)
                 item_path = path + (index,)
-                yield item_path, document.issue(item_path, f"duplicate of entry {first} ({_show(item)})")
+                yield item_path, document.issue(item_path, f"duplicate of entry {first} ({_show(item, item_path, secrets)})")
             seen.append(item)
     elif keyword == "pattern" and "patternErrorMessage" in schema:
         yield path, document.issue(path, f"{schema['patternErrorMessage']}, got {got}")
