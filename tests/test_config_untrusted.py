@@ -94,6 +94,34 @@ def test_file_substitution_reads_at_most_64_kib(tmp_path):
                             "the most ${file:...} reads (it is meant for secrets and short values)"]
 
 
+def test_a_fifo_or_device_is_never_opened(tmp_path, monkeypatch):
+    os.mkfifo(tmp_path / "pipe")
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda name, *args: opened.append(str(name)) or real_open(name, *args))
+    path = write(tmp_path, BASE + "  token: ${file:pipe}\n  name: ${file:/dev/zero}\n")
+    assert len(finishes(lambda: errors(path))) == 2
+    assert opened == [str(path)]  # the config itself, nothing else
+
+
+def test_only_the_limit_is_read_of_a_huge_file(tmp_path):
+    import tracemalloc
+
+    huge = tmp_path / "huge"
+    with open(huge, "wb") as stream:
+        stream.truncate(64 * 1024 * 1024)  # sparse: costs no disk
+    path = write(tmp_path, BASE + "  token: ${file:huge}\n")
+    tracemalloc.start()
+    try:
+        assert "is larger than 64 KiB" in errors(path)[0]
+        with pytest.raises(ConfigError, match="larger than 1 MiB"):
+            load_config(huge)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024
+
+
 def test_a_value_may_expand_to_64_ki_characters_and_no_more(tmp_path):
     def config(references: int) -> Path:
         return write(tmp_path, BASE + "  name: '" + "${k}" * references + "'\nvars: {k: '" + "k" * 1024 + "'}\n")
