@@ -3,6 +3,10 @@
 Resolved on the parsed data before schema validation, so a bad value is reported where it was
 written. Substitution produces text; where a number or true/false is needed, the loader reads
 that text as YAML (so `rotation: ${rot}` and `rotation: "${env:ROT}"` both work). `$${` is a literal `${`.
+
+A default may itself hold references (`${env:ROOM:-${room}}`); braces are matched in one pass
+(`_closings`) and a default is expanded by the same code as any value, so one size limit
+(MAX_EXPANDED_CHARS, checked as pieces are added) and one nesting limit hold for every combination.
 """
 
 from __future__ import annotations
