@@ -37,7 +37,7 @@ def run_bridge(
     log_format: str = "text",
     web: str | None = None,
 ) -> int:
-    from bridge.config import ConfigError, load_config
+    from bridge.config import load_config
     from bridge.config.units import parse_listen
 
     config = load_config(config_path, overrides)  # a ConfigError here is the CLI's to report
@@ -61,18 +61,43 @@ def run_bridge(
 
     from bridge.logs import start_logging
 
-    def reload(bridge) -> None:
-        log.info("SIGHUP: reloading {path}", path=config_path)
-        try:
-            new_config = load_config(config_path, overrides)
-        except ConfigError as error:
-            for issue in error.errors:
-                log.error("reload rejected, keeping the running config: {issue}", issue=str(issue))
-            return
-        bridge.reload(new_config)
-
     start_logging(log_format)
-    return serve(config, reactor, web_address=web_address, reload=reload)
+    return serve(config, reactor, web_address=web_address, reload=config_reloader(config_path, overrides))
+
+
+def config_reloader(config_path: str, overrides: Sequence[str], defer_to_thread: Callable | None = None) -> Callable:
+    """SIGHUP's `reload(bridge)`: the file is read and checked on a thread (reading may be slow and
+    `${file:...}` reads other files), the result applied on the reactor. A SIGHUP that arrives while
+    a reload is reading makes it read once more afterwards, so the last change is never missed."""
+    from bridge.config import ConfigError, load_config
+
+    if defer_to_thread is None:
+        from twisted.internet.threads import deferToThread as defer_to_thread
+    state = {"reading": False, "again": False}
+
+    def reload(bridge) -> None:
+        if state["reading"]:
+            state["again"] = True
+            return
+        state["reading"] = True
+        log.info("SIGHUP: reloading {path}", path=config_path)
+        reading = defer_to_thread(load_config, config_path, overrides)
+        reading.addCallbacks(bridge.reload, rejected)
+        reading.addErrback(lambda failure: log.failure("reload failed, keeping the running config", failure))
+        reading.addBoth(finished, bridge)
+
+    def rejected(failure) -> None:
+        failure.trap(ConfigError)
+        for issue in failure.value.errors:
+            log.error("reload rejected, keeping the running config: {issue}", issue=str(issue))
+
+    def finished(_, bridge) -> None:
+        state["reading"] = False
+        if state["again"]:
+            state["again"] = False
+            reload(bridge)
+
+    return reload
 
 
 def serve(

@@ -376,6 +376,53 @@ CASES = [
 ]
 
 
+DOUBLING = "".join(f'          w{n}: "${{w{n - 1}}}${{w{n - 1}}}"\n' for n in range(1, 28))  # 2**27 characters if unchecked
+CHAIN = "".join(f"          v{n}: ${{v{n - 1}}}\n" for n in range(39, 0, -1)) + "          v0: x\n"  # v39 first
+
+CASES += [
+    case("variables that double 27 times", """\
+        version: 1
+        nats: {servers: [nats://127.0.0.1:4222]}
+        device: {id: "${w27}"}
+        vars:
+          w0: x
+        """.rstrip(" ") + DOUBLING, 22, "vars.w17", "expands to more than 65536 characters"),
+    case("variables nested past the limit", """\
+        version: 1
+        nats: {servers: [nats://127.0.0.1:4222]}
+        vars:
+        """.rstrip(" ") + CHAIN, 36, "vars.v7", "substitutions nest more than 32 levels deep"),
+    case("undefined name in an env default", """\
+        version: 1
+        vars: {fallback: lab}
+        nats:
+          servers: [nats://127.0.0.1:4222]
+          name: "${env:BRIDGE_TEST_DEFINITELY_UNSET:-${falback}}"
+        """, 5, "nats.name", "undefined substitution '${falback}'; did you mean 'fallback'?"),
+    case("a name inside a name", """\
+        version: 1
+        vars: {room: lab, lab: x}
+        nats:
+          servers: [nats://127.0.0.1:4222]
+          name: "${${room}}"
+        """, 5, "nats.name", "a substitution may appear only in an ${env:NAME:-default} default"),
+    case("subject longer than a protocol line allows", f"""\
+        version: 1
+        nats: {{servers: [nats://127.0.0.1:4222]}}
+        subscriptions:
+          - action: clear
+            subject: {"a" * 3073}
+        """, 5, "subscriptions[0].subject", "the subject is 3073 bytes, longer than the 3072"),
+    case("subject that substitution makes too long", """\
+        version: 1
+        nats: {servers: [nats://127.0.0.1:4222]}
+        vars: {a: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}
+        publications:
+          - {subject: "${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}${a}", sensor: joystick}
+        """, 5, "publications[0].subject", "longer than the 3072 a subject may be here"),
+]
+
+
 def run_validate(tmp_path: Path, capsys, text: str, *extra: str) -> tuple[int, Path, list[str]]:
     path = tmp_path / "bridge.yml"
     path.write_text(text)
@@ -404,6 +451,10 @@ def test_bad_config_names_line_path_and_problem(case, tmp_path, capsys, monkeypa
     ("device.driver=sense_emu", "--set:1:15", "device.driver", "did you mean 'sense-emu'?"),
     ("nats.servers=http://x:1", "--set:1:14", "nats.servers[0]", "a server URL looks like"),
     ("subscriptions[4].action=clear", "--set:1:1", "subscriptions[4].action", "has 0 entries, no [4]"),
+    ("device.low_light=yes", "--set:1:18", "device.low_light", "expected true or false, got a string 'yes'"),
+    ("nats.reconnect.max_attempts=1_000", "--set:1:29", "nats.reconnect.max_attempts", "expected an integer"),
+    ("device.rotation=0x5A", "--set:1:17", "device.rotation", "'0x5A' is not a rotation"),
+    ("subscriptions=a.b", "--set:1:15", "subscriptions", "expected a list"),
 ])
 def test_bad_override_points_at_the_set_argument(override, position, path, fragment, tmp_path, capsys):
     text = "version: 1\nnats: {servers: [nats://127.0.0.1:4222]}\nsubscriptions: []\n"

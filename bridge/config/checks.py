@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 
 from bridge.config.document import Document, Path, parse_value
 from bridge.config.errors import ConfigIssue, format_path
+from bridge.config.limits import MAX_SUBJECT_BYTES
 from bridge.config.model import ACTIONS, POLLED_SENSORS
 from bridge.config.units import parse_duration
 
@@ -80,6 +81,13 @@ def _subject(document: Document, path: Path, subject: Any, wildcards: bool) -> F
     from bridge.nats.subjects import validate_subject
 
     if isinstance(subject, str) and subject:
+        size = len(subject.encode("utf-8", "surrogatepass"))
+        if size > MAX_SUBJECT_BYTES:
+            yield path, document.issue(
+                path, f"the subject is {size} bytes, longer than the {MAX_SUBJECT_BYTES} a subject may be here "
+                      "(nats-server takes a protocol line of at most 4096 bytes, and the subject shares it with a "
+                      "reply subject or queue group and sizes); shorten it")
+            return
         problem = validate_subject(subject, wildcards=wildcards)
         if problem:
             yield path, document.issue(path, problem)

@@ -24,6 +24,8 @@ _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
+_TEXT_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool")}
+VARS = "vars"
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
@@ -205,6 +207,8 @@ class _Builder:
         if style in ("'", '"'):
             start = Position(start.file, start.line, start.column + 1, exact)
         self.values[path] = start
+        if len(path) == 2 and path[0] == VARS and node.tag in _TEXT_TAGS:
+            return node.value  # a variable is the text as written: NO stays 'NO', 010 stays '010'
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError:

@@ -12,10 +12,11 @@ from bridge.config.checks import coerce_substituted_args, read_as_yaml, semantic
 from bridge.config.convert import to_model
 from bridge.config.document import Document, Path, YamlError, parse_document
 from bridge.config.errors import ConfigError, ConfigFileError, ConfigIssue
+from bridge.config.limits import MAX_CONFIG_BYTES, NotRegular, TooLarge, format_limit, read_regular_file
 from bridge.config.model import BridgeConfig
 from bridge.config.overrides import apply_overrides
-from bridge.config.redact import MASK, url_secret
-from bridge.config.schema import SECRET_KEYS, describe, schema_issues
+from bridge.config.redact import mask_value
+from bridge.config.schema import describe, is_secret, schema_issues
 from bridge.config.substitute import DEVICE_ID, Substitution
 
 
@@ -52,37 +53,26 @@ def load(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Loaded:
     def skipped(path: Path) -> bool:
         return any(path[: len(stale)] == stale for stale in skip)
 
-    found = [(path, issue) for path, issue in found if path == DEVICE_ID or not skipped(path)]
+    keep_device_id = DEVICE_ID not in substitution.failed_paths
+    found = [(path, issue) for path, issue in found if not skipped(path) or (path == DEVICE_ID and keep_device_id)]
     error_paths = {path for path, _ in found}
     found += semantic_issues(document, config_dir, lambda path: skipped(path) or path in error_paths)
-    issues += [issue for _, issue in found]
+    issues += _mask_secrets(found, document, substitution.secret_paths)
     if issues:
-        issues = _scrub(issues, _secret_values(document, substitution.secret_paths))
         raise ConfigError(sorted(set(issues), key=lambda issue: _order(issue, file)))
     config = to_model(document.data, config_dir, file)
     return Loaded(config, substitution.secret_paths)
 
 
-def _secret_values(document: Document, secret_paths: set[Path]) -> list[str]:
-    paths = set(secret_paths) | {("nats", key) for key in SECRET_KEYS}
-    values = {document.get(path) for path in paths}
-    servers = document.get(("nats", "servers"))
-    if isinstance(servers, list):
-        values |= {url_secret(url) for url in servers if isinstance(url, str)}
-    return sorted((value for value in values if isinstance(value, str) and value), key=len, reverse=True)
-
-
-def _scrub(issues: list[ConfigIssue], secrets: list[str]) -> list[ConfigIssue]:
-    """Messages quote values (a subject, a file name); a secret must never be among them."""
-    if not secrets:
-        return issues
-    scrubbed = []
-    for issue in issues:
-        message = issue.message
-        for secret in secrets:
-            message = message.replace(secret, MASK)
-        scrubbed.append(dataclasses.replace(issue, message=message))
-    return scrubbed
+def _mask_secrets(found: list[tuple[Path, ConfigIssue]], document: Document, secret_paths: set[Path]) -> list[ConfigIssue]:
+    """A message about a secret value must not quote it; other messages are left as they are."""
+    issues = []
+    for path, issue in found:
+        value = document.get(path)
+        if isinstance(value, str) and value and is_secret(path, secret_paths):
+            issue = dataclasses.replace(issue, message=mask_value(issue.message, value))
+        issues.append(issue)
+    return issues
 
 
 def _order(issue: ConfigIssue, file: str) -> tuple:
@@ -91,11 +81,17 @@ def _order(issue: ConfigIssue, file: str) -> tuple:
 
 def _parse(file: str) -> Document:
     try:
-        with open(file, "rb") as stream:
-            raw = stream.read()
+        raw = read_regular_file(file, MAX_CONFIG_BYTES)
     except OSError as error:
         reason = error.strerror or str(error)
         raise ConfigFileError([ConfigIssue(file, 0, 0, "<file>", f"cannot read: {reason}")]) from None
+    except NotRegular as error:
+        raise ConfigFileError([ConfigIssue(file, 0, 0, "<file>", f"cannot read: {error.kind}, not a regular file; "
+                                           "save the config as a file")]) from None
+    except TooLarge:
+        limit = format_limit(MAX_CONFIG_BYTES)
+        raise ConfigError([ConfigIssue(file, 0, 0, "<file>", f"larger than {limit}, the most a config file may be; "
+                                       "a config this size is a mistake (or an attack): check what wrote it")]) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:

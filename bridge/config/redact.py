@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 MASK = "********"
+# A quoted value in a message, whole ('abc') or cut short for length ('abc...' or 'abc...).
+_QUOTED = re.compile(r"""(['"])((?:(?!\1)[^\\]|\\.)*?)(\1|\.\.\.\1?)""")
+_SHORTEST_CUT = 8  # a value is cut only past 50 characters; shorter "abc..." is text, not a cut value
 
 
 def _secret_span(url: str) -> tuple[int, int] | None:
@@ -34,3 +40,22 @@ def redact_url(url: str) -> str:
     """
     span = _secret_span(url)
     return url if span is None else url[: span[0]] + MASK + url[span[1] :]
+
+
+def mask_value(message: str, secret: str) -> str:
+    """`message` with `secret` masked where it is quoted as a whole value ('s3cret', or cut short 's3cr...').
+
+    The secret text elsewhere is left alone: a one-letter password must not blank every such letter.
+    """
+    forms = {repr(secret), json.dumps(secret)}
+    for form in forms:
+        message = message.replace(form, repr(MASK))
+    quoted = {form[1:-1] for form in forms}
+
+    def hide(match: re.Match) -> str:
+        inner, end = match.group(2), match.group(3)
+        if end != match.group(1) and len(inner) >= _SHORTEST_CUT and any(text.startswith(inner) for text in quoted):
+            return repr(MASK)
+        return match.group(0)
+
+    return _QUOTED.sub(hide, message)

@@ -13,9 +13,11 @@ from typing import Any, Iterator
 
 from bridge.config.document import Document, Path
 from bridge.config.errors import ConfigIssue, did_you_mean
+from bridge.config.redact import redact_url
 
 SCHEMA_FILE = FilePath(__file__).with_name("bridge.schema.json")
 SECRET_KEYS = ("password", "token")
+SERVERS = ("nats", "servers")
 
 _TYPE_NAMES = {
     "object": "a mapping",
@@ -33,10 +35,58 @@ def schema_text() -> str:
 
 
 @lru_cache(maxsize=1)
+def _schema() -> dict:
+    return json.loads(schema_text())
+
+
+@lru_cache(maxsize=1)
 def _validator() -> Any:
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(json.loads(schema_text()))
+    return Draft202012Validator(_schema())
+
+
+def _resolve(node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        node = _schema()["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+def schema_at(path: Path) -> dict | None:
+    """The schema of the value at `path`, or None where the schema does not say (free-form args, unknown keys)."""
+    node = _resolve(_schema())
+    for part in path:
+        if not isinstance(node, dict):
+            return None
+        if isinstance(part, int):
+            node = node.get("items")
+        elif part in node.get("properties", {}):
+            node = node["properties"][part]
+        else:
+            node = node.get("additionalProperties")
+        node = _resolve(node)
+    return node if isinstance(node, dict) and node else None
+
+
+def value_types(schema: dict) -> set[str]:
+    """The JSON types a schema allows: from 'type', an enum's or const's values, and anyOf branches."""
+    kinds: set[str] = set()
+    declared = schema.get("type")
+    if declared:
+        kinds |= {declared} if isinstance(declared, str) else set(declared)
+    for value in schema.get("enum", []) + ([schema["const"]] if "const" in schema else []):
+        kinds.add(_json_type(value))
+    for branch in schema.get("anyOf", []):
+        kinds |= value_types(_resolve(branch))
+    return kinds
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    return {float: "number", str: "string", list: "array", dict: "object"}.get(type(value), "null")
 
 
 def schema_issues(document: Document, secret_paths: set[Path]) -> list[tuple[Path, ConfigIssue]]:
@@ -51,8 +101,10 @@ def schema_issues(document: Document, secret_paths: set[Path]) -> list[tuple[Pat
 
 def describe(value: Any, path: Path = (), secret_paths: frozenset | set = frozenset()) -> str:
     """A value as it reads in YAML, for messages; secrets are never shown."""
-    if path in secret_paths or (path and path[-1] in SECRET_KEYS):
+    if is_secret(path, secret_paths):
         return "a secret value"
+    if isinstance(value, str) and path[:2] == SERVERS:
+        value = redact_url(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
@@ -67,9 +119,18 @@ def describe(value: Any, path: Path = (), secret_paths: frozenset | set = frozen
     return f"{value!r}"
 
 
-def _show(value: Any) -> str:
+def is_secret(path: Path, secret_paths: frozenset | set) -> bool:
+    """A value that is a secret as a whole: from ${file:...}, or a password or token."""
+    return path in secret_paths or bool(path and path[-1] in SECRET_KEYS)
+
+
+def _show(value: Any, path: Path = (), secret_paths: frozenset | set = frozenset()) -> str:
+    if is_secret(path, secret_paths):
+        return "a secret value"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and path[:2] == SERVERS:
+        return repr(redact_url(value))
     return repr(value)
 
 
@@ -113,14 +174,14 @@ def _explain(error: Any, document: Document, secrets: set[Path]) -> Iterator[tup
         words = [choice for choice in choices if isinstance(choice, str)]
         hint = did_you_mean(instance, words) if isinstance(instance, str) and words else ""
         hint = hint or f"; expected one of: {', '.join(_show(choice) for choice in choices)}"
-        yield path, document.issue(path, f"{_show(instance)} is not {_article(noun)}{hint}")
+        yield path, document.issue(path, f"{_show(instance, path, secrets)} is not {_article(noun)}{hint}")
     elif keyword == "uniqueItems":
         seen: list[Any] = []
         for index, item in enumerate(instance):
             if item in seen:
                 first = seen.index(item)
                 item_path = path + (index,)
-                yield item_path, document.issue(item_path, f"duplicate of entry {first} ({_show(item)})")
+                yield item_path, document.issue(item_path, f"duplicate of entry {first} ({_show(item, item_path, secrets)})")
             seen.append(item)
     elif keyword == "pattern" and "patternErrorMessage" in schema:
         yield path, document.issue(path, f"{schema['patternErrorMessage']}, got {got}")

@@ -3,6 +3,10 @@
 Resolved on the parsed data before schema validation, so a bad value is reported where it was
 written. Substitution produces text; where a number or true/false is needed, the loader reads
 that text as YAML (so `rotation: ${rot}` and `rotation: "${env:ROT}"` both work). `$${` is a literal `${`.
+
+A default may itself hold references (`${env:ROOM:-${room}}`); braces are matched in one pass
+(`_closings`) and a default is expanded by the same code as any value, so one size limit
+(MAX_EXPANDED_CHARS, checked as pieces are added) and one nesting limit hold for every combination.
 """
 
 from __future__ import annotations
@@ -16,10 +20,20 @@ from typing import Any, Mapping
 
 from bridge.config.document import Document, Path, Position
 from bridge.config.errors import ConfigIssue, did_you_mean
+from bridge.config.limits import (
+    MAX_EXPANDED_CHARS,
+    MAX_FILE_BYTES,
+    MAX_NESTING,
+    NotRegular,
+    TooLarge,
+    format_limit,
+    read_regular_file,
+)
 
-_TOKEN = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+_OPEN = re.compile(r"\$\$\{|\$\{")
+_MARK = re.compile(r"\$\$\{|\$\{|\}")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ENV = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
+_ENV = re.compile(r"\s*env:([A-Za-z_][A-Za-z0-9_]*)(:-)?")
 BUILTINS = ("HOSTNAME", "device.id", "env:NAME", "file:PATH")
 DEVICE_ID = ("device", "id")
 
@@ -55,6 +69,7 @@ class Substitution:
         self.substituted_paths: set[Path] = set()  # text built by substitution (may be read as YAML later)
         self._vars: dict[str, _Resolved] = {}
         self._resolving: list[str] = []
+        self._depth = 0  # expansions in progress, for MAX_NESTING
 
     def run(self) -> None:
         data = self.document.data
@@ -104,33 +119,78 @@ class Substitution:
 
     def _text(self, text: str, path: Path) -> _Resolved:
         position = self.document.position(path)
-        result = _Resolved("")
-        pieces = []
-        end = 0
-        for match in _TOKEN.finditer(text):
-            pieces.append(text[end : match.start()])
-            end = match.end()
-            token = match.group(0)
-            if token == "$${":
-                pieces.append("${")
-                continue
-            if match.group(1) is None:
-                self._issue(position.at_offset(match.start()), path, "unterminated '${' (missing '}')")
-                result.ok = False
-                continue
-            try:
-                resolved = self._reference(match.group(1).strip(), position.at_offset(match.start()), path)
-            except _Failed:
-                result.ok = False
-                continue
-            result.secret |= resolved.secret
-            result.device_id |= resolved.device_id
-            pieces.append(_as_text(resolved.value))
-        pieces.append(text[end:])
-        result.value = "".join(pieces) if result.ok else text
-        return result
+        try:
+            return self._expand(text, 0, len(text), _closings(text), position, path)
+        except _Failed:
+            return _Resolved(text, ok=False)
 
-    def _reference(self, name: str, position: Position, path: Path) -> _Resolved:
+    def _expand(self, text: str, start: int, end: int, closings: dict[int, int], position: Position,
+                path: Path) -> _Resolved:
+        """text[start:end] with every reference resolved; raises _Failed (reported) when any is not.
+
+        A reference's default (`${env:NAME:-...}`) is expanded by the same function, so the size
+        and nesting limits hold however the references are combined.
+        """
+        if self._depth >= MAX_NESTING:
+            self._issue(position.at_offset(start), path, f"substitutions nest more than {MAX_NESTING} levels deep")
+            raise _Failed
+        self._depth += 1
+        try:
+            result = _Resolved("")
+            pieces: list[str] = []
+            size = 0
+            failed = False
+            index = start
+            while True:
+                match = _OPEN.search(text, index, end)
+                if match is None:
+                    piece = text[index:end]
+                else:
+                    piece = text[index : match.start()]
+                    index = match.end()
+                    if match.group(0) == "$${":
+                        piece += "${"
+                    elif match.start() not in closings or closings[match.start()] > end:
+                        self._issue(position.at_offset(match.start()), path, "unterminated '${' (missing '}')")
+                        failed = True
+                    else:
+                        close = closings[match.start()]
+                        index = close + 1
+                        try:
+                            resolved = self._reference(text, match.end(), close, closings, position, path)
+                        except _Failed:
+                            failed = True
+                        else:
+                            result.secret |= resolved.secret
+                            result.device_id |= resolved.device_id
+                            piece += _as_text(resolved.value)
+                pieces.append(piece)
+                size += len(piece)
+                if size > MAX_EXPANDED_CHARS:
+                    self._issue(position.at_offset(start), path,
+                                f"the value expands to more than {MAX_EXPANDED_CHARS} characters (the most one value may "
+                                "hold after substitution); check for variables that repeat each other")
+                    raise _Failed
+                if match is None:
+                    break
+            if failed:
+                raise _Failed
+            result.value = "".join(pieces)
+            return result
+        finally:
+            self._depth -= 1
+
+    def _reference(self, text: str, start: int, end: int, closings: dict[int, int], position: Position,
+                   path: Path) -> _Resolved:
+        """The reference text[start:end] (between `${` and `}`); `position` is where the whole value starts."""
+        name = text[start:end].strip()
+        if name.startswith("env:"):
+            return self._env(text, start, end, closings, position, path)
+        position = position.at_offset(start - 2)  # where this reference starts, for its messages
+        if "${" in name:
+            self._issue(position, path, f"'${{{name}}}': a substitution may appear only in an "
+                                        "${env:NAME:-default} default, not inside another name")
+            raise _Failed
         if name == "HOSTNAME":
             return _Resolved(machine_hostname())
         if name == "device.id":
@@ -138,8 +198,6 @@ class Substitution:
             if not resolved.ok:
                 raise _Failed
             return _Resolved(resolved.value, resolved.secret, True)
-        if name.startswith("env:"):
-            return self._env(name, position, path)
         if name.startswith("file:"):
             return self._file(name[len("file:") :], position, path)
         variables = self.document.get(("vars",))
@@ -156,20 +214,23 @@ class Substitution:
         self._issue(position, path, f"undefined substitution '${{{name}}}'{hint}")
         raise _Failed
 
-    def _env(self, name: str, position: Position, path: Path) -> _Resolved:
-        match = _ENV.fullmatch(name)
-        if not match:
-            self._issue(position, path, f"bad substitution '${{{name}}}': use ${{env:NAME}} or ${{env:NAME:-default}}")
+    def _env(self, text: str, start: int, end: int, closings: dict[int, int], position: Position,
+             path: Path) -> _Resolved:
+        match = _ENV.match(text, start, end)
+        if not match or (match.group(2) is None and text[match.end() : end].strip()):
+            name = text[start:end].strip()
+            self._issue(position.at_offset(start - 2), path, f"bad substitution '${{{name}}}': use ${{env:NAME}} or ${{env:NAME:-default}}")
             raise _Failed
-        variable, default = match.groups()
+        variable = match.group(1)
         value = self.environ.get(variable, "")
         if value:
             return _Resolved(value)
-        if default is not None:
-            return _Resolved(default)
+        if match.group(2) is not None:
+            # The default is expanded only when it is used, as in the shell.
+            return self._expand(text, match.end(), end, closings, position, path)
         if variable in self.environ:
             return _Resolved("")
-        self._issue(position, path, f"environment variable {variable} is not set "
+        self._issue(position.at_offset(start - 2), path, f"environment variable {variable} is not set "
                                     f"(give a default with ${{env:{variable}:-default}})")
         raise _Failed
 
@@ -179,9 +240,17 @@ class Substitution:
             raise _Failed
         target = self.config_dir / FilePath(name).expanduser()
         try:
-            content = target.read_text(encoding="utf-8")
+            content = read_regular_file(target, MAX_FILE_BYTES).decode("utf-8")
         except FileNotFoundError:
             self._issue(position, path, f"${{file:{name}}}: no such file: {target}")
+            raise _Failed from None
+        except NotRegular as error:
+            self._issue(position, path, f"${{file:{name}}}: {target} is {error.kind}; ${{file:...}} reads regular files "
+                                        "only (write the value to a file)")
+            raise _Failed from None
+        except TooLarge:
+            self._issue(position, path, f"${{file:{name}}}: {target} is larger than {format_limit(MAX_FILE_BYTES)}, "
+                                        "the most ${file:...} reads (it is meant for secrets and short values)")
             raise _Failed from None
         except (OSError, UnicodeDecodeError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
@@ -232,6 +301,19 @@ class Substitution:
         issue = position.issue(path, message)
         if issue not in self.issues:
             self.issues.append(issue)
+
+
+def _closings(text: str) -> dict[int, int]:
+    """Where each `${` starts -> where its `}` is, matching nested pairs; an unclosed `${` is absent."""
+    closings: dict[int, int] = {}
+    opened: list[int] = []
+    for match in _MARK.finditer(text):
+        token = match.group(0)
+        if token == "${":
+            opened.append(match.start())
+        elif token == "}" and opened:
+            closings[opened.pop()] = match.start()
+    return closings
 
 
 def _as_text(value: Any) -> str:
