@@ -316,7 +316,8 @@ def test_web_options_check_themselves():
     assert WebOptions() == WebOptions(max_streams=16, stall_timeout=30.0, hosts=())
     assert WebOptions(hosts=["Pi.Local", "[fe80::1]"]).hosts == ("pi.local", "[fe80::1]")
     for bad in (dict(max_streams=0), dict(max_streams=True), dict(max_streams=2.0), dict(stall_timeout=0),
-                dict(stall_timeout="5"), dict(hosts="pi.local"), dict(hosts=("pi.local:80",)), dict(hosts=("::1",)),
+                dict(stall_timeout="5"), dict(stall_timeout=float("inf")), dict(stall_timeout=float("nan")),
+                dict(hosts="pi.local"), dict(hosts=("pi.local:80",)), dict(hosts=("::1",)),
                 dict(hosts=("",))):
         with pytest.raises(ValueError):
             WebOptions(**bad)

@@ -4,6 +4,7 @@ and `host_allowed`, the pure rule every request's Host header goes through."""
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
@@ -24,7 +25,8 @@ class WebOptions:
     def __post_init__(self):
         if isinstance(self.max_streams, bool) or not isinstance(self.max_streams, int) or self.max_streams < 1:
             raise ValueError(f"max_streams must be a whole number of at least 1, not {self.max_streams!r}")
-        if isinstance(self.stall_timeout, bool) or not isinstance(self.stall_timeout, (int, float)) or not self.stall_timeout > 0:
+        timeout = self.stall_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
             raise ValueError(f"stall_timeout must be a number of seconds above 0, not {self.stall_timeout!r}")
         if isinstance(self.hosts, str):
             raise ValueError(f"hosts must be a list of names, not the single string {self.hosts!r}")

@@ -178,7 +178,8 @@ class WebView:
         stream = _Stream(request, self.reactor, self.options.stall_timeout)
         request.registerProducer(stream, True)
         stream.write(b"retry: %d\n\n" % RECONNECT_MS)
-        stream.send(self._last_event)
+        if self._last_event is not None:  # None only while the device fails every snapshot
+            stream.send(self._last_event)
         self.streams.add(stream)
         request.notifyFinish().addBoth(self._stream_closed, stream)
         if not self._frames.running:
@@ -276,8 +277,9 @@ class _Stream:
 
     def _drop(self) -> None:
         self._stall = None
-        log.info("web view dropped an event stream to {peer}: it read nothing for {seconds}s",
-                 peer=self.request.getClientAddress(), seconds=self.stall_timeout)
+        peer = self.request.getClientAddress()
+        log.info("web view dropped the event stream to {peer}: it read nothing for {seconds}s",
+                 peer=f"{getattr(peer, 'host', peer)}:{getattr(peer, 'port', '')}", seconds=self.stall_timeout)
         # Aborted, not closed: closing would first wait for the client to read what is buffered.
         self.request.channel.transport.abortConnection()
 
@@ -296,7 +298,7 @@ class _Site(server.Site):
     def __init__(self, root: resource.Resource, host_allowed):
         super().__init__(root)
         self._host_allowed = host_allowed
-        self._misdirected = _Text(421, b"this web view does not answer to that Host; use the address the bridge logged\n")
+        self._misdirected = _Text(421, b"this web view does not answer to that Host; open the address it logged\n")
 
     def getResourceFor(self, request: server.Request) -> resource.IResource:
         if not self._host_allowed(request.getHeader(b"host")):
