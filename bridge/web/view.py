@@ -4,6 +4,14 @@ The page is drawn from the same state document that /state returns and /events s
 least one page is open, the view samples the device's display at FRAME_INTERVAL on the reactor
 thread (a snapshot is a cheap copy, safe while the worker thread scrolls text) and streams a new
 state only when something changed, so an idle bridge sends nothing but keep-alive comments.
+
+Every request's Host header must name this view (`options.host_allowed`), else 421: a page from
+another site cannot read the view through a DNS name rebound to this machine. At most
+`WebOptions.max_streams` streams are open at once; one more gets 503. Each stream is its response's
+push producer: when the client stops reading, the transport's send buffer fills (Twisted pauses its
+producer above 64 KiB) and the stream writes nothing more until the transport resumes it, then only
+the newest state; a stream paused for `stall_timeout` is dropped. So a client that never reads
+holds at most the transport's buffer plus one state, and only for `stall_timeout`.
 """
 
 from __future__ import annotations
@@ -14,9 +22,12 @@ from importlib.resources import files
 from typing import Any
 
 from twisted.internet import defer, task
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IDelayedCall, IListeningPort, IPushProducer
 from twisted.logger import Logger
 from twisted.web import pages, resource, server
+from zope.interface import implementer
+
+from bridge.web.options import WebOptions, host_allowed
 
 log = Logger(namespace="bridge")
 
@@ -67,19 +78,20 @@ def _json(document: Any) -> bytes:
 class WebView:
     """One listening web view for one running `Bridge`; `stop()` closes it and every open stream."""
 
-    def __init__(self, bridge, reactor=None):
+    def __init__(self, bridge, reactor=None, options: WebOptions = WebOptions()):
         if reactor is None:
             from twisted.internet import reactor
         self.bridge = bridge
         self.reactor = reactor
+        self.options = options
         self.port: IListeningPort | None = None
-        self.streams: set[server.Request] = set()
+        self.streams: set[_Stream] = set()
         self._last_event: bytes | None = None
         self._frames = task.LoopingCall(self._push_changes)
         self._frames.clock = reactor
         self._keep_alive = task.LoopingCall(self._send_keep_alive)
         self._keep_alive.clock = reactor
-        self.site = _QuietSite(self._resources())
+        self.site = _Site(self._resources(), self.host_allowed)
         self.site.displayTracebacks = False
 
     def _resources(self) -> resource.Resource:
@@ -105,6 +117,13 @@ class WebView:
             )
         return self.port
 
+    def host_allowed(self, header: bytes | None) -> bool:
+        if self.port is None:
+            return False
+        address = self.port.getHost()
+        text = None if header is None else header.decode("latin-1")
+        return host_allowed(text, address.host, address.port, self.options.hosts)
+
     @property
     def url(self) -> str:
         address = self.port.getHost()
@@ -115,11 +134,8 @@ class WebView:
         """Stop listening, end every open stream (pages see the bridge go away) and stop sampling."""
         if self._on_connection_event in self.bridge.listeners:
             self.bridge.listeners.remove(self._on_connection_event)
-        for request in list(self.streams):
-            channel = request.channel  # finish() lets go of it
-            request.finish()
-            # An ended EventSource reconnects; over a kept-alive connection it would be served again.
-            channel.loseConnection()
+        for stream in list(self.streams):
+            stream.end()
         self._stop_sampling()
         if self.port is None:
             return defer.succeed(None)
@@ -154,17 +170,26 @@ class WebView:
 
     # -- server-sent events ---------------------------------------------------------------
 
-    def open_stream(self, request: server.Request) -> None:
+    def open_stream(self, request: server.Request) -> bool:
+        """Serve `request` as an event stream; False (and nothing done) when max_streams are open."""
+        if len(self.streams) >= self.options.max_streams:
+            return False
         self._push_changes()  # brings the open streams and _last_event up to date
-        request.write(b"retry: %d\n\n" % RECONNECT_MS + self._last_event)
-        self.streams.add(request)
-        request.notifyFinish().addBoth(self._stream_closed, request)
+        stream = _Stream(request, self.reactor, self.options.stall_timeout)
+        request.registerProducer(stream, True)
+        stream.write(b"retry: %d\n\n" % RECONNECT_MS)
+        if self._last_event is not None:  # None only while the device fails every snapshot
+            stream.send(self._last_event)
+        self.streams.add(stream)
+        request.notifyFinish().addBoth(self._stream_closed, stream)
         if not self._frames.running:
             self._frames.start(FRAME_INTERVAL, now=False)
             self._keep_alive.start(KEEP_ALIVE_INTERVAL, now=False)
+        return True
 
-    def _stream_closed(self, _result, request: server.Request) -> None:
-        self.streams.discard(request)
+    def _stream_closed(self, _result, stream: _Stream) -> None:
+        stream.closed()
+        self.streams.discard(stream)
         if not self.streams:
             self._stop_sampling()
 
@@ -183,25 +208,122 @@ class WebView:
         if event == self._last_event:
             return
         self._last_event = event
-        for request in list(self.streams):
-            request.write(event)
+        for stream in list(self.streams):
+            stream.send(event)
 
     def _send_keep_alive(self) -> None:
-        for request in list(self.streams):
-            request.write(b": keep-alive\n\n")
+        for stream in list(self.streams):
+            stream.write(b": keep-alive\n\n")
 
     def _on_connection_event(self, _event: str) -> None:
         if self.streams:
             self._push_changes()
 
 
-class _QuietSite(server.Site):
-    """No access log: a line per page load and /state poll would drown the bridge's lifecycle log."""
+@implementer(IPushProducer)
+class _Stream:
+    """One open /events response, registered as its push producer: while the transport has paused it
+    (the client is not reading) nothing is written; on resume only the newest state is sent."""
+
+    def __init__(self, request: server.Request, reactor, stall_timeout: float):
+        self.request = request
+        self.reactor = reactor
+        self.stall_timeout = stall_timeout
+        self.paused = False
+        self._stall: IDelayedCall | None = None
+        self._sent: bytes | None = None  # the last state event written
+        self._newest: bytes | None = None  # the last state event given to send()
+
+    def send(self, event: bytes) -> None:
+        self._newest = event
+        if not self.paused:
+            self._sent = event
+            self.request.write(event)
+
+    def write(self, data: bytes) -> None:
+        if not self.paused:
+            self.request.write(data)
+
+    def pauseProducing(self) -> None:
+        if self.paused:
+            return  # the transport says so on every write past its buffer size
+        self.paused = True
+        self._stall = self.reactor.callLater(self.stall_timeout, self._drop)
+
+    def resumeProducing(self) -> None:
+        if not self.paused:
+            return
+        self.paused = False
+        self._cancel_stall()
+        if self._newest is not self._sent:
+            self.send(self._newest)
+
+    def stopProducing(self) -> None:
+        self._cancel_stall()
+
+    def closed(self) -> None:
+        self._cancel_stall()
+        # A lost connection has already let go of its channel, and with it the producer.
+        if self.request.producer is not None and self.request.channel is not None:
+            self.request.unregisterProducer()
+
+    def end(self) -> None:
+        """Finish the response and close its connection: the page sees the bridge go away."""
+        channel = self.request.channel  # finish() lets go of it
+        self.closed()
+        self.request.finish()
+        # An ended EventSource reconnects; over a kept-alive connection it would be served again.
+        channel.loseConnection()
+
+    def _drop(self) -> None:
+        self._stall = None
+        peer = self.request.getClientAddress()
+        log.info("web view dropped the event stream to {peer}: it read nothing for {seconds}s",
+                 peer=f"{getattr(peer, 'host', peer)}:{getattr(peer, 'port', '')}", seconds=self.stall_timeout)
+        # Aborted, not closed: closing would first wait for the client to read what is buffered.
+        self.request.channel.transport.abortConnection()
+
+    def _cancel_stall(self) -> None:
+        if self._stall is not None and self._stall.active():
+            self._stall.cancel()
+        self._stall = None
+
+
+class _Site(server.Site):
+    """Answers only requests whose Host header passes `host_allowed`, and keeps no access log: a
+    line per page load and /state poll would drown the bridge's lifecycle log."""
 
     noisy = False
 
+    def __init__(self, root: resource.Resource, host_allowed):
+        super().__init__(root)
+        self._host_allowed = host_allowed
+        self._misdirected = _Text(421, b"this web view does not answer to that Host; open the address it logged\n")
+
+    def getResourceFor(self, request: server.Request) -> resource.IResource:
+        if not self._host_allowed(request.getHeader(b"host")):
+            return self._misdirected
+        return super().getResourceFor(request)
+
     def log(self, request: server.Request) -> None:
         pass
+
+
+class _Text(resource.Resource):
+    """A short plain-text answer with a fixed status, for any method."""
+
+    isLeaf = True
+
+    def __init__(self, code: int, body: bytes):
+        super().__init__()
+        self.code = code
+        self.body = body
+
+    def render(self, request: server.Request) -> bytes:
+        request.setResponseCode(self.code)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        return self.body
 
 
 class _Root(resource.Resource):
@@ -245,17 +367,21 @@ class _Events(resource.Resource):
     def __init__(self, view: WebView):
         super().__init__()
         self.view = view
+        self.full = _Text(503, b"too many open event streams; close a page of this web view and reload\n")
 
     def render_GET(self, request: server.Request):
         request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
         request.setHeader(b"x-accel-buffering", b"no")  # tells a fronting nginx not to hold events back
-        self.view.open_stream(request)
+        if not self.view.open_stream(request):
+            return self.full.render(request)
         return server.NOT_DONE_YET
 
 
-def start_web_view(bridge, host: str = "127.0.0.1", port: int = 8080, reactor=None) -> WebView:
+def start_web_view(
+    bridge, host: str = "127.0.0.1", port: int = 8080, reactor=None, options: WebOptions = WebOptions()
+) -> WebView:
     """Serve the web view for a running `bridge` on host:port; loopback unless the caller says otherwise."""
-    view = WebView(bridge, reactor)
+    view = WebView(bridge, reactor, options)
     view.listen(host, port)
     return view
