@@ -185,11 +185,16 @@ def start_view(bridge, address: tuple[str, int], any_free_port: bool, reactor):
 
     from bridge.web import start_web_view
 
+    from bridge.web.options import WebOptions
+
     host, port = address
+    web = bridge.config.web
+    options = WebOptions() if web is None else WebOptions(
+        max_streams=web.max_clients, stall_timeout=web.stall_timeout, hosts=web.hosts)
     try:
-        return start_web_view(bridge, host, port, reactor=reactor)
+        return start_web_view(bridge, host, port, reactor=reactor, options=options)
     except CannotListenError:
         if not any_free_port or port == 0:
             raise
         log.warn("port {port} is taken; the web view takes a free one", port=port)
-        return start_web_view(bridge, host, 0, reactor=reactor)
+        return start_web_view(bridge, host, 0, reactor=reactor, options=options)

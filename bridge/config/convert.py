@@ -22,7 +22,7 @@ from bridge.config.redact import MASK, redact_url
 from bridge.config.schema import SECRET_KEYS
 from bridge.config.units import format_duration, format_size, parse_duration, parse_listen, parse_size
 
-_DURATIONS = {"initial_delay", "max_delay", "ping_interval", "interval", "heartbeat"}
+_DURATIONS = {"initial_delay", "max_delay", "ping_interval", "interval", "heartbeat", "stall_timeout"}
 
 
 def _optional_duration(value: Any) -> float | None:
@@ -103,7 +103,9 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
     if "web" in data:
         default = WebConfig()
         host, port = parse_listen(data["web"].get("listen", f"{default.host}:{default.port}"))
-        web = WebConfig(host=host, port=port)
+        web = WebConfig(host=host, port=port, hosts=tuple(data["web"].get("hosts", ())),
+                        max_clients=data["web"].get("max_clients", default.max_clients),
+                        stall_timeout=parse_duration(data["web"].get("stall_timeout", default.stall_timeout)))
     return BridgeConfig(
         device=device,
         nats=nats,
@@ -122,7 +124,8 @@ def to_plain(config: BridgeConfig, secret_paths: set[Path]) -> dict:
     web = data.pop("web", None)
     if web is not None:
         host = f"[{web['host']}]" if ":" in web["host"] else web["host"]
-        data["web"] = {"listen": f"{host}:{web['port']}"}
+        data["web"] = {"listen": f"{host}:{web['port']}", "hosts": web["hosts"], "max_clients": web["max_clients"],
+                       "stall_timeout": web["stall_timeout"]}
     return {key: data[key] for key in ("version", "device", "nats", "subscriptions", "publications", "web") if key in data}
 
 

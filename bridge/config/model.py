@@ -94,6 +94,9 @@ class PublicationConfig:
 class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
+    hosts: tuple[str, ...] = ()
+    max_clients: int = 16
+    stall_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
