@@ -594,6 +594,33 @@ def test_encode_headers_refuses_what_would_corrupt_the_block(pair):
         encode_headers([pair])
 
 
+def plain_encode_headers(pairs) -> bytes:
+    """The header encoder read plainly (every key checked every time): the oracle for the one
+    that remembers keys it has checked."""
+    lines = ["NATS/1.0"]
+    for key, value in pairs:
+        if not key or any(c in key for c in ": \r\n\t") or "\r" in value or "\n" in value:
+            raise ValueError(key)
+        lines.append(f"{key}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
+
+
+header_part = st.text(alphabet="aB-:\r\n\t é\udc80", max_size=4)
+
+
+@given(st.lists(st.tuples(header_part, header_part), max_size=4))
+def test_encode_headers_same_as_the_plain_encoder_first_time_and_after(pairs):
+    for _ in range(2):  # the second time the valid keys are known to the encoder
+        try:
+            expected = plain_encode_headers(pairs)
+        except ValueError:
+            with pytest.raises(ValueError):
+                encode_headers(pairs)
+            continue
+        assert encode_headers(pairs) == expected
+        assert encode_headers(Headers(pairs)) == expected
+
+
 def reframe_hpub_as_hmsg(frame: bytes, sid: int) -> bytes:
     """What the server does with an HPUB: same block and payload, an HMSG line with our sid."""
     line, _, rest = frame.partition(b"\r\n")

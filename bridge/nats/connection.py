@@ -61,6 +61,12 @@ class State(enum.Enum):
     READY = "ready"
 
 
+# Twisted's TCP transport reads up to `bufferSize` bytes per reactor turn and pauses its producer
+# (our outbound queue) once it holds more than that unsent. 64 KiB by default: a bulk stream of
+# large messages then costs a reactor turn and a parser call per 64 KiB, and most frames span two reads.
+TRANSPORT_BUFFER = 256 * 1024
+
+
 class Lifeline(protocol.Protocol):
     """What `ClientService` sees of a connection: made when the handshake succeeded, lost when it ends."""
 
@@ -92,6 +98,8 @@ class Connection(protocol.Protocol):
     # --- handshake --------------------------------------------------------------------------
 
     def connectionMade(self) -> None:
+        if hasattr(self.transport, "bufferSize"):
+            self.transport.bufferSize = TRANSPORT_BUFFER
         if self.state is State.AWAIT_TLS:
             if not self._start_tls():
                 return

@@ -17,7 +17,7 @@ from zope.interface import implementer
 from bridge.nats.errors import OutboundBufferFullError
 
 # Largest single transport write while catching up: the transport holds at most one of these
-# beyond its own 64 KiB buffer, so nearly all unsent data is counted here.
+# beyond its own buffer (`connection.TRANSPORT_BUFFER`), so nearly all unsent data is counted here.
 WRITE_CHUNK = 64 * 1024
 
 

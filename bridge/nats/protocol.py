@@ -7,7 +7,8 @@ now holds; the encoders build what a client sends. Everything here can be tested
 from __future__ import annotations
 
 import json
-from typing import Iterable, Iterator, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 
 CRLF = b"\r\n"
 PING = b"PING\r\n"
@@ -41,15 +42,7 @@ class Headers:
         self._items: list[tuple[str, str]] = []
         if items is None:
             return
-        if isinstance(items, Headers):
-            self._items = list(items._items)
-            return
-        pairs = items.items() if isinstance(items, Mapping) else items
-        for key, value in pairs:
-            if isinstance(value, (list, tuple)):
-                self._items.extend((key, str(v)) for v in value)
-            else:
-                self._items.append((key, str(value)))
+        self._items = _header_items(items)
 
     def add(self, key: str, value: str) -> None:
         self._items.append((key, value))
@@ -91,6 +84,19 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
+
+
+def _header_items(items: Iterable[tuple[str, str]] | Mapping[str, str | list[str]]) -> list[tuple[str, str]]:
+    """(key, value) pairs of what `Headers()` takes: a list value gives one pair per element."""
+    if isinstance(items, Headers):
+        return list(items._items)
+    pairs = []
+    for key, value in items.items() if isinstance(items, Mapping) else items:
+        if isinstance(value, (list, tuple)):
+            pairs.extend((key, str(v)) for v in value)
+        else:
+            pairs.append((key, str(value)))
+    return pairs
 
 
 class Info:
@@ -549,25 +555,38 @@ def encode_pub(subject: str, payload: bytes, reply: str | None = None) -> bytes:
     return b"PUB %s %d\r\n%s\r\n" % (_wire(subject), len(payload), payload)
 
 
+_BAD_KEY_CHARS = re.compile("[: \r\n\t]")
+_valid_keys: set[str] = set()  # header keys that passed the check (str: they cannot change)
+
+
 def encode_headers(headers: Headers | Mapping | Iterable[tuple[str, str]], status: int | None = None) -> bytes:
-    if not isinstance(headers, Headers):
-        headers = Headers(headers)
+    items = headers._items if type(headers) is Headers else _header_items(headers)
     lines = [HEADER_VERSION if status is None else f"{HEADER_VERSION} {status}"]
-    for key, value in headers._items:
-        if not key or any(c in key for c in ": \r\n\t") or "\r" in value or "\n" in value:
+    for key, value in items:
+        if type(key) is not str or key not in _valid_keys:
+            if not key or _BAD_KEY_CHARS.search(key):
+                raise ValueError(f"invalid header {key!r}: {value!r}")
+            if type(key) is str:
+                _remember_key(key)
+        if "\r" in value or "\n" in value:
             raise ValueError(f"invalid header {key!r}: {value!r}")
         lines.append(f"{key}: {value}")
-    return _wire("\r\n".join(lines) + "\r\n\r\n")
+    lines.append("\r\n")
+    return _wire("\r\n".join(lines))
+
+
+def _remember_key(key: str) -> None:
+    if len(_valid_keys) >= CACHE_ENTRIES:
+        _valid_keys.clear()
+    _valid_keys.add(key)
 
 
 def encode_hpub(subject: str, payload: bytes, headers, reply: str | None = None) -> bytes:
     block = encode_headers(headers)
-    total = len(block) + len(payload)
+    size = len(block)
     if reply:
-        line = b"HPUB %s %s %d %d\r\n" % (_wire(subject), _wire(reply), len(block), total)
-    else:
-        line = b"HPUB %s %d %d\r\n" % (_wire(subject), len(block), total)
-    return line + block + payload + CRLF
+        return b"HPUB %s %s %d %d\r\n%s%s\r\n" % (_wire(subject), _wire(reply), size, size + len(payload), block, payload)
+    return b"HPUB %s %d %d\r\n%s%s\r\n" % (_wire(subject), size, size + len(payload), block, payload)
 
 
 def encode_sub(subject: str, sid: int, queue: str | None = None) -> bytes:
