@@ -6,7 +6,7 @@
 - a reading, on a publication's subject: `{"device", "sensor", "value", "unit"?, "time"}`.
 - info, the reply on `bridge.ID.info`: see `info_document`.
 
-Times are UTC ISO 8601 with milliseconds and a `Z`. README "Subjects and documents" documents the
+Times are UTC ISO 8601 with milliseconds and a `Z`. README "What the bridge publishes" documents the
 same fields; a change here is a change for every consumer.
 """
 

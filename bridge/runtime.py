@@ -25,7 +25,7 @@ from bridge.devices.worker import DeviceWorker
 from bridge.documents import encode, info_document, status_document, utc_now
 from bridge.nats import Client, NatsError
 from bridge.nats.repeats import RepeatSummary
-from bridge.publications import SensorPublication, moved_enough  # noqa: F401 (moved_enough: old import path)
+from bridge.publications import SensorPublication
 from bridge.subscriptions import ActionSubscription, SubscriptionStats, plan_reload
 from bridge.watchdog import HANG_AFTER, HangWatchdog, WatchedDevice
 
