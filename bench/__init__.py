@@ -18,4 +18,5 @@ BENCHMARKS = (
     ("failover_stop", "lower"),
     ("rss", "lower"),
     ("validate", "lower"),
+    ("reload_loss", "lower"),
 )

@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any, Callable, Mapping, NamedTuple
 
-from bridge.config.model import POLLED_SENSORS
+from bridge.names import POLLED_SENSORS
 
 MAX_TEXT_LENGTH = 1000
 ROTATIONS = (0, 90, 180, 270)

@@ -1,27 +1,33 @@
 """The running bridge: NATS subjects in, device actions out; sensor readings out on NATS.
 
-Built from a validated `BridgeConfig`; owns one NATS client, one device and that device's serial
-worker. Everything here runs on the reactor thread; device calls go through the worker.
+Built from a validated `BridgeConfig`; owns one NATS client, one device and that device's two
+serial workers (display, sensors), and the lifecycle (`BridgeState`). The parts it runs are
+given only what they use: `ActionSubscription` (bridge/subscriptions.py), `SensorPublication`
+(bridge/publications.py), `HangWatchdog` (bridge/watchdog.py); the JSON it publishes is built in
+bridge/documents.py. Everything here runs on the reactor thread; device calls go through the workers.
+
+    bytes -> bridge.nats.Client -> ActionSubscription -> actions.parse_command -> DeviceWorker -> thread -> reply
 """
 
 from __future__ import annotations
 
-import json
-import math
+import enum
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from bridge import __version__
-from bridge.actions import PayloadError, parse_command, reply_payload
 from bridge.config.model import BridgeConfig, PublicationConfig, SubscriptionConfig
 from bridge.devices import open_device
-from bridge.devices.worker import DeviceWorker, Dropped
+from bridge.devices.worker import DeviceWorker
+from bridge.documents import encode, info_document, status_document, utc_now
 from bridge.nats import Client, NatsError
+from bridge.nats.repeats import RepeatSummary
+from bridge.publications import SensorPublication
+from bridge.subscriptions import ActionSubscription, SubscriptionStats, plan_reload
+from bridge.watchdog import HANG_AFTER, HangWatchdog, WatchedDevice
 
 log = Logger(namespace="bridge")
 
@@ -29,8 +35,11 @@ JOYSTICK_POLL_INTERVAL = 0.05
 STOP_TIMEOUT = 10.0
 
 
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+class BridgeState(enum.Enum):
+    STARTING = "starting"  # opening the device, connecting, subscribing
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
 
 
 def client_for(config: BridgeConfig, reactor=None) -> Client:
@@ -66,213 +75,45 @@ def client_for(config: BridgeConfig, reactor=None) -> Client:
     )
 
 
-@dataclass
-class SubscriptionStats:
-    received: int = 0
-    applied: int = 0
-    errors: int = 0
-    dropped: int = 0
-
-
-class ActionSubscription:
-    """One `subscriptions:` entry: turns each message into a device command and replies."""
-
-    def __init__(self, bridge: "Bridge", config: SubscriptionConfig):
-        self.bridge = bridge
-        self.config = config
-        self.stats = SubscriptionStats()
-        self.subscription = None
-        self.worker: DeviceWorker | None = None
-
-    def start(self) -> None:
-        # Chosen once here, not per message: sensor reads have their own thread.
-        self.worker = self.bridge.sensor_worker if self.config.action == "read_sensors" else self.bridge.worker
-        self.subscription = self.bridge.client.subscribe(
-            self.config.subject, self.on_message, queue=self.config.queue
-        )
-
-    def stop(self) -> None:
-        if self.subscription is not None:
-            self.bridge.client.unsubscribe(self.subscription)
-            self.subscription = None
-
-    def on_message(self, msg) -> None:
-        stats = self.stats
-        stats.received += 1
-        action = self.config.action
-        try:
-            command = parse_command(action, msg.payload, self.config.args)
-        except PayloadError as error:
-            stats.errors += 1
-            log.warn("{subject}: rejected message: {error}", subject=msg.subject, error=str(error))
-            self._reply(msg, error)
-            return
-        worker = self.worker
-        if action == "get_pixels" and worker.idle:
-            # Nothing runs or waits, so the display is settled: read it here and skip two thread hops.
-            self._finished(msg, True, self.bridge.device.snapshot())
-            return
-        worker.enqueue(self, command, self.config.pending_limit, self.config.overflow, self._finished, msg)
-
-    def _finished(self, msg, ok: bool, result: Any) -> None:
-        stats = self.stats
-        if ok:
-            stats.applied += 1
-            if msg.reply:
-                self._reply(msg, result)
-            return
-        if isinstance(result, Dropped):
-            stats.dropped += 1
-        else:
-            stats.errors += 1
-        log.warn("{subject}: {action} failed: {error}", subject=msg.subject, action=self.config.action, error=str(result))
-        self._reply(msg, result)
-
-    def _reply(self, msg, result: Any) -> None:
-        if not msg.reply:
-            return
-        try:
-            self.bridge.client.publish(msg.reply, reply_payload(result))
-        except NatsError as error:
-            log.warn("could not reply on {reply}: {error}", reply=msg.reply, error=str(error))
-
-    def describe(self) -> str:
-        return f"subscription {self.config.subject} -> {self.config.action}"
-
-    def info(self) -> dict:
-        stats = self.stats
-        return {
-            "subject": self.config.subject,
-            "action": self.config.action,
-            "received": stats.received,
-            "applied": stats.applied,
-            "errors": stats.errors,
-            "dropped": stats.dropped,
-            "pending": self.bridge.worker.pending(self) if self.bridge.worker else 0,
-        }
-
-
-def moved_enough(previous: Any, current: Any, threshold: float, angles: bool = False) -> bool:
-    """Deadband: has any component of the reading moved by at least `threshold`?
-
-    With `angles` (orientation, in degrees) 359.9 -> 0.1 is a move of 0.2, not 359.8.
-    """
-    if isinstance(current, dict) and isinstance(previous, dict):
-        return any(moved_enough(previous.get(key), value, threshold, angles) for key, value in current.items())
-    if isinstance(current, (int, float)) and isinstance(previous, (int, float)):
-        moved = abs(current - previous)
-        if angles:
-            moved %= 360
-            moved = min(moved, 360 - moved)
-        return moved >= threshold
-    return current != previous
-
-
-class SensorPublication:
-    """One `publications:` entry: polls a sensor (or forwards joystick events) onto a subject."""
-
-    def __init__(self, bridge: "Bridge", config: PublicationConfig):
-        self.bridge = bridge
-        self.config = config
-        self.published = 0
-        self.last_value: Any = None
-        self.last_published_at: float | None = None
-        self.loop: task.LoopingCall | None = None
-        self._reading = False
-
-    def start(self) -> None:
-        if self.config.sensor == "joystick":
-            self.bridge.joystick_publications.append(self)
-            return
-        self.loop = task.LoopingCall(self.poll)
-        self.loop.clock = self.bridge.reactor
-        self.loop.start(self.config.interval, now=True).addErrback(
-            lambda failure: log.failure("publication {subject} stopped", failure, subject=self.config.subject)
-        )
-
-    def stop(self) -> None:
-        if self.loop is not None and self.loop.running:
-            self.loop.stop()
-        self.loop = None
-        if self in self.bridge.joystick_publications:
-            self.bridge.joystick_publications.remove(self)
-
-    def poll(self) -> None:
-        if self._reading:  # the device is still busy with the previous read: skip, don't pile up
-            return
-        self._reading = True
-        reading = self.bridge.sensor_worker.call(self.bridge.device.read, self.config.sensor)
-        reading.addCallbacks(self.on_reading, self.on_read_error)
-        reading.addErrback(lambda failure: log.failure("publishing {sensor} failed", failure, sensor=self.config.sensor))
-        reading.addBoth(self._done_reading)
-
-    def _done_reading(self, _):
-        self._reading = False
-
-    def on_read_error(self, failure) -> None:
-        log.warn("reading {sensor} failed: {error}", sensor=self.config.sensor, error=failure.getErrorMessage())
-
-    def on_reading(self, reading) -> None:
-        value, unit = reading
-        self.bridge.readings[self.config.sensor] = {"value": value, "unit": unit, "time": utc_now()}
-        now = self.bridge.reactor.seconds()
-        config = self.config
-        due = self.last_published_at is None or self.last_value is None
-        if not due and config.change is None:
-            due = True
-        if not due and moved_enough(self.last_value, value, config.change, angles=config.sensor == "orientation"):
-            due = True
-        if not due and config.heartbeat is not None and now - self.last_published_at >= config.heartbeat:
-            due = True
-        if due:
-            self.publish(value, unit)
-            self.last_value = value
-            self.last_published_at = now
-
-    def publish(self, value: Any, unit: str | None) -> None:
-        body = {"device": self.bridge.device_id, "sensor": self.config.sensor, "value": value}
-        if unit is not None:
-            body["unit"] = unit
-        body["time"] = utc_now()
-        try:
-            self.bridge.client.publish(self.config.subject, json.dumps(body).encode())
-            self.published += 1
-        except NatsError as error:
-            log.error("could not publish {sensor} on {subject}: {error}", sensor=self.config.sensor, subject=self.config.subject, error=str(error))
-
-    def describe(self) -> str:
-        return f"publication {self.config.sensor} -> {self.config.subject}"
-
-    def info(self) -> dict:
-        return {"subject": self.config.subject, "sensor": self.config.sensor, "published": self.published}
-
-
 class Bridge:
     """The whole running bridge for one config file."""
 
-    def __init__(self, config: BridgeConfig, reactor=None, device=None):
+    def __init__(self, config: BridgeConfig, reactor=None, device=None, *,
+                 clock: Callable[[], float] = time.monotonic, hang_after: float = HANG_AFTER):
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
         self.config = config
         self.device_id = config.device.id
         self.device = device
+        self.clock = clock  # monotonic: a Pi without an RTC steps its wall clock at boot
+        self.hang_after = hang_after
+        self.state = BridgeState.STARTING
         # Display actions and sensor reads each get their own serial thread: a reading (and its
         # heartbeat) never waits behind minutes of scrolling text, and the HAT's framebuffer and
         # its I2C sensors are separate hardware.
         self.worker: DeviceWorker | None = None
         self.sensor_worker: DeviceWorker | None = None
+        self.watchdog: HangWatchdog | None = None
         self.client: Client | None = None
         self.subscriptions: list[ActionSubscription] = []
+        self.removed_subscriptions = SubscriptionStats()  # what reloads removed, and their queued messages since
+        self._retiring: list[ActionSubscription] = []  # removed ones that may still have messages queued
         self.publications: list[SensorPublication] = []
-        self.joystick_publications: list[SensorPublication] = []
         self.readings: dict[str, dict] = {}
-        self.started_at = time.monotonic()
+        self.started_at = clock()
+        self.bad_requests = 0
+        self._bad_requests_log = RepeatSummary(
+            log, "{n} info request(s) could not be answered (latest reply subject {reply!r}: {error})", reactor
+        )
         self._joystick_loop: task.LoopingCall | None = None
         self._info_subscription = None
-        self.stopping = False
         self.gave_up = False  # the client stopped reconnecting (nats.reconnect.max_attempts)
         self.listeners: list[Callable[[str], None]] = []  # told "connected" / "disconnected"
+
+    @property
+    def stopping(self) -> bool:
+        return self.state in (BridgeState.STOPPING, BridgeState.STOPPED)
 
     @property
     def status_subject(self) -> str:
@@ -291,10 +132,16 @@ class Bridge:
             self.device = yield deferToThreadPool(
                 self.reactor, self.reactor.getThreadPool(), open_device, self.config.device
             )
-        self.worker = DeviceWorker(self.device, self.reactor, role="display")
+        display = WatchedDevice(self.device, "display", self.clock)
+        sensors = WatchedDevice(self.device, "sensors", self.clock)
+        self.worker = DeviceWorker(display, self.reactor, role="display")
         self.worker.start()
-        self.sensor_worker = DeviceWorker(self.device, self.reactor, role="sensors")
+        self.sensor_worker = DeviceWorker(sensors, self.reactor, role="sensors")
         self.sensor_worker.start()
+        self._sensor_device = sensors
+        self.watchdog = HangWatchdog([display, sensors], self.reactor, self._on_hangs_changed,
+                                     hang_after=self.hang_after, clock=self.clock)
+        self.watchdog.start()
         self.client = client_for(self.config, self.reactor)
         self.client.add_listener("connected", self._on_connected)
         self.client.add_listener("reconnected", self._on_connected)
@@ -307,9 +154,12 @@ class Bridge:
             servers=", ".join(self.client.servers),  # without any user:password from the URLs
         )
         yield self.client.connect()
+        if self.stopping:
+            return
         self._apply_subscriptions(self.config.subscriptions)
         self._apply_publications(self.config.publications)
         self._info_subscription = self.client.subscribe(self.info_subject, self._on_info_request)
+        self.state = BridgeState.RUNNING
         try:
             yield self.client.flush()
         except NatsError as error:  # dropped right after connecting: the client resubscribes on reconnect
@@ -323,17 +173,41 @@ class Bridge:
 
     # -- subscriptions and publications, also used by reload -----------------------------
 
+    def _worker_for(self, config: SubscriptionConfig) -> DeviceWorker:
+        return self.sensor_worker if config.action == "read_sensors" else self.worker
+
+    def _new_subscription(self, config: SubscriptionConfig) -> ActionSubscription:
+        return ActionSubscription(config, self.client, self._worker_for(config), self.device.snapshot)
+
     def _apply_subscriptions(self, wanted) -> None:
-        self.subscriptions = self._reconcile(self.subscriptions, wanted, ActionSubscription)
+        """Atomic for every message: a subscription whose subject and queue group stay keeps its
+        NATS subscription (and counts) and only takes the new config; new subjects are subscribed
+        before removed ones are unsubscribed; queued messages of removed ones still run and reply,
+        counted in `removed_subscriptions`."""
+        plan = plan_reload(self.subscriptions, wanted)
+        by_config: list[tuple[SubscriptionConfig, ActionSubscription]] = [(item.config, item) for item in plan.kept]
+        self._retiring = [item for item in self._retiring if item.pending]
+        for item, config in plan.replaced:
+            before = item.describe()
+            item.replace_config(config, self._worker_for(config))
+            by_config.append((config, item))
+            log.info("{before}: now {config}", before=before, config=_describe_change(config))
+        for config in plan.added:
+            item = self._new_subscription(config)
+            item.start()
+            by_config.append((config, item))
+            log.info("started {item}", item=item.describe())
+        for item in plan.removed:
+            item.retire(self.removed_subscriptions)
+            self._retiring.append(item)
+            log.info("stopped {item}", item=item.describe())
+        items = [item for _, item in by_config]
+        self.subscriptions = [next(item for item in items if item.config == config) for config in wanted]
 
     def _apply_publications(self, wanted) -> None:
-        self.publications = self._reconcile(self.publications, wanted, SensorPublication)
-        self._update_joystick_loop()
-
-    def _reconcile(self, running: list, wanted, make) -> list:
         """Stop what is no longer wanted, start what is new, keep (and keep counting) the rest."""
         kept = []
-        for item in running:
+        for item in self.publications:
             if item.config in wanted:
                 kept.append(item)
             else:
@@ -342,20 +216,40 @@ class Bridge:
         kept_configs = [item.config for item in kept]
         for config in wanted:
             if config not in kept_configs:
-                item = make(self, config)
+                item = self._new_publication(config)
                 item.start()
                 kept.append(item)
                 log.info("started {item}", item=item.describe())
-        return kept
+        self.publications = kept
+        self._update_joystick_loop()
+
+    def _new_publication(self, config: PublicationConfig) -> SensorPublication:
+        return SensorPublication(
+            config,
+            device_id=self.device_id,
+            read=lambda sensor: self.sensor_worker.call(self._sensor_device.read, sensor),
+            publish=self.client.publish,
+            reactor=self.reactor,
+            clock=self.clock,
+            record=self._record_reading,
+        )
+
+    def _record_reading(self, sensor: str, value: Any, unit: str | None) -> None:
+        self.readings[sensor] = {"value": value, "unit": unit, "time": utc_now()}
+
+    @property
+    def joystick_publications(self) -> list[SensorPublication]:
+        return [p for p in self.publications if p.config.sensor == "joystick"]
 
     def _update_joystick_loop(self) -> None:
-        if self.joystick_publications and self._joystick_loop is None:
+        wanted = bool(self.joystick_publications) and not self.stopping
+        if wanted and self._joystick_loop is None:
             self._joystick_loop = task.LoopingCall(self._poll_joystick)
             self._joystick_loop.clock = self.reactor
             self._joystick_loop.start(JOYSTICK_POLL_INTERVAL).addErrback(
                 lambda failure: log.failure("joystick polling stopped", failure)
             )
-        elif not self.joystick_publications and self._joystick_loop is not None:
+        elif not wanted and self._joystick_loop is not None:
             self._joystick_loop.stop()
             self._joystick_loop = None
 
@@ -369,14 +263,15 @@ class Bridge:
             return
         for direction, action in events:
             value = {"direction": direction, "action": action}
-            self.readings["joystick"] = {"value": value, "unit": None, "time": utc_now()}
+            self._record_reading("joystick", value, None)
             for publication in self.joystick_publications:
                 publication.publish(value, None)
 
     def reload(self, new_config: BridgeConfig) -> None:
         """Apply a changed config without dropping the connection (SIGHUP)."""
-        if self.stopping or self._info_subscription is None:
-            log.warn("reload ignored: the bridge is {state}", state="stopping" if self.stopping else "still starting")
+        if self.state is not BridgeState.RUNNING:
+            log.warn("reload ignored: the bridge is {state}",
+                     state="still starting" if self.state is BridgeState.STARTING else self.state.value)
             return
         restart_needed = [
             name for name in ("device", "nats", "web") if getattr(new_config, name) != getattr(self.config, name)
@@ -406,13 +301,23 @@ class Bridge:
 
     # -- status and info -----------------------------------------------------------------
 
-    def _publish_status(self, status: str) -> None:
-        body = {"device": self.device_id, "status": status, "version": __version__, "time": utc_now()}
-        self.client.publish(self.status_subject, json.dumps(body).encode())
+    def _publish_status(self, status: str | None = None) -> None:
+        hung = self.watchdog.hung if self.watchdog else []
+        if status is None:
+            status = "degraded" if hung else "online"
+        document = status_document(self.device_id, status, __version__, hung if status != "offline" else ())
+        self.client.publish(self.status_subject, encode(document))
+
+    def _on_hangs_changed(self, hung: list) -> None:
+        if self.client is not None and self.client.is_connected and not self.stopping:
+            try:
+                self._publish_status()
+            except NatsError as error:
+                log.warn("could not publish the status: {error}", error=str(error))
 
     def _on_connected(self, *_) -> None:
         log.info("connected to {url}", url=self.client.connected_url)
-        self._publish_status("online")
+        self._publish_status()
         for listener in list(self.listeners):
             listener("connected")
 
@@ -423,27 +328,47 @@ class Bridge:
             listener("disconnected")
 
     def _on_client_closed(self, *_) -> None:
-        if self.stopping or self._info_subscription is None:
+        if self.state is not BridgeState.RUNNING:
             return  # our own stop, or a failed first connect that start() reports
         log.error("gave up reconnecting to NATS after nats.reconnect.max_attempts attempts; stopping")
         self.gave_up = True
         self.reactor.stop()
 
-    def info(self) -> dict:
+    def _removed_info(self) -> dict:
+        self._retiring = [item for item in self._retiring if item.pending]
+        stats = self.removed_subscriptions
         return {
-            "device": self.device_id,
-            "driver": self.config.device.driver,
-            "version": __version__,
-            "uptime": round(time.monotonic() - self.started_at, 3),
-            "server": self.client.connected_url if self.client else None,
-            "connected": bool(self.client and self.client.is_connected),
-            "subscriptions": [s.info() for s in self.subscriptions],
-            "publications": [p.info() for p in self.publications],
+            "received": stats.received,
+            "applied": stats.applied,
+            "errors": stats.errors,
+            "dropped": stats.dropped,
+            "pending": sum(item.pending for item in self._retiring),
         }
 
+    def info(self) -> dict:
+        return info_document(
+            device_id=self.device_id,
+            driver=self.config.device.driver,
+            version=__version__,
+            state=self.state.value,
+            uptime=self.clock() - self.started_at,
+            server=self.client.connected_url if self.client else None,
+            connected=bool(self.client and self.client.is_connected),
+            hung=self.watchdog.hung if self.watchdog else [],
+            subscriptions=[s.info() for s in self.subscriptions],
+            removed_subscriptions=self._removed_info(),
+            publications=[p.info() for p in self.publications],
+            bad_requests=self.bad_requests,
+        )
+
     def _on_info_request(self, msg) -> None:
-        if msg.reply:
-            self.client.publish(msg.reply, json.dumps(self.info()).encode())
+        if not msg.reply:
+            return
+        try:
+            self.client.publish(msg.reply, encode(self.info()))
+        except NatsError as error:  # e.g. a wildcard reply subject: a bad request, not a crash
+            self.bad_requests += 1
+            self._bad_requests_log.add(reply=msg.reply, error=str(error))
 
     # -- shutdown ------------------------------------------------------------------------
 
@@ -451,10 +376,13 @@ class Bridge:
     def stop(self, timeout: float = STOP_TIMEOUT):
         """Graceful stop: take no more messages, let the current action finish, say offline, close."""
         log.info("bridge {device} stopping", device=self.device_id)
-        self.stopping = True
+        self.state = BridgeState.STOPPING
         for publication in self.publications:
             publication.stop()
         self._update_joystick_loop()
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        self._bad_requests_log.flush(again=False)
         if self.client is not None:
             for subscription in self.subscriptions:
                 subscription.stop()
@@ -475,4 +403,9 @@ class Bridge:
                 self.device.close()
             else:  # closing it under a running action would break that action, not stop it
                 log.warn("an action was still running after {timeout}s; leaving the device to it", timeout=timeout)
+        self.state = BridgeState.STOPPED
         log.info("bridge {device} stopped", device=self.device_id)
+
+
+def _describe_change(config: SubscriptionConfig) -> str:
+    return f"{config.action} with args {dict(config.args)}, pending_limit {config.pending_limit}, overflow {config.overflow}"

@@ -408,3 +408,39 @@ def test_bridge_exits_1_when_it_gives_up_reconnecting(tmp_path):
             finally:
                 process.kill()
     assert any("gave up reconnecting" in str(r.get("message")) for r in process.log_records()), process.logs()
+
+
+def test_sighup_that_changes_only_args_leaves_no_request_unanswered(server, outside, tmp_path):
+    from bench.common import bridge_config
+    from bench.reload_loss import DEVICE_ID, subscriptions, unanswered_across_reloads
+
+    colours = ("#000001", "#000002")
+    process = BridgeProcess(bridge_config(DEVICE_ID, [server.url], subscriptions(colours[0])), tmp_path, DEVICE_ID).start()
+    try:
+        process.wait_ready(outside)
+        result = unanswered_across_reloads(process, outside, server.url, colours, rate=2000, seconds=4.0)
+        info = process.info(outside)
+    finally:
+        assert process.stop() == 0
+    assert result["reloads"] >= 2, result
+    assert result["unanswered"] == 0, result
+    # The subscription kept its NATS subscription and its counts across the reloads.
+    (subscription,) = info["subscriptions"]
+    assert subscription["received"] >= result["sent"], (subscription, result)
+
+
+def test_info_request_with_a_wildcard_reply_subject_is_counted_not_a_crash(bridge, outside):
+    before = bridge.info(outside)["bad_requests"]
+    outside.publish("bridge.e2e.info", b"", reply="not.a.*.inbox")
+    outside.flush()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and bridge.info(outside)["bad_requests"] == before:
+        time.sleep(0.05)
+    assert bridge.info(outside)["bad_requests"] == before + 1
+    assert not any(r.get("level") == "critical" or "Traceback" in str(r) for r in bridge.log_records()), bridge.logs()
+
+
+def test_info_says_running_and_healthy(bridge, outside):
+    info = bridge.info(outside)
+    assert info["state"] == "running" and info["health"] == "ok" and info["hung"] == []
+    assert info["removed_subscriptions"] == {"received": 0, "applied": 0, "errors": 0, "dropped": 0, "pending": 0}

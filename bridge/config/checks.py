@@ -10,6 +10,7 @@ import os
 from pathlib import Path as FilePath
 from typing import Any, Callable, Iterator
 
+from bridge.actions import check_defaults
 from bridge.config.document import Document, Path, parse_value
 from bridge.config.errors import ConfigIssue, format_path
 from bridge.config.limits import MAX_SUBJECT_BYTES
@@ -48,8 +49,6 @@ def read_as_yaml(document: Document, path: Path) -> bool:
 
 def coerce_substituted_args(document: Document, substituted: set[Path]) -> None:
     """The same for subscription args, which the action (not the schema) checks."""
-    from bridge.actions import check_defaults
-
     for index, entry in _entries(document, "subscriptions"):
         action, args = entry.get("action"), entry.get("args")
         if action not in ACTIONS or not isinstance(args, dict):
@@ -110,8 +109,6 @@ def _duplicates(document: Document, key: str, what: str) -> Found:
 
 
 def _subscriptions(document: Document, config_dir: FilePath) -> Found:
-    from bridge.actions import check_defaults
-
     for index, entry in _entries(document, "subscriptions"):
         base = ("subscriptions", index)
         yield from _subject(document, base + ("subject",), entry.get("subject"), wildcards=True)

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path as FilePath
 from typing import Any
 
+from bridge.actions import normalise_defaults
 from bridge.config.checks import resolve_file
 from bridge.config.document import Path
 from bridge.config.model import (
@@ -31,8 +32,6 @@ def _optional_duration(value: Any) -> float | None:
 
 def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
     """Only for data that passed every check: nothing here reports errors."""
-    from bridge.actions import normalise_defaults
-
     device_data = data.get("device", {})
     device = DeviceConfig(
         id=device_data["id"],

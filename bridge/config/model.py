@@ -10,23 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-DRIVERS = ("sense-hat", "sense-emu", "memory")
-ACTIONS = (
-    "show_message",
-    "show_letter",
-    "set_pixel",
-    "set_pixels",
-    "clear",
-    "set_rotation",
-    "flip_h",
-    "flip_v",
-    "low_light",
-    "get_pixels",
-    "read_sensors",
-)
-POLLED_SENSORS = ("temperature", "humidity", "pressure", "orientation", "accelerometer", "gyroscope", "compass")
-SENSORS = POLLED_SENSORS + ("joystick",)
-OVERFLOW_POLICIES = ("queue", "latest")
+from bridge.names import ACTIONS, DRIVERS, OVERFLOW_POLICIES, POLLED_SENSORS, SENSORS  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
+from bridge.actions import check_defaults
 from bridge.config.document import Document, Path, Position, parse_value
 from bridge.config.errors import ConfigIssue, format_path
 from bridge.config.schema import schema_at, value_types
@@ -114,8 +115,6 @@ def override_value(document: Document, path: Path, raw: str) -> Any:
 
 def _args_value(document: Document, path: Path, raw: str) -> Any:
     """A subscription arg: YAML (`[1, 2, 3]`, `0.05`) when the action takes that, else the text as written."""
-    from bridge.actions import check_defaults
-
     value = parse_value(raw)
     action = document.get(path[:2] + ("action",))
     if len(path) != 4 or path[2] != "args" or not isinstance(action, str) or isinstance(value, str):

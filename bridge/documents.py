@@ -1,0 +1,78 @@
+"""The JSON documents the bridge publishes: its public contract, built in this one place.
+
+- status, on `bridge.ID.status`: `{"device", "status", "version", "time"}` with status `online`
+  (connected), `degraded` (connected, but a device call hangs: `hung` lists them) or `offline`
+  (graceful stop).
+- a reading, on a publication's subject: `{"device", "sensor", "value", "unit"?, "time"}`.
+- info, the reply on `bridge.ID.info`: see `info_document`.
+
+Times are UTC ISO 8601 with milliseconds and a `Z`. README "What the bridge publishes" documents the
+same fields; a change here is a change for every consumer.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def encode(document: dict) -> bytes:
+    return json.dumps(document).encode()
+
+
+def status_document(device_id: str, status: str, version: str, hung: Sequence[dict] = ()) -> dict:
+    document = {"device": device_id, "status": status, "version": version, "time": utc_now()}
+    if hung:
+        document["hung"] = list(hung)
+    return document
+
+
+def reading_document(device_id: str, sensor: str, value: Any, unit: str | None) -> dict:
+    document = {"device": device_id, "sensor": sensor, "value": value}
+    if unit is not None:
+        document["unit"] = unit
+    document["time"] = utc_now()
+    return document
+
+
+def info_document(
+    *,
+    device_id: str,
+    driver: str,
+    version: str,
+    state: str,
+    uptime: float,
+    server: str | None,
+    connected: bool,
+    hung: Sequence[dict],
+    subscriptions: Sequence[dict],
+    removed_subscriptions: dict,
+    publications: Sequence[dict],
+    bad_requests: int,
+) -> dict:
+    """`health` is `degraded` while a device call hangs (`hung` says which), else `ok`.
+
+    `removed_subscriptions` sums the counts of subscriptions a reload removed, including what
+    their queued messages did afterwards, and `pending` of those still queued; `bad_requests`
+    counts info requests that could not be answered (a reply subject the server would refuse).
+    """
+    return {
+        "device": device_id,
+        "driver": driver,
+        "version": version,
+        "state": state,
+        "health": "degraded" if hung else "ok",
+        "hung": list(hung),
+        "uptime": round(uptime, 3),
+        "server": server,
+        "connected": connected,
+        "subscriptions": list(subscriptions),
+        "removed_subscriptions": removed_subscriptions,
+        "publications": list(publications),
+        "bad_requests": bad_requests,
+    }

@@ -1,0 +1,23 @@
+"""The names a config may use for drivers, actions, sensors and overflow policies.
+
+A leaf module (it imports nothing from the project): `bridge.config` and `bridge.actions` both
+need these names, and import each other's modules at the top because neither owns them.
+"""
+
+DRIVERS = ("sense-hat", "sense-emu", "memory")
+ACTIONS = (
+    "show_message",
+    "show_letter",
+    "set_pixel",
+    "set_pixels",
+    "clear",
+    "set_rotation",
+    "flip_h",
+    "flip_v",
+    "low_light",
+    "get_pixels",
+    "read_sensors",
+)
+POLLED_SENSORS = ("temperature", "humidity", "pressure", "orientation", "accelerometer", "gyroscope", "compass")
+SENSORS = POLLED_SENSORS + ("joystick",)
+OVERFLOW_POLICIES = ("queue", "latest")
