@@ -60,9 +60,15 @@ class ActionSubscription:
         self.worker = worker
 
     def retire(self, totals: SubscriptionStats) -> None:
-        """Removed by a reload: unsubscribe; from now on count into `totals`, which already holds
-        what this one counted, so the queued messages' outcomes stay visible."""
-        self.stop()
+        """Removed by a reload: drain (messages the server already sent it still arrive and run);
+        from now on count into `totals`, which already holds what this one counted, so the queued
+        messages' outcomes stay visible."""
+        if self.subscription is not None:
+            subject = self.config.subject
+            self.subscription.drain().addErrback(
+                lambda failure: log.warn("draining {subject} after a reload: {error}", subject=subject,
+                                         error=failure.getErrorMessage()))
+            self.subscription = None
         totals.add(self.stats)
         self.stats = totals
 

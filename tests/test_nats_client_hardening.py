@@ -741,3 +741,27 @@ async def test_hostile_but_legal_frames_cost_at_most_their_own_message(nats_flav
             assert client.stats.reconnects == 0 and client.is_connected
         finally:
             raw.transport.abortConnection()
+
+
+@pytest_twisted.ensureDeferred
+async def test_draining_one_subscription_loses_nothing_the_server_already_sent_it(nats_server, make_client):
+    """Guards Client.drain_subscription: a queue-group member handing over to a new one (what a
+    reload does) still gets what was on its way to it; a plain unsubscribe drops that."""
+    publisher = make_client([nats_server.url])
+    receiver = make_client([nats_server.url])
+    await connected(publisher)
+    await connected(receiver)
+    old, new = Collector(), Collector()
+    old_sub = receiver.subscribe("handover", old, queue="workers")
+    await receiver.flush()
+    total = 20_000
+    for i in range(total):
+        publisher.publish("handover", b"%d" % i)
+    await old.wait_for(1)
+    receiver.subscribe("handover", new, queue="workers")
+    await old_sub.drain(timeout=5)
+    await publisher.flush()
+    await wait_until(lambda: len(old.messages) + len(new.messages) == total, timeout=10,
+                     what="every message at the old or the new member")
+    assert sorted(int(d) for d in old.data + new.data) == list(range(total))
+    assert not old_sub.is_active

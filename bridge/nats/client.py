@@ -294,6 +294,24 @@ class Client(Service):
         self._subs.remove(sub)
         self._outbound.control(wire.encode_unsub(sub.sid))
 
+    def drain_subscription(self, sub: Subscription, timeout: float = 2.0) -> defer.Deferred:
+        """Stop `sub` without losing what the server already sent it (nats.go's Subscription.Drain):
+        UNSUB now, keep delivering until the server confirms with a PONG that nothing more is on
+        its way, then forget it. Fails with `NatsTimeoutError` when the PONG does not come in
+        time; the subscription is forgotten either way."""
+        if not sub.is_active:
+            return defer.succeed(None)
+        self._outbound.control(wire.encode_unsub(sub.sid))
+        confirmed = self._flush_if_connected()
+        confirmed.addTimeout(timeout, self._reactor,
+                             onTimeoutCancel=timeout_as(f"drain of {sub.subject!r} not confirmed by the server"))
+
+        def forget(result):
+            self._subs.remove(sub)
+            return result
+
+        return confirmed.addBoth(forget)
+
     def new_inbox(self) -> str:
         return new_inbox()
 
@@ -456,7 +474,7 @@ class Client(Service):
     # --- connection lifecycle ---------------------------------------------------------------
 
     def _subscribe(self, subject: str, callback, queue: str | None = None, max_msgs: int | None = None):
-        sub = self._subs.add(subject, queue, callback, max_msgs, self.unsubscribe)
+        sub = self._subs.add(subject, queue, callback, max_msgs, self.unsubscribe, self.drain_subscription)
         if self._conn is not None:
             self._outbound.control(self._subs.sub_frames(sub))
         return sub

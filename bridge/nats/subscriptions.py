@@ -36,9 +36,10 @@ class Subscription:
     """Handle returned by `Client.subscribe`; counts deliveries to honour `max_msgs` across reconnects."""
 
     def __init__(self, table: "Subscriptions", sid: int, subject: str, queue: str | None, callback,
-                 max_msgs: int | None, unsubscribe: Callable):
+                 max_msgs: int | None, unsubscribe: Callable, drain: Callable | None = None):
         self._table = table
         self._unsubscribe = unsubscribe
+        self._drain = drain
         self.sid = sid
         self.subject = subject
         self.queue = queue
@@ -56,6 +57,10 @@ class Subscription:
     def unsubscribe(self, max_msgs: int | None = None) -> None:
         self._unsubscribe(self, max_msgs)
 
+    def drain(self, timeout: float = 2.0):
+        """`Client.drain_subscription(self)`: stop without losing messages already sent to it."""
+        return self._drain(self, timeout)
+
     def __repr__(self) -> str:
         queue = f" queue={self.queue!r}" if self.queue else ""
         return f"<Subscription sid={self.sid} {self.subject!r}{queue} delivered={self.delivered}>"
@@ -69,8 +74,9 @@ class Subscriptions:
         self._next_sid = 1
         self.in_flight: set[defer.Deferred] = set()
 
-    def add(self, subject: str, queue: str | None, callback, max_msgs: int | None, unsubscribe) -> Subscription:
-        sub = Subscription(self, self._next_sid, subject, queue, callback, max_msgs, unsubscribe)
+    def add(self, subject: str, queue: str | None, callback, max_msgs: int | None, unsubscribe,
+            drain=None) -> Subscription:
+        sub = Subscription(self, self._next_sid, subject, queue, callback, max_msgs, unsubscribe, drain)
         self._next_sid += 1
         self._subs[sub.sid] = sub
         return sub
