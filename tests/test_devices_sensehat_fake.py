@@ -181,6 +181,7 @@ def _build_board(scenario: dict) -> int:
         _write(FRAMEBUFFER, "\0" * 128)
     if os.path.exists(FRAMEBUFFER):
         _device_node(FRAMEBUFFER, "video")
+        os.chmod(FRAMEBUFFER, int(scenario.get("framebuffer_mode", "660"), 8))
     if scenario.get("i2c", True):
         _write("/dev/i2c-1", "")
         _device_node("/dev/i2c-1", "i2c")
@@ -205,11 +206,14 @@ def _build_board(scenario: dict) -> int:
     return stick
 
 
+GAMMA = list(GAMMA_DEFAULT)  # the fake framebuffer driver's gamma table
+
+
 def _fake_gamma_ioctls() -> None:
     """Answer the framebuffer driver's gamma ioctls for /dev/fb1, which a file cannot."""
     real_ioctl = fcntl.ioctl
     framebuffer = os.stat(FRAMEBUFFER)
-    gamma = list(GAMMA_DEFAULT)
+    gamma = GAMMA
 
     def ioctl(fd, request, arg=0, mutate_flag=True):
         number = fd if isinstance(fd, int) else fd.fileno()
@@ -248,6 +252,7 @@ def _happy_path(stick: int) -> dict:
             "pixels": device.get_pixels(),
             "snapshot": [list(colour) for colour in device.snapshot()],
             "low_light": device.low_light,
+            "gamma_is_low": GAMMA == GAMMA_LOW,
             "readings": {sensor: device.read(sensor) for sensor in (
                 "temperature", "humidity", "pressure", "orientation", "accelerometer", "gyroscope", "compass"
             )},
@@ -257,6 +262,19 @@ def _happy_path(stick: int) -> dict:
         device.close()
 
 
+def _board_files_open() -> list[str]:
+    """The board's device files this process still has open (besides the joystick's write end)."""
+    targets = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except FileNotFoundError:  # the descriptor listdir itself used
+            pass
+    return sorted(target for target in targets if target == FRAMEBUFFER) + sorted(
+        target for target in targets if target == JOYSTICK
+    )[1:]
+
+
 def _open(_stick: int) -> dict:
     from bridge.config.model import DeviceConfig
     from bridge.devices import DeviceUnavailable, open_device
@@ -264,7 +282,7 @@ def _open(_stick: int) -> dict:
     try:
         open_device(DeviceConfig(id="pi", driver="sense-hat")).close()
     except DeviceUnavailable as error:
-        return {"unavailable": str(error), "suppressed": error.__suppress_context__}
+        return {"unavailable": str(error), "suppressed": error.__suppress_context__, "left_open": _board_files_open()}
     except BaseException as error:
         return {"escaped": "".join(traceback.format_exception(error))}
     return {"opened": True}
@@ -394,7 +412,7 @@ def test_the_happy_path_end_to_end(board, loop_device):
     expected = [[0, 0, 0]] * 64
     expected[1], expected[63] = [248, 0, 0], [8, 200, 24]  # RGB565 quantises
     assert result["pixels"] == result["snapshot"] == expected
-    assert result["low_light"] is True
+    assert result["low_light"] is True and result["gamma_is_low"]
     readings = result["readings"]
     assert readings["temperature"] == [22.25, "°C"]  # the library reads it from the humidity sensor
     assert readings["humidity"] == [45.5, "%RH"]
@@ -419,6 +437,12 @@ def test_a_user_outside_the_video_group(board):
     result, _ = board("open", groups=["input", "i2c"])
     assert_one_sentence(result, f"cannot open the Sense HAT framebuffer {FRAMEBUFFER}: permission denied",
                         "'video' group", f"usermod -aG video {USER}")
+
+
+def test_a_framebuffer_the_user_may_read_but_not_write(board):
+    # sense_hat itself only checks that /dev/fb1 exists; the first write would fail at run time.
+    result, _ = board("open", framebuffer_mode="640")
+    assert_one_sentence(result, f"cannot open the Sense HAT framebuffer {FRAMEBUFFER}: permission denied")
 
 
 def test_a_framebuffer_without_its_joystick(board):
@@ -446,6 +470,7 @@ def test_i2c_not_enabled(board):
 def test_a_sensor_that_does_not_answer(board, init, sensor):
     result, _ = board("open", rtimu_fail=init)
     assert_one_sentence(result, f"{sensor} sensor", "I2C", "'i2c' group")
+    assert result["left_open"] == []  # the joystick sense_hat opened is closed again
 
 
 def test_a_service_user_without_a_home(board):
