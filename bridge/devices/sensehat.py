@@ -1,7 +1,10 @@
 """The `sense-hat` driver: the real board through the `sense_hat` library, imported lazily.
 
-Off a Pi every failure here becomes one DeviceUnavailable sentence that says what was looked for
-and that the sense-emu or memory driver runs without hardware.
+Every failure to start — the library or RTIMU missing, no "RPi-Sense FB" framebuffer, no joystick,
+I2C off, a sensor that does not answer, a device file or the settings directory refused — becomes
+one DeviceUnavailable sentence that names what is missing, how to fix it, and that the sense-emu or
+memory driver runs without hardware. tests/test_devices_sensehat_fake.py runs the real library on a
+faked board to hold each of them to that.
 """
 
 from __future__ import annotations
