@@ -17,10 +17,11 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from bridge import __version__
-from bridge.actions import PayloadError, parse_command, reply_payload
+from bridge.actions import reply_payload
 from bridge.config.model import BridgeConfig, PublicationConfig, SubscriptionConfig
 from bridge.devices import open_device
 from bridge.devices.worker import DeviceWorker, Dropped
+from bridge.intake import Intake
 from bridge.nats import Client, NatsError
 
 log = Logger(namespace="bridge")
@@ -99,42 +100,47 @@ class ActionSubscription:
     def on_message(self, msg) -> None:
         stats = self.stats
         stats.received += 1
-        action = self.config.action
+        intake = getattr(self, "_intake", None)
+        if intake is None:  # made here rather than in __init__ (bridge/intake.py)
+            intake = self._intake = Intake(self.config, self.bridge.reactor, log)
+        # Only the subjects are kept while the command waits, not the message and its payload.
+        context = (msg.subject, msg.reply)
         try:
-            command = parse_command(action, msg.payload, self.config.args)
-        except PayloadError as error:
-            stats.errors += 1
-            log.warn("{subject}: rejected message: {error}", subject=msg.subject, error=str(error))
-            self._reply(msg, error)
+            command = intake.command(msg.payload)
+        except Exception as error:  # a bad payload, the rate, or a bug: it costs this message only
+            self._finished(context, False, error)
             return
         worker = self.worker
-        if action == "get_pixels" and worker.idle:
+        if command.action == "get_pixels" and worker.idle:
             # Nothing runs or waits, so the display is settled: read it here and skip two thread hops.
-            self._finished(msg, True, self.bridge.device.snapshot())
+            self._finished(context, True, self.bridge.device.snapshot())
             return
-        worker.enqueue(self, command, self.config.pending_limit, self.config.overflow, self._finished, msg)
+        config = self.config
+        worker.enqueue(self, command, config.pending_limit, config.overflow, self._finished, context,
+                       len(msg.payload), config.pending_bytes)
 
-    def _finished(self, msg, ok: bool, result: Any) -> None:
+    def _finished(self, context, ok: bool, result: Any) -> None:
+        subject, reply = context
         stats = self.stats
         if ok:
             stats.applied += 1
-            if msg.reply:
-                self._reply(msg, result)
+            if reply:
+                self._reply(reply, result)
             return
         if isinstance(result, Dropped):
             stats.dropped += 1
         else:
             stats.errors += 1
-        log.warn("{subject}: {action} failed: {error}", subject=msg.subject, action=self.config.action, error=str(result))
-        self._reply(msg, result)
+        self._intake.not_applied(subject, result)
+        self._reply(reply, result)
 
-    def _reply(self, msg, result: Any) -> None:
-        if not msg.reply:
+    def _reply(self, reply, result: Any) -> None:
+        if not reply:
             return
         try:
-            self.bridge.client.publish(msg.reply, reply_payload(result))
+            self.bridge.client.publish(reply, reply_payload(result))
         except NatsError as error:
-            log.warn("could not reply on {reply}: {error}", reply=msg.reply, error=str(error))
+            log.warn("could not reply on {reply}: {error}", reply=reply, error=str(error))
 
     def describe(self) -> str:
         return f"subscription {self.config.subject} -> {self.config.action}"

@@ -110,7 +110,7 @@ def _duplicates(document: Document, key: str, what: str) -> Found:
 
 
 def _subscriptions(document: Document, config_dir: FilePath) -> Found:
-    from bridge.actions import check_defaults
+    from bridge.actions import check_defaults, check_locked
 
     for index, entry in _entries(document, "subscriptions"):
         base = ("subscriptions", index)
@@ -120,6 +120,14 @@ def _subscriptions(document: Document, config_dir: FilePath) -> Found:
             for key, message in check_defaults(action, args):
                 path = base + ("args", key) if key in args else base + ("args",)
                 yield path, document.issue(path, message, key=message.startswith("unknown key"))
+        locked = entry.get("locked")
+        if action in ACTIONS and isinstance(locked, list):
+            for position, message in check_locked(action, locked):
+                path = base + ("locked", position)
+                yield path, document.issue(path, message.replace("unknown key", "locked names no key", 1))
+        if "burst" in entry and entry.get("rate") is None:
+            path = base + ("burst",)
+            yield path, document.issue(path, "burst only applies with a rate; set rate (e.g. 20/s) or drop burst", key=True)
     yield from _duplicates(document, "subscriptions", "action")
 
 
