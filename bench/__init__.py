@@ -17,5 +17,6 @@ BENCHMARKS = (
     ("failover_kill", "lower"),
     ("failover_stop", "lower"),
     ("rss", "lower"),
+    ("rss_flooded", "lower"),
     ("validate", "lower"),
 )
