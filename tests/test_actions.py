@@ -284,7 +284,10 @@ json_values = st.recursive(
 def _text_payloads():
     """Arbitrary text (any code point, surrogates aside), also wrapped the ways the readers look at."""
     text = st.text(max_size=40)
-    digits = st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=8)  # "²", "٩٠"
+    digits = st.one_of(  # "²" and "٩٠" are isdigit(), 5,000 digits are more than int() takes
+        st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=8),
+        st.builds(lambda digit, count: digit * count, st.sampled_from("19²"), st.integers(1, 6000)),
+    )
     return st.one_of(
         text,
         digits,
