@@ -17,6 +17,7 @@ BENCHMARKS = (
     ("failover_kill", "lower"),
     ("failover_stop", "lower"),
     ("rss", "lower"),
+    ("rss_flooded", "lower"),
     ("validate", "lower"),
     ("reload_loss", "lower"),
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import threading
 from typing import Any, Callable, Mapping, NamedTuple
 
 from bridge.names import POLLED_SENSORS
@@ -40,6 +41,28 @@ class Command(NamedTuple):
     action: str
     args: tuple
     cheap: bool
+
+
+class Limits(NamedTuple):
+    """What one subscription lets a single message ask for; None or empty means no cap.
+
+    `max_payload` bytes (checked before anything is decoded), `max_scroll` seconds one scroll may
+    take at most (see `scroll_seconds`), `locked` keys a payload may not set (the subscription's
+    args, or the fallback, hold for them).
+    """
+
+    max_payload: int | None = None
+    max_scroll: float | None = None
+    locked: frozenset = frozenset()
+
+
+NO_LIMITS = Limits()
+
+
+def scroll_seconds(text: str, scroll_speed: float) -> float:
+    """The longest `show_message(text)` can take: the libraries step 8 + Σ(glyph width + 1)
+    columns, one per `scroll_speed`, and no glyph of their font is wider than 5."""
+    return (8 + 6 * len(text)) * scroll_speed
 
 
 # Command(...) goes through a Python-level __new__; this skips it on the hot path.
@@ -136,15 +159,18 @@ def _boolean(value: Any) -> bool:
 _scan_json = json.JSONDecoder().scan_once
 
 
+_JSON_WHITESPACE = " \t\n\r"  # what json.loads skips; str.strip() would also skip e.g. U+00A0
+
+
 def _loads(text: str) -> Any:
-    start = len(text) - len(text.lstrip())
+    start = len(text) - len(text.lstrip(_JSON_WHITESPACE))
     try:
         value, end = _scan_json(text, start)
     except (StopIteration, ValueError):
         end = -1
     except RecursionError:  # e.g. b"[" * 200000: the scanner recurses once per level
         raise _Invalid("payload is not valid JSON: nested too deeply") from None
-    if end == -1 or text[end:].strip():
+    if end == -1 or text[end:].strip(_JSON_WHITESPACE):
         try:
             json.loads(text)
         except ValueError as error:
@@ -211,7 +237,9 @@ def _rotation_text_or_object(text: str) -> dict:
         return {}
     if _looks_like_object(stripped):
         return _json_object(stripped)
-    if stripped.isdigit():
+    # ASCII digits only, and few: "²".isdigit() is true but int() refuses it, and int() refuses
+    # more than 4300 digits; neither may escape as anything but a PayloadError.
+    if stripped.isascii() and stripped.isdigit() and len(stripped) <= 4:
         return {"rotation": int(stripped)}
     raise _Invalid(f"payload must be 0, 90, 180 or 270, got {_describe(stripped)}")
 
@@ -293,9 +321,12 @@ def _unknown_key_message(action: str, key: str, spec: _Spec) -> str:
     return f"unknown key for {action}{_suggestion(key, spec.keys)}; allowed: {allowed}"
 
 
-def parse_command(action: str, payload: bytes, defaults: Mapping[str, Any]) -> Command:
+def parse_command(action: str, payload: bytes, defaults: Mapping[str, Any], limits: Limits = NO_LIMITS) -> Command:
     """Turn one message into a device command, or raise PayloadError saying what is wrong."""
     spec = _spec(action)
+    if limits.max_payload is not None and len(payload) > limits.max_payload:
+        raise PayloadError(f"{action}: payload is {len(payload)} bytes, more than this subscription's "
+                           f"max_payload of {limits.max_payload}")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -304,6 +335,9 @@ def parse_command(action: str, payload: bytes, defaults: Mapping[str, Any]) -> C
         given = spec.read_text(text)
     except _Invalid as error:
         raise PayloadError(f"{action}: {error}") from None
+    if limits.locked and not limits.locked.isdisjoint(given):
+        key = next(key for key in given if key in limits.locked)
+        raise PayloadError(f"{action}: {key} is locked by this subscription's config; leave it out of the payload")
     if defaults:
         merged = dict(defaults)
         merged.update(given)
@@ -325,6 +359,14 @@ def parse_command(action: str, payload: bytes, defaults: Mapping[str, Any]) -> C
                 raise PayloadError(f"{action}: {key} is missing; the payload should be {spec.example}")
     except _Invalid as error:
         raise PayloadError(f"{action}: {key} {error}") from None
+    if action == "show_message" and limits.max_scroll is not None:
+        text, _, _, speed = args
+        seconds = scroll_seconds(text, speed)
+        if seconds > limits.max_scroll:
+            raise PayloadError(
+                f"show_message: {len(text)} characters at scroll_speed {speed:g} may scroll for {seconds:.0f} s, "
+                f"more than this subscription's max_scroll of {limits.max_scroll:g} s; send less text or a "
+                f"smaller scroll_speed")
     return _new_command(Command, (action, tuple(args), spec.cheap))
 
 
@@ -344,6 +386,15 @@ def check_defaults(action: str, args: Mapping[str, Any]) -> list[tuple[str, str]
         except _Invalid as error:
             problems.append((key, str(error)))
     return problems
+
+
+def check_locked(action: str, names: list) -> list[tuple[int, str]]:
+    """(index, message) for every `locked` entry that is not a key of the action; [] when all fine."""
+    spec = _SPECS.get(action)
+    if spec is None:
+        return []
+    return [(index, _unknown_key_message(action, str(name), spec))
+            for index, name in enumerate(names) if isinstance(name, str) and name not in spec.keys]
 
 
 def normalise_defaults(action: str, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -367,13 +418,19 @@ _SPECIAL_RUNNERS: dict[str, Callable[..., Any]] = {
 }
 
 
-def execute(device, command: Command) -> Any:
-    """Run a command on the device (blocking): None for plain actions, the data for queries."""
+def execute(device, command: Command, interrupt: threading.Event | None = None) -> Any:
+    """Run a command on the device (blocking): None for plain actions, the data for queries.
+
+    `interrupt`, once set, ends a scrolling show_message early (the device returns at its next
+    frame); the other actions are quick and ignore it.
+    """
     try:
         run = _SPECIAL_RUNNERS.get(command.action)
-        if run is None:
-            return getattr(device, command.action)(*command.args)
-        return run(device, *command.args)
+        if run is not None:
+            return run(device, *command.args)
+        if interrupt is not None and command.action == "show_message":
+            return device.show_message(*command.args, interrupt=interrupt)
+        return getattr(device, command.action)(*command.args)
     except Exception as error:
         raise ActionFailed(f"{command.action}: {error}") from error
 

@@ -177,7 +177,7 @@ class Bridge:
         return self.sensor_worker if config.action == "read_sensors" else self.worker
 
     def _new_subscription(self, config: SubscriptionConfig) -> ActionSubscription:
-        return ActionSubscription(config, self.client, self._worker_for(config), self.device.snapshot)
+        return ActionSubscription(config, self.client, self._worker_for(config), self.device.snapshot, self.reactor)
 
     def _apply_subscriptions(self, wanted) -> None:
         """Atomic for every message: a subscription whose subject and queue group stay keeps its

@@ -12,9 +12,10 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 from twisted.logger import Logger
 
-from bridge.actions import PayloadError, parse_command, reply_payload
+from bridge.actions import reply_payload
 from bridge.config.model import SubscriptionConfig
 from bridge.devices.worker import DeviceWorker, Dropped
+from bridge.intake import Intake
 from bridge.nats import NatsError
 
 log = Logger(namespace="bridge")
@@ -35,13 +36,16 @@ class SubscriptionStats:
 class ActionSubscription:
     """One `subscriptions:` entry: turns each message into a device command and replies."""
 
-    def __init__(self, config: SubscriptionConfig, client, worker: DeviceWorker, snapshot: Callable[[], Any]):
+    def __init__(self, config: SubscriptionConfig, client, worker: DeviceWorker, snapshot: Callable[[], Any],
+                 reactor):
         self.config = config
         self.client = client
         self.worker = worker  # sensor reads have their own thread: the caller picks it per action
         self.snapshot = snapshot
         self.stats = SubscriptionStats()
         self.subscription = None
+        self._reactor = reactor
+        self._intake = Intake(config, reactor, log)  # payload limits, rate, and the summarised log
 
     def start(self) -> None:
         self.subscription = self.client.subscribe(self.config.subject, self.on_message, queue=self.config.queue)
@@ -50,6 +54,7 @@ class ActionSubscription:
         if self.subscription is not None:
             self.client.unsubscribe(self.subscription)
             self.subscription = None
+        self._intake.problems.flush(again=False)  # the repeats counted since the last summary line
 
     def replace_config(self, config: SubscriptionConfig, worker: DeviceWorker) -> None:
         """Same subject and queue group, other action/args/limits: keep the NATS subscription and the counts.
@@ -58,6 +63,8 @@ class ActionSubscription:
         """
         self.config = config
         self.worker = worker
+        self._intake.problems.flush(again=False)
+        self._intake = Intake(config, self._reactor, log)
 
     def retire(self, totals: SubscriptionStats) -> None:
         """Removed by a reload: drain (messages the server already sent it still arrive and run);
@@ -75,42 +82,44 @@ class ActionSubscription:
     def on_message(self, msg) -> None:
         stats = self.stats
         stats.received += 1
-        action = self.config.action
+        # Only the subjects are kept while the command waits, not the message and its payload.
+        context = (msg.subject, msg.reply)
         try:
-            command = parse_command(action, msg.payload, self.config.args)
-        except PayloadError as error:
-            stats.errors += 1
-            log.warn("{subject}: rejected message: {error}", subject=msg.subject, error=str(error))
-            self._reply(msg, error)
+            command = self._intake.command(msg.payload)
+        except Exception as error:  # a bad payload, the rate, or a bug: it costs this message only
+            self._finished(context, False, error)
             return
         worker = self.worker
-        if action == "get_pixels" and worker.idle:
+        if command.action == "get_pixels" and worker.idle:
             # Nothing runs or waits, so the display is settled: read it here and skip two thread hops.
-            self._finished(msg, True, self.snapshot())
+            self._finished(context, True, self.snapshot())
             return
-        worker.enqueue(self, command, self.config.pending_limit, self.config.overflow, self._finished, msg)
+        config = self.config
+        worker.enqueue(self, command, config.pending_limit, config.overflow, self._finished, context,
+                       len(msg.payload), config.pending_bytes)
 
-    def _finished(self, msg, ok: bool, result: Any) -> None:
+    def _finished(self, context, ok: bool, result: Any) -> None:
+        subject, reply = context
         stats = self.stats
         if ok:
             stats.applied += 1
-            if msg.reply:
-                self._reply(msg, result)
+            if reply:
+                self._reply(reply, result)
             return
         if isinstance(result, Dropped):
             stats.dropped += 1
         else:
             stats.errors += 1
-        log.warn("{subject}: {action} failed: {error}", subject=msg.subject, action=self.config.action, error=str(result))
-        self._reply(msg, result)
+        self._intake.not_applied(subject, result)
+        self._reply(reply, result)
 
-    def _reply(self, msg, result: Any) -> None:
-        if not msg.reply:
+    def _reply(self, reply, result: Any) -> None:
+        if not reply:
             return
         try:
-            self.client.publish(msg.reply, reply_payload(result))
+            self.client.publish(reply, reply_payload(result))
         except NatsError as error:
-            log.warn("could not reply on {reply}: {error}", reply=msg.reply, error=str(error))
+            log.warn("could not reply on {reply}: {error}", reply=reply, error=str(error))
 
     @property
     def pending(self) -> int:

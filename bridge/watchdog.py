@@ -61,10 +61,10 @@ class WatchedDevice:
             return attribute
         clock = self._clock
 
-        def watched(*args):
+        def watched(*args, **options):  # options: e.g. the scroll's `interrupt` event
             self.current = (name, args, clock())
             try:
-                return attribute(*args)
+                return attribute(*args, **options)
             finally:
                 self.current = None
 

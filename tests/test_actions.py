@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from bridge.actions import (
     ActionFailed,
     Command,
+    Limits,
     PayloadError,
     check_defaults,
     execute,
@@ -19,6 +21,7 @@ from bridge.actions import (
     parse_colour,
     parse_command,
     reply_payload,
+    scroll_seconds,
 )
 from bridge.config.model import ACTIONS, POLLED_SENSORS
 from bridge.devices.memory import MemoryDevice
@@ -278,8 +281,25 @@ json_values = st.recursive(
 )
 
 
+def _text_payloads():
+    """Arbitrary text (any code point, surrogates aside), also wrapped the ways the readers look at."""
+    text = st.text(max_size=40)
+    digits = st.one_of(  # "²" and "٩٠" are isdigit(), 5,000 digits are more than int() takes
+        st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=8),
+        st.builds(lambda digit, count: digit * count, st.sampled_from("19²"), st.integers(1, 6000)),
+    )
+    return st.one_of(
+        text,
+        digits,
+        st.builds(lambda t: "{" + t + "}", text),
+        st.builds(lambda t, ws: ws + t + ws, text, st.sampled_from(["", " ", "\u00a0", "\n", "\u2028"])),
+        st.builds(lambda key, value: json.dumps({key: value}), st.sampled_from(["x", "text", "rotation", "letter", "enabled", "pixels"]), text),
+    ).map(lambda t: t.encode("utf-8", "surrogatepass"))
+
+
 @settings(max_examples=300, deadline=None)
-@given(action=st.sampled_from(ACTIONS), payload=st.binary(max_size=60) | json_values.map(lambda v: json.dumps(v).encode()))
+@given(action=st.sampled_from(ACTIONS),
+       payload=st.binary(max_size=60) | _text_payloads() | json_values.map(lambda v: json.dumps(v).encode()))
 def test_any_payload_gives_a_command_or_a_payload_error(action, payload):
     # Bad payloads must never crash the subscription with anything but a clear PayloadError.
     try:
@@ -289,3 +309,63 @@ def test_any_payload_gives_a_command_or_a_payload_error(action, payload):
     else:
         assert command.action == action
         json.dumps(execute(MemoryDevice(), command))  # and it runs, with a JSON-able result
+
+
+@pytest.mark.parametrize("payload", ["²", "٩٠", "9" * 5000, "0" * 4301])
+def test_set_rotation_text_that_is_digits_but_not_an_int_is_a_payload_error(payload):
+    with pytest.raises(PayloadError, match=r"^set_rotation: "):
+        parse("set_rotation", payload)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(st.sampled_from(' \t\n\r\u00a0\u2028{}[]"0a:,'), max_size=12))
+def test_loads_agrees_with_json_loads(text):
+    # actions._loads is a faster json.loads: it must accept exactly what json.loads accepts.
+    from bridge.actions import _Invalid, _loads
+
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        with pytest.raises(_Invalid):
+            _loads(text)
+    else:
+        assert _loads(text) == expected
+
+
+def test_max_payload_rejects_a_larger_payload_unread():
+    limits = Limits(max_payload=10)
+    assert parse_command("show_message", b"0123456789", {}, limits).args[0] == "0123456789"
+    with pytest.raises(PayloadError, match=r"^show_message: payload is 11 bytes, more than this subscription's max_payload of 10$"):
+        parse_command("show_message", b"\xff" * 11, {}, limits)  # not UTF-8 either: never decoded
+
+
+def test_locked_args_cannot_be_set_by_a_payload():
+    limits = Limits(locked=frozenset({"scroll_speed"}))
+    assert parse_command("show_message", b"hi", {"scroll_speed": 0.05}, limits).args[3] == 0.05
+    with pytest.raises(PayloadError, match=r"^show_message: scroll_speed is locked by this subscription's config"):
+        parse_command("show_message", b'{"text": "hi", "scroll_speed": 1}', {"scroll_speed": 0.05}, limits)
+
+
+def test_max_scroll_rejects_text_that_would_scroll_too_long():
+    limits = Limits(max_scroll=30.0)
+    # (8 + 6 * 32) columns at 0.15 s = 30 s: allowed; one more character is not.
+    assert scroll_seconds("x" * 32, 0.15) == pytest.approx(30.0)
+    parse_command("show_message", json.dumps({"text": "x" * 32, "scroll_speed": 0.15}).encode(), {}, limits)
+    with pytest.raises(PayloadError, match=r"^show_message: 33 characters at scroll_speed 0.15 may scroll for 31 s, more than this subscription's max_scroll of 30 s"):
+        parse_command("show_message", json.dumps({"text": "x" * 33, "scroll_speed": 0.15}).encode(), {}, limits)
+    # the longest text at the slowest speed, allowed without a cap, would hold the display 100 minutes
+    assert scroll_seconds("x" * 1000, 1.0) / 60 == pytest.approx(100.13, abs=0.01)
+
+
+def test_scroll_seconds_is_an_upper_bound_of_the_librarys_frames():
+    sense_emu = pytest.importorskip("sense_emu", reason="the font comes with sense-emu")
+    from bridge.devices.scroll import glyph_columns, message_columns
+    from sense_emu.sense_hat import SenseHat
+
+    font = SenseHat.__new__(SenseHat)  # only the font: no framebuffer, no IMU
+    font._load_text_assets(os.path.join(os.path.dirname(sense_emu.__file__), "sense_hat_text.png"),
+                           os.path.join(os.path.dirname(sense_emu.__file__), "sense_hat_text.txt"))
+    every = "".join(font._text_dict) + "€"  # and one the font lacks (drawn as "?")
+    for char in every:
+        columns = message_columns(char, lambda c: glyph_columns(font._trim_whitespace(font._get_char_pixels(c))))
+        assert len(columns) - 8 <= scroll_seconds(char, 1.0)

@@ -175,3 +175,50 @@ def test_joystick_events_from_the_emulator_stick(emulated):
         assert events and set(events) == {("up", "pressed")}
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_show_message_draws_the_librarys_own_frames(emulated, rotation):
+    """Our frame-by-frame scroll against the library's show_message: the same framebuffer after every frame."""
+    import sense_emu.sense_hat as library
+
+    hat = emulated._hat
+    emulated.set_rotation(rotation)
+
+    def framebuffers(scroll) -> list[bytes]:
+        seen = []
+        original = hat.set_pixels
+
+        def recording(pixels):
+            original(pixels)
+            with open(hat._fb_device, "rb") as framebuffer:
+                seen.append(framebuffer.read(128))
+
+        hat.set_pixels = recording
+        try:
+            scroll()
+        finally:
+            del hat.set_pixels
+        return seen
+
+    for text, colour, back in [("Hi, ²!", (255, 0, 0), (0, 0, 8)), (" .|W", (8, 252, 0), (16, 16, 16))]:
+        ours = framebuffers(lambda: emulated.show_message(text, colour, back, 0.0))
+        sleep = library.time.sleep
+        library.time.sleep = lambda seconds: None
+        try:
+            theirs = framebuffers(lambda: hat.show_message(text, 0.0, list(colour), list(back)))
+        finally:
+            library.time.sleep = sleep
+        assert len(ours) == len(theirs) == 8 + sum(len(hat._trim_whitespace(hat._get_char_pixels(c))) // 8 + 1 for c in text)
+        assert ours == theirs
+    assert hat.rotation == rotation
+
+
+def test_show_message_stops_at_the_next_frame_once_interrupted(emulated):
+    import threading
+
+    interrupt = threading.Event()
+    threading.Timer(0.3, interrupt.set).start()
+    started = time.monotonic()
+    emulated.show_message("xx", (255, 255, 255), (0, 0, 0), 1.0, interrupt=interrupt)  # 20 s uninterrupted
+    assert time.monotonic() - started < 1.0

@@ -3,7 +3,9 @@ overflow policies against a real (seconds-long) scroll, and joystick presses pub
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import time
 
 import pytest
@@ -36,6 +38,14 @@ subscriptions:
     action: show_message
     pending_limit: 1
     overflow: latest
+    args: {{scroll_speed: {SLOW_SCROLL}}}
+  - subject: emu.flood
+    action: show_message
+    max_payload: 1000000
+    pending_bytes: 1GiB
+    args: {{scroll_speed: {SLOW_SCROLL}}}
+  - subject: emu.bytes
+    action: show_message
     args: {{scroll_speed: {SLOW_SCROLL}}}
 publications:
   - {{subject: emu.joystick, sensor: joystick}}
@@ -107,12 +117,13 @@ def test_overflow_queue_rejects_the_newest_when_full(emulated_bridge, outside):
     assert (stats["received"], stats["applied"], stats["dropped"]) == (3, 2, 1)
 
 
-def test_overflow_latest_replaces_what_waits(emulated_bridge, outside):
+def test_overflow_latest_replaces_what_waits_and_cuts_the_running_scroll_short(emulated_bridge, outside):
     replies = replies_to_three_quick_messages(emulated_bridge, outside, "emu.show.latest")
-    errors = [r for r in replies if r["ok"] is False]
-    assert len(errors) == 1 and "dropped" in errors[0]["error"], replies
+    assert replies[-1] == {"ok": True}, replies  # only the newest is shown to its end
+    errors = [r["error"] for r in replies[:2]]
+    assert "show_message: interrupted, replaced by a newer message (overflow latest)" in errors, replies
     stats = {s["subject"]: s for s in emulated_bridge.info(outside)["subscriptions"]}["emu.show.latest"]
-    assert (stats["received"], stats["applied"], stats["dropped"]) == (3, 2, 1)
+    assert (stats["received"], stats["applied"], stats["dropped"]) == (3, 1, 2)
 
 
 def test_joystick_press_is_published_at_once(emulated_bridge, outside):
@@ -144,17 +155,89 @@ def test_emulated_sensor_readings_are_published(emulated_bridge, outside):
     assert 0 <= reading["value"] <= 100
 
 
-def test_graceful_stop_lets_the_scrolling_message_finish_then_says_offline(emulator_exclusive, server, outside, tmp_path):
+def test_graceful_stop_cuts_the_scroll_short_within_a_second_then_says_offline(emulator_exclusive, server, outside, tmp_path):
     status = outside.subscribe("bridge.stopper.status")
     process = BridgeProcess(emulator_config(server.url, "stopper"), tmp_path, "stopper").start()
     try:
         process.wait_ready(outside)
         assert status.next_json()["status"] == "online"
         replies = outside.subscribe("replies.stopper")
-        outside.publish("emu.show.queue", "hello world", reply="replies.stopper")
+        # about 18 s of scrolling; it used to hold the stop for the whole of it (10 s, then exit anyway)
+        outside.publish("emu.show.queue", json.dumps({"text": "x" * 60}), reply="replies.stopper")
         wait_until_running(process, outside, "emu.show.queue", received=1)
+        time.sleep(0.5)
+        signalled = time.monotonic()
+        process.signal(signal.SIGTERM)
+        process.process.wait(10)
+        took = time.monotonic() - signalled
     finally:
         code = process.stop()
     assert code == 0, process.logs()
-    assert replies.next_json() == {"ok": True}  # the scroll ran to its end before the exit
+    assert took < 1.0, f"stopping took {took:.2f} s"
+    assert replies.next_json() == {"ok": False, "error": "show_message: interrupted, the device worker is stopping"}
     assert status.next_json()["status"] == "offline"
+
+
+def test_overflow_latest_shows_the_newest_text_at_once(emulator_exclusive, server, outside, tmp_path):
+    process = BridgeProcess(emulator_config(server.url, "preempt"), tmp_path, "preempt").start()
+    try:
+        process.wait_ready(outside)
+        replies = outside.subscribe("replies.preempt")
+        outside.publish("emu.show.latest", "x" * 60, reply="replies.preempt")  # about 18 s
+        wait_until_running(process, outside, "emu.show.latest", received=1)
+        time.sleep(0.3)
+        sent = time.monotonic()
+        outside.publish("emu.show.latest", "new", reply="replies.preempt")
+        first = replies.next_json(timeout=20)
+        cut_after = time.monotonic() - sent
+        second = replies.next_json(timeout=20)
+    finally:
+        assert process.stop() == 0, process.logs()
+    assert first == {"ok": False, "error": "show_message: interrupted, replaced by a newer message (overflow latest)"}
+    assert cut_after < 0.5, f"the old scroll ended {cut_after:.2f} s after the new message"
+    assert second == {"ok": True}
+
+
+def test_waiting_messages_keep_no_payload(emulator_exclusive, server, outside, tmp_path):
+    """300 valid ~1 MB show_message payloads wait behind a scroll: the process must not hold them."""
+    from bench.rss import vm_rss_mib
+
+    process = BridgeProcess(emulator_config(server.url, "flood"), tmp_path, "flood").start()
+    try:
+        process.wait_ready(outside)
+        outside.publish("emu.flood", "x" * 90)  # about 27 s: everything after it waits
+        wait_until_running(process, outside, "emu.flood", received=1)
+        before = vm_rss_mib(process.process.pid)
+        padded = b'{"text": "hi"}' + b" " * (1_000_000 - 14)
+        # In batches: 300 MB at once would pass nats-server's 64 MB pending limit for the bridge's
+        # connection (a slow consumer, disconnected), which is not what this is about.
+        for batch in range(1, 16):
+            for _ in range(20):
+                outside.publish("emu.flood", padded)
+            outside.flush()
+            deadline = time.monotonic() + 30
+            while subscription_stats(process, outside, "emu.flood")["pending"] < 20 * batch and time.monotonic() < deadline:
+                time.sleep(0.05)
+        stats = subscription_stats(process, outside, "emu.flood")
+        after = vm_rss_mib(process.process.pid)
+    except BaseException:
+        print(process.logs()[-3000:])
+        raise
+    finally:
+        assert process.stop() == 0, process.logs()
+    assert stats["pending"] == 300 and stats["errors"] == stats["dropped"] == 0, stats
+    assert after - before < 40, f"RSS grew from {before:.0f} to {after:.0f} MiB with 300 MB of payloads waiting"
+
+
+def test_pending_bytes_rejects_what_would_pass_it(emulated_bridge, outside):
+    outside.publish("emu.bytes", "x" * 60)  # about 18 s: everything after it waits
+    wait_until_running(emulated_bridge, outside, "emu.bytes", received=1)
+    inbox = outside.subscribe("replies.bytes")
+    payload = b'{"text": "hi"}' + b" " * (60_000 - 14)  # under the default max_payload of 64 KiB
+    for _ in range(20):
+        outside.publish("emu.bytes", payload, reply="replies.bytes")
+    # the default pending_bytes, 1 MiB, holds 17 of them
+    rejected = [inbox.next_json() for _ in range(3)]
+    assert all("(pending_bytes, overflow queue)" in reply["error"] for reply in rejected), rejected
+    stats = subscription_stats(emulated_bridge, outside, "emu.bytes")
+    assert (stats["pending"], stats["dropped"]) == (17, 3)

@@ -56,7 +56,7 @@ class HoldingWorker:
     def __init__(self):
         self.queued = []
 
-    def enqueue(self, key, command, pending_limit, overflow, done, context):
+    def enqueue(self, key, command, pending_limit, overflow, done, context, size=0, pending_bytes=None):
         self.queued.append((key, command, done, context))
 
     def pending(self, key):

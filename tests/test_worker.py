@@ -10,7 +10,7 @@ import threading
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
 
 from bridge.actions import ActionFailed, parse_command
 from bridge.devices.memory import MemoryDevice
@@ -28,7 +28,7 @@ class GatedDevice(MemoryDevice):
         self.scrolling = threading.Event()
         self.gate = threading.Event()
 
-    def show_message(self, text, text_colour, back_colour, scroll_speed):
+    def show_message(self, text, text_colour, back_colour, scroll_speed, interrupt=None):
         self.log.append(f"show_message {text}")
         self.scrolling.set()
         assert self.gate.wait(WAIT), "the test never opened the gate"
@@ -193,7 +193,7 @@ def test_overflow_latest_drops_what_waits_and_keeps_the_newest(worker, device):
 
 
 @pytest_twisted.inlineCallbacks
-def test_stop_lets_the_running_action_finish_and_drops_the_rest(device):
+def test_stop_drops_what_waits_and_reports_the_running_scroll_as_interrupted(device):
     worker = DeviceWorker(device, reactor)
     worker.start()
     running = hold_in_show_message(worker, device)
@@ -204,10 +204,9 @@ def test_stop_lets_the_running_action_finish_and_drops_the_rest(device):
     late = worker.submit("k", pixel(1, 1), 1000, "queue")
     assert str(failure_of(late)) == "set_pixel: dropped, the device worker is stopping"
     assert isinstance(failure_of(worker.call(device.read, "humidity")), Dropped)
-    assert not stopped.called  # still scrolling
+    assert not stopped.called  # still scrolling: this device does not watch the interrupt
     device.gate.set()
-    yield running
-    assert (yield stopped) is True
+    assert str(failure_of((yield stopped) and running)) == "show_message: interrupted, the device worker is stopping"
     assert device.log == ["show_message hold"]
     assert worker.stop(WAIT) is stopped
 
@@ -219,7 +218,7 @@ def test_stop_gives_up_waiting_after_the_timeout(device):
     running = hold_in_show_message(worker, device)
     assert (yield worker.stop(0.01)) is False  # the gate stays shut until after this
     device.gate.set()
-    yield running
+    yield _settled(running)
 
 
 @pytest_twisted.inlineCallbacks
@@ -267,3 +266,73 @@ def test_slow_work_is_never_batched_with_cheap_work(device):
     finally:
         device.gate.set()
         yield worker.stop(WAIT)
+
+
+class ScrollingDevice(MemoryDevice):
+    """show_message scrolls until the interrupt is set (or WAIT passes), like the real drivers."""
+
+    def __init__(self):
+        super().__init__()
+        self.scrolling = threading.Event()
+        self.scrolls: list[tuple[str, bool]] = []  # (text, whether it was cut short)
+
+    def show_message(self, text, text_colour, back_colour, scroll_speed, interrupt=None):
+        self.scrolling.set()
+        cut = interrupt.wait(WAIT) if interrupt is not None else False
+        self.scrolls.append((text, cut))
+        super().show_message(text, text_colour, back_colour, scroll_speed)
+
+
+@pytest_twisted.inlineCallbacks
+def test_stop_cuts_a_running_scroll_short():
+    device = ScrollingDevice()
+    worker = DeviceWorker(device, reactor)
+    worker.start()
+    running = worker.submit("k", message("long"), 1000, "queue")
+    assert device.scrolling.wait(WAIT)
+    assert (yield worker.stop(WAIT)) is True  # without the interrupt: only after WAIT, and False
+    assert device.scrolls == [("long", True)]
+    assert str(failure_of(running)) == "show_message: interrupted, the device worker is stopping"
+
+
+@pytest_twisted.inlineCallbacks
+def test_overflow_latest_interrupts_the_running_scroll_of_its_key_only():
+    device = ScrollingDevice()
+    worker = DeviceWorker(device, reactor)
+    worker.start()
+    try:
+        old = worker.submit("k", message("old"), 1000, "latest")
+        assert device.scrolling.wait(WAIT)
+        device.scrolling.clear()
+        other = worker.submit("other", pixel(0, 0), 1000, "latest")  # another key: no interrupt
+        yield task.deferLater(reactor, 0.2)  # an interrupt would end the scroll at once
+        assert device.scrolls == [] and not other.called
+        new = worker.submit("k", message("new"), 1000, "latest")
+        assert str((yield _settled(old))) == "show_message: interrupted, replaced by a newer message (overflow latest)"
+        yield other
+        while not device.scrolling.is_set():  # the reactor must keep turning to hand "new" over
+            yield task.deferLater(reactor, 0.01)
+        assert device.scrolls == [("old", True)]
+    finally:
+        yield worker.stop(WAIT)
+    assert str((yield _settled(new))) == "show_message: interrupted, the device worker is stopping"
+
+
+def _settled(deferred):
+    """Fires with the result, or with the exception `deferred` failed with (consumed)."""
+    return deferred.addErrback(lambda failure: failure.value)
+
+
+@pytest_twisted.inlineCallbacks
+def test_pending_bytes_bounds_what_waits_by_size(worker, device):
+    running = hold_in_show_message(worker, device)
+    first = worker.submit("k", pixel(0, 0), 1000, "queue", size=600, pending_bytes=1000)
+    assert worker.pending_bytes("k") == 600
+    over = worker.submit("k", pixel(1, 0), 1000, "queue", size=500, pending_bytes=1000)
+    fits = worker.submit("k", pixel(2, 0), 1000, "queue", size=400, pending_bytes=1000)
+    assert "(pending_bytes, overflow queue)" in str(failure_of(over))
+    assert worker.pending_bytes("k") == 1000
+    lone = worker.submit("other", pixel(3, 0), 1000, "queue", size=5000, pending_bytes=1000)  # one may always wait
+    device.gate.set()
+    yield defer.gatherResults([running, first, fits, lone])
+    assert worker.pending_bytes("k") == 0

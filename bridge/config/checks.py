@@ -10,7 +10,7 @@ import os
 from pathlib import Path as FilePath
 from typing import Any, Callable, Iterator
 
-from bridge.actions import check_defaults
+from bridge.actions import check_defaults, check_locked
 from bridge.config.document import Document, Path, parse_value
 from bridge.config.errors import ConfigIssue, format_path
 from bridge.config.limits import MAX_SUBJECT_BYTES
@@ -117,6 +117,14 @@ def _subscriptions(document: Document, config_dir: FilePath) -> Found:
             for key, message in check_defaults(action, args):
                 path = base + ("args", key) if key in args else base + ("args",)
                 yield path, document.issue(path, message, key=message.startswith("unknown key"))
+        locked = entry.get("locked")
+        if action in ACTIONS and isinstance(locked, list):
+            for position, message in check_locked(action, locked):
+                path = base + ("locked", position)
+                yield path, document.issue(path, message.replace("unknown key", "locked names no key", 1))
+        if "burst" in entry and entry.get("rate") is None:
+            path = base + ("burst",)
+            yield path, document.issue(path, "burst only applies with a rate; set rate (e.g. 20/s) or drop burst", key=True)
     yield from _duplicates(document, "subscriptions", "action")
 
 

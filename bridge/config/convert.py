@@ -21,7 +21,15 @@ from bridge.config.model import (
 )
 from bridge.config.redact import MASK, redact_url
 from bridge.config.schema import SECRET_KEYS
-from bridge.config.units import format_duration, format_size, parse_duration, parse_listen, parse_size
+from bridge.config.units import (
+    format_duration,
+    format_rate,
+    format_size,
+    parse_duration,
+    parse_listen,
+    parse_rate,
+    parse_size,
+)
 
 _DURATIONS = {"initial_delay", "max_delay", "ping_interval", "interval", "heartbeat", "stall_timeout"}
 
@@ -83,8 +91,14 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
             action=entry["action"],
             queue=entry.get("queue"),
             args=normalise_defaults(entry["action"], entry.get("args", {})),
-            pending_limit=entry.get("pending_limit", 1000),
-            overflow=entry.get("overflow", "queue"),
+            pending_limit=entry.get("pending_limit", SubscriptionConfig.pending_limit),
+            overflow=entry.get("overflow", SubscriptionConfig.overflow),
+            pending_bytes=parse_size(entry.get("pending_bytes", SubscriptionConfig.pending_bytes)),
+            max_payload=parse_size(entry.get("max_payload", SubscriptionConfig.max_payload)),
+            max_scroll=parse_duration(entry.get("max_scroll", SubscriptionConfig.max_scroll)),
+            locked=tuple(entry.get("locked", ())),
+            rate=None if entry.get("rate") is None else parse_rate(entry["rate"]),
+            burst=entry.get("burst"),
         )
         for entry in data.get("subscriptions", [])
     )
@@ -153,4 +167,11 @@ def _plain(value: Any, path: Path, secret_paths: set[Path]) -> Any:
         return format_duration(value)
     if path and path[-1] == "buffer_size":
         return format_size(value)
+    if len(path) == 3 and path[0] == "subscriptions":  # the subscription's own keys, not its args
+        if path[-1] in ("pending_bytes", "max_payload"):
+            return format_size(value)
+        if path[-1] == "max_scroll":
+            return format_duration(value)
+        if path[-1] == "rate" and value is not None:
+            return format_rate(value)
     return value

@@ -7,6 +7,7 @@ tuples inside action args).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -63,6 +64,18 @@ class SubscriptionConfig:
     args: Mapping[str, Any] = field(default_factory=dict)
     pending_limit: int = 1000
     overflow: str = "queue"
+    pending_bytes: int = 1024 * 1024  # payload bytes of the messages waiting, at most
+    max_payload: int = 64 * 1024  # a larger payload is rejected unread
+    max_scroll: float = 30.0  # seconds one show_message may take, at most
+    locked: tuple[str, ...] = ()  # args a payload may not set
+    rate: float | None = None  # messages per second, on average; None: no rate limit
+    burst: int | None = None  # messages at once above the rate; None: the rate per second, at least 1
+
+    @property
+    def burst_size(self) -> int:
+        if self.burst is not None:
+            return self.burst
+        return max(1, math.ceil(self.rate or 0))
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,33 @@ def parse_size(value: str | int) -> int:
     return int(match.group(1)) * _SIZE_UNITS[match.group(2) or ""]
 
 
+_RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+RATE_PATTERN = r"^(\d+(?:\.\d+)?)/(s|m|h)$"  # the schema's subscription rate uses the same
+
+
+def parse_rate(value: str | int | float) -> float:
+    """Messages per second from a number (per second) or text like '20/s', '100/m', '1/h'."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a rate: {value!r}")
+    if isinstance(value, (int, float)):
+        if value <= 0:
+            raise ValueError(f"a rate must be more than 0: {value!r}")
+        return float(value)
+    match = re.match(RATE_PATTERN, value.strip())
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"not a rate: {value!r}")
+    return float(match.group(1)) / _RATE_UNITS[match.group(2)]
+
+
+def format_rate(per_second: float) -> str:
+    """For `--print`: 20.0 -> '20/s', 0.5 -> '30/m'."""
+    for unit in ("s", "m", "h"):
+        count = per_second * _RATE_UNITS[unit]
+        if abs(count - round(count)) < 1e-9 and round(count) > 0:
+            return f"{round(count)}/{unit}"
+    return format(per_second, "g")
+
+
 def format_duration(seconds: float) -> str:
     """The shortest exact spelling, for `--print`: 0.1 -> '100ms', 300 -> '5m', 90 -> '1m30s'."""
     millis = round(seconds * 1000)

@@ -7,6 +7,7 @@ device's worker thread. Arguments arrive already validated and normalised by `br
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from typing import Any, Sequence
 
@@ -31,8 +32,12 @@ class Device(ABC):
     driver: str
 
     @abstractmethod
-    def show_message(self, text: str, text_colour: Colour, back_colour: Colour, scroll_speed: float) -> None:
-        """Scroll text; on hardware this takes about (6 × characters + 8) × scroll_speed seconds."""
+    def show_message(self, text: str, text_colour: Colour, back_colour: Colour, scroll_speed: float,
+                     interrupt: threading.Event | None = None) -> None:
+        """Scroll text; on hardware this takes about (6 × characters + 8) × scroll_speed seconds.
+
+        Once `interrupt` is set the scroll stops at its next frame and the call returns.
+        """
 
     @abstractmethod
     def show_letter(self, letter: str, text_colour: Colour, back_colour: Colour) -> None: ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 import time
 from collections import deque
 from typing import Any, Callable, Sequence
@@ -40,7 +41,8 @@ class MemoryDevice(Device):
 
     # -- display --------------------------------------------------------------------------
 
-    def show_message(self, text: str, text_colour: Colour, back_colour: Colour, scroll_speed: float) -> None:
+    def show_message(self, text: str, text_colour: Colour, back_colour: Colour, scroll_speed: float,
+                     interrupt: threading.Event | None = None) -> None:
         self.messages.append(text)
         self._pixels = [back_colour] * 64
 

@@ -32,9 +32,10 @@ Done = Callable[[Any, bool, Any], None]
 
 
 class _Work:
-    __slots__ = ("key", "fn", "args", "done", "context", "cheap", "dropped")
+    __slots__ = ("key", "fn", "args", "done", "context", "cheap", "dropped", "size", "interrupted")
 
-    def __init__(self, key: Hashable, fn: Callable, args: tuple, done: Done, context: Any, cheap: bool):
+    def __init__(self, key: Hashable, fn: Callable, args: tuple, done: Done, context: Any, cheap: bool,
+                 size: int = 0):
         self.key = key
         self.fn = fn
         self.args = args
@@ -42,9 +43,28 @@ class _Work:
         self.context = context
         self.cheap = cheap
         self.dropped = False
+        self.size = size  # bytes it stands for while it waits (its payload's), for pending_bytes
+        self.interrupted: str | None = None  # why it was cut short, set under the lock while it runs
 
     def fail(self, error: Exception) -> None:
         self.done(self.context, False, error)
+
+
+class _Line(deque):
+    """The items of one queue key, in order, with the bytes they stand for."""
+
+    __slots__ = ("bytes",)
+
+    def __init__(self, items=()):
+        super().__init__(items)
+        self.bytes = sum(work.size for work in self)
+
+    def add(self, work: _Work) -> None:
+        self.append(work)
+        self.bytes += work.size
+
+    def take(self) -> None:
+        self.bytes -= self.popleft().size
 
 
 def _fire(deferred: Deferred, ok: bool, value: Any) -> None:
@@ -65,11 +85,16 @@ class DeviceWorker:
         # Both guarded by _condition: every waiting item in arrival order, and per queue key the
         # same items again so overflow can count and drop them without a scan.
         self._waiting: deque[_Work] = deque()
-        self._waiting_by_key: dict[Hashable, deque[_Work]] = {}
+        self._waiting_by_key: dict[Hashable, _Line] = {}
         # Reactor thread only: what arrived during this reactor turn, handed to the thread in one
         # lock hold at the end of the turn. A lock round trip per message cost more than parsing it.
         self._staged: list[_Work] = []
-        self._staged_by_key: dict[Hashable, list[_Work]] = {}
+        self._staged_by_key: dict[Hashable, _Line] = {}
+        # Guarded by _lock: the slow item the thread runs now, and the Event that cuts it short.
+        # The thread clears the Event (under the lock) before each slow item, and the reactor
+        # sets it (under the lock) only while `_running` is the item it means to interrupt.
+        self._running: _Work | None = None
+        self._interrupt = threading.Event()
         self._hand_over_call = None
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -82,38 +107,53 @@ class DeviceWorker:
 
     # -- reactor side ---------------------------------------------------------------------
 
-    def submit(self, queue_key: Hashable, command: Command, pending_limit: int, overflow: str) -> Deferred:
+    def submit(self, queue_key: Hashable, command: Command, pending_limit: int, overflow: str,
+               size: int = 0, pending_bytes: int | None = None) -> Deferred:
         """`enqueue` with a Deferred: fires with the result, or fails with ActionFailed or Dropped."""
         deferred = Deferred()
-        self.enqueue(queue_key, command, pending_limit, overflow, _fire, deferred)
+        self.enqueue(queue_key, command, pending_limit, overflow, _fire, deferred, size, pending_bytes)
         return deferred
 
     def enqueue(self, queue_key: Hashable, command: Command, pending_limit: int, overflow: str,
-                done: Done, context: Any) -> None:
+                done: Done, context: Any, size: int = 0, pending_bytes: int | None = None) -> None:
         """Queue an action; `done(context, ok, value)` runs on the reactor thread when it is over.
 
-        The per-message path of every subscription, so no Deferred. At most `pending_limit` items
-        wait per queue_key: overflow "queue" rejects a new item when that many wait; "latest" drops
-        whatever waits for the key and keeps only the new one. Rejections are reported at once.
+        The per-message path of every subscription, so no Deferred; `context` should be small (the
+        reply subject, not the message with its payload): it is kept while the item waits.
+        Overflow "queue": a new item is rejected when `pending_limit` items of its queue_key wait,
+        or when the `size`s of those that wait plus its own would pass `pending_bytes` (one item
+        may always wait). Overflow "latest": whatever waits for the key is dropped, and a slow
+        item of the key that runs (a scroll) is cut short at its next frame, so only the new one
+        remains. Rejections are reported at once.
         """
         if self._stopping:
             done(context, False, Dropped(f"{command.action}: dropped, the device worker is stopping"))
             return
         if overflow == "latest":
             self._drop_waiting(queue_key)
+            self._interrupt_running(queue_key, "replaced by a newer message (overflow latest)")
         else:
-            # The thread only ever shortens the handed-over queue, so reading its length without
-            # the lock can only overstate what waits.
+            # The thread only ever shortens the handed-over queue, so reading its length and
+            # bytes without the lock can only overstate what waits.
             if self.pending(queue_key) >= pending_limit:
                 done(context, False, Dropped(
                     f"{command.action}: dropped, {pending_limit} messages already waiting (pending_limit, overflow queue)"
                 ))
                 return
-        self._stage(_Work(queue_key, execute, (self.device, command), done, context, command.cheap))
+            if pending_bytes is not None:
+                waiting = self.pending_bytes(queue_key)
+                if waiting and waiting + size > pending_bytes:
+                    done(context, False, Dropped(
+                        f"{command.action}: dropped, {waiting} bytes of messages already waiting and this one's "
+                        f"{size} would pass {pending_bytes} (pending_bytes, overflow queue)"
+                    ))
+                    return
+        self._stage(_Work(queue_key, execute, (self.device, command, self._interrupt), done, context,
+                          command.cheap, size))
 
     def _drop_waiting(self, queue_key: Hashable) -> None:
         """overflow "latest": whatever waits for this key, staged or handed over, is dropped."""
-        replaced = self._staged_by_key.pop(queue_key, [])
+        replaced = list(self._staged_by_key.pop(queue_key, ()))
         with self._lock:
             handed_over = self._waiting_by_key.pop(queue_key, None)
             if handed_over:
@@ -123,14 +163,22 @@ class DeviceWorker:
         for work in replaced:
             work.fail(Dropped(f"{work.args[1].action}: dropped, replaced by a newer message (overflow latest)"))
 
+    def _interrupt_running(self, queue_key: Hashable | None, why: str) -> None:
+        """Cut the running slow item short (any key when queue_key is None): it ends as Dropped(why)."""
+        with self._lock:
+            running = self._running
+            if running is not None and _can_interrupt(running) and (queue_key is None or running.key == queue_key):
+                running.interrupted = why
+                self._interrupt.set()
+
     def _stage(self, work: _Work) -> None:
         self._staged.append(work)
         if work.key is not None:
             same_key = self._staged_by_key.get(work.key)
             if same_key is None:
-                self._staged_by_key[work.key] = [work]
+                self._staged_by_key[work.key] = _Line((work,))
             else:
-                same_key.append(work)
+                same_key.add(work)
         if self._sleeping:
             self._hand_over()  # nothing to contend with: wake the thread now
         elif self._hand_over_call is None:
@@ -153,9 +201,9 @@ class DeviceWorker:
                 if work.key is not None:
                     same_key = by_key.get(work.key)
                     if same_key is None:
-                        by_key[work.key] = deque((work,))
+                        by_key[work.key] = _Line((work,))
                     else:
-                        same_key.append(work)
+                        same_key.add(work)
             if self._sleeping:
                 self._condition.notify()
 
@@ -173,16 +221,23 @@ class DeviceWorker:
         staged = self._staged_by_key.get(queue_key)
         return len(self._waiting_by_key.get(queue_key, ())) + (len(staged) if staged else 0)
 
+    def pending_bytes(self, queue_key: Hashable) -> int:
+        """The sizes of the items of this key that wait, added up."""
+        staged = self._staged_by_key.get(queue_key)
+        waiting = self._waiting_by_key.get(queue_key)
+        return (waiting.bytes if waiting else 0) + (staged.bytes if staged else 0)
+
     @property
     def idle(self) -> bool:
         """Nothing runs and nothing waits: a query answered now cannot overtake an earlier action."""
         return self._sleeping and not self._waiting and not self._staged
 
     def stop(self, timeout: float) -> Deferred:
-        """Take no more work, fail what waits with Dropped, let the running item finish.
+        """Take no more work, fail what waits with Dropped, cut a running scroll short.
 
+        A scroll ends at its next frame (as Dropped); anything else that runs is let finish.
         Fires with True once the thread is done, or with False if it is still busy after
-        `timeout` seconds (a long scroll); the thread then ends when that item does.
+        `timeout` seconds (a hung device call); the thread then ends when that item does.
         """
         if self._stopped is not None:
             return self._stopped
@@ -190,6 +245,7 @@ class DeviceWorker:
         if self._hand_over_call is not None:
             self._hand_over_call.cancel()
             self._hand_over_call = None
+        self._interrupt_running(None, "the device worker is stopping")
         with self._condition:
             self._stopping = True
             pending = [work for work in self._waiting if not work.dropped]
@@ -243,7 +299,7 @@ class DeviceWorker:
             waiting.popleft()
             if work.key is not None:
                 same_key = by_key[work.key]
-                same_key.popleft()
+                same_key.take()
                 if not same_key:
                     del by_key[work.key]
             batch.append(work)
@@ -264,12 +320,22 @@ class DeviceWorker:
                     if self._stopping:
                         return
                     batch = self._take()
+                    slow = batch[0] if len(batch) == 1 and not batch[0].cheap else None
+                    if slow is not None:
+                        self._running = slow
+                        self._interrupt.clear()
                 results = []
                 for work in batch:
                     try:
                         results.append((work.done, work.context, True, work.fn(*work.args)))
                     except Exception as error:
                         results.append((work.done, work.context, False, error))
+                if slow is not None:
+                    with self._lock:
+                        self._running = None
+                    if slow.interrupted is not None:
+                        results[0] = (slow.done, slow.context, False,
+                                      Dropped(f"{_name_of(slow)}: interrupted, {slow.interrupted}"))
                 if results:
                     call_from_thread(self._deliver, results)
         finally:
@@ -280,3 +346,8 @@ def _name_of(work: _Work) -> str:
     if work.fn is execute:
         return work.args[1].action
     return getattr(work.fn, "__name__", "call")
+
+
+def _can_interrupt(work: _Work) -> bool:
+    """Only a scroll watches the interrupt; any other item would run to its end anyway."""
+    return work.fn is execute and work.args[1].action == "show_message"
