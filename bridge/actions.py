@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 import threading
 from typing import Any, Callable, Mapping, NamedTuple
@@ -406,9 +407,25 @@ def normalise_defaults(action: str, args: Mapping[str, Any]) -> dict[str, Any]:
         raise PayloadError(f"{action}: args were not checked: {error}") from None
 
 
+# The sense_hat library returns 0 for a humidity or pressure read that failed (typically the first).
+ZERO_MEANS_FAILED = ("humidity", "pressure")
+
+
+def is_valid_reading(sensor: str, value: Any) -> bool:
+    """False for what a failed read returns: 0 from humidity/pressure, NaN or infinity anywhere."""
+    if sensor in ZERO_MEANS_FAILED and value == 0:
+        return False
+    numbers = value.values() if isinstance(value, dict) else (value,)
+    return not any(isinstance(number, float) and not math.isfinite(number) for number in numbers)
+
+
 def read_sensors(device) -> dict[str, Any]:
-    """Every polled sensor's current value, keyed by sensor name."""
-    return {sensor: device.read(sensor)[0] for sensor in POLLED_SENSORS}
+    """Every polled sensor's current value, keyed by sensor name; null for a read that failed."""
+    readings = {}
+    for sensor in POLLED_SENSORS:
+        value = device.read(sensor)[0]
+        readings[sensor] = value if is_valid_reading(sensor, value) else None
+    return readings
 
 
 # Actions whose device method is not named after the action; the rest call device.<action>(*args).

@@ -8,13 +8,13 @@ readings the web view shows. Whether a reading goes out is the pure `is_due`.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any, Callable
 
 from twisted.internet import task
 from twisted.logger import Logger
 
+from bridge.actions import is_valid_reading
 from bridge.config.model import PublicationConfig
 from bridge.documents import encode, reading_document
 from bridge.nats import NatsError
@@ -23,7 +23,6 @@ from bridge.nats.repeats import RepeatSummary
 log = Logger(namespace="bridge")
 
 # The sense_hat library returns 0 when an I2C read of these fails (typically the very first one).
-ZERO_MEANS_FAILED = ("humidity", "pressure")
 
 
 def moved_enough(previous: Any, current: Any, threshold: float, angles: bool = False) -> bool:
@@ -49,14 +48,6 @@ def is_due(config: PublicationConfig, value: Any, now: float, last_value: Any, l
     if moved_enough(last_value, value, config.change, angles=config.sensor == "orientation"):
         return True
     return config.heartbeat is not None and now - last_published_at >= config.heartbeat
-
-
-def is_valid_reading(sensor: str, value: Any) -> bool:
-    """False for what a failed read returns: 0 from humidity/pressure, NaN or infinity anywhere."""
-    if sensor in ZERO_MEANS_FAILED and value == 0:
-        return False
-    numbers = value.values() if isinstance(value, dict) else (value,)
-    return not any(isinstance(number, float) and not math.isfinite(number) for number in numbers)
 
 
 class SensorPublication:

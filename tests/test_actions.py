@@ -20,6 +20,7 @@ from bridge.actions import (
     normalise_defaults,
     parse_colour,
     parse_command,
+    read_sensors,
     reply_payload,
     scroll_seconds,
 )
@@ -369,3 +370,17 @@ def test_scroll_seconds_is_an_upper_bound_of_the_librarys_frames():
     for char in every:
         columns = message_columns(char, lambda c: glyph_columns(font._trim_whitespace(font._get_char_pixels(c))))
         assert len(columns) - 8 <= scroll_seconds(char, 1.0)
+
+
+def test_read_sensors_reports_a_failed_read_as_null_not_as_a_value():
+    class FailedFirstReads:
+        """What the sense_hat library returns when a humidity or pressure read fails: 0."""
+
+        def read(self, sensor):
+            value = {"orientation": {"pitch": 1.0, "roll": 2.0, "yaw": 3.0}}.get(sensor, 0.0)
+            return value, "unit"
+
+    readings = read_sensors(FailedFirstReads())
+    assert readings["humidity"] is None and readings["pressure"] is None
+    assert readings["temperature"] == 0.0  # 0 °C is a real temperature
+    assert readings["orientation"] == {"pitch": 1.0, "roll": 2.0, "yaw": 3.0}

@@ -9,7 +9,8 @@ from twisted.internet import defer, task
 
 from bridge.config.model import PublicationConfig
 from bridge.nats import OutboundBufferFullError
-from bridge.publications import SensorPublication, is_due, is_valid_reading, moved_enough
+from bridge.actions import is_valid_reading
+from bridge.publications import SensorPublication, is_due, moved_enough
 
 
 class Recorder:
