@@ -120,6 +120,7 @@ def serve(
     from bridge.devices import DeviceUnavailable
     from bridge.nats import AuthConfigError, TlsError
     from bridge.runtime import Bridge
+    from bridge.service import DuplicateDeviceError
     from bridge.systemd import Notifier, start_watchdog
 
     bridge = Bridge(config, reactor)
@@ -158,7 +159,7 @@ def serve(
     def failed(failure) -> None:
         if bridge.stopping:
             return  # stopped while still connecting: a graceful stop all the same
-        if failure.check(DeviceUnavailable, AuthConfigError, TlsError):
+        if failure.check(DeviceUnavailable, AuthConfigError, TlsError, DuplicateDeviceError):
             log.error("{error}", error=str(failure.value))  # one sentence says it all
         else:
             log.failure("bridge failed to start", failure)

@@ -12,6 +12,8 @@ bridge/documents.py. Everything here runs on the reactor thread; device calls go
 from __future__ import annotations
 
 import enum
+import os
+import socket
 import time
 from typing import Any, Callable
 
@@ -20,12 +22,14 @@ from twisted.logger import Logger
 
 from bridge import __version__
 from bridge.config.model import BridgeConfig, PublicationConfig, SubscriptionConfig
+from bridge.config.redact import redact_url
 from bridge.devices import open_device
 from bridge.devices.worker import DeviceWorker
 from bridge.documents import encode, info_document, status_document, utc_now
 from bridge.nats import Client, NatsError
 from bridge.nats.repeats import RepeatSummary
 from bridge.publications import SensorPublication
+from bridge.service import Identity, ServiceResponder, check_device_id_free, endpoints_of, new_instance_id
 from bridge.subscriptions import ActionSubscription, SubscriptionStats, plan_reload
 from bridge.watchdog import HANG_AFTER, HangWatchdog, WatchedDevice
 
@@ -102,6 +106,10 @@ class Bridge:
         self.publications: list[SensorPublication] = []
         self.readings: dict[str, dict] = {}
         self.started_at = clock()
+        self.instance_id = new_instance_id()  # the services protocol's id: one per process, not per device
+        self.started_time = utc_now()
+        self.service: ServiceResponder | None = None
+        self._device_id_checked = False  # no status is published before: it would speak for another bridge
         self.bad_requests = 0
         self._bad_requests_log = RepeatSummary(
             log, "{n} info request(s) could not be answered (latest reply subject {reply!r}: {error})", reactor
@@ -156,9 +164,16 @@ class Bridge:
         yield self.client.connect()
         if self.stopping:
             return
+        yield check_device_id_free(self.client, self.device_id, self.instance_id, self.reactor)
+        self._device_id_checked = True
+        if self.client.is_connected:
+            self._publish_status()
         self._apply_subscriptions(self.config.subscriptions)
         self._apply_publications(self.config.publications)
         self._info_subscription = self.client.subscribe(self.info_subject, self._on_info_request)
+        self.service = ServiceResponder(self.client, self._service_identity, lambda: endpoints_of(self.subscriptions),
+                                        self.started_time)
+        self.service.start(self.instance_id)
         self.state = BridgeState.RUNNING
         try:
             yield self.client.flush()
@@ -317,7 +332,8 @@ class Bridge:
 
     def _on_connected(self, *_) -> None:
         log.info("connected to {url}", url=self.client.connected_url)
-        self._publish_status()
+        if self._device_id_checked:
+            self._publish_status()
         for listener in list(self.listeners):
             listener("connected")
 
@@ -361,6 +377,16 @@ class Bridge:
             bad_requests=self.bad_requests,
         )
 
+    def _service_identity(self) -> Identity:
+        url = self.client.connected_url if self.client else None
+        return Identity(self.instance_id, __version__, {
+            "device": self.device_id,
+            "driver": self.config.device.driver,
+            "host": socket.gethostname(),
+            "config": f"file:{os.path.abspath(self.config.source)}",
+            "server": redact_url(url) if url else "",
+        })
+
     def _on_info_request(self, msg) -> None:
         if not msg.reply:
             return
@@ -388,10 +414,12 @@ class Bridge:
                 subscription.stop()
             if self._info_subscription is not None:
                 self.client.unsubscribe(self._info_subscription)
+            if self.service is not None:
+                self.service.stop()
         workers = [w for w in (self.worker, self.sensor_worker) if w is not None]
         finished = yield defer.gatherResults([w.stop(timeout) for w in workers])
         if self.client is not None:
-            if self.client.is_connected:
+            if self.client.is_connected and self._device_id_checked:
                 try:
                     self._publish_status("offline")
                     yield self.client.flush(timeout=2.0)

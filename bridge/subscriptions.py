@@ -7,6 +7,7 @@ running ones; `Bridge` carries the plan out (new subscriptions first, then the r
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, fields
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -27,6 +28,7 @@ class SubscriptionStats:
     applied: int = 0
     errors: int = 0
     dropped: int = 0
+    processing_ns: int = 0  # receipt to reply (queue wait included), summed over finished messages
 
     def add(self, other: "SubscriptionStats") -> None:
         for field in fields(self):
@@ -43,6 +45,7 @@ class ActionSubscription:
         self.worker = worker  # sensor reads have their own thread: the caller picks it per action
         self.snapshot = snapshot
         self.stats = SubscriptionStats()
+        self.last_error = ""  # of the latest error or drop, for the services protocol's STATS
         self.subscription = None
         self._reactor = reactor
         self._intake = Intake(config, reactor, log)  # payload limits, rate, and the summarised log
@@ -83,7 +86,7 @@ class ActionSubscription:
         stats = self.stats
         stats.received += 1
         # Only the subjects are kept while the command waits, not the message and its payload.
-        context = (msg.subject, msg.reply)
+        context = (msg.subject, msg.reply, time.monotonic_ns())
         try:
             command = self._intake.command(msg.payload)
         except Exception as error:  # a bad payload, the rate, or a bug: it costs this message only
@@ -99,8 +102,9 @@ class ActionSubscription:
                        len(msg.payload), config.pending_bytes)
 
     def _finished(self, context, ok: bool, result: Any) -> None:
-        subject, reply = context
+        subject, reply, received_at = context
         stats = self.stats
+        stats.processing_ns += time.monotonic_ns() - received_at
         if ok:
             stats.applied += 1
             if reply:
@@ -110,6 +114,7 @@ class ActionSubscription:
             stats.dropped += 1
         else:
             stats.errors += 1
+        self.last_error = str(result)
         self._intake.not_applied(subject, result)
         self._reply(reply, result)
 
