@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_validate(commands)
     add_run(commands)
     add_send(commands)
+    add_fleet(commands)
     add_schema(commands)
     add_demo(commands)
     return parser
@@ -171,7 +172,7 @@ def add_run(commands) -> None:
             "Connect, subscribe and publish as the config says, until SIGINT/SIGTERM (graceful stop, exit 0). "
             "SIGHUP re-reads the file; an invalid file is logged and the running config kept. "
             "Exit status: 1 invalid config, device unavailable, unusable credential or TLS files, web port taken, "
-            "or nats.reconnect.max_attempts used up; 2 unreadable file or bad usage."
+            "nats.reconnect.max_attempts used up, or another running bridge has the same device id; 2 unreadable file or bad usage."
         ),
     )
     parser.add_argument("file", metavar="FILE")
@@ -216,6 +217,33 @@ def send_command(args: argparse.Namespace) -> int:
 
     return send_message(args.subject, args.text, args.servers, request=args.request,
                         as_json=args.as_json, timeout=args.timeout)
+
+
+# -- fleet ------------------------------------------------------------------------------------------
+
+def add_fleet(commands) -> None:
+    parser = commands.add_parser(
+        "fleet",
+        help="list the running bridges (NATS services protocol, $SRV)",
+        description=(
+            "Ask $SRV.INFO.bridge and $SRV.STATS.bridge and list every bridge that answers: device, host, version, "
+            "config, connected server, uptime, messages received and errors; duplicate device ids are flagged. "
+            "Exit status: 0 it ran (also with no bridges found), 2 bad usage or no server reachable."
+        ),
+    )
+    parser.add_argument("--server", "-s", dest="servers", action="append", default=[], metavar="URL",
+                        help="NATS server URL, credentials in it as user:password@ or token@ (repeatable: each is "
+                             "tried once, in order; default $NATS_URL or nats://127.0.0.1:4222)")
+    parser.add_argument("--json", dest="as_json", action="store_true", help="a JSON list, one object per bridge")
+    parser.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS",
+                        help="wait at most this long for answers; it ends sooner once none came for 0.2s (default 2)")
+    parser.set_defaults(handler=fleet_command)
+
+
+def fleet_command(args: argparse.Namespace) -> int:
+    from bridge.fleet import run_fleet
+
+    return run_fleet(args.servers, as_json=args.as_json, timeout=args.timeout)
 
 
 # -- demo -------------------------------------------------------------------------------------------
