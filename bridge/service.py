@@ -15,6 +15,7 @@ The documents are built by pure functions (`ping_response`, `info_response`, `st
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import string
@@ -229,8 +230,6 @@ def gather(client, subject: str, reactor, *, timeout: float, quiet: float = QUIE
 
 def decode_answers(answers: Sequence[Any], response_type: str) -> list[dict]:
     """The JSON documents of type `response_type` among `answers`; anything else is skipped."""
-    import json
-
     documents = []
     for msg in answers:
         try:
