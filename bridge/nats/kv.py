@@ -363,8 +363,14 @@ class KeyWatcher:
         self._stopped = False
         self._want_consumer = False
         self._creating = False
+        self._caught_up = False
         self._heartbeat_check = task.LoopingCall(self._check_heartbeats)
         self._heartbeat_check.clock = reactor
+
+    @property
+    def subscription(self):
+        """The inbox subscription of the current consumer (None while re-creating it)."""
+        return self._sub
 
     @property
     def last_revision(self) -> int:
@@ -465,8 +471,10 @@ class KeyWatcher:
             return
         self.consumer_name = info.get("name")
         self.consumers_created += 1
-        if info.get("num_pending", 0) == 0 and self._consumer_seq == 0:
-            self._initial_done()
+        delivered = (info.get("delivered") or {}).get("consumer_seq", 0)
+        if info.get("num_pending", 0) == 0 and delivered == 0:
+            self._caught_up = True  # nothing to deliver at all
+        self._maybe_initial_done()
 
     # --- delivery --------------------------------------------------------------------------
 
@@ -494,7 +502,8 @@ class KeyWatcher:
         except Exception:  # noqa: BLE001 - one bad callback run must not end the watch
             log.failure("KV watcher callback raised")
         if ack.pending == 0:
-            self._initial_done()
+            self._caught_up = True
+            self._maybe_initial_done()
 
     def _on_status(self, msg) -> None:
         if msg.status != 100:
@@ -518,8 +527,9 @@ class KeyWatcher:
         if self._reactor.seconds() - self._last_activity > 2 * self.idle_heartbeat:
             self._reset(f"no heartbeat for {2 * self.idle_heartbeat}s")
 
-    def _initial_done(self) -> None:
-        if not self.initial_done.called:
+    def _maybe_initial_done(self) -> None:
+        # Deliveries can overtake the consumer's create response: done needs both.
+        if self._caught_up and self.consumer_name is not None and not self.initial_done.called:
             self.initial_done.callback(None)
 
 
