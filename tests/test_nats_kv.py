@@ -331,8 +331,9 @@ async def test_watch_answers_flow_control_so_a_big_backlog_arrives(js_server, ma
     for i in range(60):
         await kv.put(f"k{i % 4}", value)
     seen = Seen()
-    watcher = kv.watch(">", seen, include_history=True)
-    await seen.wait_for(60, timeout=20)
+    # A long heartbeat: a stalled consumer's heartbeat (`Nats-Consumer-Stalled`) cannot rescue it in time.
+    watcher = kv.watch(">", seen, include_history=True, idle_heartbeat=30)
+    await seen.wait_for(60, timeout=15)
     assert seen.revisions == list(range(1, 61))
     assert watcher.flow_control_answered >= 1
     watcher.stop()
