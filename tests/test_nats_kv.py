@@ -449,7 +449,7 @@ async def test_r3_watch_sees_every_revision_in_order_when_its_node_is_killed(js_
         await put_retrying(writer, "leds", b"v%d" % i)
     stored = []
     await wait_until(lambda: len(seen.entries) >= 16, 30, "16 watched entries")
-    for _ in range(50):  # the stream as the cluster has it, once it answers again
+    for _ in range(100):  # the stream as the cluster has it, once it answers again
         try:
             stored = await writer.history("leds")
             break

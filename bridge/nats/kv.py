@@ -37,6 +37,7 @@ from bridge.nats.errors import (
 )
 from bridge.nats.jetstream import API_PREFIX, JetStream, parse_json_reply
 from bridge.nats.protocol import Headers, parse_headers
+from bridge.nats.requests import timeout_as
 
 __all__ = ["KeyValue", "KvEntry", "KeyWatcher", "PUT", "DEL", "PURGE", "validate_key", "validate_bucket"]
 
@@ -254,7 +255,8 @@ class KeyValue:
                        parse_time(stored["time"]), operation_of(headers))
 
     def history(self, key: str, timeout: float | None = None) -> defer.Deferred:
-        """Every entry the bucket keeps for `key`, oldest first, markers included; [] if none."""
+        """Every entry the bucket keeps for `key`, oldest first, markers included; [] if none.
+        Fails with `NatsTimeoutError` when they are not all in after `timeout` s."""
         validate_watch_key(key)
         return defer.ensureDeferred(self._history(key, timeout or self.js.timeout))
 
@@ -262,7 +264,8 @@ class KeyValue:
         entries: list[KvEntry] = []
         watcher = self.watch(key, entries.append, include_history=True)
         try:
-            await watcher.initial_done.addTimeout(timeout, self._reactor())
+            await watcher.initial_done.addTimeout(
+                timeout, self._reactor(), onTimeoutCancel=timeout_as(f"history of {key!r} in bucket {self.bucket!r}"))
         finally:
             watcher.stop()
         return entries
