@@ -431,6 +431,9 @@ class KeyWatcher:
                     await self._create_consumer()
                     attempt = 0
                 except Exception as exc:  # noqa: BLE001 - any failure: try again, the watcher must not die
+                    if self._client.is_closed:
+                        self.stop()  # no client to retry with
+                        return
                     log.info("KV watcher on {bucket}/{key}: creating its consumer failed ({error}); retrying",
                              bucket=self.kv.bucket, key=self.key, error=exc)
                     self._drop_consumer()
