@@ -1,4 +1,5 @@
-"""A Twisted NATS client: sans-io wire layer (`protocol`), subject helpers, and `Client`.
+"""A Twisted NATS client: sans-io wire layer (`protocol`), subject helpers, `Client`, and
+JetStream (`jetstream`) with its key-value store (`kv`) on top.
 
 Names load on first use (PEP 562), so `bridge.nats.subjects` and `bridge.nats.protocol` stay cheap
 to import — `bridge validate` checks subjects without ever loading Twisted or pyOpenSSL.
@@ -27,6 +28,28 @@ _EXPORTS = {
     "PermissionViolationError": "bridge.nats.errors",
     "ServerError": "bridge.nats.errors",
     "TlsError": "bridge.nats.errors",
+    "JetStreamError": "bridge.nats.errors",
+    "JetStreamNotEnabledError": "bridge.nats.errors",
+    "NoStreamResponseError": "bridge.nats.errors",
+    "JetStreamApiError": "bridge.nats.errors",
+    "StreamNotFoundError": "bridge.nats.errors",
+    "StreamNameInUseError": "bridge.nats.errors",
+    "ConsumerNotFoundError": "bridge.nats.errors",
+    "NoMessageFoundError": "bridge.nats.errors",
+    "WrongLastSequenceError": "bridge.nats.errors",
+    "MessageIdMismatchError": "bridge.nats.errors",
+    "KeyValueError": "bridge.nats.errors",
+    "InvalidBucketNameError": "bridge.nats.errors",
+    "InvalidKeyError": "bridge.nats.errors",
+    "BucketNotFoundError": "bridge.nats.errors",
+    "KeyNotFoundError": "bridge.nats.errors",
+    "KeyWrongLastSequenceError": "bridge.nats.errors",
+    "KeyExistsError": "bridge.nats.errors",
+    "JetStream": "bridge.nats.jetstream",
+    "PubAck": "bridge.nats.jetstream",
+    "KeyValue": "bridge.nats.kv",
+    "KvEntry": "bridge.nats.kv",
+    "KeyWatcher": "bridge.nats.kv",
     "Headers": "bridge.nats.protocol",
     "TlsOptions": "bridge.nats.tls",
 }

@@ -101,3 +101,112 @@ def classify_server_error(message: str, server_url: str | None = None) -> Server
     if lowered.startswith(_AUTH_FAILURES):
         return AuthorizationError(message, server_url)
     return ServerError(message, server_url, fatal=not lowered.startswith(_PER_OPERATION))
+
+
+# --- JetStream and key-value (bridge/nats/jetstream.py, bridge/nats/kv.py) -------------------
+
+
+class JetStreamError(NatsError):
+    """Base of the JetStream and key-value errors."""
+
+
+class JetStreamNotEnabledError(JetStreamError):
+    """Nobody answers on `$JS.API.>`: the server (or this account) has no JetStream."""
+
+
+class NoStreamResponseError(JetStreamError):
+    """A JetStream publish reached no stream: no stream captures the subject (or no JetStream)."""
+
+    def __init__(self, subject: str):
+        super().__init__(f"no stream answered a publish on {subject!r}")
+        self.subject = subject
+
+
+class JetStreamApiError(JetStreamError):
+    """The JetStream API answered with an error: HTTP-like `code`, JetStream `err_code`, `description`."""
+
+    def __init__(self, code: int | None, err_code: int | None, description: str):
+        super().__init__(f"{description} (code {code}, err_code {err_code})")
+        self.code = code
+        self.err_code = err_code
+        self.description = description
+
+
+class StreamNotFoundError(JetStreamApiError):
+    """err_code 10059."""
+
+
+class StreamNameInUseError(JetStreamApiError):
+    """err_code 10058: a stream of that name exists with a different configuration."""
+
+
+class ConsumerNotFoundError(JetStreamApiError):
+    """err_code 10014."""
+
+
+class NoMessageFoundError(JetStreamApiError):
+    """err_code 10037."""
+
+
+class WrongLastSequenceError(JetStreamApiError):
+    """err_code 10071: an expected-last-(subject-)sequence header did not match."""
+
+
+class MessageIdMismatchError(JetStreamApiError):
+    """err_code 10070 (wrong last msg id) or a duplicate the server refused."""
+
+
+_API_ERRORS = {
+    10059: StreamNotFoundError,
+    10058: StreamNameInUseError,
+    10014: ConsumerNotFoundError,
+    10037: NoMessageFoundError,
+    10071: WrongLastSequenceError,
+    10070: MessageIdMismatchError,
+}
+
+
+def api_error(error: dict) -> JetStreamApiError:
+    """The exception for the `"error"` object of a JetStream API answer."""
+    err_code = error.get("err_code")
+    kind = _API_ERRORS.get(err_code, JetStreamApiError)
+    return kind(error.get("code"), err_code, error.get("description") or "JetStream API error")
+
+
+class KeyValueError(JetStreamError):
+    """Base of the key-value errors."""
+
+
+class InvalidBucketNameError(KeyValueError, ValueError):
+    """A bucket name outside `[a-zA-Z0-9_-]+`; nothing was sent."""
+
+
+class InvalidKeyError(KeyValueError, ValueError):
+    """A key outside `[-/_=.a-zA-Z0-9]+` or starting/ending with `.`; nothing was sent."""
+
+
+class BucketNotFoundError(KeyValueError):
+    """No stream `KV_<bucket>`."""
+
+
+class KeyNotFoundError(KeyValueError):
+    """The key has no value: never put, deleted or purged. `entry` is the delete marker, if any."""
+
+    def __init__(self, key: str, entry=None):
+        what = "was deleted" if entry is not None else "not found"
+        super().__init__(f"key {key!r} {what}")
+        self.key = key
+        self.entry = entry
+
+
+class KeyWrongLastSequenceError(KeyValueError):
+    """`update(key, value, last)`: the key's latest revision is not `last`."""
+
+    def __init__(self, key: str, api: JetStreamApiError):
+        super().__init__(f"key {key!r}: {api.description}")
+        self.key = key
+        self.api_error = api
+
+
+class KeyExistsError(KeyWrongLastSequenceError):
+    """`create(key, value)`: the key has a value already."""

@@ -93,6 +93,9 @@ class NatsServer:
     `config` is nats-server configuration text (auth, TLS, ...). `port=None` picks a free port once,
     so the same object can be stopped and started again on the same address. `binary` is the
     nats-server to run (default `find_server_binary()`, looked up when the server starts).
+    `jetstream=True` runs it with `-js`, storing in `store_dir` (default: a directory of its own
+    that lives until `cleanup()`, so a restarted server finds its streams again); `start()` then
+    also waits until JetStream answers (`wait_jetstream`).
     """
 
     def __init__(
@@ -107,6 +110,8 @@ class NatsServer:
         extra_args: list[str] | tuple[str, ...] = (),
         scheme: str = "nats",
         binary: str | None = None,
+        jetstream: bool = False,
+        store_dir: str | None = None,
     ):
         self.binary = binary
         self.port = port or free_port()
@@ -120,7 +125,9 @@ class NatsServer:
         self.process: subprocess.Popen | None = None
         self._workdir = tempfile.mkdtemp(prefix="nats-server-")
         self.log_path = os.path.join(self._workdir, "server.log")
-        self.monitor_port = free_port() if cluster_name else None
+        self.jetstream = jetstream
+        self.store_dir = store_dir or os.path.join(self._workdir, "jetstream")
+        self.monitor_port = free_port() if cluster_name or jetstream else None
 
     @property
     def url(self) -> str:
@@ -148,6 +155,8 @@ class NatsServer:
             cmd += ["--cluster_name", self.cluster_name, "--cluster", f"nats://127.0.0.1:{self.cluster_port}"]
         if self.routes:
             cmd += ["--routes", ",".join(self.routes)]
+        if self.jetstream:
+            cmd += ["-js", "-sd", self.store_dir]
         return cmd + self.extra_args
 
     def start(self, timeout: float = 10.0) -> "NatsServer":
@@ -166,10 +175,37 @@ class NatsServer:
                 err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
                 raise RuntimeError(f"nats-server exited with {self.process.returncode}: {err}{self.log_tail()}")
             if self._accepting():
+                if self.jetstream and not self.cluster_name:
+                    self.wait_jetstream(max(0.1, deadline - time.monotonic()))
                 return self
             time.sleep(0.02)
         self.stop()
         raise RuntimeError(f"nats-server did not listen on {self.port} within {timeout}s{self.log_tail()}")
+
+    def jsz(self) -> dict | None:
+        """The monitor's `/jsz` (JetStream state), or None while it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor_port}/jsz", timeout=1) as response:
+                return json.load(response)
+        except (OSError, ValueError):
+            return None
+
+    def jetstream_ready(self) -> bool:
+        """JetStream is on and, in a cluster, this node knows the meta leader."""
+        state = self.jsz()
+        if not state or state.get("disabled") or "config" not in state:
+            return False
+        if self.cluster_name:
+            return bool((state.get("meta_cluster") or {}).get("leader"))
+        return True
+
+    def wait_jetstream(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.jetstream_ready():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"JetStream on {self.url} not ready within {timeout}s{self.log_tail()}")
 
     def _accepting(self) -> bool:
         try:
@@ -231,10 +267,14 @@ class NatsServer:
 
 
 class NatsCluster:
-    """N nats-server processes joined by routes, all on loopback."""
+    """N nats-server processes joined by routes, all on loopback; `jetstream=True` gives every
+    node JetStream (its server name is `<name>-<i>`), and `__enter__` then also waits for a meta leader."""
 
-    def __init__(self, size: int = 3, name: str = "test-cluster", *, binary: str | None = None):
-        self.servers = [NatsServer(name=f"{name}-{i}", cluster_name=name, binary=binary) for i in range(size)]
+    def __init__(self, size: int = 3, name: str = "test-cluster", *, binary: str | None = None,
+                 jetstream: bool = False):
+        self.jetstream = jetstream
+        self.servers = [NatsServer(name=f"{name}-{i}", cluster_name=name, binary=binary, jetstream=jetstream)
+                        for i in range(size)]
         all_routes = [s.route_url for s in self.servers]
         for server in self.servers:
             server.routes = [r for r in all_routes if r != server.route_url]
@@ -258,6 +298,16 @@ class NatsCluster:
             time.sleep(0.05)
         raise RuntimeError("cluster routes did not form in time")
 
+    def wait_jetstream(self, timeout: float = 20.0) -> None:
+        """Block until every running node sees a JetStream meta leader."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = [s for s in self.servers if s.process and s.process.poll() is None]
+            if all(s.jetstream_ready() for s in running):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("JetStream meta leader not elected in time")
+
     def cleanup(self) -> None:
         for server in self.servers:
             server.cleanup()
@@ -265,6 +315,8 @@ class NatsCluster:
     def __enter__(self) -> "NatsCluster":
         self.start()
         self.wait_routed()
+        if self.jetstream:
+            self.wait_jetstream()
         return self
 
     def __exit__(self, *exc) -> None:
