@@ -153,3 +153,13 @@ def test_close_marks_the_device_closed():
     device = MemoryDevice()
     device.close()
     assert device.closed
+
+
+def test_orientation_angles_stay_below_360_after_rounding():
+    """-0.001 % 360 is 359.999, which rounds to 360.0: the device wraps again after rounding."""
+    now = [0.0]
+    device = MemoryDevice(clock=lambda: now[0])
+    for step in range(5000):
+        now[0] = step * 0.013
+        angles, _ = device.read("orientation")
+        assert all(0 <= angle < 360 for angle in angles.values()), (now[0], angles)

@@ -112,7 +112,8 @@ class MemoryDevice(Device):
         if sensor == "orientation":
             pitch = wave(elapsed, 120, 2.0, 0.05) % 360.0
             roll = wave(elapsed, 150, 2.0, 0.05, 1.0) % 360.0
-            return rounded({"pitch": pitch, "roll": roll, "yaw": yaw}, 2)
+            # -0.001 % 360 is 359.999, which rounds to 360.0: wrap again after rounding.
+            return {axis: angle % 360.0 for axis, angle in rounded({"pitch": pitch, "roll": roll, "yaw": yaw}, 2).items()}
         if sensor == "accelerometer":
             return rounded({"x": wave(elapsed, 120, 0.02, 0.002), "y": wave(elapsed, 150, 0.02, 0.002), "z": 1.0 + wave(elapsed, 90, 0.005, 0.002)}, 4)
         if sensor == "gyroscope":
