@@ -4,10 +4,19 @@ One scatter-gather on `$SRV.INFO.bridge` and one on `$SRV.STATS.bridge`, at once
 joined by instance id. A device id that more than one bridge reports is flagged: its commands
 reach all of them. Like `bridge send` it tries each server once; unlike it, exit 2 when none is
 reachable (nothing was asked), 0 when it ran, whatever it found.
+
+Last seen: when the JetStream stream `BRIDGE_STATUS` exists (it captures `bridge.*.status` and keeps
+the last message per subject; `ensure_status_stream` creates it), `bridge fleet` also reads the last
+status of every device id in it, and lists the devices that did not answer `$SRV` as not answering,
+with the server's time of their last status and what it said (`offline` after a graceful stop,
+`online` when the process died without a goodbye). Without JetStream or without that stream the
+listing is what `$SRV` answered, as before.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import sys
@@ -16,6 +25,136 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 DEFAULT_TIMEOUT = 2.0
+STATUS_STREAM = "BRIDGE_STATUS"
+STATUS_SUBJECTS = "bridge.*.status"
+
+
+def status_stream_config(replicas: int = 1) -> dict:
+    """The stream keeping the last `bridge.<device>.status` message of every device id."""
+    return {
+        "name": STATUS_STREAM,
+        "description": "the last status message of every bridge (bridge fleet: last seen)",
+        "subjects": [STATUS_SUBJECTS],
+        "max_msgs_per_subject": 1,
+        "discard": "old",
+        "storage": "file",
+        "num_replicas": replicas,
+    }
+
+
+def ensure_status_stream(js, replicas: int = 1):
+    """Create `BRIDGE_STATUS` unless it exists (whatever its config then); fires with its info.
+    Idempotent: safe to call on every deploy, and from two places at once."""
+    from twisted.internet import defer
+
+    from bridge.nats.errors import StreamNameInUseError, StreamNotFoundError
+
+    @defer.inlineCallbacks
+    def ensure():
+        try:
+            info = yield js.stream_info(STATUS_STREAM)
+            return info
+        except StreamNotFoundError:
+            pass
+        try:
+            info = yield js.add_stream(status_stream_config(replicas))
+        except StreamNameInUseError:  # created meanwhile by someone else, with another config
+            info = yield js.stream_info(STATUS_STREAM)
+        return info
+
+    return ensure()
+
+
+def read_last_statuses(js):
+    """Fires with {device id: {"last_seen": RFC 3339 (server time), "last_status": str|None,
+    "document": dict|None}} from `BRIDGE_STATUS`; None when there is no JetStream or no such stream."""
+    from twisted.internet import defer
+
+    from bridge.nats.errors import JetStreamNotEnabledError, NoMessageFoundError, StreamNotFoundError
+
+    @defer.inlineCallbacks
+    def read():
+        try:
+            info = yield defer.ensureDeferred(js.api(f"STREAM.INFO.{STATUS_STREAM}",
+                                                     {"subjects_filter": STATUS_SUBJECTS}))
+        except (JetStreamNotEnabledError, StreamNotFoundError):
+            return None
+        subjects = sorted((info.get("state") or {}).get("subjects") or {})
+        answers = yield defer.gatherResults([
+            defer.ensureDeferred(js.api(f"STREAM.MSG.GET.{STATUS_STREAM}", {"last_by_subj": subject}))
+            .addErrback(lambda failure: failure.trap(NoMessageFoundError) and None)
+            for subject in subjects
+        ], consumeErrors=True)
+        found = {}
+        for subject, answer in zip(subjects, answers):
+            message = (answer or {}).get("message")
+            if not message:
+                continue
+            device = subject.split(".")[1]
+            found[device] = status_from_message(message)
+        return found
+
+    return read()
+
+
+def status_from_message(message: dict) -> dict:
+    """A `STREAM.MSG.GET` message (base64 `data`, server `time`) as last seen / last status."""
+    document = None
+    try:
+        document = json.loads(base64.b64decode(message.get("data") or ""))
+    except (ValueError, binascii.Error):
+        pass
+    if not isinstance(document, dict):
+        document = None
+    status = document.get("status") if document else None
+    return {"last_seen": _short_time(message.get("time")), "last_status": status if isinstance(status, str) else None,
+            "document": document}
+
+
+def _short_time(value: str | None) -> str | None:
+    """RFC 3339 with nanoseconds (the server's) cut to milliseconds, UTC with a Z."""
+    if not value:
+        return None
+    moment = _parse_time(value)
+    if moment is None:
+        return value
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    text = value.replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:  # fromisoformat takes at most 6 fractional digits before 3.11
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = head + "." + rest[:min(digits, 6)] + rest[digits:]
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def add_last_seen(entries: list[dict], statuses: dict | None) -> list[dict]:
+    """Mark every answering entry `answering: True` (with its last status when known) and append
+    one `answering: False` entry per device id whose last status is known but that did not answer."""
+    statuses = statuses or {}
+    answering = {entry["device"] for entry in entries}
+    for entry in entries:
+        known = statuses.get(entry["device"]) or {}
+        entry["answering"] = True
+        entry["last_seen"] = known.get("last_seen")
+        entry["last_status"] = known.get("last_status")
+    for device in sorted(set(statuses) - answering):
+        known = statuses[device]
+        document = known.get("document") or {}
+        entries.append({
+            "device": device, "id": None, "version": document.get("version"), "host": None, "driver": None,
+            "server": None, "config": parse_config_source(None), "started": None, "uptime": None,
+            "received": None, "errors": None, "endpoints": [], "duplicate": False,
+            "answering": False, "last_seen": known.get("last_seen"), "last_status": known.get("last_status"),
+        })
+    return entries
 
 
 def parse_config_source(source: str | None) -> dict:
@@ -92,6 +231,13 @@ def build_entries(infos: Sequence[dict], stats: Sequence[dict], now: datetime | 
     return entries
 
 
+def _ago(value: str | None, now: datetime) -> str:
+    moment = _parse_time(value)
+    if moment is None:
+        return ""
+    return f" ({_duration(max(0.0, (now - moment).total_seconds()))} ago)"
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -106,7 +252,10 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
 
 
-def format_table(entries: Sequence[dict]) -> str:
+def format_table(entries: Sequence[dict], now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    silent = [entry for entry in entries if entry.get("answering") is False]
+    entries = [entry for entry in entries if entry.get("answering") is not False]
     headers = ("DEVICE", "HOST", "VERSION", "CONFIG", "SERVER", "UPTIME", "RECEIVED", "ERRORS")
     rows = []
     for entry in entries:
@@ -128,6 +277,12 @@ def format_table(entries: Sequence[dict]) -> str:
     for device in duplicates:
         count = sum(1 for entry in entries if entry["device"] == device)
         lines.append(f"duplicate device id {device!r}: {count} bridges answer to it; give each its own device.id")
+    if silent:
+        lines.append(f"{len(silent)} bridge(s) not answering:")
+        width = max(len(str(entry["device"])) for entry in silent)
+        for entry in silent:
+            lines.append(f"  {str(entry['device']).ljust(width)}  not answering, last seen {entry['last_seen'] or '?'}"
+                         f"{_ago(entry['last_seen'], now)}, last status {entry['last_status'] or '?'}")
     return "\n".join(lines)
 
 
@@ -142,6 +297,8 @@ def run_fleet(servers: Sequence[str] = (), as_json: bool = False, timeout: float
     from bridge.config.redact import redact_url
     from bridge.nats import Client
     from bridge.nats.client import DEFAULT_URL, parse_server_url
+    from bridge.nats.errors import NatsError
+    from bridge.nats.jetstream import JetStream
     from bridge.service import INFO_RESPONSE, QUIET, SERVICE_NAME, STATS_RESPONSE, decode_answers, gather
 
     servers = list(servers) or [os.environ.get("NATS_URL", DEFAULT_URL)]
@@ -165,10 +322,13 @@ def run_fleet(servers: Sequence[str] = (), as_json: bool = False, timeout: float
             print(f"bridge fleet: cannot connect to {shown}: {error}", file=sys.stderr)
             outcome["exit"] = 2
             return
+        last_seen = read_last_statuses(JetStream(client, timeout=timeout))
+        last_seen.addErrback(_no_last_seen, NatsError)
         try:
-            infos, stats = yield defer.gatherResults([
+            infos, stats, statuses = yield defer.gatherResults([
                 gather(client, f"$SRV.INFO.{SERVICE_NAME}", reactor, timeout=timeout, quiet=quiet),
                 gather(client, f"$SRV.STATS.{SERVICE_NAME}", reactor, timeout=timeout, quiet=quiet),
+                last_seen,
             ], consumeErrors=True)
         except defer.FirstError as error:
             print(f"bridge fleet: {error.subFailure.getErrorMessage()}", file=sys.stderr)
@@ -177,6 +337,7 @@ def run_fleet(servers: Sequence[str] = (), as_json: bool = False, timeout: float
         finally:
             yield client.close()
         entries = build_entries(decode_answers(infos, INFO_RESPONSE), decode_answers(stats, STATS_RESPONSE))
+        entries = add_last_seen(entries, statuses)
         if as_json:
             print(json.dumps(entries, indent=2))
         else:
@@ -188,3 +349,10 @@ def run_fleet(servers: Sequence[str] = (), as_json: bool = False, timeout: float
         if done.code not in (0, None):
             return int(done.code) if isinstance(done.code, int) else 2
     return outcome["exit"]
+
+
+def _no_last_seen(failure, error_type):
+    """Reading the status stream failed (timeout, permissions): list what answered, say why."""
+    failure.trap(error_type)
+    print(f"bridge fleet: no last-seen data: {failure.getErrorMessage()}", file=sys.stderr)
+    return None
