@@ -20,4 +20,5 @@ BENCHMARKS = (
     ("rss_flooded", "lower"),
     ("validate", "lower"),
     ("reload_loss", "lower"),
+    ("fleet_discovery", "lower"),
 )
