@@ -1,7 +1,8 @@
 """`bridge demo`, what `make run` runs: a local nats-server, the bridge and its LED web view.
 
 Everything runs on this machine: the demo starts its own nats-server on a free loopback port (a
-real server process, owned by the demo and stopped with it), points the config at it, and drives
+real server process with JetStream on, its store in a temporary folder; owned by the demo, stopped
+and removed with it), points the config at it, and drives
 the emulated HAT (sense-emu, headless) or, without sense-emu, the in-memory device. A deployed
 bridge never does this; it connects to the user's servers.
 """
@@ -40,7 +41,9 @@ def run_demo(config_path: str = DEFAULT_CONFIG, web: str = DEFAULT_WEB, reactor=
         print(f"bridge demo: --web: {error}", file=sys.stderr)
         return 2
 
-    server = NatsServer()  # picks a free port now, so the config can name its URL before it starts
+    # picks a free port now, so the config can name its URL before it starts; JetStream stores in
+    # the server's own temporary folder, which cleanup() removes
+    server = NatsServer(jetstream=True)
     try:
         return _run(config_path, server, web_host, web_port, reactor)
     finally:
@@ -98,6 +101,7 @@ def instructions(config: BridgeConfig, server, web_url: str) -> str:
         f"bridge demo: device {config.device.id} ({config.device.driver} driver)",
         f"  LED web view:  {web_url}",
         f"  NATS server:   {server.url} (nats-server pid {server.pid}, stopped with the demo)",
+        f"  JetStream:     on, stored in {server.store_dir} (removed with the demo)",
     ]
     commands = []
     for action, purpose, options, text in EXAMPLES:
@@ -107,6 +111,7 @@ def instructions(config: BridgeConfig, server, web_url: str) -> str:
         if subject is not None:
             words = [bridge_command(), "send", "--server", server.url, *options, subject, *text]
             commands.append(f"  # {purpose}\n  {shlex.join(words)}")
+    commands.append(f"  # list the bridges on this server\n  {shlex.join([bridge_command(), 'fleet', '--server', server.url])}")
     if commands:
         lines.append("Try, in another terminal:")
         lines.extend(commands)

@@ -1,0 +1,35 @@
+"""`bridge demo` (`make run`) runs its nats-server with JetStream, its store in a temporary folder
+that goes with the demo; the banner's `bridge fleet` command lists the demo's bridge."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+from tests.outside import OutsideClient
+from tests.test_demo import WAIT, DemoProcess, emulator_if_installed, process_exists, run_printed  # noqa: F401 (fixture)
+
+
+def test_demo_server_has_jetstream_and_its_store_is_removed_at_exit(emulator_if_installed, tmp_path):
+    demo = DemoProcess(["--web", "127.0.0.1:0"], tmp_path / "demo.log")
+    try:
+        server = demo.wait_for_line(r"NATS server:\s+(nats://\S+) \(nats-server pid (\d+)")
+        nats_url, nats_pid = server.group(1), int(server.group(2))
+        store = Path(demo.wait_for_line(r"JetStream:\s+on, stored in (\S+) \(removed with the demo\)").group(1))
+        fleet = demo.wait_for_line(r"^\s+(\S*bridge fleet --server \S+)$").group(1)
+        demo.wait_for_line("Ctrl-C stops")
+        assert fleet.endswith(f"fleet --server {nats_url}")
+        with OutsideClient(nats_url) as outside:
+            info = outside.request_json("$JS.API.INFO", timeout=5)
+        assert "error" not in info and "limits" in info, info
+        assert store.is_dir()
+        listed = run_printed(fleet + " --json")
+        assert listed.returncode == 0, listed.stderr
+        assert [e["device"] for e in json.loads(listed.stdout)] == ["demo"]
+        demo.process.send_signal(signal.SIGINT)
+        assert demo.process.wait(WAIT) == 0, demo.logs()
+        assert not process_exists(nats_pid)
+        assert not store.exists() and not store.parent.exists(), "the demo left its JetStream store behind"
+    finally:
+        demo.kill()
