@@ -116,6 +116,11 @@ def _order(issue: ConfigIssue, file: str) -> tuple:
 
 
 def _parse(file: str) -> Document:
+    return _parse_text(read_text(file), file)
+
+
+def read_text(file: str) -> str:
+    """A config file's text; ConfigFileError when unreadable, ConfigError when too large or not UTF-8."""
     try:
         raw = read_regular_file(file, MAX_CONFIG_BYTES)
     except OSError as error:
@@ -134,6 +139,10 @@ def _parse(file: str) -> Document:
         line = raw[: error.start].count(b"\n") + 1
         column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
         raise ConfigError([ConfigIssue(file, line, column, "<file>", "not UTF-8 text")]) from None
+    return text
+
+
+def _parse_text(text: str, file: str) -> Document:
     try:
         document = parse_document(text, file)
     except YamlError as error:
