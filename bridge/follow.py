@@ -101,6 +101,7 @@ class ConfigFollower:
         self.error: str | None = None  # why
         self.watcher = None
         self._stopped = False
+        self._waiting_logged = False
         bridge.config_origin = self
 
     # -- what the bridge reports ---------------------------------------------------------------
@@ -139,16 +140,12 @@ class ConfigFollower:
         from bridge.nats.jetstream import JetStream
 
         js = JetStream(self.bridge.client)
-        waiting_logged = False
         while not self._stopped:
             try:
                 kv = await js.key_value(self.bucket)
                 break
             except NatsError as error:
-                if not waiting_logged:
-                    log.warn("waiting for the bucket {bucket} ({error}); the running config stays",
-                             bucket=self.bucket, error=str(error))
-                    waiting_logged = True
+                self._waiting(f"no bucket yet ({error})")
                 await task.deferLater(self.bridge.reactor, BUCKET_RETRY)
         if self._stopped:
             return
@@ -156,8 +153,13 @@ class ConfigFollower:
         self.watcher = kv.watch(self.key, lambda entry: (seen.append(entry), self.on_entry(entry)))
         await self.watcher.initial_done
         if not seen:
-            log.warn("waiting for {bucket}/{key}: it has no value yet (bridge deploy stores one)",
-                     bucket=self.bucket, key=self.key)
+            self._waiting("it has no value yet")
+
+    def _waiting(self, why: str) -> None:
+        if not self._waiting_logged:  # once: a Pi may wait for its first deploy for days
+            self._waiting_logged = True
+            log.warn("waiting for {bucket}/{key}: {why} (bridge deploy stores it); the running config stays",
+                     bucket=self.bucket, key=self.key, why=why)
 
     def on_entry(self, entry) -> None:
         from bridge.nats.kv import PUT

@@ -18,11 +18,12 @@ from tests.outside import OutsideClient
 BUCKET, KEY = "bridge_config", "pis"
 
 
-def bootstrap(url: str, device_id: str, key: str = KEY) -> str:
+def bootstrap(url: str, device_id: str, key: str = KEY, bucket: str = BUCKET) -> str:
     return f"""\
 version: 1
 fleet:
   key: {key}
+  bucket: {bucket}
 device:
   id: {device_id}
   driver: memory
@@ -56,8 +57,8 @@ def deploy(url: str, *args: str, text: str | None = None, folder: Path | None = 
     return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
 
-def deployed(url: str, text: str, folder: Path, key: str = KEY) -> int:
-    result = deploy(url, text=text, folder=folder, key=key)
+def deployed(url: str, text: str, folder: Path, key: str = KEY, *args: str) -> int:
+    result = deploy(url, *args, text=text, folder=folder, key=key)
     assert result.returncode == 0, result.stderr
     return int(result.stdout.split()[-1])
 
@@ -255,3 +256,21 @@ def test_a_bridge_restarted_without_a_server_starts_from_its_cache(tmp_path, mon
         bridge.stop()
     finally:
         server.cleanup()
+
+
+def test_a_bridge_waits_for_an_absent_bucket_and_key_logging_once_then_applies_it(server, outside, folder, monkeypatch):
+    monkeypatch.setenv("STATE_DIRECTORY", str(folder / "state-pi4"))
+    bridge = BridgeProcess(bootstrap(server.url, "pi4", key="later", bucket="later_configs"), folder, "pi4").start()
+    try:
+        bridge.wait_ready(outside)
+        wait_for(lambda: "waiting for later_configs/later" in bridge.logs(), what=f"the wait to be logged:\n{bridge.logs()}")
+        assert config_of(bridge, outside)["revision"] is None
+        time.sleep(4.5)  # two more looks for the bucket (every 2 s)
+        rev = deployed(server.url, stored([9, 9, 9]), folder, "later", "--bucket", "later_configs")
+        for device in [bridge]:
+            wait_for(lambda: config_of(device, outside) == {"key": "later", "bucket": "later_configs", "revision": rev,
+                                                             "error": None}, what=f"the apply:\n{bridge.logs()}")
+        assert first_pixel(outside, "pi4") == [9, 9, 9]
+        assert bridge.logs().count("waiting for later_configs/later") == 1
+    finally:
+        bridge.stop()
