@@ -65,9 +65,12 @@ def run_bridge(
     from bridge.logs import start_logging
 
     start_logging(log_format)
-    if follower_for is not None:  # the stored config follows its key; SIGHUP has no file to re-read
+    if follower_for is not None:  # the stored config follows its key; SIGHUP has nothing to re-read
         return serve(config, reactor, web_address=web_address, on_created=follower_for,
-                     on_running=lambda bridge, _view: bridge.config_origin.start())
+                     on_running=lambda bridge, _view: bridge.config_origin.start(),
+                     reload=lambda bridge: log.info("SIGHUP ignored: this bridge follows {source}; restart it "
+                                                    "to re-read {path}", source=bridge.config_origin.source,
+                                                    path=config_path))
     return serve(config, reactor, web_address=web_address, reload=config_reloader(config_path, overrides))
 
 

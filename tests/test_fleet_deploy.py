@@ -274,3 +274,11 @@ def test_a_bridge_waits_for_an_absent_bucket_and_key_logging_once_then_applies_i
         assert bridge.logs().count("waiting for later_configs/later") == 1
     finally:
         bridge.stop()
+
+
+def test_sighup_does_not_end_a_fleet_bridge(server, outside, folder, bridges):
+    import signal
+
+    bridges[0].signal(signal.SIGHUP)
+    wait_for(lambda: "SIGHUP ignored" in bridges[0].logs(), what=f"the SIGHUP log:\n{bridges[0].logs()}")
+    assert bridges[0].info(outside)["state"] == "running"
