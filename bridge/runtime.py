@@ -307,6 +307,7 @@ class Bridge:
             web=self.config.web,
             version=new_config.version,
             source=new_config.source,
+            fleet=self.config.fleet,
         )
         log.info(
             "reloaded {source}: {subs} subscriptions, {pubs} publications",
