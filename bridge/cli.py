@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run(commands)
     add_send(commands)
     add_fleet(commands)
+    add_deploy(commands)
     add_schema(commands)
     add_demo(commands)
     return parser
@@ -244,6 +245,42 @@ def fleet_command(args: argparse.Namespace) -> int:
     from bridge.fleet import run_fleet
 
     return run_fleet(args.servers, as_json=args.as_json, timeout=args.timeout)
+
+
+# -- deploy -----------------------------------------------------------------------------------------
+
+def add_deploy(commands) -> None:
+    parser = commands.add_parser(
+        "deploy",
+        help="store a config for many Pis in a NATS key-value bucket (their fleet: key)",
+        description=(
+            "Check FILE as a stored config (version, vars, subscriptions, publications) and store it as the next "
+            "revision of KEY in the bucket (created if missing: history 10, up to 3 replicas); every bridge whose "
+            "bootstrap file names that key applies it. Nothing is stored when FILE is invalid. "
+            "Exit status: 0 stored (or valid with --dry-run), 1 invalid file or nothing to roll back to, "
+            "2 bad usage or no server reachable."
+        ),
+    )
+    parser.add_argument("file", nargs="?", metavar="FILE")
+    parser.add_argument("--key", required=True, metavar="NAME", help="the key the Pis' bootstrap files name (fleet.key)")
+    parser.add_argument("--bucket", default="bridge_config", metavar="B", help="the key-value bucket (default bridge_config)")
+    parser.add_argument("--server", "-s", dest="servers", action="append", default=[], metavar="URL",
+                        help="NATS server URL (repeatable: each is tried once, in order; default $NATS_URL or nats://127.0.0.1:4222)")
+    parser.add_argument("--dry-run", action="store_true", help="only check FILE; store nothing")
+    parser.add_argument("--device-id", default="example", metavar="ID",
+                        help="the ${device.id} to check FILE with (default example); each Pi uses its own")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--rollback", action="store_true",
+                      help="store the previous revision's content as a new revision (no FILE)")
+    what.add_argument("--history", action="store_true", help="list the key's revisions with their times (no FILE)")
+    parser.set_defaults(handler=deploy_command)
+
+
+def deploy_command(args: argparse.Namespace) -> int:
+    from bridge.deploy import deploy
+
+    return deploy(args.file, args.key, args.bucket, args.servers, dry_run=args.dry_run, rollback=args.rollback,
+                  history=args.history, device_id=args.device_id)
 
 
 # -- demo -------------------------------------------------------------------------------------------

@@ -41,6 +41,9 @@ def run_bridge(
     from bridge.config.units import parse_listen
 
     config = load_config(config_path, overrides)  # a ConfigError here is the CLI's to report
+    follower_for = None
+    if config.fleet is not None:
+        config, follower_for = fleet_start(config)
 
     web_address = None
     if web:
@@ -62,7 +65,23 @@ def run_bridge(
     from bridge.logs import start_logging
 
     start_logging(log_format)
+    if follower_for is not None:  # the stored config follows its key; SIGHUP has nothing to re-read
+        return serve(config, reactor, web_address=web_address, on_created=follower_for,
+                     on_running=lambda bridge, _view: bridge.config_origin.start(),
+                     reload=lambda bridge: log.info("SIGHUP ignored: this bridge follows {source}; restart it "
+                                                    "to re-read {path}", source=bridge.config_origin.source,
+                                                    path=config_path))
     return serve(config, reactor, web_address=web_address, reload=config_reloader(config_path, overrides))
+
+
+def fleet_start(bootstrap):
+    """A `fleet:` bootstrap: the config to start with (the cached revision, if any) and what makes
+    the bridge's `ConfigFollower` (it watches the key once the bridge runs)."""
+    from bridge.follow import ConfigCache, ConfigFollower, boot_config, state_directory
+
+    cache = ConfigCache(state_directory(), bootstrap.fleet.bucket, bootstrap.fleet.key)
+    config, revision = boot_config(bootstrap, cache)
+    return config, lambda bridge: ConfigFollower(bridge, bootstrap, cache, revision)
 
 
 def config_reloader(config_path: str, overrides: Sequence[str], defer_to_thread: Callable | None = None) -> Callable:
@@ -108,11 +127,13 @@ def serve(
     any_free_web_port: bool = False,
     reload: Callable | None = None,
     on_running: Callable | None = None,
+    on_created: Callable | None = None,
 ) -> int:
     """Run a bridge (and its web view) until the reactor stops; the exit status.
 
     `any_free_web_port`: when the web port is taken, take a free one instead of failing (the demo).
-    `reload(bridge)` runs on SIGHUP; `on_running(bridge, view)` once the bridge is connected.
+    `reload(bridge)` runs on SIGHUP; `on_running(bridge, view)` once the bridge is connected;
+    `on_created(bridge)` right after the bridge is built.
     """
     from twisted.internet import defer
     from twisted.internet.error import CannotListenError
@@ -124,6 +145,8 @@ def serve(
     from bridge.systemd import Notifier, start_watchdog
 
     bridge = Bridge(config, reactor)
+    if on_created is not None:
+        on_created(bridge)
     state = {"exit": 0, "view": None}
     systemd = Notifier.from_environment()
 

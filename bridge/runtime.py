@@ -118,6 +118,7 @@ class Bridge:
         self._info_subscription = None
         self.gave_up = False  # the client stopped reconnecting (nats.reconnect.max_attempts)
         self.listeners: list[Callable[[str], None]] = []  # told "connected" / "disconnected"
+        self.config_origin = None  # a fleet bridge's ConfigFollower: its `info()` and `metadata()` say which revision runs
 
     @property
     def stopping(self) -> bool:
@@ -306,6 +307,7 @@ class Bridge:
             web=self.config.web,
             version=new_config.version,
             source=new_config.source,
+            fleet=self.config.fleet,
         )
         log.info(
             "reloaded {source}: {subs} subscriptions, {pubs} publications",
@@ -362,7 +364,7 @@ class Bridge:
         }
 
     def info(self) -> dict:
-        return info_document(
+        document = info_document(
             device_id=self.device_id,
             driver=self.config.device.driver,
             version=__version__,
@@ -376,16 +378,22 @@ class Bridge:
             publications=[p.info() for p in self.publications],
             bad_requests=self.bad_requests,
         )
+        if self.config_origin is not None:
+            document["config"] = self.config_origin.info()
+        return document
 
     def _service_identity(self) -> Identity:
         url = self.client.connected_url if self.client else None
-        return Identity(self.instance_id, __version__, {
+        metadata = {
             "device": self.device_id,
             "driver": self.config.device.driver,
             "host": socket.gethostname(),
             "config": f"file:{os.path.abspath(self.config.source)}",
             "server": redact_url(url) if url else "",
-        })
+        }
+        if self.config_origin is not None:
+            metadata.update(self.config_origin.metadata())
+        return Identity(self.instance_id, __version__, metadata)
 
     def _on_info_request(self, msg) -> None:
         if not msg.reply:

@@ -12,6 +12,7 @@ from bridge.config.document import Path
 from bridge.config.model import (
     BridgeConfig,
     DeviceConfig,
+    FleetConfig,
     NatsConfig,
     PublicationConfig,
     ReconnectConfig,
@@ -119,6 +120,9 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
         web = WebConfig(host=host, port=port, hosts=tuple(data["web"].get("hosts", ())),
                         max_clients=data["web"].get("max_clients", default.max_clients),
                         stall_timeout=parse_duration(data["web"].get("stall_timeout", default.stall_timeout)))
+    fleet = None
+    if "fleet" in data:
+        fleet = FleetConfig(key=data["fleet"]["key"], bucket=data["fleet"].get("bucket", FleetConfig.bucket))
     return BridgeConfig(
         device=device,
         nats=nats,
@@ -127,6 +131,7 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
         web=web,
         version=data["version"],
         source=source,
+        fleet=fleet,
     )
 
 
@@ -139,7 +144,7 @@ def to_plain(config: BridgeConfig, secret_paths: set[Path]) -> dict:
         host = f"[{web['host']}]" if ":" in web["host"] else web["host"]
         data["web"] = {"listen": f"{host}:{web['port']}", "hosts": web["hosts"], "max_clients": web["max_clients"],
                        "stall_timeout": web["stall_timeout"]}
-    return {key: data[key] for key in ("version", "device", "nats", "subscriptions", "publications", "web") if key in data}
+    return {key: data[key] for key in ("version", "fleet", "device", "nats", "subscriptions", "publications", "web") if key in data}
 
 
 def to_yaml(config: BridgeConfig, secret_paths: set[Path]) -> str:

@@ -34,7 +34,43 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Bridg
 def load(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Loaded:
     file = os.fspath(path)
     config_dir = FilePath(os.path.abspath(file)).parent
-    document = _parse(file)
+    return _check(_parse(file), config_dir, file, overrides)
+
+
+STORED_KEYS = ("version", "vars", "subscriptions", "publications")
+_PLACEHOLDER_SERVER = "nats://127.0.0.1:4222"
+
+
+def load_stored(text: str, bootstrap: BridgeConfig, source: str) -> BridgeConfig:
+    """A stored config (a fleet key's value: version, vars, subscriptions, publications) checked
+    exactly like a file, with `bootstrap`'s device (so `${device.id}` is this Pi's id), and merged
+    into `bootstrap`. `source` names it in errors and logs, e.g. `kv:bridge_config/pis@7`."""
+    try:
+        document = parse_document(text, source)
+    except YamlError as error:
+        raise ConfigError(sorted(error.issues, key=lambda issue: _order(issue, source))) from None
+    if not isinstance(document.data, dict):
+        got = describe(document.data)
+        raise ConfigError([document.position(()).issue((), "a stored config is a mapping (version:, vars:, "
+                                                        f"subscriptions:, publications:), got {got}")])
+    foreign = [
+        document.issue((key,), f"{key!r} does not belong in a stored config: it holds only {', '.join(STORED_KEYS)}; "
+                               "device, nats and web come from each Pi's bootstrap file", key=True)
+        for key in document.data if key not in STORED_KEYS
+    ]
+    if foreign:
+        raise ConfigError(sorted(foreign, key=lambda issue: _order(issue, source)))
+    device = bootstrap.device
+    document.data["device"] = {"id": device.id, "driver": device.driver, "rotation": device.rotation,
+                               "low_light": device.low_light}
+    document.data["nats"] = {"servers": [_PLACEHOLDER_SERVER]}  # checked already, in the bootstrap file
+    config_dir = FilePath(os.path.abspath(bootstrap.source)).parent
+    stored = _check(document, config_dir, source, ()).config
+    return dataclasses.replace(bootstrap, subscriptions=stored.subscriptions, publications=stored.publications,
+                               version=stored.version, source=source)
+
+
+def _check(document: Document, config_dir: FilePath, file: str, overrides: Sequence[str]) -> Loaded:
     issues = [issue for _, issue in document.issues]
     issues += apply_overrides(document, overrides)
     substitution = Substitution(document, config_dir)
@@ -80,6 +116,11 @@ def _order(issue: ConfigIssue, file: str) -> tuple:
 
 
 def _parse(file: str) -> Document:
+    return _parse_text(read_text(file), file)
+
+
+def read_text(file: str) -> str:
+    """A config file's text; ConfigFileError when unreadable, ConfigError when too large or not UTF-8."""
     try:
         raw = read_regular_file(file, MAX_CONFIG_BYTES)
     except OSError as error:
@@ -98,6 +139,10 @@ def _parse(file: str) -> Document:
         line = raw[: error.start].count(b"\n") + 1
         column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
         raise ConfigError([ConfigIssue(file, line, column, "<file>", "not UTF-8 text")]) from None
+    return text
+
+
+def _parse_text(text: str, file: str) -> Document:
     try:
         document = parse_document(text, file)
     except YamlError as error:

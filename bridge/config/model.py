@@ -97,6 +97,14 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class FleetConfig:
+    """A bootstrap file's `fleet:`: where the stored config (vars, subscriptions, publications) lives."""
+
+    key: str
+    bucket: str = "bridge_config"
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     device: DeviceConfig
     nats: NatsConfig
@@ -104,4 +112,5 @@ class BridgeConfig:
     publications: tuple[PublicationConfig, ...] = ()
     web: WebConfig | None = None
     version: int = 1
-    source: str = "<config>"  # the file it came from, for log lines and reloads
+    source: str = "<config>"  # the file it came from (or kv:BUCKET/KEY@REV), for log lines and reloads
+    fleet: FleetConfig | None = None  # set: a bootstrap file; the rest comes from the stored config
