@@ -90,6 +90,7 @@ def _with_bucket(servers: Sequence[str], bucket: str, *, create: bool, work) -> 
     from bridge.nats.client import DEFAULT_URL, parse_server_url
     from bridge.nats.errors import BucketNotFoundError
     from bridge.nats.jetstream import JetStream
+    from bridge.fleet import ensure_status_stream
 
     servers = list(servers) or [os.environ.get("NATS_URL", DEFAULT_URL)]
     for url in servers:
@@ -123,6 +124,9 @@ def _with_bucket(servers: Sequence[str], bucket: str, *, create: bool, work) -> 
                 kv = await js.create_key_value(bucket, history=HISTORY, replicas=replicas,
                                                description="bridge configs (bridge deploy)")
                 print(f"created bucket {bucket} (history {HISTORY}, {replicas} replica(s))", file=sys.stderr)
+            if create:
+                # The stream `bridge fleet` reads "last seen" from: set up with the first deploy.
+                await ensure_status_stream(js, replicas=replicas_for(client.server_info))
             outcome["exit"] = await work(kv)
         except NatsError as error:
             print(f"bridge deploy: {error}", file=sys.stderr)

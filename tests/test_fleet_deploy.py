@@ -282,3 +282,13 @@ def test_sighup_does_not_end_a_fleet_bridge(server, outside, folder, bridges):
     bridges[0].signal(signal.SIGHUP)
     wait_for(lambda: "SIGHUP ignored" in bridges[0].logs(), what=f"the SIGHUP log:\n{bridges[0].logs()}")
     assert bridges[0].info(outside)["state"] == "running"
+
+
+def test_a_deploy_sets_up_the_status_stream_bridge_fleet_reads_last_seen_from(server, outside, folder, bridges):
+    deployed(server.url, stored([1, 2, 3]), folder)
+
+    async def stream_subjects():
+        info = await outside.nc.jetstream().stream_info("BRIDGE_STATUS")
+        return info.config.subjects
+
+    assert outside._run(stream_subjects()) == ["bridge.*.status"]
