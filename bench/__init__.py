@@ -21,4 +21,5 @@ BENCHMARKS = (
     ("validate", "lower"),
     ("reload_loss", "lower"),
     ("fleet_discovery", "lower"),
+    ("fleet_rollout", "lower"),
 )
