@@ -153,13 +153,15 @@ def add_schema(commands) -> None:
         help="print the config file's JSON Schema",
         description="Print the JSON Schema (2020-12) of the config file, for editors and CI.",
     )
+    parser.add_argument("--stored", action="store_true",
+                        help="the schema of a stored config (what `bridge deploy` stores for fleet: bootstrap files)")
     parser.set_defaults(handler=schema_command)
 
 
 def schema_command(args: argparse.Namespace) -> int:
-    from bridge.config import schema_text
+    from bridge.config.schema import schema_text, stored_schema_text
 
-    sys.stdout.write(schema_text())
+    sys.stdout.write(stored_schema_text() if args.stored else schema_text())
     return EXIT_OK
 
 

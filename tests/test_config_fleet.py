@@ -110,3 +110,35 @@ def test_stored_yaml_errors_and_a_missing_version(bootstrap):
     assert errors("version: [\n", bootstrap)[0].startswith(f"{SOURCE}:2:1: error: <yaml>: YAML syntax")
     assert errors("subscriptions: []\n", bootstrap) == [f"{SOURCE}:1:1: error: version: missing required key 'version'"]
     assert errors("- 1\n", bootstrap)[0].startswith(f"{SOURCE}:1:1: error: <root>: a stored config is a mapping")
+
+
+# --- the stored form's own schema, for editors -----------------------------------------------------
+
+
+def test_the_shipped_stored_schema_is_the_one_made_from_the_main_schema():
+    from bridge.config.schema import STORED_SCHEMA_FILE, stored_schema_text
+
+    assert STORED_SCHEMA_FILE.read_text(encoding="utf-8") == stored_schema_text(), (
+        "regenerate it: bridge schema --stored > bridge/config/bridge-stored.schema.json")
+
+
+def test_the_stored_schema_takes_a_stored_config_and_refuses_what_belongs_in_the_bootstrap_file():
+    import yaml
+    from jsonschema import Draft202012Validator
+
+    from bridge.config.schema import stored_schema
+
+    validator = Draft202012Validator(stored_schema())
+    stored = yaml.safe_load(STORED)
+    assert list(validator.iter_errors(stored)) == []
+    for key, value in (("nats", {"servers": ["nats://h:4222"]}), ("device", {"id": "pi"}), ("fleet", {"key": "k"})):
+        assert list(validator.iter_errors({**stored, key: value})), key
+    assert list(validator.iter_errors({"subscriptions": []}))  # version is required
+
+
+def test_bridge_schema_stored_prints_it(capsys):
+    from bridge.cli import main
+    from bridge.config.schema import stored_schema_text
+
+    assert main(["schema", "--stored"]) == 0
+    assert capsys.readouterr().out == stored_schema_text()

@@ -16,7 +16,7 @@ from bridge.config.limits import MAX_CONFIG_BYTES, NotRegular, TooLarge, format_
 from bridge.config.model import BridgeConfig
 from bridge.config.overrides import apply_overrides
 from bridge.config.redact import mask_value
-from bridge.config.schema import describe, is_secret, schema_issues
+from bridge.config.schema import STORED_KEYS, describe, is_secret, schema_issues
 from bridge.config.substitute import DEVICE_ID, Substitution
 
 
@@ -37,7 +37,6 @@ def load(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Loaded:
     return _check(_parse(file), config_dir, file, overrides)
 
 
-STORED_KEYS = ("version", "vars", "subscriptions", "publications")
 _PLACEHOLDER_SERVER = "nats://127.0.0.1:4222"
 
 

@@ -16,6 +16,10 @@ from bridge.config.errors import ConfigIssue, did_you_mean
 from bridge.config.redact import redact_url
 
 SCHEMA_FILE = FilePath(__file__).with_name("bridge.schema.json")
+# The stored form (a fleet key's value) as its own schema for editors, made from the main one by
+# `stored_schema()`; tests check the shipped file is what it makes.
+STORED_SCHEMA_FILE = FilePath(__file__).with_name("bridge-stored.schema.json")
+STORED_KEYS = ("version", "vars", "subscriptions", "publications")
 SECRET_KEYS = ("password", "token")
 SERVERS = ("nats", "servers")
 
@@ -37,6 +41,28 @@ def schema_text() -> str:
 @lru_cache(maxsize=1)
 def _schema() -> dict:
     return json.loads(schema_text())
+
+
+def stored_schema() -> dict:
+    """The schema of a stored config: the main schema's `version`, `vars`, `subscriptions` and
+    `publications`, nothing else (device, nats and web come from each Pi's bootstrap file)."""
+    main = _schema()
+    return {
+        "$schema": main["$schema"],
+        "$id": "urn:nats-sense-bridge:stored-config:1",
+        "title": "nats-sense-bridge stored configuration (a fleet key's value), version 1",
+        "description": "What `bridge deploy` stores and every Pi with a matching `fleet:` block runs. "
+                       "Substitutions such as ${device.id} resolve on each Pi.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["version"],
+        "properties": {key: main["properties"][key] for key in STORED_KEYS},
+        "$defs": main["$defs"],
+    }
+
+
+def stored_schema_text() -> str:
+    return json.dumps(stored_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
 @lru_cache(maxsize=1)
