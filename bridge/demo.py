@@ -22,6 +22,16 @@ from bridge.nats.subjects import is_literal
 DEFAULT_CONFIG = str(Path(__file__).with_name("demo.yml"))  # shipped in the package
 DEFAULT_WEB = "127.0.0.1:8080"
 
+# A stored config for the printed `bridge deploy` example (written into the server's temporary folder).
+DEPLOY_EXAMPLE = """\
+# A stored config: what `bridge deploy` puts in the key-value bucket for every Pi whose
+# bootstrap file names the key (fleet: {key: demo}). The demo's own bridge runs from a file.
+version: 1
+subscriptions:
+  - subject: pi.${device.id}.led.text
+    action: show_message
+"""
+
 # (action, what the example does, options, text) for the `bridge send` commands printed at start.
 EXAMPLES = (
     ("show_message", "show a message", [], ["hello world"]),
@@ -112,6 +122,13 @@ def instructions(config: BridgeConfig, server, web_url: str) -> str:
             words = [bridge_command(), "send", "--server", server.url, *options, subject, *text]
             commands.append(f"  # {purpose}\n  {shlex.join(words)}")
     commands.append(f"  # list the bridges on this server\n  {shlex.join([bridge_command(), 'fleet', '--server', server.url])}")
+    example = Path(server.store_dir).parent / "stored-example.yml"  # removed with the server's folder
+    example.write_text(DEPLOY_EXAMPLE, encoding="utf-8")
+    deploy = [bridge_command(), "deploy", str(example), "--key", "demo", "--server", server.url]
+    commands.append(
+        "  # store a fleet config in this JetStream (bucket bridge_config, key demo) and list its revisions;\n"
+        "  # the demo bridge runs from a file, not fleet:, so its LEDs do not change and `fleet` shows it as file:\n"
+        f"  {shlex.join(deploy)}\n  {shlex.join([*deploy[:2], *deploy[3:], '--history'])}")
     if commands:
         lines.append("Try, in another terminal:")
         lines.extend(commands)
