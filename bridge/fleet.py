@@ -157,9 +157,10 @@ def add_last_seen(entries: list[dict], statuses: dict | None) -> list[dict]:
     return entries
 
 
-def parse_config_source(source: str | None) -> dict:
-    """`file:PATH` or `kv:BUCKET/KEY@REV` (metadata `config`) as the JSON output's `config`."""
-    config = {"source": source, "file": None, "key": None, "revision": None, "error": None}
+def parse_config_source(source: str | None, error: str | None = None) -> dict:
+    """`file:PATH` or `kv:BUCKET/KEY@REV` (metadata `config`) as the JSON output's `config`;
+    `error`: why the latest revision was refused (metadata `config_error`), if it was."""
+    config = {"source": source, "file": None, "key": None, "revision": None, "error": error or None}
     if not source:
         return config
     if source.startswith("file:"):
@@ -216,7 +217,7 @@ def build_entries(infos: Sequence[dict], stats: Sequence[dict], now: datetime | 
             "host": metadata.get("host"),
             "driver": metadata.get("driver"),
             "server": metadata.get("server") or None,
-            "config": parse_config_source(metadata.get("config")),
+            "config": parse_config_source(metadata.get("config"), metadata.get("config_error")),
             "started": stat.get("started"),
             "uptime": _uptime(stat.get("started"), now),
             "received": received,
@@ -273,6 +274,10 @@ def format_table(entries: Sequence[dict], now: datetime | None = None) -> str:
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [headers, *rows]]
     lines.append(f"{len(entries)} bridge(s)")
+    for entry in entries:
+        if entry["config"]["error"]:
+            lines.append(f"{entry['device']}: runs {entry['config']['source']}; refused the latest revision: "
+                         f"{entry['config']['error']}")
     duplicates = sorted({entry["device"] for entry in entries if entry["duplicate"]}, key=str)
     for device in duplicates:
         count = sum(1 for entry in entries if entry["device"] == device)

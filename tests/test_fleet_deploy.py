@@ -203,6 +203,12 @@ def test_an_invalid_entry_is_refused_on_every_bridge_which_keeps_the_previous_re
         assert first_pixel(outside, bridge.device_id) == [0, 0, 30]  # still the good revision's args
         refusals = [r for r in bridge.log_records() if f"refused kv:{BUCKET}/{KEY}@{bad}" in r.get("message", r.get("text", json.dumps(r)))]
         assert len(refusals) == 1, bridge.logs()
+    listing = subprocess.run([sys.executable, "-m", "bridge", "fleet", "--server", server.url, "--json"],
+                             capture_output=True, text=True, timeout=60)
+    listed = {entry["device"]: entry["config"] for entry in json.loads(listing.stdout)}
+    for bridge in bridges:
+        assert listed[bridge.device_id]["revision"] == good
+        assert listed[bridge.device_id]["error"].startswith(where)
 
     fixed = deployed(server.url, stored([0, 0, 50]), folder)
     wait_applied(bridges, outside, fixed)
