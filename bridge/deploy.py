@@ -114,7 +114,7 @@ def _with_bucket(servers: Sequence[str], bucket: str, *, create: bool, work) -> 
         try:
             js = JetStream(client)
             try:
-                kv = await js.key_value(bucket)
+                kv = await _bucket_during_elections(js, bucket, reactor)
             except BucketNotFoundError:
                 if not create:
                     print(f"bridge deploy: no bucket {bucket!r}: nothing deployed yet", file=sys.stderr)
@@ -140,6 +140,28 @@ def _with_bucket(servers: Sequence[str], bucket: str, *, create: bool, work) -> 
         if done.code not in (0, None):
             return int(done.code) if isinstance(done.code, int) else EXIT_USAGE
     return outcome["exit"]
+
+
+# Right after a cluster node dies, JetStream API requests time out until the stream has elected a
+# new leader (a few seconds): asking again is what a user would do by hand.
+LEADER_ELECTION_WAIT = 15.0
+
+
+async def _bucket_during_elections(js, bucket: str, reactor):
+    """`js.key_value(bucket)`, asked again while it times out, for up to LEADER_ELECTION_WAIT s."""
+    from twisted.internet import task
+
+    from bridge.nats.errors import NatsTimeoutError
+
+    deadline = reactor.seconds() + LEADER_ELECTION_WAIT
+    while True:
+        try:
+            return await js.key_value(bucket)
+        except NatsTimeoutError as error:
+            if reactor.seconds() >= deadline:
+                raise
+            print(f"bridge deploy: {error}; asking again (a cluster may be electing a leader)", file=sys.stderr)
+            await task.deferLater(reactor, 0.5)
 
 
 async def _store(kv, key: str, text: str, file: str) -> int:

@@ -3,8 +3,9 @@
 Three real `bridge run` processes with `fleet:` bootstraps, one per node (every bootstrap lists all
 three servers, `randomize: false`, a different one first). Revision A is deployed and running; then
 the node holding the bucket's stream leader is killed and revision B deployed at once through a
-surviving node (re-run while it fails: until the cluster elects a new stream leader, about 5 s
-here, `bridge deploy` gets no reply, exactly what a user would see). Every bridge must end up running B — the one whose server died reconnects to
+surviving node (until the cluster elects a new stream leader, about 5 s here, JetStream requests
+time out: `bridge deploy` asks again for up to 15 s, and the test re-runs it should that not be
+enough). Every bridge must end up running B — the one whose server died reconnects to
 another node and its KV watcher creates a new consumer there — and answer on a subject only B has.
 """
 
