@@ -35,6 +35,11 @@ from pathlib import Path
 MODULES: dict[str, list[str]] = {
     "bridge/nats/protocol.py": ["tests/test_protocol.py"],
     "bridge/nats/subjects.py": ["tests/test_subjects.py"],
+    "bridge/nats/pool.py": ["tests/test_nats_client_units.py"],
+    "bridge/nats/subscriptions.py": ["tests/test_nats_client_units.py"],
+    "bridge/nats/outbound.py": ["tests/test_nats_client_units.py"],
+    "bridge/nats/requests.py": ["tests/test_nats_client_units.py"],
+    "bridge/nats/repeats.py": ["tests/test_nats_client_units.py"],
 }
 
 ROOT = Path(__file__).resolve().parent.parent
