@@ -473,6 +473,7 @@ def test_outbound_queue_keeps_publishes_not_control_frames_across_a_lost_connect
 
 def test_outbound_limit_is_inclusive_and_the_error_says_why():
     queue = OutboundQueue(10, task.Clock())
+    assert queue.paused is False and queue.pending_bytes == 0 and queue.mark() == 0
     queue.publish(b"x" * 4)
     queue.publish(b"y" * 6)  # exactly at the limit: accepted
     assert queue.pending_bytes == 10
@@ -483,6 +484,8 @@ def test_outbound_limit_is_inclusive_and_the_error_says_why():
     )
     assert queue.pending_bytes == 10 and queue.discard() == (2, 10)
     assert queue.pending_bytes == 0 and queue.discard() == (0, 0)
+    queue.publish(b"after")  # still usable after a discard
+    assert queue.pending_bytes == 5 and queue.discard() == (1, 5)
 
 
 def test_outbound_full_while_attached_names_the_server():
@@ -540,9 +543,13 @@ def test_outbound_schedules_nothing_while_paused_and_resumes_by_writing():
     queue.write()  # not while paused, however small
     assert transport.writes == [b"SUB a 1\r\n"] and queue.pending_bytes == 7
     transport.producer.resumeProducing()
-    assert not queue.paused and transport.writes[-1] == b"pPING\r\n"
+    assert queue.paused is False and transport.writes[-1] == b"pPING\r\n"
     transport.producer.stopProducing()  # the connection's loss arrives elsewhere: nothing changes
-    assert not queue.paused
+    assert queue.paused is False
+    transport.producer.pauseProducing()
+    queue.detach(lost=False)
+    queue.attach(_Transport(), b"")  # a new connection starts unpaused
+    assert queue.paused is False
 
 
 def test_a_stale_producer_changes_nothing():
@@ -660,6 +667,9 @@ def test_outbound_detach_cancels_the_pending_write_and_tolerates_a_dropped_produ
     assert transport.writes == [] and queue.pending_bytes == 1
     queue.detach(lost=False)  # twice: no transport to unregister from
     assert transport.unregistered == 1
+    never_attached = OutboundQueue(10, clock)
+    never_attached.detach(lost=True)
+    assert never_attached.possibly_lost == 0
 
 
 def test_control_frames_are_marked_as_such():
@@ -760,6 +770,9 @@ def test_forget_stops_waiting_without_firing():
     [(_, callback)] = subscriber.calls
     callback(Msg(subject, 1, None, b"x"))
     assert not waiting.called and not kept.called
+    waiting.addErrback(lambda failure: None)  # its timeout still fires it (nobody listens by then)
+    clock.advance(2)  # the canceller finds its token gone already, and must not raise KeyError
+    assert isinstance(failure_of(kept), NatsTimeoutError)
 
 
 def test_fail_all_fails_every_waiting_request_once():

@@ -6,6 +6,7 @@ ProtocolError."""
 from __future__ import annotations
 
 import json
+import re
 import string
 
 import pytest
@@ -266,6 +267,39 @@ def test_parser_builds_every_message_through_the_class_it_is_given():
         assert [type(e) for e in Parser(msg_class=Custom, fast=fast).feed(data)] == [Custom] * 4
 
 
+def test_event_reprs_name_their_contents():
+    assert [repr(e) for e in (PING_EVENT, PONG_EVENT, OK_EVENT)] == ["Ping()", "Pong()", "Ok()"]
+    assert repr(Info({"server_id": "x", "proto": 1})) == "Info({'server_id': 'x', 'proto': 1})"
+    assert repr(Err("Stale Connection")) == "Err('Stale Connection')"
+    assert repr(Headers([("A", "1"), ("a", "2")])) == "Headers([('A', '1'), ('a', '2')])"
+    full = Msg("s", 2, "r", b"p", Headers([("K", "v")]), 503, "No Responders", "why")
+    assert repr(full) == (
+        "Msg(subject='s', sid=2, reply='r', payload=b'p', headers=Headers([('K', 'v')]), status=503, "
+        "description='No Responders', problem='why')"
+    )
+
+    class Custom(Msg):
+        __slots__ = ()
+
+    assert repr(Custom("s", 0, None, b"")) == "Custom(subject='s', sid=0, payload=b'')"
+
+
+def test_info_and_err_compare_by_value_and_type():
+    options = {"server_id": "x"}
+    assert Info(options).options is options
+    assert Info({"a": 1}) == Info({"a": 1}) and Info({"a": 1}) != Info({"a": 2})
+    assert Err("x").message == "x"
+    assert Err("x") == Err("x") and Err("x") != Err("y")
+
+    class LooksLikeInfo:
+        def __init__(self):
+            self.options, self.message = options, "x"
+
+    impostor = LooksLikeInfo()
+    assert Info(options) != impostor and Err("x") != impostor
+    assert Info({}) != Err("") and Err("") != Info({})
+
+
 # --- control line limits ----------------------------------------------------------------------
 
 
@@ -368,37 +402,51 @@ def test_info_exemption_needs_the_info_op_itself():
 
 # --- what is not NATS -------------------------------------------------------------------------
 
+def exactly(text: str) -> str:
+    return "^" + re.escape(text) + "$"
+
+
+LONG_ARGS = b"a " + b"r" * 100 + b" x y 3"
+# Each case: the stream, and the ProtocolError's message (a regex) on either path, whole or split.
 BAD_STREAMS = {
-    "unknown op": b"HELLO world\r\n",
-    "empty line": b"\r\n",
-    "MSG too few args": b"MSG a 3\r\nabc\r\n",
-    "MSG too many args": b"MSG a 1 r x 3\r\nabc\r\n",
-    "MSG size not a number": b"MSG a 1 three\r\nabc\r\n",
-    "MSG size with a sign": b"MSG a 1 +3\r\nabc\r\n",
-    "MSG size with an underscore": b"MSG a 1 1_0\r\n0123456789\r\n",
-    "MSG size in other digits": "MSG a 1 ³\r\nabc\r\n".encode(),
-    "MSG negative sid": b"MSG a -1 3\r\nabc\r\n",
-    "MSG payload longer than announced": b"MSG a 1 2\r\nabc\r\n",
-    "MSG after a known line, payload longer than announced": b"MSG a 1 2\r\nab\r\nMSG a 1 2\r\nabc\r\n",
-    "HMSG too few args": b"HMSG a 1 3\r\nabc\r\n",
-    "HMSG too many args": b"HMSG a 1 r x 3 3\r\nabc\r\n",
-    "HMSG header size not a number": b"HMSG a 1 x 3\r\nabc\r\n",
-    "HMSG header larger than total": b"HMSG a 1 20 10\r\n0123456789\r\n",
-    "HMSG payload longer than announced": hmsg(b"a", 1, b"NATS/1.0\r\n\r\n", b"")[:-2] + b"x\r\n",
-    "INFO not JSON": b"INFO {nope\r\n",
-    "INFO not an object": b"INFO [1, 2]\r\n",
-    "INFO nested too deep": b"INFO " + b"[" * 100_000 + b"\r\n",
+    "unknown op": (b"HELLO world\r\n", exactly("unknown protocol operation b'HELLO world'")),
+    "unknown op, long": (b"HELLO " + b"w" * 60 + b"\r\n", exactly("unknown protocol operation b'HELLO %s'" % ("w" * 34))),
+    "empty line": (b"\r\n", exactly("unknown protocol operation b''")),
+    "MSG too few args": (b"MSG a 3\r\nabc\r\n", exactly("bad MSG arguments: b'a 3'")),
+    "MSG too many args": (b"MSG a 1 r x 3\r\nabc\r\n", exactly("bad MSG arguments: b'a 1 r x 3'")),
+    "MSG too many long args": (b"MSG " + LONG_ARGS + b"\r\nabc\r\n", exactly("bad MSG arguments: %r" % LONG_ARGS[:80])),
+    "MSG size not a number": (b"MSG a 1 three\r\nabc\r\n", exactly("expected a number, got b'three'")),
+    "MSG size a long non-number": (b"MSG a 1 " + b"7" * 30 + b"x\r\nabc\r\n", exactly("expected a number, got b'%s'" % ("7" * 20))),
+    "MSG size with a sign": (b"MSG a 1 +3\r\nabc\r\n", exactly("expected a number, got b'+3'")),
+    "MSG size with an underscore": (b"MSG a 1 1_0\r\n0123456789\r\n", exactly("expected a number, got b'1_0'")),
+    "MSG size in other digits": ("MSG a 1 ³\r\nabc\r\n".encode(), exactly("expected a number, got b'\\xc2\\xb3'")),
+    "MSG negative sid": (b"MSG a -1 3\r\nabc\r\n", exactly("expected a number, got b'-1'")),
+    "MSG payload longer than announced": (b"MSG a 1 2\r\nabc\r\n", exactly("message payload not followed by CRLF")),
+    "MSG after a known line, payload longer than announced": (
+        b"MSG a 1 2\r\nab\r\nMSG a 1 2\r\nabc\r\n", exactly("message payload not followed by CRLF")),
+    "HMSG too few args": (b"HMSG a 1 3\r\nabc\r\n", exactly("bad HMSG arguments: b'a 1 3'")),
+    "HMSG too many args": (b"HMSG a 1 r x 3 3\r\nabc\r\n", exactly("bad HMSG arguments: b'a 1 r x 3 3'")),
+    "HMSG too many long args": (b"HMSG " + LONG_ARGS + b" 3\r\nabc\r\n", exactly("bad HMSG arguments: %r" % (LONG_ARGS + b" 3")[:80])),
+    "HMSG header size not a number": (b"HMSG a 1 x 3\r\nabc\r\n", exactly("expected a number, got b'x'")),
+    "HMSG header larger than total": (b"HMSG a 1 20 10\r\n0123456789\r\n", exactly("HMSG header size larger than total size")),
+    "HMSG header one larger than total": (b"HMSG a 1 11 10\r\n0123456789\r\n", exactly("HMSG header size larger than total size")),
+    "HMSG payload longer than announced": (
+        hmsg(b"a", 1, b"NATS/1.0\r\n\r\n", b"")[:-2] + b"x\r\n", exactly("message payload not followed by CRLF")),
+    "INFO not JSON": (b"INFO {nope\r\n", exactly("INFO is not valid JSON: Expecting property name enclosed in double quotes: "
+                                                 "line 1 column 2 (char 1)")),
+    "INFO not an object": (b"INFO [1, 2]\r\n", exactly("INFO is not a JSON object")),
+    "INFO nested too deep": (b"INFO " + b"[" * 100_000 + b"\r\n", "^INFO is not valid JSON: .*recursion"),
 }
 
 
 @pytest.mark.parametrize("fast", [True, False])
-@pytest.mark.parametrize("data", BAD_STREAMS.values(), ids=BAD_STREAMS.keys())
-def test_malformed_streams_raise_protocol_error(data, fast):
-    with pytest.raises(ProtocolError):
+@pytest.mark.parametrize(("data", "message"), BAD_STREAMS.values(), ids=BAD_STREAMS.keys())
+def test_malformed_streams_raise_protocol_error(data, message, fast):
+    with pytest.raises(ProtocolError, match=message):
         Parser(fast=fast).feed(data)
     step = 1 + len(data) // 1000  # byte by byte, but without feeding 100 kB one byte at a time
     parser = Parser(fast=fast)
-    with pytest.raises(ProtocolError):
+    with pytest.raises(ProtocolError, match=message):
         for i in range(0, len(data), step):
             parser.feed(data[i : i + step])
 
@@ -529,8 +577,9 @@ def test_headers_lookup_prefers_exact_case_then_folds():
     assert headers.get("X") == "1"
     assert headers["x"] == "1"
     assert headers.get("missing") is None and headers.get("missing", "d") == "d"
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError) as missing:
         headers["missing"]
+    assert missing.value.args == ("missing",)
     assert "x" in headers and "missing" not in headers and 1 not in headers
     assert headers.keys() == list(headers) == ["Content-Type", "content-type", "X"]
     assert len(headers) == 4
@@ -587,11 +636,14 @@ def test_encode_hpub_exact_bytes():
 
 
 @pytest.mark.parametrize(
-    "pair", [("", "v"), ("a:b", "v"), ("a b", "v"), ("a\tb", "v"), ("k", "line\r\nbreak"), ("k", "\n"), ("k\r", "v")]
+    "pair",
+    [("", "v"), ("a:b", "v"), ("a b", "v"), ("a\tb", "v"), ("k", "line\r\nbreak"), ("k", "\n"), ("k", "a\rb"), ("k\r", "v"),
+     ("k\n", "v")],
 )
 def test_encode_headers_refuses_what_would_corrupt_the_block(pair):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as refused:
         encode_headers([pair])
+    assert str(refused.value) == f"invalid header {pair[0]!r}: {pair[1]!r}"
 
 
 def reframe_hpub_as_hmsg(frame: bytes, sid: int) -> bytes:
