@@ -329,7 +329,7 @@ def test_a_subject_longer_than_the_servers_own_line_limit_is_read():
 @pytest.mark.parametrize("fast", [True, False])
 def test_control_line_one_byte_too_long_is_a_protocol_error(fast):
     line = msg_line_of_length(DEFAULT_MAX_CONTROL_LINE + 1)
-    with pytest.raises(ProtocolError, match="maximum control line exceeded"):
+    with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
         Parser(fast=fast).feed(line + b"\r\n\r\n")
 
 
@@ -337,7 +337,7 @@ def test_overlong_line_is_refused_before_its_end_arrives():
     """No unbounded buffering: the parser gives up as soon as the line cannot be valid."""
     parser = Parser()
     assert parser.feed(b"MSG " + b"s" * (DEFAULT_MAX_CONTROL_LINE - 4)) == []  # at the limit: may still end here
-    with pytest.raises(ProtocolError, match="maximum control line exceeded"):
+    with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
         parser.feed(b"s")
 
 
@@ -351,7 +351,7 @@ def test_max_control_line_is_settable_and_split_independent(limit, fast):
         assert len(feed_chunks_into(parser, fits, chunk)) == 1
         parser = Parser(fast=fast)
         parser.max_control_line = limit
-        with pytest.raises(ProtocolError, match="maximum control line exceeded"):
+        with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
             feed_chunks_into(parser, too_long, chunk)
 
 
@@ -360,7 +360,7 @@ def test_a_lowered_limit_applies_to_control_lines_seen_before():
     frame = b"MSG sensors.temperature 1 2\r\nhi\r\n"
     assert len(parser.feed(frame * 2)) == 2
     parser.max_control_line = 10
-    with pytest.raises(ProtocolError, match="maximum control line exceeded"):
+    with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
         parser.feed(frame)
 
 
@@ -378,10 +378,10 @@ def test_info_is_exempt_from_the_control_line_limit_up_to_max_info_line():
 
 def test_info_longer_than_max_info_line_is_refused_whole_or_split():
     data = b'INFO {"x":"' + b"y" * MAX_INFO_LINE + b'"}\r\n'
-    with pytest.raises(ProtocolError, match="maximum control line exceeded"):
+    with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
         Parser().feed(data)
     parser = Parser()
-    with pytest.raises(ProtocolError, match="maximum control line exceeded"):
+    with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
         for start in range(0, len(data), 65536):
             parser.feed(data[start : start + 65536])
 
@@ -393,6 +393,28 @@ def test_info_may_use_a_control_line_limit_set_above_max_info_line():
         parser = Parser(fast=fast)
         parser.max_control_line = 2 * MAX_INFO_LINE
         assert [fields(e) for e in feed_chunks_into(parser, data, 65536)] == [Info(options)]
+
+
+def info_line_of_length(length: int, sep: bytes = b" ") -> bytes:
+    line = b"INFO" + sep + b'{"x":"' + b"y" * (length - len(b'INFO {"x":""}')) + b'"}'
+    assert len(line) == length
+    return line
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_info_line_of_exactly_max_info_line_is_accepted_and_one_more_byte_is_not(fast):
+    fits, too_long = info_line_of_length(MAX_INFO_LINE) + b"\r\n", info_line_of_length(MAX_INFO_LINE + 1) + b"\r\n"
+    for chunk in (len(fits), 65536):
+        assert [type(e) for e in feed_chunks_into(Parser(fast=fast), fits, chunk)] == [Info]
+        with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
+            feed_chunks_into(Parser(fast=fast), too_long, chunk)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_info_exemption_holds_with_a_tab_after_the_op(fast):
+    data = info_line_of_length(DEFAULT_MAX_CONTROL_LINE + 100, sep=b"\t") + b"\r\n"
+    for chunk in (len(data), 1000):
+        assert [type(e) for e in feed_chunks_into(Parser(fast=fast), data, chunk)] == [Info]
 
 
 def test_info_exemption_needs_the_info_op_itself():
@@ -598,6 +620,21 @@ def test_parse_headers_trims_values_and_keeps_colons_inside_them():
     headers, status, description, problem = parse_headers(b"NATS/1.0 100 Idle Heartbeat\r\nUrl:  http://x:80/  \r\n\r\n")
     assert headers.items() == [("Url", "http://x:80/")]
     assert (status, description, problem) == (100, "Idle Heartbeat", None)
+
+
+def test_parse_headers_skips_empty_lines_anywhere_and_reads_on():
+    headers, status, description, problem = parse_headers(b"NATS/1.0\r\nA: 1\r\n\r\nB: 2\r\n\r\n")
+    assert (headers.items(), status, description, problem) == ([("A", "1"), ("B", "2")], None, None, None)
+
+
+def test_parse_headers_names_a_long_skipped_line_by_its_first_40_characters():
+    line = "no colon here and long enough to be cut at forty " + "z" * 20
+    _, _, _, problem = parse_headers(b"NATS/1.0\r\n" + line.encode() + b"\r\n\r\n")
+    assert problem == f"header line skipped: {line[:40]!r}"
+    _, _, _, problem = parse_headers(b"NATS/1.0 " + b"4" * 60 + b"\r\n\r\n")
+    assert problem == "header status is not a number: %r" % ("4" * 40)
+    _, _, _, problem = parse_headers(b"NATS/9.9 " + b"4" * 60 + b"\r\n\r\n")
+    assert problem == "header block does not start with NATS/1.0: %r" % ("NATS/9.9 " + "4" * 31)
 
 
 def test_parse_headers_names_the_first_problem_and_keeps_the_rest():
