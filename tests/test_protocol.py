@@ -255,6 +255,16 @@ def test_parser_keeps_going_after_a_large_payload():
     assert [fields(e) for e in parser.feed(b"x\r\n")] == [msg_tuple("small", 2, None, b"x")]
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_feeding_nothing_gives_nothing_and_keeps_what_is_pending(fast):
+    parser = Parser(fast=fast)
+    assert parser.feed(b"") == []
+    assert parser.feed(b"MSG a 1 3\r\nab") == []
+    assert parser.feed(b"") == []
+    assert [fields(e) for e in parser.feed(b"c\r\n")] == [msg_tuple("a", 1, None, b"abc")]
+    assert parser.feed(b"PI") == [] and parser.feed(b"") == [] and parser.feed(b"NG\r\n") == [PING_EVENT]
+
+
 def test_a_frame_completed_by_the_start_of_a_chunk_leaves_the_rest_of_the_chunk_parsed():
     parser = Parser()
     assert parser.feed(b"MSG a 1 10\r\n01234") == []
@@ -416,11 +426,13 @@ def test_an_unfinished_line_is_refused_at_the_byte_that_passes_the_limit(fast, f
 def test_an_info_line_fed_byte_by_byte_keeps_its_exemption(fast):
     data = b'INFO {"x":"' + b"y" * 300 + b'"}\r\n'
     for op in (b"INFO ", b"info\t"):
-        parser = Parser(fast=fast)
-        parser.max_control_line = 100
-        stream = op + data[5:]
-        events = [e for i in range(len(stream)) for e in parser.feed(stream[i : i + 1])]
-        assert events == [Info({"x": "y" * 300})]
+        for before in (b"", b"PING\r\n"):  # after a frame that ended exactly at the end of a piece
+            parser = Parser(fast=fast)
+            parser.max_control_line = 100
+            assert parser.feed(before) == ([PING_EVENT] if before else [])
+            stream = op + data[5:]
+            events = [e for i in range(len(stream)) for e in parser.feed(stream[i : i + 1])]
+            assert events == [Info({"x": "y" * 300})]
     parser = Parser(fast=fast)
     parser.max_control_line = 100
     with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
