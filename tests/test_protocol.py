@@ -201,6 +201,30 @@ def test_fast_path_and_reference_agree_on_an_hmsg_with_an_empty_header_block():
     ]
 
 
+def test_the_fast_path_reads_and_remembers_the_common_lines_itself():
+    """The fast path declining a line is never wrong (the reference reads it), only slow: these
+    lines are the traffic it exists for, so it must read them itself, and remember them."""
+    parser = Parser()
+    read = parser._read_msg_line
+    assert read(b"MSG a.b 1 3") == ("a.b", 1, None, 0, 3)
+    assert read(b"HMSG a 2 12 12") == ("a", 2, None, 12, 12)  # headers only: a status message
+    assert parser._known_msg_lines == {b"MSG a.b 1 3": ("a.b", 1, None, 0, 3), b"HMSG a 2 12 12": ("a", 2, None, 12, 12)}
+    assert read(b"MSG a 3 _INBOX.x.1 5") == ("a", 3, "_INBOX.x.1", 0, 5)
+    assert read(b"HMSG a 4 _INBOX.x.2 12 20") == ("a", 4, "_INBOX.x.2", 12, 20)
+    assert read(b"MSG a 3 _INBOX.x.3 5") == ("a", 3, "_INBOX.x.3", 0, 5)  # the fields again, another inbox
+    assert parser._known_fields == {(b"a", b"3", None, b"5"): ("a", 3, None, 0, 5),
+                                    (b"a", b"4", b"12", b"20"): ("a", 4, None, 12, 20)}  # fmt: skip
+    assert len(parser._known_msg_lines) == 2  # lines with a reply are not remembered whole
+    # The largest numbers it reads itself; one digit more and the reference reads them.
+    assert read(b"MSG a %s %d" % (b"9" * 19, MAX_MESSAGE_SIZE)) == ("a", 10**19 - 1, None, 0, MAX_MESSAGE_SIZE)
+    assert read(b"HMSG a 1 %s %s" % (b"0" * 8 + b"1", b"0" * 8 + b"2")) == ("a", 1, None, 1, 2)
+    for declined in (b"MSG a %s 1" % (b"1" * 20), b"MSG a 1 %s" % (b"0" * 9 + b"1"), b"HMSG a 1 %s 2" % (b"0" * 9 + b"1"),
+                     b"MSG a 1 %d" % (MAX_MESSAGE_SIZE + 1), b"HMSG a 1 3 2", b"MSG a 1 x", b"MSG a x 1",
+                     b"HMSG a 1 x 1", b"MSG \xff 1 1", b"MSG a 1 \xff 1", b"MSG a 1 r 1 1", b"msg a 1 1", b"PUB a 1"):
+        assert read(declined) is None, declined
+    assert None not in parser._known_msg_lines.values() and None not in parser._known_fields.values()
+
+
 def test_the_fast_paths_caches_are_bounded():
     parser = Parser()
     parser.feed(b"".join(b"MSG s %d 0\r\n\r\n" % sid for sid in range(CACHE_ENTRIES)))
