@@ -447,6 +447,38 @@ def test_an_unfinished_line_is_refused_at_the_byte_that_passes_the_limit(fast, f
 
 
 @pytest.mark.parametrize("fast", [True, False])
+def test_limits_count_from_the_lines_own_start_in_a_buffer(fast):
+    """A line after another frame in the same buffer: its length and its first bytes (to tell
+    INFO) are its own, whether it is complete or not."""
+    info = b'INFO {"x":"' + b"y" * 300 + b'"}'
+    parser = Parser(fast=fast)
+    parser.max_control_line = 100
+    assert parser.feed(b"PING\r\n" + msg_line_of_length(100)) == [PING_EVENT]  # unfinished, at the limit
+    assert [m.sid for m in parser.feed(b"\r\n\r\n")] == [1]
+    assert parser.feed(b"PING\r\n" + info[:200]) == [PING_EVENT]  # unfinished INFO beyond the limit
+    assert parser.feed(info[200:] + b"\r\nPONG\r\n") == [Info({"x": "y" * 300}), PONG_EVENT]
+    assert parser.feed(b"PING\r\n" + info + b"\r\n") == [PING_EVENT, Info({"x": "y" * 300})]
+    with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
+        parser.feed(b"PING\r\n" + msg_line_of_length(101))
+
+
+def test_a_known_line_is_not_read_again():
+    class Counting(Parser):
+        def __init__(self):
+            super().__init__()
+            self.reads = []
+
+        def _read_msg_line(self, line):
+            self.reads.append(line)
+            return super()._read_msg_line(line)
+
+    parser = Counting()
+    frames = b"MSG a 1 1\r\nx\r\nHMSG h 2 12 12\r\nNATS/1.0\r\n\r\n\r\n"
+    assert len(parser.feed(frames * 3)) == 6
+    assert parser.reads == [b"MSG a 1 1", b"HMSG h 2 12 12"]
+
+
+@pytest.mark.parametrize("fast", [True, False])
 def test_an_info_line_fed_byte_by_byte_keeps_its_exemption(fast):
     data = b'INFO {"x":"' + b"y" * 300 + b'"}\r\n'
     for op in (b"INFO ", b"info\t"):
@@ -513,10 +545,12 @@ def info_line_of_length(length: int, sep: bytes = b" ") -> bytes:
 @pytest.mark.parametrize("fast", [True, False])
 def test_info_line_of_exactly_max_info_line_is_accepted_and_one_more_byte_is_not(fast):
     fits, too_long = info_line_of_length(MAX_INFO_LINE) + b"\r\n", info_line_of_length(MAX_INFO_LINE + 1) + b"\r\n"
-    for chunk in (len(fits), 65536):
-        assert [type(e) for e in feed_chunks_into(Parser(fast=fast), fits, chunk)] == [Info]
-        with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
-            feed_chunks_into(Parser(fast=fast), too_long, chunk)
+    for before in (b"", b"PING\r\n"):  # the line's length, not its end's offset in the buffer
+        for chunk in (len(before + fits), 65536):
+            events = feed_chunks_into(Parser(fast=fast), before + fits, chunk)
+            assert [type(e) for e in events] == ([type(PING_EVENT)] if before else []) + [Info]
+            with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
+                feed_chunks_into(Parser(fast=fast), before + too_long, chunk)
 
 
 @pytest.mark.parametrize("fast", [True, False])
