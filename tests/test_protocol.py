@@ -462,20 +462,30 @@ def test_limits_count_from_the_lines_own_start_in_a_buffer(fast):
         parser.feed(b"PING\r\n" + msg_line_of_length(101))
 
 
-def test_a_known_line_is_not_read_again():
-    class Counting(Parser):
-        def __init__(self):
-            super().__init__()
-            self.reads = []
+class CountingParser(Parser):
+    """Records what the fast path reads and what it hands to the reference."""
 
-        def _read_msg_line(self, line):
-            self.reads.append(line)
-            return super()._read_msg_line(line)
+    def __init__(self):
+        super().__init__()
+        self.reads, self.referred = [], []
 
-    parser = Counting()
-    frames = b"MSG a 1 1\r\nx\r\nHMSG h 2 12 12\r\nNATS/1.0\r\n\r\n\r\n"
-    assert len(parser.feed(frames * 3)) == 6
-    assert parser.reads == [b"MSG a 1 1", b"HMSG h 2 12 12"]
+    def _read_msg_line(self, line):
+        self.reads.append(line)
+        return super()._read_msg_line(line)
+
+    def _parse_frame(self, buf, pos, end, events):
+        self.referred.append(buf[pos:end])
+        return super()._parse_frame(buf, pos, end, events)
+
+
+def test_a_known_line_is_not_read_again_and_clean_messages_never_reach_the_reference():
+    parser = CountingParser()
+    frames = b"MSG a 1 1\r\nx\r\nHMSG h 2 12 12\r\nNATS/1.0\r\n\r\n\r\nMSG a 1 r 2\r\n\r\n\r\n"
+    assert len(parser.feed(frames * 3 + b"PING\r\n")) == 10
+    assert parser.reads == [b"MSG a 1 1", b"HMSG h 2 12 12"] + [b"MSG a 1 r 2"] * 3
+    assert parser.referred == [b"PING"]
+    assert len(parser.feed(b"MSG a 1 1\r\nx")) == 0  # its payload still arriving: the reference waits for it
+    assert parser.referred == [b"PING", b"MSG a 1 1"]
 
 
 @pytest.mark.parametrize("fast", [True, False])
