@@ -191,15 +191,15 @@ def main(argv: list[str]) -> int:
         print(f"mutate: not in MODULES: {', '.join(unknown)}; known: {', '.join(MODULES)}", file=sys.stderr)
         return 2
     chosen = {m: t for m, t in MODULES.items() if not argv or m in argv}
-    summary = json.loads(SUMMARY.read_text()) if SUMMARY.exists() else {}
-    summary["tool"] = f"mutmut {mutmut_version()}"
-    summary.setdefault("modules", {})
     results = {}
     for module, tests in chosen.items():
         print(f"mutate: {module} against {' '.join(tests)} ({JOBS} worker{'s' * (JOBS != 1)})", flush=True)
         results[module] = run_module(module, tests)
-        summary["modules"][module] = results[module]
-        summary["modules"] = {m: summary["modules"][m] for m in MODULES if m in summary["modules"]}
+        # Read the summary again just before writing: a run of other modules may have finished meanwhile.
+        summary = json.loads(SUMMARY.read_text()) if SUMMARY.exists() else {}
+        summary["tool"] = f"mutmut {mutmut_version()}"
+        modules = {**summary.get("modules", {}), module: results[module]}
+        summary["modules"] = {m: modules[m] for m in MODULES if m in modules}
         SUMMARY.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     for module, result in results.items():
         print_survivors(module, result)
