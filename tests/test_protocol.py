@@ -638,8 +638,23 @@ def test_numbers_beyond_ints_digit_limit_are_protocol_errors(frame, fast):
 
 def test_an_announced_size_beyond_any_server_limit_is_refused_before_buffering():
     for fast in (True, False):
-        with pytest.raises(ProtocolError, match="announced"):
+        with pytest.raises(ProtocolError, match="^message of %d bytes announced; no server sends more than %d$"
+                                                % (MAX_MESSAGE_SIZE + 1, MAX_MESSAGE_SIZE)):
             Parser(fast=fast).feed(b"MSG a 1 %d\r\nxx" % (MAX_MESSAGE_SIZE + 1))
+        assert Parser(fast=fast).feed(b"MSG a 1 %d\r\nxx" % MAX_MESSAGE_SIZE) == []  # the largest: waited for
+        assert Parser(fast=fast).feed(b"HMSG a 1 12 %d\r\nxx" % MAX_MESSAGE_SIZE) == []
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_pieces_of_an_unfinished_line_are_kept_apart_until_its_end_may_have_come(fast):
+    """Joining them on every piece would copy the line again and again (quadratic)."""
+    parser = Parser(fast=fast)
+    for piece in (b"MSG a", b".b", b" 1", b" 3"):
+        assert parser.feed(piece) == []
+    assert parser._pending == [b"MSG a", b".b", b" 1", b" 3"]
+    assert parser.feed(b"\r") == [] and len(parser._pending) == 5
+    assert [fields(e) for e in parser.feed(b"\nabc\r\n")] == [msg_tuple("a.b", 1, None, b"abc")]
+    assert parser._pending == []
 
 
 # --- what is wrong inside one message ---------------------------------------------------------
