@@ -137,6 +137,11 @@ def test_ping_pong_ok_err():
     assert [fields(e) for e in parse(data)] == [PING_EVENT, PONG_EVENT, OK_EVENT, Err('Permissions Violation for Publish to "secret"')]
 
 
+def test_err_text_is_unquoted_trimmed_and_read_however_it_is_encoded():
+    data = b"-ERR  'Authorization Violation'  \r\n-ERR\r\n-ERR 'caf\xc3\xa9 \xff'\r\n-ERR no quotes\r\n"
+    assert parse(data) == [Err("Authorization Violation"), Err(""), Err("café \ufffd"), Err("no quotes")]
+
+
 def test_ops_are_case_insensitive_and_fields_may_be_tab_separated():
     block = b"NATS/1.0\r\nK: v\r\n\r\n"
     data = (
