@@ -470,8 +470,8 @@ def test_limits_count_from_the_lines_own_start_in_a_buffer(fast):
 class CountingParser(Parser):
     """Records what the fast path reads and what it hands to the reference."""
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, fast: bool = True):
+        super().__init__(fast=fast)
         self.reads, self.referred = [], []
 
     def _read_msg_line(self, line):
@@ -491,6 +491,21 @@ def test_a_known_line_is_not_read_again_and_clean_messages_never_reach_the_refer
     assert parser.referred == [b"PING"]
     assert len(parser.feed(b"MSG a 1 1\r\nx")) == 0  # its payload still arriving: the reference waits for it
     assert parser.referred == [b"PING", b"MSG a 1 1"]
+    reference = CountingParser(fast=False)
+    assert len(reference.feed(frames)) == 3 and reference.reads == []  # fast=False: the reference alone
+
+
+def test_a_request_streams_fields_are_converted_once(monkeypatch):
+    """Request lines differ only in their reply inbox: their other fields are remembered by bytes."""
+    from bridge.nats import protocol
+
+    calls = []
+    original = protocol._msg_fields
+    monkeypatch.setattr(protocol, "_msg_fields", lambda *args: calls.append(args) or original(*args))
+    parser = Parser()
+    data = b"".join(b"MSG svc 1 _INBOX.a.%d 2\r\nhi\r\n" % i for i in range(5))
+    assert [m.reply for m in parser.feed(data)] == ["_INBOX.a.%d" % i for i in range(5)]
+    assert calls == [(b"svc", b"1", None, b"2")]
 
 
 @pytest.mark.parametrize("fast", [True, False])
@@ -660,6 +675,9 @@ def test_pieces_of_an_unfinished_line_are_kept_apart_until_its_end_may_have_come
     assert parser.feed(b"\r") == [] and len(parser._pending) == 5
     assert [fields(e) for e in parser.feed(b"\nabc\r\n")] == [msg_tuple("a.b", 1, None, b"abc")]
     assert parser._pending == []
+    for piece in (b"MSG c", b".d"):  # and again after a frame completed from pieces
+        assert parser.feed(piece) == []
+    assert parser._pending == [b"MSG c", b".d"]
 
 
 # --- what is wrong inside one message ---------------------------------------------------------
