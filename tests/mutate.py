@@ -220,7 +220,7 @@ def markdown(summary: dict) -> str:
         )
         out.append(
             f"Run on {r['commit']}{' (with uncommitted changes)' if r['dirty'] else ''}, {r['date'][:10]}, "
-            f"{r['seconds']:.0f} s with {r['jobs']} workers against {', '.join(f'`{t}`' for t in r['tests'])}"
+            f"{r['seconds']:.0f} s with {r['jobs']} worker{'s' * (r['jobs'] != 1)} against {', '.join(f'`{t}`' for t in r['tests'])}"
             f"{rechecked}: {r['mutants']} mutants, {r['killed']} killed, {r['survived']} survived, "
             f"kill rate {100 * r['kill_rate']:.1f}%. To be triaged.\n"
         )
