@@ -4,6 +4,7 @@
     python -m tests.mutate bridge/nats/subjects.py  # a subset
     MUTATE_JOBS=1 python -m tests.mutate            # worker processes (default 2)
     python -m tests.mutate --markdown               # tests/mutants.json's survivors, for tests/MUTANTS.md
+    python -m tests.mutate --survivors bridge/nats/protocol.py  # rerun only its last run's survivors
 
 Each module gets its own mutmut work directory, `.mutmut/<module>/`: a generated setup.cfg
 ([mutmut] config: this module, these tests) next to symlinks to the real bridge/, tests/ and
@@ -35,6 +36,11 @@ from pathlib import Path
 MODULES: dict[str, list[str]] = {
     "bridge/nats/protocol.py": ["tests/test_protocol.py"],
     "bridge/nats/subjects.py": ["tests/test_subjects.py"],
+    "bridge/nats/pool.py": ["tests/test_nats_client_units.py"],
+    "bridge/nats/subscriptions.py": ["tests/test_nats_client_units.py"],
+    "bridge/nats/outbound.py": ["tests/test_nats_client_units.py"],
+    "bridge/nats/requests.py": ["tests/test_nats_client_units.py"],
+    "bridge/nats/repeats.py": ["tests/test_nats_client_units.py"],
 }
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +67,7 @@ use_git_change_detection = false
 
 
 def prepare(module: str, tests: list[str]) -> Path:
-    work = WORK / module.removesuffix(".py").replace("/", ".")
+    work = work_dir(module)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     for name in ("bridge", "tests", "pyproject.toml"):
@@ -87,19 +93,70 @@ def diff_lines(diff: str) -> list[str]:
     ]
 
 
+def work_dir(module: str) -> Path:
+    return WORK / module.removesuffix(".py").replace("/", ".")
+
+
 def run_module(module: str, tests: list[str]) -> dict:
+    commit, dirty = git("rev-parse", "--short", "HEAD"), bool(git("status", "--porcelain", "--", module, *tests))
     work = prepare(module, tests)
     log = work / "run.log"
     started = time.monotonic()
     done = mutmut(work, "run", "--max-children", str(JOBS), log=log)
     seconds = round(time.monotonic() - started, 1)
+    check_exit(done, module, log)
+    return {
+        "tests": tests,
+        "commit": commit,
+        "dirty": dirty,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "seconds": seconds,
+        "jobs": JOBS,
+        **verdicts(work, module),
+    }
+
+
+def recheck_module(module: str, tests: list[str], previous: dict) -> dict:
+    """Run only the previous run's survivors again, against the tests as they are now.
+
+    Valid while the module is unchanged since that run (its mutants are the same): tests only
+    added can kill survivors, never revive a killed mutant, so the rest keep their verdicts."""
+    work = work_dir(module)
+    if not (work / "mutants").is_dir():
+        raise SystemExit(f"mutate: no previous run of {module} in {work}; run it in full first")
+    changed = subprocess.run(["git", "diff", "--quiet", previous["commit"], "--", module], cwd=ROOT).returncode
+    if changed or previous.get("dirty") or previous.get("tests") != tests:
+        raise SystemExit(f"mutate: {module} or its MODULES entry changed since its last full run; run it in full")
+    names = [s["name"] for s in previous["survivors"]]
+    commit, dirty = git("rev-parse", "--short", "HEAD"), bool(git("status", "--porcelain", "--", module, *tests))
+    started = time.monotonic()
+    if names:
+        log = work / "recheck.log"
+        check_exit(mutmut(work, "run", "--max-children", str(JOBS), *names, log=log), module, log)
+    result = {**previous, **verdicts(work, module)}
+    result["rechecked"] = {
+        "commit": commit,
+        "dirty": dirty,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "seconds": round(time.monotonic() - started, 1),
+        "jobs": JOBS,
+        "survivors_before": len(names),
+    }
+    return result
+
+
+def check_exit(done: subprocess.CompletedProcess, module: str, log: Path) -> None:
     if done.returncode != 0:
         tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-30:]
         raise SystemExit(f"mutate: mutmut failed on {module} (exit {done.returncode}); last lines of {log}:\n" + "\n".join(tail))
+
+
+def verdicts(work: Path, module: str) -> dict:
+    """Counts and survivors (with their diffs) from mutmut's results in `work`."""
     listing = mutmut(work, "results", "--all", "true")
     statuses = dict(re.findall(r"^\s*(\S+): (.+)$", listing.stdout, re.MULTILINE))
     if not statuses:
-        raise SystemExit(f"mutate: mutmut produced no mutants for {module}; see {log}")
+        raise SystemExit(f"mutate: mutmut produced no mutants for {module}; see {work / 'run.log'}")
     survivors = []
     for name in sorted(statuses, key=mutant_order):
         if statuses[name] not in KILLED:
@@ -107,12 +164,6 @@ def run_module(module: str, tests: list[str]) -> dict:
             survivors.append({"name": name, "status": statuses[name], "diff": diff_lines(shown.stdout)})
     killed = sum(status in KILLED for status in statuses.values())
     return {
-        "tests": tests,
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "dirty": bool(git("status", "--porcelain", "--", module, *tests)),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "seconds": seconds,
-        "jobs": JOBS,
         "mutants": len(statuses),
         "killed": killed,
         "survived": len(statuses) - killed,
@@ -161,11 +212,17 @@ def markdown(summary: dict) -> str:
     out = []
     for module, r in summary.get("modules", {}).items():
         out.append(f"## `{module}`\n")
+        again = r.get("rechecked")
+        rechecked = (
+            f"; its {again['survivors_before']} survivors rerun on {again['commit']}"
+            f"{' (with uncommitted changes)' if again['dirty'] else ''}, {again['date'][:10]}, in {again['seconds']:.0f} s"
+            if again else ""
+        )
         out.append(
-            f"Run on {r['commit']}{' (with uncommitted changes)' if r['dirty'] else ''}, {r['date'][:10]}: "
-            f"{r['mutants']} mutants, {r['killed']} killed, {r['survived']} survived, "
-            f"kill rate {100 * r['kill_rate']:.1f}%, {r['seconds']:.0f} s with {r['jobs']} workers "
-            f"against {', '.join(f'`{t}`' for t in r['tests'])}. To be triaged.\n"
+            f"Run on {r['commit']}{' (with uncommitted changes)' if r['dirty'] else ''}, {r['date'][:10]}, "
+            f"{r['seconds']:.0f} s with {r['jobs']} worker{'s' * (r['jobs'] != 1)} against {', '.join(f'`{t}`' for t in r['tests'])}"
+            f"{rechecked}: {r['mutants']} mutants, {r['killed']} killed, {r['survived']} survived, "
+            f"kill rate {100 * r['kill_rate']:.1f}%. To be triaged.\n"
         )
         for s in r["survivors"]:
             status = "" if s["status"] == "survived" else f" ({s['status']})"
@@ -181,20 +238,33 @@ def main(argv: list[str]) -> int:
     if argv == ["--markdown"]:
         print(markdown(json.loads(SUMMARY.read_text())))
         return 0
+    recheck = argv[:1] == ["--survivors"]
+    if recheck:
+        argv = argv[1:]
+        if not argv:
+            print("mutate: --survivors needs the modules to recheck", file=sys.stderr)
+            return 2
     unknown = [m for m in argv if m not in MODULES]
     if unknown:
         print(f"mutate: not in MODULES: {', '.join(unknown)}; known: {', '.join(MODULES)}", file=sys.stderr)
         return 2
     chosen = {m: t for m, t in MODULES.items() if not argv or m in argv}
-    summary = json.loads(SUMMARY.read_text()) if SUMMARY.exists() else {}
-    summary["tool"] = f"mutmut {mutmut_version()}"
-    summary.setdefault("modules", {})
     results = {}
     for module, tests in chosen.items():
-        print(f"mutate: {module} against {' '.join(tests)} ({JOBS} worker{'s' * (JOBS != 1)})", flush=True)
-        results[module] = run_module(module, tests)
-        summary["modules"][module] = results[module]
-        summary["modules"] = {m: summary["modules"][m] for m in MODULES if m in summary["modules"]}
+        what = "the survivors of " if recheck else ""
+        print(f"mutate: {what}{module} against {' '.join(tests)} ({JOBS} worker{'s' * (JOBS != 1)})", flush=True)
+        if recheck:
+            previous = json.loads(SUMMARY.read_text())["modules"].get(module) if SUMMARY.exists() else None
+            if previous is None:
+                raise SystemExit(f"mutate: no result for {module} in {SUMMARY.name} to recheck")
+            results[module] = recheck_module(module, tests, previous)
+        else:
+            results[module] = run_module(module, tests)
+        # Read the summary again just before writing: a run of other modules may have finished meanwhile.
+        summary = json.loads(SUMMARY.read_text()) if SUMMARY.exists() else {}
+        summary["tool"] = f"mutmut {mutmut_version()}"
+        modules = {**summary.get("modules", {}), module: results[module]}
+        summary["modules"] = {m: modules[m] for m in MODULES if m in modules}
         SUMMARY.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     for module, result in results.items():
         print_survivors(module, result)

@@ -1,5 +1,6 @@
-"""Hardening behaviours of the NATS client, each shown against real nats-server processes (or,
-where the logic is pure, in memory), each named after the code it guards.
+"""Hardening behaviours of the NATS client, each shown against real nats-server processes, each
+named after the code it guards. The pure logic (pool, outbound queue, subscriptions, requests,
+repeats, handshake, keepalive, drain) is tested in memory in tests/test_nats_client_units.py.
 
 Every test here was checked against a mutation of the line it names (removed or inverted): the
 docstring says which. Integration tests run once per server flavour (see tests/conftest.py).
@@ -7,7 +8,6 @@ docstring says which. Integration tests run once per server flavour (see tests/c
 
 from __future__ import annotations
 
-import random
 import socket
 import time
 
@@ -15,7 +15,6 @@ import pytest
 import pytest_twisted
 from twisted.application.service import MultiService
 from twisted.internet import defer, protocol, task
-from twisted.internet.testing import StringTransport
 
 from bridge.nats import (
     Client,
@@ -25,11 +24,7 @@ from bridge.nats import (
     OutboundBufferFullError,
     PermissionViolationError,
 )
-from bridge.nats.client import Status, backoff_delay
-from bridge.nats.errors import AuthorizationError, MaxSubscriptionsError, ServerError, classify_server_error
-from bridge.nats.outbound import OutboundQueue
-from bridge.nats.pool import ServerPool, discovered_server, parse_server_url
-from bridge.nats.repeats import RepeatSummary
+from bridge.nats.errors import AuthorizationError, MaxSubscriptionsError
 from tests.conftest import Collector, connected, next_event, wait_until
 
 MiB = 1024 * 1024
@@ -343,21 +338,6 @@ async def test_failover_to_a_discovered_server_uses_the_seed_urls_credentials(au
         cluster.cleanup()
 
 
-def test_discovered_server_checks_tls_against_its_own_name_unless_announced_as_an_ip():
-    """Guards `announced_by.tls_name if is_ip_address(server.host) else server.host` in
-    pool.discovered_server (inverted, or always the seed's name, the names below swap)."""
-    seed = parse_server_url("tls://bob:pw@seed.example.com:4222")
-    by_name = discovered_server("node2.example.com:4223", seed)
-    assert by_name.tls_name == "node2.example.com"
-    assert (by_name.user, by_name.password, by_name.tls, by_name.implicit) == ("bob", "pw", True, True)
-    by_ip = discovered_server("10.1.2.3:4224", seed)
-    assert by_ip.tls_name == "seed.example.com"
-    assert discovered_server("[fd00::3]:4225", seed).tls_name == "seed.example.com"
-    token_seed = parse_server_url("nats://tok@10.0.0.1")
-    learned = discovered_server("10.0.0.2:4222", token_seed)
-    assert (learned.user, learned.password, learned.tls, learned.tls_name) == ("tok", None, False, "10.0.0.1")
-
-
 # --- 6. lame duck without a stampede ----------------------------------------------------------
 
 
@@ -491,181 +471,6 @@ async def test_wildcard_characters_inside_a_token_are_literal_on_the_wire(nats_s
     await wild.wait_for(2)
     await client.flush()
     assert exact.data == [b"21.5"]
-
-
-# --- pure logic, in memory -------------------------------------------------------------------
-
-
-def test_backoff_never_overflows_however_long_the_failures_last():
-    """Guards `min(-untried, 32)` in backoff_delay: without it 2**9999 overflows a float."""
-    rng = random.Random(0)
-    assert backoff_delay(10_000, 1, initial=0.1, maximum=5.0, jitter=0.0, rng=rng) == 5.0
-    assert backoff_delay(2, 3, initial=0.1, maximum=5.0, jitter=0.5, rng=rng) == 0.0  # one server untried
-
-
-@pytest.mark.parametrize(
-    ("message", "kind", "fatal"),
-    [
-        ("Maximum Subscriptions Exceeded", MaxSubscriptionsError, False),
-        ("maximum subscriptions exceeded", MaxSubscriptionsError, False),
-        ("Permissions Violation for Subscription to \"a.>\"", PermissionViolationError, False),
-        ("Invalid Subject", ServerError, False),
-        ("Unknown Protocol Operation", ServerError, True),
-        ("some future error", ServerError, True),
-    ],
-)
-def test_server_errors_that_keep_the_connection_are_not_fatal(message, kind, fatal):
-    """Guards the MaxSubscriptionsError and per-operation lines of classify_server_error, and
-    the default (unknown -ERR texts are fatal: the server closes, we reconnect)."""
-    error = classify_server_error(message, "nats://h:1")
-    assert type(error) is kind and error.fatal is fatal
-
-
-class _Log:
-    def __init__(self):
-        self.lines: list[dict] = []
-
-    def warn(self, text, **fields):
-        self.lines.append(fields)
-
-
-def test_repeat_summary_logs_the_first_then_one_line_per_interval():
-    """Guards RepeatSummary.add counting repeats instead of logging each, and flush() re-arming
-    its timer only when repeats came (`if again`)."""
-    log, clock = _Log(), task.Clock()
-    summary = RepeatSummary(log, "{n} {subject}", clock, interval=60)
-    for i in range(1000):
-        summary.add(subject=f"s{i}")
-    assert log.lines == [{"n": 1, "subject": "s0"}]
-    clock.advance(60)
-    assert log.lines[1:] == [{"n": 999, "subject": "s999"}]
-    clock.advance(60)  # nothing new: no line, and the timer stops
-    assert len(log.lines) == 2 and not clock.getDelayedCalls()
-    summary.add(subject="again")  # after a quiet interval: logged at once
-    assert log.lines[-1] == {"n": 1, "subject": "again"}
-    summary.add(subject="last")
-    summary.flush(again=False)
-    assert log.lines[-1] == {"n": 1, "subject": "last"} and not clock.getDelayedCalls()
-
-
-def test_pool_forgets_learned_servers_the_cluster_no_longer_announces():
-    """Guards `not s.implicit or s.url in announced_urls or s is current` in update_discovered."""
-    pool = ServerPool(["nats://10.0.0.1:4222"], randomize=False, rng=random.Random(0))
-    current = pool.next()
-    pool.update_discovered(["10.0.0.2:4222", "10.0.0.3:4222"], current)
-    assert pool.update_discovered(["10.0.0.3:4222"], current) == []
-    assert pool.urls == ["nats://10.0.0.3:4222", "nats://10.0.0.1:4222"]
-
-
-def _queue(limit=1000):
-    clock = task.Clock()
-    queue = OutboundQueue(limit, clock)
-    transport = StringTransport()
-    queue.attach(transport, b"SUB a 1\r\n")
-    return queue, transport, clock
-
-
-def test_outbound_queue_holds_frames_while_the_transport_is_paused_and_bounds_them():
-    """Guards _Producer.pauseProducing setting `_paused` (and write() honouring it): without it the
-    queue hands everything to a transport that asked it to stop, and never fills."""
-    queue, transport, clock = _queue(limit=1000)
-    assert transport.value() == b"SUB a 1\r\n" and transport.producer is not None
-    queue.publish(b"one")
-    clock.advance(0)
-    assert transport.value().endswith(b"one")
-    transport.producer.pauseProducing()
-    accepted = 0
-    with pytest.raises(OutboundBufferFullError, match="not taking data"):
-        for _ in range(20):
-            queue.publish(b"x" * 100)
-            accepted += 1
-            clock.advance(0)
-    assert accepted == 10 and queue.pending_bytes == 1000
-    assert transport.value().endswith(b"one")  # nothing written while paused
-    transport.producer.resumeProducing()
-    assert queue.pending_bytes == 0 and transport.value().endswith(b"x" * 1000)
-
-
-def test_outbound_queue_keeps_publishes_not_control_frames_across_a_lost_connection():
-    """Guards `if type(frame) is bytes` in OutboundQueue.detach (SUB/PING belong to the lost
-    connection) and the `possibly_lost` count of written but unconfirmed publishes."""
-    queue, transport, clock = _queue()
-    queue.publish(b"sent")
-    clock.advance(0)
-    transport.producer.pauseProducing()
-    queue.publish(b"kept")
-    queue.control(b"PING\r\n")
-    queue.detach(lost=True)
-    assert queue.possibly_lost == 1
-    assert queue.pending_bytes == len(b"kept")
-    queue.control(b"UNSUB 1\r\n")  # no connection: dropped, not queued
-    assert queue.pending_bytes == len(b"kept")
-    fresh = StringTransport()
-    queue.attach(fresh, b"SUB a 1\r\n")
-    assert fresh.value() == b"SUB a 1\r\nkept"
-
-
-class _Handler:
-    def __init__(self):
-        self.lost: list = []
-
-    def deliver(self, msg):
-        pass
-
-    def server_info(self, conn, options):
-        pass
-
-    def server_error(self, conn, message):
-        pass
-
-    def connection_lost(self, conn, reason):
-        self.lost.append(reason)
-
-
-def _connection(clock, interval=10.0, max_outstanding=2):
-    from bridge.nats.connection import Connection, ConnectionSettings
-    from bridge.nats.subscriptions import Msg
-
-    settings = ConnectionSettings(msg_class=Msg, connect_options=lambda info, server, tls: {"verbose": False},
-                                  tls_context=lambda host: None, tls_configured=False, tls_first=False,
-                                  ping_interval=interval, max_outstanding_pings=max_outstanding)
-    conn = Connection(parse_server_url("nats://127.0.0.1:4222"), settings, _Handler(), clock)
-    transport = StringTransport()
-    conn.makeConnection(transport)
-    return conn, transport
-
-
-def test_handshake_completes_only_on_the_pong():
-    """Guards the `isinstance(event, wire.Pong)` branch of Connection._process_handshake."""
-    clock = task.Clock()
-    conn, transport = _connection(clock)
-    conn.dataReceived(b'INFO {"server_id":"x","max_payload":1048576}\r\n')
-    assert transport.value() == b'CONNECT {"verbose":false}\r\nPING\r\n'
-    assert not conn.handshake.called
-    conn.dataReceived(b"PING\r\n")  # the server's own PING is answered, and is not our PONG
-    assert transport.value().endswith(b"PONG\r\n") and not conn.handshake.called
-    conn.dataReceived(b"PONG\r\n")
-    assert conn.handshake.result is conn
-
-
-def test_keepalive_gives_the_last_ping_half_an_interval():
-    """Guards Keepalive._tick's `_deadline = callLater(interval / 2, ...)`: without it a silent
-    server is noticed a whole interval later (at 30 s, not 25 s, with 10 s x 2)."""
-    clock = task.Clock()
-    conn, transport = _connection(clock, interval=10.0, max_outstanding=2)
-    conn.dataReceived(b'INFO {"server_id":"x"}\r\n')
-    conn.dataReceived(b"PONG\r\n")
-    transport.clear()
-    clock.advance(10)
-    assert transport.value() == b"PING\r\n"
-    conn.dataReceived(b"PONG\r\n")  # answered: the count starts over
-    clock.advance(10)
-    clock.advance(10)
-    assert transport.value().count(b"PING\r\n") == 3 and not transport.disconnecting
-    clock.advance(4.9)
-    assert not transport.disconnecting
-    clock.advance(0.2)
-    assert transport.disconnecting  # 25 s after the last answer, not 30
 
 
 # --- 8. hostile but legal frames from a raw socket ----------------------------------------------

@@ -6,6 +6,7 @@ ProtocolError."""
 from __future__ import annotations
 
 import json
+import re
 import string
 
 import pytest
@@ -136,6 +137,11 @@ def test_ping_pong_ok_err():
     assert [fields(e) for e in parse(data)] == [PING_EVENT, PONG_EVENT, OK_EVENT, Err('Permissions Violation for Publish to "secret"')]
 
 
+def test_err_text_is_unquoted_trimmed_and_read_however_it_is_encoded():
+    data = b"-ERR  'Authorization Violation'  \r\n-ERR\r\n-ERR 'caf\xc3\xa9 \xff'\r\n-ERR no quotes\r\n"
+    assert parse(data) == [Err("Authorization Violation"), Err(""), Err("café \ufffd"), Err("no quotes")]
+
+
 def test_ops_are_case_insensitive_and_fields_may_be_tab_separated():
     block = b"NATS/1.0\r\nK: v\r\n\r\n"
     data = (
@@ -189,6 +195,55 @@ def test_fast_path_and_reference_path_agree_on_every_kind_of_msg():
     assert feed_chunks([frames], fast=True) == feed_chunks([frames], fast=False) == expected
 
 
+@pytest.mark.xfail(strict=True, reason="fast path: an HMSG with a 0-byte header block is read as a MSG (found while "
+                                        "triaging mutants: `if header_size:` in _parse_frames_fast); the reference "
+                                        "names the missing NATS/1.0 line. Not fixed here: protocol.py's parser is not "
+                                        "this branch's to change.")
+def test_fast_path_and_reference_agree_on_an_hmsg_with_an_empty_header_block():
+    data = b"HMSG a 1 0 3\r\nabc\r\n"
+    assert feed_chunks([data], fast=True) == feed_chunks([data], fast=False) == [
+        msg_tuple("a", 1, None, b"abc", Headers(), None, "", "header block does not start with NATS/1.0: ''")
+    ]
+
+
+def test_the_fast_path_reads_and_remembers_the_common_lines_itself():
+    """The fast path declining a line is never wrong (the reference reads it), only slow: these
+    lines are the traffic it exists for, so it must read them itself, and remember them."""
+    parser = Parser()
+    read = parser._read_msg_line
+    assert read(b"MSG a.b 1 3") == ("a.b", 1, None, 0, 3)
+    assert read(b"HMSG a 2 12 12") == ("a", 2, None, 12, 12)  # headers only: a status message
+    assert parser._known_msg_lines == {b"MSG a.b 1 3": ("a.b", 1, None, 0, 3), b"HMSG a 2 12 12": ("a", 2, None, 12, 12)}
+    assert read(b"MSG a 3 _INBOX.x.1 5") == ("a", 3, "_INBOX.x.1", 0, 5)
+    assert read(b"HMSG a 4 _INBOX.x.2 12 20") == ("a", 4, "_INBOX.x.2", 12, 20)
+    assert read(b"MSG a 3 _INBOX.x.3 5") == ("a", 3, "_INBOX.x.3", 0, 5)  # the fields again, another inbox
+    assert parser._known_fields == {(b"a", b"3", None, b"5"): ("a", 3, None, 0, 5),
+                                    (b"a", b"4", b"12", b"20"): ("a", 4, None, 12, 20)}  # fmt: skip
+    assert len(parser._known_msg_lines) == 2  # lines with a reply are not remembered whole
+    # The largest numbers it reads itself; one digit more and the reference reads them.
+    assert read(b"MSG a %s %d" % (b"9" * 19, MAX_MESSAGE_SIZE)) == ("a", 10**19 - 1, None, 0, MAX_MESSAGE_SIZE)
+    assert read(b"HMSG a 1 %s %s" % (b"0" * 8 + b"1", b"0" * 8 + b"2")) == ("a", 1, None, 1, 2)
+    for declined in (b"MSG a %s 1" % (b"1" * 20), b"MSG a 1 %s" % (b"0" * 9 + b"1"), b"HMSG a 1 %s 2" % (b"0" * 9 + b"1"),
+                     b"MSG a 1 %d" % (MAX_MESSAGE_SIZE + 1), b"HMSG a 1 3 2", b"MSG a 1 x", b"MSG a x 1",
+                     b"HMSG a 1 x 1", b"MSG \xff 1 1", b"MSG a 1 \xff 1", b"MSG a 1 r 1 1", b"msg a 1 1", b"PUB a 1"):
+        assert read(declined) is None, declined
+    assert None not in parser._known_msg_lines.values() and None not in parser._known_fields.values()
+
+
+def test_the_fast_paths_caches_are_bounded():
+    parser = Parser()
+    parser.feed(b"".join(b"MSG s %d 0\r\n\r\n" % sid for sid in range(CACHE_ENTRIES)))
+    assert len(parser._known_msg_lines) == CACHE_ENTRIES
+    parser.feed(b"MSG s 0 0\r\n\r\n")  # known: no new entry
+    assert len(parser._known_msg_lines) == CACHE_ENTRIES
+    parser.feed(b"MSG s %d 0\r\n\r\n" % CACHE_ENTRIES)  # one more: the cache starts over
+    assert len(parser._known_msg_lines) == 1
+    parser.feed(b"".join(b"MSG s %d _INBOX.%d 0\r\n\r\n" % (sid, sid) for sid in range(CACHE_ENTRIES)))
+    assert len(parser._known_fields) == CACHE_ENTRIES
+    parser.feed(b"MSG s %d _INBOX.x 0\r\n\r\n" % CACHE_ENTRIES)
+    assert len(parser._known_fields) == 1 and len(parser._known_msg_lines) == 1
+
+
 def test_a_known_control_line_still_checks_its_payload():
     frame = b"MSG a 1 3\r\nabc\r\n"
     data = frame + b"MSG a 1 3\r\n\r\nx\r\n" + frame + b"MSG a 1 _INBOX.1 3\r\nabc\r\n" * 2 + frame
@@ -229,6 +284,16 @@ def test_parser_keeps_going_after_a_large_payload():
     assert [fields(e) for e in parser.feed(b"x\r\n")] == [msg_tuple("small", 2, None, b"x")]
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_feeding_nothing_gives_nothing_and_keeps_what_is_pending(fast):
+    parser = Parser(fast=fast)
+    assert parser.feed(b"") == []
+    assert parser.feed(b"MSG a 1 3\r\nab") == []
+    assert parser.feed(b"") == []
+    assert [fields(e) for e in parser.feed(b"c\r\n")] == [msg_tuple("a", 1, None, b"abc")]
+    assert parser.feed(b"PI") == [] and parser.feed(b"") == [] and parser.feed(b"NG\r\n") == [PING_EVENT]
+
+
 def test_a_frame_completed_by_the_start_of_a_chunk_leaves_the_rest_of_the_chunk_parsed():
     parser = Parser()
     assert parser.feed(b"MSG a 1 10\r\n01234") == []
@@ -266,6 +331,39 @@ def test_parser_builds_every_message_through_the_class_it_is_given():
         assert [type(e) for e in Parser(msg_class=Custom, fast=fast).feed(data)] == [Custom] * 4
 
 
+def test_event_reprs_name_their_contents():
+    assert [repr(e) for e in (PING_EVENT, PONG_EVENT, OK_EVENT)] == ["Ping()", "Pong()", "Ok()"]
+    assert repr(Info({"server_id": "x", "proto": 1})) == "Info({'server_id': 'x', 'proto': 1})"
+    assert repr(Err("Stale Connection")) == "Err('Stale Connection')"
+    assert repr(Headers([("A", "1"), ("a", "2")])) == "Headers([('A', '1'), ('a', '2')])"
+    full = Msg("s", 2, "r", b"p", Headers([("K", "v")]), 503, "No Responders", "why")
+    assert repr(full) == (
+        "Msg(subject='s', sid=2, reply='r', payload=b'p', headers=Headers([('K', 'v')]), status=503, "
+        "description='No Responders', problem='why')"
+    )
+
+    class Custom(Msg):
+        __slots__ = ()
+
+    assert repr(Custom("s", 0, None, b"")) == "Custom(subject='s', sid=0, payload=b'')"
+
+
+def test_info_and_err_compare_by_value_and_type():
+    options = {"server_id": "x"}
+    assert Info(options).options is options
+    assert Info({"a": 1}) == Info({"a": 1}) and Info({"a": 1}) != Info({"a": 2})
+    assert Err("x").message == "x"
+    assert Err("x") == Err("x") and Err("x") != Err("y")
+
+    class LooksLikeInfo:
+        def __init__(self):
+            self.options, self.message = options, "x"
+
+    impostor = LooksLikeInfo()
+    assert Info(options) != impostor and Err("x") != impostor
+    assert Info({}) != Err("") and Err("") != Info({})
+
+
 # --- control line limits ----------------------------------------------------------------------
 
 
@@ -295,7 +393,7 @@ def test_a_subject_longer_than_the_servers_own_line_limit_is_read():
 @pytest.mark.parametrize("fast", [True, False])
 def test_control_line_one_byte_too_long_is_a_protocol_error(fast):
     line = msg_line_of_length(DEFAULT_MAX_CONTROL_LINE + 1)
-    with pytest.raises(ProtocolError, match="maximum control line exceeded"):
+    with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
         Parser(fast=fast).feed(line + b"\r\n\r\n")
 
 
@@ -303,7 +401,7 @@ def test_overlong_line_is_refused_before_its_end_arrives():
     """No unbounded buffering: the parser gives up as soon as the line cannot be valid."""
     parser = Parser()
     assert parser.feed(b"MSG " + b"s" * (DEFAULT_MAX_CONTROL_LINE - 4)) == []  # at the limit: may still end here
-    with pytest.raises(ProtocolError, match="maximum control line exceeded"):
+    with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
         parser.feed(b"s")
 
 
@@ -317,8 +415,115 @@ def test_max_control_line_is_settable_and_split_independent(limit, fast):
         assert len(feed_chunks_into(parser, fits, chunk)) == 1
         parser = Parser(fast=fast)
         parser.max_control_line = limit
-        with pytest.raises(ProtocolError, match="maximum control line exceeded"):
+        with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
             feed_chunks_into(parser, too_long, chunk)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("first", [0, 3, 10])
+def test_an_unfinished_line_is_refused_at_the_byte_that_passes_the_limit(fast, first):
+    """Fed one byte at a time after a `first`-byte piece: a line at the limit, then its CR, is
+    still fine; the byte after the limit is refused on arrival. The CR of a split CRLF is not
+    part of the line, so the limit does not depend on where the split falls."""
+    line = msg_line_of_length(101)
+    parser = Parser(fast=fast)
+    parser.max_control_line = 100
+    if first:
+        assert parser.feed(line[:first]) == []
+    for i in range(first, 100):
+        assert parser.feed(line[i : i + 1]) == []
+    with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
+        parser.feed(line[100:101])
+    for split in (99, 100):
+        parser = Parser(fast=fast)
+        parser.max_control_line = 100
+        fits = msg_line_of_length(100)
+        assert parser.feed(fits[:split]) == [] and parser.feed(fits[split:] + b"\r") == []
+        assert [m.sid for m in parser.feed(b"\n\r\n")] == [1]
+    for piece in (b"\r", b"x\r"):
+        parser = Parser(fast=fast)
+        parser.max_control_line = 100
+        assert parser.feed(fits[:99]) == []
+        if piece == b"\r":
+            assert parser.feed(fits[99:] + piece) == []
+        else:
+            with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
+                parser.feed(fits[99:] + piece)  # 101 bytes before the CR
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_limits_count_from_the_lines_own_start_in_a_buffer(fast):
+    """A line after another frame in the same buffer: its length and its first bytes (to tell
+    INFO) are its own, whether it is complete or not."""
+    info = b'INFO {"x":"' + b"y" * 300 + b'"}'
+    parser = Parser(fast=fast)
+    parser.max_control_line = 100
+    assert parser.feed(b"PING\r\n" + msg_line_of_length(100)) == [PING_EVENT]  # unfinished, at the limit
+    assert [m.sid for m in parser.feed(b"\r\n\r\n")] == [1]
+    assert parser.feed(b"PING\r\n" + info[:200]) == [PING_EVENT]  # unfinished INFO beyond the limit
+    assert parser.feed(info[200:] + b"\r\nPONG\r\n") == [Info({"x": "y" * 300}), PONG_EVENT]
+    assert parser.feed(b"PING\r\n" + info + b"\r\n") == [PING_EVENT, Info({"x": "y" * 300})]
+    with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
+        parser.feed(b"PING\r\n" + msg_line_of_length(101))
+
+
+class CountingParser(Parser):
+    """Records what the fast path reads and what it hands to the reference."""
+
+    def __init__(self, fast: bool = True):
+        super().__init__(fast=fast)
+        self.reads, self.referred = [], []
+
+    def _read_msg_line(self, line):
+        self.reads.append(line)
+        return super()._read_msg_line(line)
+
+    def _parse_frame(self, buf, pos, end, events):
+        self.referred.append(buf[pos:end])
+        return super()._parse_frame(buf, pos, end, events)
+
+
+def test_a_known_line_is_not_read_again_and_clean_messages_never_reach_the_reference():
+    parser = CountingParser()
+    frames = b"MSG a 1 1\r\nx\r\nHMSG h 2 12 12\r\nNATS/1.0\r\n\r\n\r\nMSG a 1 r 2\r\n\r\n\r\n"
+    assert len(parser.feed(frames * 3 + b"PING\r\n")) == 10
+    assert parser.reads == [b"MSG a 1 1", b"HMSG h 2 12 12"] + [b"MSG a 1 r 2"] * 3
+    assert parser.referred == [b"PING"]
+    assert len(parser.feed(b"MSG a 1 1\r\nx")) == 0  # its payload still arriving: the reference waits for it
+    assert parser.referred == [b"PING", b"MSG a 1 1"]
+    reference = CountingParser(fast=False)
+    assert len(reference.feed(frames)) == 3 and reference.reads == []  # fast=False: the reference alone
+
+
+def test_a_request_streams_fields_are_converted_once(monkeypatch):
+    """Request lines differ only in their reply inbox: their other fields are remembered by bytes."""
+    from bridge.nats import protocol
+
+    calls = []
+    original = protocol._msg_fields
+    monkeypatch.setattr(protocol, "_msg_fields", lambda *args: calls.append(args) or original(*args))
+    parser = Parser()
+    data = b"".join(b"MSG svc 1 _INBOX.a.%d 2\r\nhi\r\n" % i for i in range(5))
+    assert [m.reply for m in parser.feed(data)] == ["_INBOX.a.%d" % i for i in range(5)]
+    assert calls == [(b"svc", b"1", None, b"2")]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_an_info_line_fed_byte_by_byte_keeps_its_exemption(fast):
+    data = b'INFO {"x":"' + b"y" * 300 + b'"}\r\n'
+    for op in (b"INFO ", b"info\t"):
+        for before in (b"", b"PING\r\n"):  # after a frame that ended exactly at the end of a piece
+            parser = Parser(fast=fast)
+            parser.max_control_line = 100
+            assert parser.feed(before) == ([PING_EVENT] if before else [])
+            stream = op + data[5:]
+            events = [e for i in range(len(stream)) for e in parser.feed(stream[i : i + 1])]
+            assert events == [Info({"x": "y" * 300})]
+    parser = Parser(fast=fast)
+    parser.max_control_line = 100
+    with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
+        for i in range(200):
+            parser.feed((b"INFOX" + b"y" * 300)[i : i + 1])
 
 
 def test_a_lowered_limit_applies_to_control_lines_seen_before():
@@ -326,7 +531,7 @@ def test_a_lowered_limit_applies_to_control_lines_seen_before():
     frame = b"MSG sensors.temperature 1 2\r\nhi\r\n"
     assert len(parser.feed(frame * 2)) == 2
     parser.max_control_line = 10
-    with pytest.raises(ProtocolError, match="maximum control line exceeded"):
+    with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
         parser.feed(frame)
 
 
@@ -344,10 +549,10 @@ def test_info_is_exempt_from_the_control_line_limit_up_to_max_info_line():
 
 def test_info_longer_than_max_info_line_is_refused_whole_or_split():
     data = b'INFO {"x":"' + b"y" * MAX_INFO_LINE + b'"}\r\n'
-    with pytest.raises(ProtocolError, match="maximum control line exceeded"):
+    with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
         Parser().feed(data)
     parser = Parser()
-    with pytest.raises(ProtocolError, match="maximum control line exceeded"):
+    with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
         for start in range(0, len(data), 65536):
             parser.feed(data[start : start + 65536])
 
@@ -361,6 +566,30 @@ def test_info_may_use_a_control_line_limit_set_above_max_info_line():
         assert [fields(e) for e in feed_chunks_into(parser, data, 65536)] == [Info(options)]
 
 
+def info_line_of_length(length: int, sep: bytes = b" ") -> bytes:
+    line = b"INFO" + sep + b'{"x":"' + b"y" * (length - len(b'INFO {"x":""}')) + b'"}'
+    assert len(line) == length
+    return line
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_info_line_of_exactly_max_info_line_is_accepted_and_one_more_byte_is_not(fast):
+    fits, too_long = info_line_of_length(MAX_INFO_LINE) + b"\r\n", info_line_of_length(MAX_INFO_LINE + 1) + b"\r\n"
+    for before in (b"", b"PING\r\n"):  # the line's length, not its end's offset in the buffer
+        for chunk in (len(before + fits), 65536):
+            events = feed_chunks_into(Parser(fast=fast), before + fits, chunk)
+            assert [type(e) for e in events] == ([type(PING_EVENT)] if before else []) + [Info]
+            with pytest.raises(ProtocolError, match="^maximum control line exceeded$"):
+                feed_chunks_into(Parser(fast=fast), before + too_long, chunk)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_info_exemption_holds_with_a_tab_after_the_op(fast):
+    data = info_line_of_length(DEFAULT_MAX_CONTROL_LINE + 100, sep=b"\t") + b"\r\n"
+    for chunk in (len(data), 1000):
+        assert [type(e) for e in feed_chunks_into(Parser(fast=fast), data, chunk)] == [Info]
+
+
 def test_info_exemption_needs_the_info_op_itself():
     with pytest.raises(ProtocolError):
         Parser().feed(b"INFOX" + b"y" * DEFAULT_MAX_CONTROL_LINE)
@@ -368,37 +597,51 @@ def test_info_exemption_needs_the_info_op_itself():
 
 # --- what is not NATS -------------------------------------------------------------------------
 
+def exactly(text: str) -> str:
+    return "^" + re.escape(text) + "$"
+
+
+LONG_ARGS = b"a " + b"r" * 100 + b" x y 3"
+# Each case: the stream, and the ProtocolError's message (a regex) on either path, whole or split.
 BAD_STREAMS = {
-    "unknown op": b"HELLO world\r\n",
-    "empty line": b"\r\n",
-    "MSG too few args": b"MSG a 3\r\nabc\r\n",
-    "MSG too many args": b"MSG a 1 r x 3\r\nabc\r\n",
-    "MSG size not a number": b"MSG a 1 three\r\nabc\r\n",
-    "MSG size with a sign": b"MSG a 1 +3\r\nabc\r\n",
-    "MSG size with an underscore": b"MSG a 1 1_0\r\n0123456789\r\n",
-    "MSG size in other digits": "MSG a 1 ³\r\nabc\r\n".encode(),
-    "MSG negative sid": b"MSG a -1 3\r\nabc\r\n",
-    "MSG payload longer than announced": b"MSG a 1 2\r\nabc\r\n",
-    "MSG after a known line, payload longer than announced": b"MSG a 1 2\r\nab\r\nMSG a 1 2\r\nabc\r\n",
-    "HMSG too few args": b"HMSG a 1 3\r\nabc\r\n",
-    "HMSG too many args": b"HMSG a 1 r x 3 3\r\nabc\r\n",
-    "HMSG header size not a number": b"HMSG a 1 x 3\r\nabc\r\n",
-    "HMSG header larger than total": b"HMSG a 1 20 10\r\n0123456789\r\n",
-    "HMSG payload longer than announced": hmsg(b"a", 1, b"NATS/1.0\r\n\r\n", b"")[:-2] + b"x\r\n",
-    "INFO not JSON": b"INFO {nope\r\n",
-    "INFO not an object": b"INFO [1, 2]\r\n",
-    "INFO nested too deep": b"INFO " + b"[" * 100_000 + b"\r\n",
+    "unknown op": (b"HELLO world\r\n", exactly("unknown protocol operation b'HELLO world'")),
+    "unknown op, long": (b"HELLO " + b"w" * 60 + b"\r\n", exactly("unknown protocol operation b'HELLO %s'" % ("w" * 34))),
+    "empty line": (b"\r\n", exactly("unknown protocol operation b''")),
+    "MSG too few args": (b"MSG a 3\r\nabc\r\n", exactly("bad MSG arguments: b'a 3'")),
+    "MSG too many args": (b"MSG a 1 r x 3\r\nabc\r\n", exactly("bad MSG arguments: b'a 1 r x 3'")),
+    "MSG too many long args": (b"MSG " + LONG_ARGS + b"\r\nabc\r\n", exactly("bad MSG arguments: %r" % LONG_ARGS[:80])),
+    "MSG size not a number": (b"MSG a 1 three\r\nabc\r\n", exactly("expected a number, got b'three'")),
+    "MSG size a long non-number": (b"MSG a 1 " + b"7" * 30 + b"x\r\nabc\r\n", exactly("expected a number, got b'%s'" % ("7" * 20))),
+    "MSG size with a sign": (b"MSG a 1 +3\r\nabc\r\n", exactly("expected a number, got b'+3'")),
+    "MSG size with an underscore": (b"MSG a 1 1_0\r\n0123456789\r\n", exactly("expected a number, got b'1_0'")),
+    "MSG size in other digits": ("MSG a 1 ³\r\nabc\r\n".encode(), exactly("expected a number, got b'\\xc2\\xb3'")),
+    "MSG negative sid": (b"MSG a -1 3\r\nabc\r\n", exactly("expected a number, got b'-1'")),
+    "MSG payload longer than announced": (b"MSG a 1 2\r\nabc\r\n", exactly("message payload not followed by CRLF")),
+    "MSG after a known line, payload longer than announced": (
+        b"MSG a 1 2\r\nab\r\nMSG a 1 2\r\nabc\r\n", exactly("message payload not followed by CRLF")),
+    "HMSG too few args": (b"HMSG a 1 3\r\nabc\r\n", exactly("bad HMSG arguments: b'a 1 3'")),
+    "HMSG too many args": (b"HMSG a 1 r x 3 3\r\nabc\r\n", exactly("bad HMSG arguments: b'a 1 r x 3 3'")),
+    "HMSG too many long args": (b"HMSG " + LONG_ARGS + b" 3\r\nabc\r\n", exactly("bad HMSG arguments: %r" % (LONG_ARGS + b" 3")[:80])),
+    "HMSG header size not a number": (b"HMSG a 1 x 3\r\nabc\r\n", exactly("expected a number, got b'x'")),
+    "HMSG header larger than total": (b"HMSG a 1 20 10\r\n0123456789\r\n", exactly("HMSG header size larger than total size")),
+    "HMSG header one larger than total": (b"HMSG a 1 11 10\r\n0123456789\r\n", exactly("HMSG header size larger than total size")),
+    "HMSG payload longer than announced": (
+        hmsg(b"a", 1, b"NATS/1.0\r\n\r\n", b"")[:-2] + b"x\r\n", exactly("message payload not followed by CRLF")),
+    "INFO not JSON": (b"INFO {nope\r\n", exactly("INFO is not valid JSON: Expecting property name enclosed in double quotes: "
+                                                 "line 1 column 2 (char 1)")),
+    "INFO not an object": (b"INFO [1, 2]\r\n", exactly("INFO is not a JSON object")),
+    "INFO nested too deep": (b"INFO " + b"[" * 100_000 + b"\r\n", "^INFO is not valid JSON: .*recursion"),
 }
 
 
 @pytest.mark.parametrize("fast", [True, False])
-@pytest.mark.parametrize("data", BAD_STREAMS.values(), ids=BAD_STREAMS.keys())
-def test_malformed_streams_raise_protocol_error(data, fast):
-    with pytest.raises(ProtocolError):
+@pytest.mark.parametrize(("data", "message"), BAD_STREAMS.values(), ids=BAD_STREAMS.keys())
+def test_malformed_streams_raise_protocol_error(data, message, fast):
+    with pytest.raises(ProtocolError, match=message):
         Parser(fast=fast).feed(data)
     step = 1 + len(data) // 1000  # byte by byte, but without feeding 100 kB one byte at a time
     parser = Parser(fast=fast)
-    with pytest.raises(ProtocolError):
+    with pytest.raises(ProtocolError, match=message):
         for i in range(0, len(data), step):
             parser.feed(data[i : i + step])
 
@@ -415,8 +658,26 @@ def test_numbers_beyond_ints_digit_limit_are_protocol_errors(frame, fast):
 
 def test_an_announced_size_beyond_any_server_limit_is_refused_before_buffering():
     for fast in (True, False):
-        with pytest.raises(ProtocolError, match="announced"):
+        with pytest.raises(ProtocolError, match="^message of %d bytes announced; no server sends more than %d$"
+                                                % (MAX_MESSAGE_SIZE + 1, MAX_MESSAGE_SIZE)):
             Parser(fast=fast).feed(b"MSG a 1 %d\r\nxx" % (MAX_MESSAGE_SIZE + 1))
+        assert Parser(fast=fast).feed(b"MSG a 1 %d\r\nxx" % MAX_MESSAGE_SIZE) == []  # the largest: waited for
+        assert Parser(fast=fast).feed(b"HMSG a 1 12 %d\r\nxx" % MAX_MESSAGE_SIZE) == []
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_pieces_of_an_unfinished_line_are_kept_apart_until_its_end_may_have_come(fast):
+    """Joining them on every piece would copy the line again and again (quadratic)."""
+    parser = Parser(fast=fast)
+    for piece in (b"MSG a", b".b", b" 1", b" 3"):
+        assert parser.feed(piece) == []
+    assert parser._pending == [b"MSG a", b".b", b" 1", b" 3"]
+    assert parser.feed(b"\r") == [] and len(parser._pending) == 5
+    assert [fields(e) for e in parser.feed(b"\nabc\r\n")] == [msg_tuple("a.b", 1, None, b"abc")]
+    assert parser._pending == []
+    for piece in (b"MSG c", b".d"):  # and again after a frame completed from pieces
+        assert parser.feed(piece) == []
+    assert parser._pending == [b"MSG c", b".d"]
 
 
 # --- what is wrong inside one message ---------------------------------------------------------
@@ -529,8 +790,9 @@ def test_headers_lookup_prefers_exact_case_then_folds():
     assert headers.get("X") == "1"
     assert headers["x"] == "1"
     assert headers.get("missing") is None and headers.get("missing", "d") == "d"
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError) as missing:
         headers["missing"]
+    assert missing.value.args == ("missing",)
     assert "x" in headers and "missing" not in headers and 1 not in headers
     assert headers.keys() == list(headers) == ["Content-Type", "content-type", "X"]
     assert len(headers) == 4
@@ -549,6 +811,21 @@ def test_parse_headers_trims_values_and_keeps_colons_inside_them():
     headers, status, description, problem = parse_headers(b"NATS/1.0 100 Idle Heartbeat\r\nUrl:  http://x:80/  \r\n\r\n")
     assert headers.items() == [("Url", "http://x:80/")]
     assert (status, description, problem) == (100, "Idle Heartbeat", None)
+
+
+def test_parse_headers_skips_empty_lines_anywhere_and_reads_on():
+    headers, status, description, problem = parse_headers(b"NATS/1.0\r\nA: 1\r\n\r\nB: 2\r\n\r\n")
+    assert (headers.items(), status, description, problem) == ([("A", "1"), ("B", "2")], None, None, None)
+
+
+def test_parse_headers_names_a_long_skipped_line_by_its_first_40_characters():
+    line = "no colon here and long enough to be cut at forty " + "z" * 20
+    _, _, _, problem = parse_headers(b"NATS/1.0\r\n" + line.encode() + b"\r\n\r\n")
+    assert problem == f"header line skipped: {line[:40]!r}"
+    _, _, _, problem = parse_headers(b"NATS/1.0 " + b"4" * 60 + b"\r\n\r\n")
+    assert problem == "header status is not a number: %r" % ("4" * 40)
+    _, _, _, problem = parse_headers(b"NATS/9.9 " + b"4" * 60 + b"\r\n\r\n")
+    assert problem == "header block does not start with NATS/1.0: %r" % ("NATS/9.9 " + "4" * 31)
 
 
 def test_parse_headers_names_the_first_problem_and_keeps_the_rest():
@@ -587,11 +864,14 @@ def test_encode_hpub_exact_bytes():
 
 
 @pytest.mark.parametrize(
-    "pair", [("", "v"), ("a:b", "v"), ("a b", "v"), ("a\tb", "v"), ("k", "line\r\nbreak"), ("k", "\n"), ("k\r", "v")]
+    "pair",
+    [("", "v"), ("a:b", "v"), ("a b", "v"), ("a\tb", "v"), ("k", "line\r\nbreak"), ("k", "\n"), ("k", "a\rb"), ("k\r", "v"),
+     ("k\n", "v")],
 )
 def test_encode_headers_refuses_what_would_corrupt_the_block(pair):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as refused:
         encode_headers([pair])
+    assert str(refused.value) == f"invalid header {pair[0]!r}: {pair[1]!r}"
 
 
 def plain_encode_headers(pairs) -> bytes:

@@ -156,3 +156,9 @@ def test_a_literal_pattern_matches_only_itself(subject):
     assert subject_matches(subject, subject)
     assert not subject_matches(subject, subject + ".x")
     assert not subject_matches(subject + ".x", subject)
+
+
+def test_problem_texts_are_exact():
+    """The texts reach InvalidSubjectError messages; the whitespace one names every character found."""
+    assert validate_subject("", wildcards=False) == "subject must not be empty"
+    assert validate_subject("a b\tc\n", wildcards=True) == "subject must not contain whitespace ('\\t', '\\n', ' ')"
