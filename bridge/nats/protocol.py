@@ -473,7 +473,7 @@ def _msg_fields(subject: bytes, sid: bytes, header_size: bytes | None, size: byt
         header_size = 0
     elif header_size.isdigit() and len(header_size) < 10:
         header_size = int(header_size)
-        if header_size > size:
+        if not 0 < header_size <= size:  # an empty header block lacks NATS/1.0: the reference says so
             return None
     else:
         return None

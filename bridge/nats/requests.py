@@ -44,8 +44,12 @@ class RequestMux:
         return self._prefix + token, reply
 
     def forget(self, reply_subject: str) -> None:
-        """The request was never sent: stop waiting, without firing anything."""
-        self._waiting.pop(reply_subject[len(self._prefix):], None)
+        """The request was never sent: stop waiting, and stop its timeout (nobody listens to it)."""
+        entry = self._waiting.pop(reply_subject[len(self._prefix):], None)
+        if entry is not None:
+            reply, _subject = entry
+            reply.addErrback(_cancelled_quietly)
+            reply.cancel()
 
     def fail_all(self, error: Exception) -> None:
         waiting, self._waiting = self._waiting, {}
@@ -61,6 +65,10 @@ class RequestMux:
             reply.errback(NoRespondersError(subject))
         else:
             reply.callback(msg)
+
+
+def _cancelled_quietly(failure: Failure) -> None:
+    failure.trap(defer.CancelledError)
 
 
 def timeout_as(what: str):
