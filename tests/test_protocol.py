@@ -1103,3 +1103,65 @@ def test_corrupted_valid_streams_give_the_same_events_or_protocol_error_on_both_
     cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=10))
     chunks = split_at(bytes(raw), cuts)
     assert outcome(chunks, fast=True) == outcome(chunks, fast=False)  # raising nothing but ProtocolError
+
+
+# --- the header-key cache of encode_headers (a speed trick: output-only tests cannot see it) ----
+
+
+class _CountingPattern:
+    """Stands in for the bad-key pattern and counts the keys it is asked about."""
+
+    def __init__(self, real):
+        self.real, self.asked = real, []
+
+    def search(self, key):
+        self.asked.append(key)
+        return self.real.search(key)
+
+
+def test_a_header_key_checked_once_is_remembered_and_not_checked_again(monkeypatch):
+    from bridge.nats import protocol
+
+    monkeypatch.setattr(protocol, "_valid_keys", set())
+    counting = _CountingPattern(protocol._BAD_KEY_CHARS)
+    monkeypatch.setattr(protocol, "_BAD_KEY_CHARS", counting)
+    assert encode_headers({"X-Once": "1"}) == b"NATS/1.0\r\nX-Once: 1\r\n\r\n"
+    assert "X-Once" in protocol._valid_keys
+    assert encode_headers({"X-Once": "2"}) == b"NATS/1.0\r\nX-Once: 2\r\n\r\n"
+    assert counting.asked == ["X-Once"]
+
+
+def test_a_str_subclass_key_is_checked_every_time_never_remembered(monkeypatch):
+    from bridge.nats import protocol
+
+    class Key(str):
+        pass
+
+    monkeypatch.setattr(protocol, "_valid_keys", set())
+    counting = _CountingPattern(protocol._BAD_KEY_CHARS)
+    monkeypatch.setattr(protocol, "_BAD_KEY_CHARS", counting)
+    encode_headers([(Key("K"), "v")])
+    encode_headers([(Key("K"), "v")])
+    assert counting.asked == ["K", "K"] and protocol._valid_keys == set()
+
+
+def test_the_header_key_cache_is_bounded(monkeypatch):
+    from bridge.nats import protocol
+
+    monkeypatch.setattr(protocol, "_valid_keys", set())
+    for index in range(protocol.CACHE_ENTRIES):
+        encode_headers({f"K{index}": "v"})
+    assert len(protocol._valid_keys) == protocol.CACHE_ENTRIES
+    encode_headers({"one-more": "v"})
+    assert protocol._valid_keys == {"one-more"}
+
+
+def test_headers_objects_are_read_directly_not_converted_again(monkeypatch):
+    from bridge.nats import protocol
+
+    def no_conversion(items):
+        raise AssertionError("a Headers needs no conversion")
+
+    headers = Headers([("A", "1"), ("A", "2")])
+    monkeypatch.setattr(protocol, "_header_items", no_conversion)
+    assert encode_headers(headers) == b"NATS/1.0\r\nA: 1\r\nA: 2\r\n\r\n"
