@@ -55,9 +55,9 @@ class _Line(deque):
 
     __slots__ = ("bytes",)
 
-    def __init__(self, items=()):
-        super().__init__(items)
-        self.bytes = sum(work.size for work in self)
+    def __init__(self, first: _Work):
+        super().__init__((first,))
+        self.bytes = first.size
 
     def add(self, work: _Work) -> None:
         self.append(work)
@@ -176,7 +176,7 @@ class DeviceWorker:
         if work.key is not None:
             same_key = self._staged_by_key.get(work.key)
             if same_key is None:
-                self._staged_by_key[work.key] = _Line((work,))
+                self._staged_by_key[work.key] = _Line(work)
             else:
                 same_key.add(work)
         if self._sleeping:
@@ -201,7 +201,7 @@ class DeviceWorker:
                 if work.key is not None:
                     same_key = by_key.get(work.key)
                     if same_key is None:
-                        by_key[work.key] = _Line((work,))
+                        by_key[work.key] = _Line(work)
                     else:
                         same_key.add(work)
             if self._sleeping:
