@@ -12,7 +12,6 @@ back to, 2 bad usage or no server reachable.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Sequence
 
@@ -85,30 +84,20 @@ def deploy(file: str | None, key: str, bucket: str, servers: Sequence[str], *, d
 def _with_bucket(servers: Sequence[str], bucket: str, *, create: bool, work) -> int:
     from twisted.internet import defer, task
 
-    from bridge.config.redact import redact_url
-    from bridge.nats import Client, NatsError
-    from bridge.nats.client import DEFAULT_URL, parse_server_url
+    from bridge.fleet import ensure_status_stream
+    from bridge.nats import NatsError
     from bridge.nats.errors import BucketNotFoundError
     from bridge.nats.jetstream import JetStream
-    from bridge.fleet import ensure_status_stream
+    from bridge.oneshot import command_servers, connect_once
 
-    servers = list(servers) or [os.environ.get("NATS_URL", DEFAULT_URL)]
-    for url in servers:
-        try:
-            parse_server_url(url)
-        except ValueError as error:
-            print(f"bridge deploy: {error}", file=sys.stderr)
-            return EXIT_USAGE
+    servers = command_servers("deploy", servers)
+    if servers is None:
+        return EXIT_USAGE
     outcome = {"exit": EXIT_OK}
 
     async def main(reactor):
-        client = Client(servers=servers, name="bridge-deploy", randomize=False, max_attempts=len(servers),
-                        reactor=reactor)
-        try:
-            await client.connect()
-        except Exception as error:  # noqa: BLE001 - refused, unreachable, TLS, auth: all end the command
-            shown = ", ".join(redact_url(url) for url in servers)
-            print(f"bridge deploy: cannot connect to {shown}: {error}", file=sys.stderr)
+        client = await connect_once("deploy", servers, reactor)
+        if client is None:
             outcome["exit"] = EXIT_USAGE
             return
         try:

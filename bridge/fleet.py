@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import sys
 from collections import Counter
 from datetime import datetime, timezone
@@ -299,32 +298,21 @@ def run_fleet(servers: Sequence[str] = (), as_json: bool = False, timeout: float
 
     from twisted.internet import defer, task
 
-    from bridge.config.redact import redact_url
-    from bridge.nats import Client
-    from bridge.nats.client import DEFAULT_URL, parse_server_url
     from bridge.nats.errors import NatsError
     from bridge.nats.jetstream import JetStream
+    from bridge.oneshot import command_servers, connect_once
     from bridge.service import INFO_RESPONSE, QUIET, SERVICE_NAME, STATS_RESPONSE, decode_answers, gather
 
-    servers = list(servers) or [os.environ.get("NATS_URL", DEFAULT_URL)]
-    for url in servers:
-        try:
-            parse_server_url(url)
-        except ValueError as error:
-            print(f"bridge fleet: {error}", file=sys.stderr)
-            return 2
+    servers = command_servers("fleet", servers)
+    if servers is None:
+        return 2
     outcome = {"exit": 0}
     quiet = QUIET if quiet is None else quiet
 
     @defer.inlineCallbacks
     def main(reactor):
-        client = Client(servers=servers, name="bridge-fleet", randomize=False, max_attempts=len(servers),
-                        reactor=reactor)
-        try:
-            yield client.connect()
-        except Exception as error:  # refused, unreachable, TLS, auth: nothing was asked
-            shown = ", ".join(redact_url(url) for url in servers)
-            print(f"bridge fleet: cannot connect to {shown}: {error}", file=sys.stderr)
+        client = yield defer.ensureDeferred(connect_once("fleet", servers, reactor))
+        if client is None:  # refused, unreachable, TLS, auth: nothing was asked
             outcome["exit"] = 2
             return
         last_seen = read_last_statuses(JetStream(client, timeout=timeout))

@@ -7,7 +7,6 @@ forever: it tries each server once, in the order given, and exits 1 with the rea
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Sequence
 
@@ -78,28 +77,18 @@ def send_message(
 
     from twisted.internet import defer, task
 
-    from bridge.config.redact import redact_url
-    from bridge.nats import Client, NatsError
-    from bridge.nats.client import DEFAULT_URL, parse_server_url
+    from bridge.nats import NatsError
+    from bridge.oneshot import command_servers, connect_once
 
-    servers = list(servers) or [os.environ.get("NATS_URL", DEFAULT_URL)]
-    for url in servers:
-        try:
-            parse_server_url(url)
-        except ValueError as error:
-            print(f"bridge send: {error}", file=sys.stderr)
-            return 2
+    servers = command_servers("send", servers)
+    if servers is None:
+        return 2
     outcome = {"exit": 0}
 
     @defer.inlineCallbacks
     def main(reactor):
-        # One attempt per server: the first reachable one of the list is used, none is retried.
-        client = Client(servers=servers, name="bridge-send", randomize=False, max_attempts=len(servers), reactor=reactor)
-        try:
-            yield client.connect()
-        except Exception as error:  # refused, unreachable, TLS, auth: all end the one-shot command
-            shown = ", ".join(redact_url(url) for url in servers)
-            print(f"bridge send: cannot connect to {shown}: {error}", file=sys.stderr)
+        client = yield defer.ensureDeferred(connect_once("send", servers, reactor))
+        if client is None:
             outcome["exit"] = 1
             return
         try:

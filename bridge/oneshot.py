@@ -1,0 +1,39 @@
+"""What the one-shot commands (`bridge send`, `fleet`, `deploy`) share: which servers to try, and
+one connection made with one attempt per server, in the order given."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Sequence
+
+
+def command_servers(command: str, servers: Sequence[str]) -> list[str] | None:
+    """The `--server` values, else `$NATS_URL`, else the default URL; None (having said which
+    one is unusable) when a URL cannot be parsed."""
+    from bridge.nats.client import DEFAULT_URL, parse_server_url
+
+    servers = list(servers) or [os.environ.get("NATS_URL", DEFAULT_URL)]
+    for url in servers:
+        try:
+            parse_server_url(url)
+        except ValueError as error:
+            print(f"bridge {command}: {error}", file=sys.stderr)
+            return None
+    return servers
+
+
+async def connect_once(command: str, servers: Sequence[str], reactor):
+    """A connected `Client`, or None (having said why, passwords masked) when no server took it."""
+    from bridge.config.redact import redact_url
+    from bridge.nats import Client
+
+    client = Client(servers=list(servers), name=f"bridge-{command}", randomize=False,
+                    max_attempts=len(servers), reactor=reactor)
+    try:
+        await client.connect()
+    except Exception as error:  # noqa: BLE001 - refused, unreachable, TLS, auth: all end the command
+        shown = ", ".join(redact_url(url) for url in servers)
+        print(f"bridge {command}: cannot connect to {shown}: {error}", file=sys.stderr)
+        return None
+    return client
