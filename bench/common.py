@@ -42,6 +42,27 @@ def alternate(rounds: int, ours: Callable[[], float], baseline: Callable[[], flo
     return our_values, baseline_values
 
 
+def rates_through_one_server(module: str, rounds: int, target: float) -> dict:
+    """A row from `python -m bench.<module> ours|baseline URL` (each prints {"rate": msgs/s}) run
+    in alternating rounds against one nats-server: the medians of both sides."""
+    import statistics
+
+    from bridge.nats.server import NatsServer
+
+    with NatsServer() as server:
+        our_rates, their_rates = alternate(
+            rounds,
+            lambda: measure(module, "ours", server.url)["rate"],
+            lambda: measure(module, "baseline", server.url)["rate"],
+        )
+    return {
+        "ours": round(statistics.median(our_rates)),
+        "baseline": round(statistics.median(their_rates)),
+        "unit": "msgs/s",
+        "target": target,
+    }
+
+
 @contextlib.contextmanager
 def helper(module: str, *args: object, timeout: float = 30.0) -> Iterator[subprocess.Popen]:
     """A long-running side (`python -m bench.<module> ...`), yielded once it printed "ready"."""

@@ -11,7 +11,6 @@ last delivery. Each round is a fresh process per side, alternating ours and nats
 from __future__ import annotations
 
 import json
-import statistics
 import sys
 import time
 
@@ -94,21 +93,9 @@ def baseline(url: str) -> float:
 
 
 def run() -> dict:
-    from bench.common import alternate, measure
-    from bridge.nats.server import NatsServer
+    from bench.common import rates_through_one_server
 
-    with NatsServer() as server:
-        our_rates, their_rates = alternate(
-            ROUNDS,
-            lambda: measure("pubsub", "ours", server.url)["rate"],
-            lambda: measure("pubsub", "baseline", server.url)["rate"],
-        )
-    return {
-        "ours": round(statistics.median(our_rates)),
-        "baseline": round(statistics.median(their_rates)),
-        "unit": "msgs/s",
-        "target": TARGET_RATIO,
-    }
+    return rates_through_one_server("pubsub", ROUNDS, TARGET_RATIO)
 
 
 if __name__ == "__main__":

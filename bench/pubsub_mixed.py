@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-import statistics
 import sys
 import time
 
@@ -114,21 +113,9 @@ def baseline(url: str) -> float:
 
 
 def run() -> dict:
-    from bench.common import alternate, measure
-    from bridge.nats.server import NatsServer
+    from bench.common import rates_through_one_server
 
-    with NatsServer() as server:
-        our_rates, their_rates = alternate(
-            ROUNDS,
-            lambda: measure("pubsub_mixed", "ours", server.url)["rate"],
-            lambda: measure("pubsub_mixed", "baseline", server.url)["rate"],
-        )
-    return {
-        "ours": round(statistics.median(our_rates)),
-        "baseline": round(statistics.median(their_rates)),
-        "unit": "msgs/s",
-        "target": TARGET_RATIO,
-    }
+    return rates_through_one_server("pubsub_mixed", ROUNDS, TARGET_RATIO)
 
 
 if __name__ == "__main__":
