@@ -395,3 +395,23 @@ def pytest_sessionfinish(session, exitstatus):
     if _skipped_in_ci:
         print("\nCI must run these tests, but they skipped:\n  " + "\n  ".join(_skipped_in_ci))
         session.exitstatus = 1
+
+
+# --- end-to-end: a module's bridges and the nats-py client that talks to them ----------------------
+
+
+@pytest.fixture(scope="module")
+def server():
+    """One plain nats-server for a module's `bridge run` subprocesses (a module may override it,
+    e.g. with JetStream)."""
+    with NatsServer() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def outside(server):
+    """A nats-py client on `server`: how the end-to-end tests talk to bridges from outside."""
+    from tests.outside import OutsideClient
+
+    with OutsideClient(server.url) as client:
+        yield client

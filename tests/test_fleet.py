@@ -15,22 +15,9 @@ from bridge import __version__
 from bridge.fleet import build_entries, format_table, parse_config_source
 from bridge.nats.server import NatsServer
 from tests.bridgeproc import BridgeProcess
-from tests.outside import OutsideClient
 from tests.test_service import bridge_config
 
 SENTENCE = "is already used by a running bridge on"
-
-
-@pytest.fixture(scope="module")
-def server():
-    with NatsServer() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def outside(server):
-    with OutsideClient(server.url) as client:
-        yield client
 
 
 def subscriptions(device: str) -> str:

@@ -118,12 +118,6 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def outside(server):
-    with OutsideClient(server.url) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     return tmp_path_factory.mktemp("fleet")
 

@@ -38,18 +38,6 @@ subscriptions:
 
 
 @pytest.fixture(scope="module")
-def server():
-    with NatsServer() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def outside(server):
-    with OutsideClient(server.url) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def bridge(server, outside, tmp_path_factory):
     process = BridgeProcess(config_text(server.url, "e2e"), tmp_path_factory.mktemp("bridge"), "e2e").start()
     try:

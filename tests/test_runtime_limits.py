@@ -9,9 +9,7 @@ import time
 
 import pytest
 
-from bridge.nats.server import NatsServer
 from tests.bridgeproc import BridgeProcess
-from tests.outside import OutsideClient
 
 
 def config_text(url: str, device_id: str) -> str:
@@ -31,18 +29,6 @@ subscriptions:
   - {{subject: lim.short, action: show_message, max_scroll: 10s}}
   - {{subject: lim.rate, action: clear, rate: 5/s, burst: 3}}
 """
-
-
-@pytest.fixture(scope="module")
-def server():
-    with NatsServer() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def outside(server):
-    with OutsideClient(server.url) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

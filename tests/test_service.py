@@ -14,10 +14,8 @@ import pytest
 from nats.micro.service import ServiceInfo, ServicePing, ServiceStats
 
 from bridge import __version__
-from bridge.nats.server import NatsServer
 from bridge.service import endpoint_name, endpoints_of, stats_response, Identity
 from tests.bridgeproc import BridgeProcess
-from tests.outside import OutsideClient
 
 SCHEMAS = Path(__file__).parent / "schemas" / "micro_v1"
 
@@ -55,18 +53,6 @@ SUBSCRIPTIONS = """\
   - {subject: svc.one.set_pixel, action: set_pixel}
   - {subject: "svc.*.text", action: show_message, queue: texters}
 """
-
-
-@pytest.fixture(scope="module")
-def server():
-    with NatsServer() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def outside(server):
-    with OutsideClient(server.url) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
