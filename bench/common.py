@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -40,6 +41,77 @@ def alternate(rounds: int, ours: Callable[[], float], baseline: Callable[[], flo
         our_values.append(ours())
         baseline_values.append(baseline())
     return our_values, baseline_values
+
+
+def our_pubsub_rate(url: str, subject: str, count: int, send: Callable, **client_options) -> float:
+    """Messages/s from the first publish to the `count`th delivery back on the same connection,
+    with our client: it subscribes to `subject`, flushes, then `send(client.publish)` publishes
+    everything in a plain loop (what a user writes)."""
+    from twisted.internet import defer, reactor
+
+    from bridge.nats import Client
+
+    client = Client([url], randomize=False, **client_options)
+    outcome = {}
+
+    @defer.inlineCallbacks
+    def race():
+        yield client.connect()
+        finished = defer.Deferred()
+        received = 0
+
+        def on_message(_msg):
+            nonlocal received
+            received += 1
+            if received == count:
+                finished.callback(time.perf_counter())
+
+        client.subscribe(subject, on_message)
+        yield client.flush()
+        started = time.perf_counter()
+        send(client.publish)
+        ended = yield finished
+        outcome["rate"] = count / (ended - started)
+        yield client.close()
+
+    def done(result):
+        outcome.setdefault("failure", result)
+        reactor.stop()
+
+    reactor.callWhenRunning(lambda: race().addBoth(done))
+    reactor.run()
+    if "rate" not in outcome:
+        raise RuntimeError(f"our client did not finish: {outcome.get('failure')}")
+    return outcome["rate"]
+
+
+def nats_py_pubsub_rate(url: str, subject: str, count: int, send: Callable) -> float:
+    """The same with nats-py; `send(nc.publish)` is a coroutine awaiting each publish."""
+    import asyncio
+
+    import nats
+
+    async def race() -> float:
+        nc = await nats.connect(url)
+        finished = asyncio.get_running_loop().create_future()
+        received = 0
+
+        async def on_message(_msg):
+            nonlocal received
+            received += 1
+            if received == count:
+                finished.set_result(time.perf_counter())
+
+        await nc.subscribe(subject, cb=on_message)
+        await nc.flush()
+        started = time.perf_counter()
+        await send(nc.publish)
+        await nc.flush()
+        ended = await finished
+        await nc.close()
+        return count / (ended - started)
+
+    return asyncio.run(race())
 
 
 def rates_through_one_server(module: str, rounds: int, target: float) -> dict:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 MESSAGES = 200_000
 PAYLOAD = b"0123456789abcdef"
@@ -22,74 +21,23 @@ TARGET_RATIO = 1
 
 
 def ours(url: str) -> float:
-    from twisted.internet import defer, reactor
+    from bench.common import our_pubsub_rate
 
-    from bridge.nats import Client
-
-    client = Client([url], randomize=False)
-    outcome = {}
-
-    @defer.inlineCallbacks
-    def race():
-        yield client.connect()
-        finished = defer.Deferred()
-        received = 0
-
-        def on_message(_msg):
-            nonlocal received
-            received += 1
-            if received == MESSAGES:
-                finished.callback(time.perf_counter())
-
-        client.subscribe(SUBJECT, on_message)
-        yield client.flush()
-        publish = client.publish
-        started = time.perf_counter()
+    def send(publish):
         for _ in range(MESSAGES):
             publish(SUBJECT, PAYLOAD)
-        ended = yield finished
-        outcome["rate"] = MESSAGES / (ended - started)
-        yield client.close()
 
-    def done(result):
-        outcome.setdefault("failure", result)
-        reactor.stop()
-
-    reactor.callWhenRunning(lambda: race().addBoth(done))
-    reactor.run()
-    if "rate" not in outcome:
-        raise RuntimeError(f"our client did not finish: {outcome.get('failure')}")
-    return outcome["rate"]
+    return our_pubsub_rate(url, SUBJECT, MESSAGES, send)
 
 
 def baseline(url: str) -> float:
-    import asyncio
+    from bench.common import nats_py_pubsub_rate
 
-    import nats
-
-    async def race() -> float:
-        nc = await nats.connect(url)
-        finished = asyncio.get_running_loop().create_future()
-        received = 0
-
-        async def on_message(_msg):
-            nonlocal received
-            received += 1
-            if received == MESSAGES:
-                finished.set_result(time.perf_counter())
-
-        await nc.subscribe(SUBJECT, cb=on_message)
-        await nc.flush()
-        publish = nc.publish
-        started = time.perf_counter()
+    async def send(publish):
         for _ in range(MESSAGES):
             await publish(SUBJECT, PAYLOAD)
-        await nc.flush()
-        ended = await finished
-        await nc.close()
-        return MESSAGES / (ended - started)
 
-    return asyncio.run(race())
+    return nats_py_pubsub_rate(url, SUBJECT, MESSAGES, send)
 
 
 def run() -> dict:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import random
 import sys
-import time
 
 MESSAGES = 5_000  # ≈ 30 MB each way: well inside nats-server's 64 MB slow-consumer limit
 # Our publish() cannot yield to the reactor, so the whole burst is queued before the first byte is
@@ -39,77 +38,27 @@ def make_messages() -> list[tuple[str, bytes, str | None, dict | None]]:
 
 
 def ours(url: str) -> float:
-    from twisted.internet import defer, reactor
-
-    from bridge.nats import Client
+    from bench.common import our_pubsub_rate
 
     messages = make_messages()
-    client = Client([url], randomize=False, buffer_size=OUR_BUFFER_SIZE)
-    outcome = {}
 
-    @defer.inlineCallbacks
-    def race():
-        yield client.connect()
-        finished = defer.Deferred()
-        received = 0
-
-        def on_message(_msg):
-            nonlocal received
-            received += 1
-            if received == MESSAGES:
-                finished.callback(time.perf_counter())
-
-        client.subscribe(SUBJECT, on_message)
-        yield client.flush()
-        publish = client.publish
-        started = time.perf_counter()
+    def send(publish):
         for subject, payload, reply, headers in messages:
             publish(subject, payload, reply=reply, headers=headers)
-        ended = yield finished
-        outcome["rate"] = MESSAGES / (ended - started)
-        yield client.close()
 
-    def done(result):
-        outcome.setdefault("failure", result)
-        reactor.stop()
-
-    reactor.callWhenRunning(lambda: race().addBoth(done))
-    reactor.run()
-    if "rate" not in outcome:
-        raise RuntimeError(f"our client did not finish: {outcome.get('failure')}")
-    return outcome["rate"]
+    return our_pubsub_rate(url, SUBJECT, MESSAGES, send, buffer_size=OUR_BUFFER_SIZE)
 
 
 def baseline(url: str) -> float:
-    import asyncio
-
-    import nats
+    from bench.common import nats_py_pubsub_rate
 
     messages = make_messages()
 
-    async def race() -> float:
-        nc = await nats.connect(url)
-        finished = asyncio.get_running_loop().create_future()
-        received = 0
-
-        async def on_message(_msg):
-            nonlocal received
-            received += 1
-            if received == MESSAGES:
-                finished.set_result(time.perf_counter())
-
-        await nc.subscribe(SUBJECT, cb=on_message)
-        await nc.flush()
-        publish = nc.publish
-        started = time.perf_counter()
+    async def send(publish):
         for subject, payload, reply, headers in messages:
             await publish(subject, payload, reply=reply or "", headers=headers)
-        await nc.flush()
-        ended = await finished
-        await nc.close()
-        return MESSAGES / (ended - started)
 
-    return asyncio.run(race())
+    return nats_py_pubsub_rate(url, SUBJECT, MESSAGES, send)
 
 
 def run() -> dict:
