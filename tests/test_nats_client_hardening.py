@@ -550,8 +550,10 @@ async def test_hostile_but_legal_frames_cost_at_most_their_own_message(nats_flav
 
 @pytest_twisted.ensureDeferred
 async def test_draining_one_subscription_loses_nothing_the_server_already_sent_it(nats_server, make_client):
-    """Guards Client.drain_subscription: a queue-group member handing over to a new one (what a
-    reload does) still gets what was on its way to it; a plain unsubscribe drops that."""
+    """Guards Client.drain_subscription: what the server sent a subscription before its UNSUB still
+    reaches it (what a reload relies on when it hands a queue group over); a plain unsubscribe
+    drops whatever had not been read yet. The receiver stops reading while the messages are sent,
+    so they are certainly still on their way when the handover starts."""
     publisher = make_client([nats_server.url])
     receiver = make_client([nats_server.url])
     await connected(publisher)
@@ -559,14 +561,15 @@ async def test_draining_one_subscription_loses_nothing_the_server_already_sent_i
     old, new = Collector(), Collector()
     old_sub = receiver.subscribe("handover", old, queue="workers")
     await receiver.flush()
+    reading = receiver._conn.transport  # test-only: hold the messages in the socket
+    reading.pauseProducing()
     total = 20_000
     for i in range(total):
         publisher.publish("handover", b"%d" % i)
-    await old.wait_for(1)
+    await publisher.flush()  # every one was routed to `old`, the only member then
     receiver.subscribe("handover", new, queue="workers")
-    await old_sub.drain(timeout=5)
-    await publisher.flush()
-    await wait_until(lambda: len(old.messages) + len(new.messages) == total, timeout=10,
-                     what="every message at the old or the new member")
-    assert sorted(int(d) for d in old.data + new.data) == list(range(total))
-    assert not old_sub.is_active
+    draining = old_sub.drain(timeout=10)
+    reading.resumeProducing()
+    await draining
+    assert [int(d) for d in old.data] == list(range(total))
+    assert new.data == [] and not old_sub.is_active

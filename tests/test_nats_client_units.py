@@ -986,6 +986,12 @@ def test_drain_unsubscribes_waits_for_messages_and_callbacks_then_flushes_and_cl
     assert got == [b"hi"]
     conn.dataReceived(b"PONG\r\n")
     clock.advance(0)
+    assert transport.value() == b"PING\r\n"  # a second round trip: another client's routing may lag
+    transport.clear()
+    conn.dataReceived(b"MSG a 1 2\r\nho\r\n")  # matched before the UNSUB, handed over after the PONG
+    assert got == [b"hi", b"ho"]
+    conn.dataReceived(b"PONG\r\n")
+    clock.advance(0)
     assert not drained.called and transport.value() == b"" and not transport.disconnecting
     app.callback(None)  # the callback finishes: what it published is flushed, then we close
     clock.advance(0)
@@ -1019,7 +1025,11 @@ def test_drain_keeps_the_request_inbox_until_the_callbacks_are_done():
     second = inbox[:-1] + b"2"
     assert transport.value() == b"UNSUB 1\r\nPING\r\nPUB svc %s 1\r\nq\r\n" % second
     transport.clear()
-    conn.dataReceived(b"PONG\r\n")  # the drain's first flush: subscription 1 is gone now
+    conn.dataReceived(b"PONG\r\n")  # the drain's first round trip; a second one follows
+    clock.advance(0)
+    assert transport.value() == b"PING\r\n"
+    transport.clear()
+    conn.dataReceived(b"PONG\r\n")  # subscription 1 is gone now
     conn.dataReceived(b"MSG %s 2 6\r\nanswer\r\n" % second)
     assert answers == [b"answer"]
     clock.advance(0)
@@ -1069,6 +1079,8 @@ def test_drain_waits_for_the_callback_of_a_subscription_that_reached_max_msgs():
     drained = client.drain()
     clock.advance(0)
     conn.dataReceived(b"PONG\r\n")
+    clock.advance(0)
+    conn.dataReceived(b"PONG\r\n")  # the drain's two round trips
     assert not drained.called
     app.callback(None)
     clock.advance(0)

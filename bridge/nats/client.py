@@ -296,13 +296,13 @@ class Client(Service):
 
     def drain_subscription(self, sub: Subscription, timeout: float = 2.0) -> defer.Deferred:
         """Stop `sub` without losing what the server already sent it (nats.go's Subscription.Drain):
-        UNSUB now, keep delivering until the server confirms with a PONG that nothing more is on
-        its way, then forget it. Fails with `NatsTimeoutError` when the PONG does not come in
+        UNSUB now, keep delivering until the server has answered two PINGs sent after it, then
+        forget it. Fails with `NatsTimeoutError` when the PONG does not come in
         time; the subscription is forgotten either way."""
         if not sub.is_active:
             return defer.succeed(None)
         self._outbound.control(wire.encode_unsub(sub.sid))
-        confirmed = self._flush_if_connected()
+        confirmed = self._unsubscribes_settled()
         confirmed.addTimeout(timeout, self._reactor,
                              onTimeoutCancel=timeout_as(f"drain of {sub.subject!r} not confirmed by the server"))
 
@@ -369,13 +369,24 @@ class Client(Service):
         subs = [sub for sub in self._subs.all() if sub is not inbox]
         for sub in subs:
             self._outbound.control(wire.encode_unsub(sub.sid))
-        yield self._flush_if_connected()  # every message sent to them before the UNSUBs is here now
+        yield self._unsubscribes_settled()  # every message sent to them before the UNSUBs is here now
         for sub in subs:
             self._subs.remove(sub)
         yield self._subs.callbacks_done()
         if inbox is not None:
             self.unsubscribe(inbox)
         yield self._flush_if_connected()  # what the callbacks published
+
+    def _unsubscribes_settled(self) -> defer.Deferred:
+        """Fires once the messages routed to subscriptions before their UNSUB have arrived.
+
+        Two round trips, not one: nats-server routes another client's message in that client's
+        goroutine, which may have matched the subscription just before the UNSUB and hand the
+        message over just after our first PONG. The second PONG leaves it that much time.
+        """
+        settled = self._flush_if_connected()
+        settled.addCallback(lambda _: self._flush_if_connected())
+        return settled
 
     def _flush_if_connected(self) -> defer.Deferred:
         if self._conn is None:
