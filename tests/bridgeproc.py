@@ -85,3 +85,23 @@ class BridgeProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+def memory_config(url: str, device_id: str, subscriptions: str = "", publications: str = "",
+                  fleet: str | None = None) -> str:
+    """A `bridge run` config for the memory driver on one server that reconnects quickly;
+    `subscriptions`/`publications` are YAML list items, `fleet` a flow mapping (a bootstrap file)."""
+    text = "version: 1\n" + (f"fleet: {fleet}\n" if fleet else "") + f"""\
+device:
+  id: {device_id}
+  driver: memory
+nats:
+  servers: ["{url}"]
+  randomize: false
+  reconnect: {{initial_delay: 50ms, max_delay: 500ms}}
+"""
+    if subscriptions:
+        text += f"subscriptions:\n{subscriptions}"
+    if publications:
+        text += f"publications:\n{publications}"
+    return text

@@ -12,26 +12,14 @@ from pathlib import Path
 import pytest
 
 from bridge.nats.server import NatsServer
-from tests.bridgeproc import BridgeProcess
+from tests.bridgeproc import BridgeProcess, memory_config
 from tests.outside import OutsideClient
 
 BUCKET, KEY = "bridge_config", "pis"
 
 
 def bootstrap(url: str, device_id: str, key: str = KEY, bucket: str = BUCKET) -> str:
-    return f"""\
-version: 1
-fleet:
-  key: {key}
-  bucket: {bucket}
-device:
-  id: {device_id}
-  driver: memory
-nats:
-  servers: ["{url}"]
-  randomize: false
-  reconnect: {{initial_delay: 50ms, max_delay: 500ms}}
-"""
+    return memory_config(url, device_id, fleet=f"{{key: {key}, bucket: {bucket}}}")
 
 
 def stored(color: list[int]) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from bridge.config.model import ACTIONS
 from bridge.nats.server import NatsServer
-from tests.bridgeproc import BridgeProcess
+from tests.bridgeproc import BridgeProcess, memory_config
 from tests.outside import OutsideClient
 
 
@@ -21,20 +21,7 @@ from tests.outside import OutsideClient
 def config_text(url: str, device_id: str, *, subscriptions: str | None = None, publications: str = "") -> str:
     if subscriptions is None:
         subscriptions = "".join(f"  - {{subject: t.{device_id}.{action}, action: {action}}}\n" for action in ACTIONS)
-    text = f"""\
-version: 1
-device:
-  id: {device_id}
-  driver: memory
-nats:
-  servers: ["{url}"]
-  randomize: false
-  reconnect: {{initial_delay: 50ms, max_delay: 500ms}}
-subscriptions:
-{subscriptions}"""
-    if publications:
-        text += f"publications:\n{publications}"
-    return text
+    return memory_config(url, device_id, subscriptions, publications)
 
 
 @pytest.fixture(scope="module")

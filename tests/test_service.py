@@ -15,7 +15,7 @@ from nats.micro.service import ServiceInfo, ServicePing, ServiceStats
 
 from bridge import __version__
 from bridge.service import endpoint_name, endpoints_of, stats_response, Identity
-from tests.bridgeproc import BridgeProcess
+from tests.bridgeproc import BridgeProcess, memory_config
 
 SCHEMAS = Path(__file__).parent / "schemas" / "micro_v1"
 
@@ -35,17 +35,7 @@ def check(verb: str, document: dict) -> dict:
 
 
 def bridge_config(url: str, device_id: str, subscriptions: str) -> str:
-    return f"""\
-version: 1
-device:
-  id: {device_id}
-  driver: memory
-nats:
-  servers: ["{url}"]
-  randomize: false
-  reconnect: {{initial_delay: 50ms, max_delay: 500ms}}
-subscriptions:
-{subscriptions}"""
+    return memory_config(url, device_id, subscriptions)
 
 
 SUBSCRIPTIONS = """\

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from bridge.systemd import Notifier, socket_address, watchdog_interval
-from tests.bridgeproc import BridgeProcess
+from tests.bridgeproc import BridgeProcess, memory_config
 from tests.outside import OutsideClient
 
 
@@ -116,18 +116,7 @@ def test_watchdog_interval_is_half_of_watchdog_usec_for_this_pid(environ, expect
 
 
 def config_text(url: str, device_id: str) -> str:
-    return f"""\
-version: 1
-device:
-  id: {device_id}
-  driver: memory
-nats:
-  servers: ["{url}"]
-  randomize: false
-  reconnect: {{initial_delay: 50ms, max_delay: 200ms}}
-subscriptions:
-  - {{subject: t.{device_id}.clear, action: clear}}
-"""
+    return memory_config(url, device_id, f"  - {{subject: t.{device_id}.clear, action: clear}}\n")
 
 
 @pytest.fixture
