@@ -82,13 +82,11 @@ def deploy(file: str | None, key: str, bucket: str, servers: Sequence[str], *, d
 
 
 def _with_bucket(servers: Sequence[str], bucket: str, *, create: bool, work) -> int:
-    from twisted.internet import defer, task
-
     from bridge.fleet import ensure_status_stream
     from bridge.nats import NatsError
     from bridge.nats.errors import BucketNotFoundError
     from bridge.nats.jetstream import JetStream
-    from bridge.oneshot import command_servers, connect_once
+    from bridge.oneshot import command_servers, connect_once, run_command
 
     servers = command_servers("deploy", servers)
     if servers is None:
@@ -123,12 +121,7 @@ def _with_bucket(servers: Sequence[str], bucket: str, *, create: bool, work) -> 
         finally:
             await client.close()
 
-    try:
-        task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
-    except SystemExit as done:
-        if done.code not in (0, None):
-            return int(done.code) if isinstance(done.code, int) else EXIT_USAGE
-    return outcome["exit"]
+    return run_command(main, outcome, EXIT_USAGE)
 
 
 # Right after a cluster node dies, JetStream API requests time out until the stream has elected a

@@ -296,11 +296,11 @@ def run_fleet(servers: Sequence[str] = (), as_json: bool = False, timeout: float
         print("bridge fleet: --timeout must be positive", file=sys.stderr)
         return 2
 
-    from twisted.internet import defer, task
+    from twisted.internet import defer
 
     from bridge.nats.errors import NatsError
     from bridge.nats.jetstream import JetStream
-    from bridge.oneshot import command_servers, connect_once
+    from bridge.oneshot import command_servers, connect_once, run_command
     from bridge.service import INFO_RESPONSE, QUIET, SERVICE_NAME, STATS_RESPONSE, decode_answers, gather
 
     servers = command_servers("fleet", servers)
@@ -336,12 +336,7 @@ def run_fleet(servers: Sequence[str] = (), as_json: bool = False, timeout: float
         else:
             print(format_table(entries))
 
-    try:
-        task.react(main)
-    except SystemExit as done:
-        if done.code not in (0, None):
-            return int(done.code) if isinstance(done.code, int) else 2
-    return outcome["exit"]
+    return run_command(main, outcome, 2)
 
 
 def _no_last_seen(failure, error_type):

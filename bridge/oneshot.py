@@ -37,3 +37,16 @@ async def connect_once(command: str, servers: Sequence[str], reactor):
         print(f"bridge {command}: cannot connect to {shown}: {error}", file=sys.stderr)
         return None
     return client
+
+
+def run_command(main, outcome: dict, crashed_exit: int) -> int:
+    """Run `main(reactor)` (returning a Deferred or a coroutine) to its end on the reactor; the
+    exit status it left in `outcome["exit"]`, or `crashed_exit` if it failed unexpectedly."""
+    from twisted.internet import defer, task
+
+    try:
+        task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
+    except SystemExit as done:
+        if done.code not in (0, None):
+            return int(done.code) if isinstance(done.code, int) else crashed_exit
+    return outcome["exit"]

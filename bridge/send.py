@@ -75,10 +75,10 @@ def send_message(
         print(f"bridge send: {error}", file=sys.stderr)
         return 2
 
-    from twisted.internet import defer, task
+    from twisted.internet import defer
 
     from bridge.nats import NatsError
-    from bridge.oneshot import command_servers, connect_once
+    from bridge.oneshot import command_servers, connect_once, run_command
 
     servers = command_servers("send", servers)
     if servers is None:
@@ -106,9 +106,4 @@ def send_message(
         finally:
             yield client.close()
 
-    try:
-        task.react(main)
-    except SystemExit as done:
-        if done.code not in (0, None):
-            return int(done.code) if isinstance(done.code, int) else 1
-    return outcome["exit"]
+    return run_command(main, outcome, 1)
