@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,8 +17,9 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+from bridge.testing.helpers import announce_ready, helper_process
+
 ROUNDS = 3
-READY = "ready"
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -119,7 +118,7 @@ def rates_through_one_server(module: str, rounds: int, target: float) -> dict:
     in alternating rounds against one nats-server: the medians of both sides."""
     import statistics
 
-    from bridge.nats.server import NatsServer
+    from bridge.testing.nats_server import NatsServer
 
     with NatsServer() as server:
         our_rates, their_rates = alternate(
@@ -135,45 +134,9 @@ def rates_through_one_server(module: str, rounds: int, target: float) -> dict:
     }
 
 
-@contextlib.contextmanager
-def helper(module: str, *args: object, timeout: float = 30.0) -> Iterator[subprocess.Popen]:
+def helper(module: str, *args: object, timeout: float = 30.0):
     """A long-running side (`python -m bench.<module> ...`), yielded once it printed "ready"."""
-    command = [sys.executable, "-m", f"bench.{module}", *map(str, args)]
-    process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
-    try:
-        line = _readline(process, timeout)
-        if line.strip() != READY:
-            raise RuntimeError(f"{' '.join(command[2:])} did not get ready (exit {process.poll()}): {line!r}")
-        yield process
-    finally:
-        stop(process)
-        process.stdout.close()
-
-
-def _readline(process: subprocess.Popen, timeout: float) -> str:
-    import selectors
-
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout):
-            return ""
-    return process.stdout.readline()
-
-
-def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
-    """SIGTERM by PID, SIGKILL if it does not go."""
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def announce_ready() -> None:
-    """For helper processes: tell `helper()` the side is subscribed and flushed."""
-    print(READY, flush=True)
+    return helper_process(f"bench.{module}", *args, timeout=timeout, cwd=REPO)
 
 
 def serve_with_nats_py(url: str, callbacks: dict) -> None:
@@ -200,7 +163,7 @@ def bridge_against_baseline(module: str, device_id: str, subscriptions: str, our
 
     `ours` and `baseline` are the measurement's arguments after the URL; returns both lists of results.
     """
-    from bridge.nats.server import NatsServer
+    from bridge.testing.nats_server import NatsServer
 
     with NatsServer() as server, outside_client(server.url) as outside:
         config = bridge_config(device_id, [server.url], subscriptions)
@@ -213,26 +176,17 @@ def bridge_against_baseline(module: str, device_id: str, subscriptions: str, our
 
 
 def bridge_config(device_id: str, servers: list[str], subscriptions: str, publications: str = "") -> str:
-    """A `bridge run` config for the memory driver; `subscriptions`/`publications` are YAML list items.
+    """A `bridge run` config for the memory driver with the nats block at its defaults (reconnect,
+    ping interval) except for a fixed server order, so figures describe what a user gets."""
+    from bridge.testing.bridgeproc import memory_config
 
-    The nats block is left at its defaults (reconnect, ping interval) except for a fixed server
-    order, so figures describe what a user gets out of the box.
-    """
-    text = (
-        "version: 1\n"
-        f"device: {{id: {device_id}, driver: memory}}\n"
-        f"nats: {{servers: {json.dumps(servers)}, randomize: false}}\n"
-        f"subscriptions:\n{subscriptions}"
-    )
-    if publications:
-        text += f"publications:\n{publications}"
-    return text
+    return memory_config(servers, device_id, subscriptions, publications, reconnect=None)
 
 
 @contextlib.contextmanager
 def running_bridge(config_text: str, device_id: str, outside) -> Iterator:
-    """`bridge run` as a subprocess (tests/bridgeproc.py), yielded once it answers bridge.ID.info."""
-    from tests.bridgeproc import BridgeProcess
+    """`bridge run` as a subprocess (bridge/testing/bridgeproc.py), yielded once it answers bridge.ID.info."""
+    from bridge.testing.bridgeproc import BridgeProcess
 
     with tempfile.TemporaryDirectory(prefix="bench-bridge-") as folder:
         process = BridgeProcess(config_text, Path(folder), device_id).start()
@@ -247,8 +201,8 @@ def running_bridge(config_text: str, device_id: str, outside) -> Iterator:
 
 
 def outside_client(servers: list[str] | str, **options):
-    """nats-py on a background loop (tests/outside.py): the world that talks to a bridge."""
-    from tests.outside import OutsideClient
+    """nats-py on a background loop (bridge/testing/outside.py): the world that talks to a bridge."""
+    from bridge.testing.outside import OutsideClient
 
     return OutsideClient(servers, **options)
 
@@ -264,7 +218,7 @@ def failover_seconds(interrupt: Callable, rounds: int, request_timeout: float, g
 
     import nats.errors
 
-    from bridge.nats.server import NatsCluster
+    from bridge.testing.nats_server import NatsCluster
 
     async def expected_error(_error) -> None:
         """nats-py prints every error by default; losing a node is the point here."""

@@ -17,7 +17,7 @@ REQUEST_TIMEOUT = 0.1
 
 def run() -> dict:
     from bench.common import failover_seconds
-    from bridge.nats.server import NatsServer
+    from bridge.testing.nats_server import NatsServer
 
     (seconds,) = failover_seconds(NatsServer.freeze, ROUNDS, REQUEST_TIMEOUT)
     return {"ours": round(seconds, 3), "baseline": None, "unit": "s", "target": TARGET_SECONDS}

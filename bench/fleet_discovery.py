@@ -1,4 +1,4 @@
-"""`bridge fleet` over a simulated fleet: 200 bridges (memory driver, bench/fleet_sim.py, 4 helper
+"""`bridge fleet` over a simulated fleet: 200 bridges (memory driver, bridge/testing/fleet_sim.py, 4 helper
 processes of 50) on a 3-node JetStream cluster, spread over the nodes, with the `BRIDGE_STATUS`
 stream (R3) in place so the last-seen read is part of what is timed.
 
@@ -39,8 +39,8 @@ def _proc_figures(pid: int) -> tuple[float, float]:
 
 def run() -> dict:
     from bench.common import REPO, measure
-    from bench.fleet_sim import simulated_fleet
-    from bridge.nats.server import NatsCluster
+    from bridge.testing.fleet_sim import simulated_fleet
+    from bridge.testing.nats_server import NatsCluster
 
     with NatsCluster(3, name="fleet", jetstream=True) as cluster:
         urls = ",".join(cluster.urls)
@@ -72,10 +72,11 @@ def _measure(servers: list[str], count: int) -> dict:
     import io
 
     import twisted.internet.task  # noqa: F401  the imports are not what is timed
+
     import bridge.nats  # noqa: F401
-    import bridge.nats.jetstream  # noqa: F401
-    import bridge.service  # noqa: F401
-    from bridge.fleet import run_fleet
+    import bridge.nats.jetstream.streams  # noqa: F401
+    import bridge.runtime.srv  # noqa: F401
+    from bridge.cli.fleet import run_fleet
 
     out = io.StringIO()
     started = time.perf_counter()
@@ -92,7 +93,7 @@ def _measure(servers: list[str], count: int) -> dict:
 def _ensure(servers: list[str], replicas: int) -> dict:
     from twisted.internet import defer, task
 
-    from bridge.fleet import ensure_status_stream
+    from bridge.cli.fleet import ensure_status_stream
     from bridge.nats import Client, JetStream
 
     @defer.inlineCallbacks

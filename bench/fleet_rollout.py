@@ -1,4 +1,4 @@
-"""`bridge deploy` rolled out to a simulated fleet: 200 bridges (memory driver, bench/fleet_sim.py
+"""`bridge deploy` rolled out to a simulated fleet: 200 bridges (memory driver, bridge/testing/fleet_sim.py
 `--fleet`, 4 helper processes of 50) that each follow the key `pis` with a `ConfigFollower` (as
 `bridge run` does with a `fleet:` bootstrap), on a 3-node JetStream cluster (the bucket R3, as
 `bridge deploy` creates it there), the bridges spread over the nodes.
@@ -122,8 +122,8 @@ def _check_outside(servers: list[str], revision: int) -> None:
 
 
 def run() -> dict:
-    from bench.fleet_sim import simulated_fleet
-    from bridge.nats.server import NatsCluster
+    from bridge.testing.fleet_sim import simulated_fleet
+    from bridge.testing.nats_server import NatsCluster
 
     seconds, from_start, from_stored, deploy_seconds = [], [], [], []
     with NatsCluster(3, name="rollout", jetstream=True) as cluster, \

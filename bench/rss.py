@@ -22,14 +22,6 @@ ACTIONS = ("show_message", "show_letter", "set_pixel", "set_pixels", "clear", "s
 SENSORS = ("temperature", "humidity", "pressure", "orientation", "joystick")
 
 
-def vm_rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
 def baseline_client(url: str) -> None:
     import asyncio
 
@@ -43,7 +35,7 @@ def baseline_client(url: str) -> None:
         for index in range(len(ACTIONS)):
             await nc.subscribe(f"bench.rss.{index}", cb=on_message)
         await nc.flush()
-        print("ready", flush=True)  # bench.common.READY, without importing more than the client needs
+        print("ready", flush=True)  # bridge.testing.helpers.READY, without importing more than the client needs
         await asyncio.Event().wait()  # until SIGTERM
 
     asyncio.run(serve())
@@ -67,7 +59,8 @@ def run() -> dict:
     import time
 
     from bench.common import helper, outside_client, running_bridge
-    from bridge.nats.server import NatsServer
+    from bridge.testing.nats_server import NatsServer
+    from bridge.testing.procfs import vm_rss_mib
 
     with NatsServer() as server, contextlib.ExitStack() as running:
         outside = running.enter_context(outside_client(server.url))

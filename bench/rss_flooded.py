@@ -33,20 +33,18 @@ subscriptions:
 
 
 def run() -> dict:
-    import fcntl
     import time
 
     from bench.common import outside_client, running_bridge
-    from bench.rss import vm_rss_mib
-    from bridge.nats.server import NatsServer
-    from tests.emulation import EMULATOR_TEST_LOCK
+    from bridge.testing.emulator import emulator_lock
+    from bridge.testing.nats_server import NatsServer
+    from bridge.testing.procfs import vm_rss_mib
 
     def waiting(bridge, outside) -> int:
         return bridge.info(outside)["subscriptions"][0]["pending"]
 
     padded = b'{"text": "hi"}'.ljust(PAYLOAD_BYTES)
-    with open(EMULATOR_TEST_LOCK, "w") as lock, NatsServer() as server, outside_client(server.url) as outside:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with emulator_lock(), NatsServer() as server, outside_client(server.url) as outside:
         with running_bridge(config_for(server.url), "flooded", outside) as bridge:
             time.sleep(IDLE_SECONDS)
             idle = vm_rss_mib(bridge.process.pid)

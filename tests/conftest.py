@@ -14,18 +14,17 @@ import functools
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 import pytest_twisted
+from hypothesis import HealthCheck, settings
 from twisted.internet import defer, protocol, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from bridge.nats import Client
-from bridge.nats.server import NatsCluster, NatsServer, server_flavours, server_version
+from bridge.testing.nats_server import NatsCluster, NatsServer, server_flavours, server_version
 
-pytest_plugins = ["tests.natsauth", "tests.emulation"]
+pytest_plugins = ["tests.harness.natsauth", "tests.harness.emulation"]
 
 # Hypothesis' per-example deadline and too-slow health check measure time; this box is shared and
 # CI is a 2-core machine, so property tests run untimed everywhere.
@@ -44,8 +43,8 @@ FLAVOURS = {
     "debian-2.9": "Debian's nats-server package (bookworm: 2.9.10): `apt-get install nats-server`",
 }
 # Test modules whose server-backed tests run against every flavour.
-FLAVOURED_MODULES = ("test_nats_client", "test_nats_client_failover", "test_nats_client_auth",
-                     "test_nats_client_interop", "test_natsauth_fixtures", "test_nats_client_hardening")
+FLAVOURED_MODULES = ("tests.nats.test_client", "tests.nats.test_client_failover", "tests.nats.test_client_auth",
+                     "tests.nats.test_client_interop", "tests.harness.test_natsauth", "tests.nats.test_client_hardening")
 
 
 def _in_ci() -> bool:
@@ -92,7 +91,7 @@ def pytest_configure(config):
 
 def pytest_generate_tests(metafunc):
     """Client tests that use a server (anything built on `nats_flavour`) run once per flavour."""
-    if "nats_flavour" in metafunc.fixturenames and Path(metafunc.module.__file__).stem in FLAVOURED_MODULES:
+    if "nats_flavour" in metafunc.fixturenames and metafunc.module.__name__ in FLAVOURED_MODULES:
         metafunc.parametrize("nats_flavour", list(FLAVOURS), indirect=True, ids=list(FLAVOURS))
 
 
@@ -368,11 +367,11 @@ def proxy_to():
 # The emulator and browser tests back README promises about timing and what the page shows: on a
 # machine where .ci/run installed everything, a skip there is a broken install, not a choice.
 MUST_RUN_IN_CI = (
-    "tests/test_devices_emulator.py",
-    "tests/test_runtime_emulator.py",
-    "tests/test_web.py",
-    "tests/test_demo.py",
-    "tests/test_deploy_unit.py",
+    "tests/devices/test_emulator.py",
+    "tests/e2e/test_run_emulator.py",
+    "tests/web/test_view.py",
+    "tests/e2e/test_demo.py",
+    "tests/e2e/test_systemd_unit.py",
 )
 _skipped_in_ci: list[str] = []
 
@@ -411,7 +410,7 @@ def server():
 @pytest.fixture(scope="module")
 def outside(server):
     """A nats-py client on `server`: how the end-to-end tests talk to bridges from outside."""
-    from tests.outside import OutsideClient
+    from bridge.testing.outside import OutsideClient
 
     with OutsideClient(server.url) as client:
         yield client

@@ -34,13 +34,13 @@ from pathlib import Path
 # Module -> the tests that are meant to kill its mutants. Keep each selection fast and in memory:
 # every surviving mutant runs all the tests that call the mutated function.
 MODULES: dict[str, list[str]] = {
-    "bridge/nats/protocol.py": ["tests/test_protocol.py"],
-    "bridge/nats/subjects.py": ["tests/test_subjects.py"],
-    "bridge/nats/pool.py": ["tests/test_nats_client_units.py"],
-    "bridge/nats/subscriptions.py": ["tests/test_nats_client_units.py"],
-    "bridge/nats/outbound.py": ["tests/test_nats_client_units.py"],
-    "bridge/nats/requests.py": ["tests/test_nats_client_units.py"],
-    "bridge/nats/repeats.py": ["tests/test_nats_client_units.py"],
+    "bridge/nats/protocol.py": ["tests/nats/test_protocol.py"],
+    "bridge/nats/subjects.py": ["tests/nats/test_subjects.py"],
+    "bridge/nats/pool.py": ["tests/nats/test_client_units.py"],
+    "bridge/nats/subscriptions.py": ["tests/nats/test_client_units.py"],
+    "bridge/nats/outbound.py": ["tests/nats/test_client_units.py"],
+    "bridge/nats/requests.py": ["tests/nats/test_client_units.py"],
+    "bridge/nats/repeats.py": ["tests/nats/test_client_units.py"],
 }
 
 ROOT = Path(__file__).resolve().parent.parent

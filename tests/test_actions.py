@@ -360,8 +360,9 @@ def test_max_scroll_rejects_text_that_would_scroll_too_long():
 
 def test_scroll_seconds_is_an_upper_bound_of_the_librarys_frames():
     sense_emu = pytest.importorskip("sense_emu", reason="the font comes with sense-emu")
-    from bridge.devices.scroll import glyph_columns, message_columns
     from sense_emu.sense_hat import SenseHat
+
+    from bridge.devices.scroll import glyph_columns, message_columns
 
     font = SenseHat.__new__(SenseHat)  # only the font: no framebuffer, no IMU
     font._load_text_assets(os.path.join(os.path.dirname(sense_emu.__file__), "sense_hat_text.png"),

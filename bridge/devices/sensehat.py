@@ -3,7 +3,7 @@
 Every failure to start — the library or RTIMU missing, no "RPi-Sense FB" framebuffer, no joystick,
 I2C off, a sensor that does not answer, a device file or the settings directory refused — becomes
 one DeviceUnavailable sentence that names what is missing, how to fix it, and that the sense-emu or
-memory driver runs without hardware. tests/test_devices_sensehat_fake.py runs the real library on a
+memory driver runs without hardware. tests/devices/test_sensehat_fake.py runs the real library on a
 faked board to hold each of them to that.
 """
 

@@ -19,7 +19,6 @@ from twisted.python.failure import Failure
 
 from bridge.actions import Command, execute
 
-
 log = Logger(namespace="bridge.devices.worker")
 
 

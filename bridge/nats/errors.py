@@ -103,7 +103,7 @@ def classify_server_error(message: str, server_url: str | None = None) -> Server
     return ServerError(message, server_url, fatal=not lowered.startswith(_PER_OPERATION))
 
 
-# --- JetStream and key-value (bridge/nats/jetstream.py, bridge/nats/kv.py) -------------------
+# --- JetStream and key-value (bridge/nats/jetstream/streams.py, bridge/nats/jetstream/kv.py) -------------------
 
 
 class JetStreamError(NatsError):

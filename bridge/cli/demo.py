@@ -1,0 +1,136 @@
+"""`bridge demo`, what `make run` runs: a local nats-server, the bridge and its LED web view.
+
+Everything runs on this machine: the demo starts its own nats-server on a free loopback port (a
+real server process with JetStream on, its store in a temporary folder; owned by the demo, stopped
+and removed with it), points the config at it, and drives
+the emulated HAT (sense-emu, headless) or, without sense-emu, the in-memory device. A deployed
+bridge never does this; it connects to the user's servers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from bridge.config.model import BridgeConfig
+from bridge.nats.subjects import is_literal
+
+DEFAULT_CONFIG = str(Path(__file__).with_name("demo.yml"))  # shipped in the package
+DEFAULT_WEB = "127.0.0.1:8080"
+
+# A stored config for the printed `bridge deploy` example (written into the server's temporary folder).
+DEPLOY_EXAMPLE = """\
+# A stored config: what `bridge deploy` puts in the key-value bucket for every Pi whose
+# bootstrap file names the key (fleet: {key: demo}). The demo's own bridge runs from a file.
+version: 1
+subscriptions:
+  - subject: pi.${device.id}.led.text
+    action: show_message
+"""
+
+# (action, what the example does, options, text) for the `bridge send` commands printed at start.
+EXAMPLES = (
+    ("show_message", "show a message", [], ["hello world"]),
+    ("set_pixel", "set a pixel", ["--json"], [json.dumps({"x": 3, "y": 4, "color": [255, 0, 0]})]),
+    ("read_sensors", "read the sensors", ["--request"], []),
+)
+
+
+def run_demo(config_path: str = DEFAULT_CONFIG, web: str = DEFAULT_WEB, reactor=None) -> int:
+    """Run until SIGINT/SIGTERM; exit status 0, 1 (bad config, no server, device failed) or 2 (usage)."""
+    from bridge.config.units import parse_listen
+    from bridge.testing.nats_server import NatsServer
+
+    try:
+        web_host, web_port = parse_listen(web)
+    except ValueError as error:
+        print(f"bridge demo: --web: {error}", file=sys.stderr)
+        return 2
+
+    # picks a free port now, so the config can name its URL before it starts; JetStream stores in
+    # the server's own temporary folder, which cleanup() removes
+    server = NatsServer(jetstream=True)
+    try:
+        return _run(config_path, server, web_host, web_port, reactor)
+    finally:
+        server.cleanup()  # also after Ctrl-C and SIGTERM: reactor.run() has returned by then
+
+
+def _run(config_path: str, server, web_host: str, web_port: int, reactor) -> int:
+    from bridge.config import load_config
+    from bridge.testing.nats_server import ServerNotFound
+
+    overrides = [f"nats.servers={server.url}"]
+    if importlib.util.find_spec("sense_emu") is None:
+        overrides.append("device.driver=memory")
+    config = load_config(config_path, overrides)  # a ConfigError here is the CLI's to report
+    try:
+        server.start()
+    except (ServerNotFound, RuntimeError) as error:
+        print(f"bridge demo: cannot start the local nats-server: {error}", file=sys.stderr)
+        return 1
+    return _serve(config, server, web_host, web_port, reactor)
+
+
+def _serve(config: BridgeConfig, server, web_host: str, web_port: int, reactor) -> int:
+    if reactor is None:
+        from twisted.internet import reactor
+
+    from bridge.cli.logs import start_logging
+    from bridge.cli.run import serve
+
+    start_logging("text")
+    return serve(
+        config,
+        reactor,
+        web_address=(web_host, web_port),
+        any_free_web_port=True,
+        on_running=lambda bridge, view: print(instructions(config, server, view.url), flush=True),
+    )
+
+
+def bridge_command() -> str:
+    """How to type `bridge` in another terminal: bare when it is on PATH, else this venv's script."""
+    script = Path(sys.executable).parent / "bridge"
+    on_path = shutil.which("bridge")
+    if not script.exists() or (on_path and Path(on_path).resolve() == script.resolve()):
+        return "bridge"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def instructions(config: BridgeConfig, server, web_url: str) -> str:
+    """The few lines printed once everything runs: where to look and what to paste."""
+    lines = [
+        f"bridge demo: device {config.device.id} ({config.device.driver} driver)",
+        f"  LED web view:  {web_url}",
+        f"  NATS server:   {server.url} (nats-server pid {server.pid}, stopped with the demo)",
+        f"  JetStream:     on, stored in {server.store_dir} (removed with the demo)",
+    ]
+    commands = []
+    for action, purpose, options, text in EXAMPLES:
+        subject = next(
+            (s.subject for s in config.subscriptions if s.action == action and is_literal(s.subject)), None
+        )
+        if subject is not None:
+            words = [bridge_command(), "send", "--server", server.url, *options, subject, *text]
+            commands.append(f"  # {purpose}\n  {shlex.join(words)}")
+    commands.append(f"  # list the bridges on this server\n  {shlex.join([bridge_command(), 'fleet', '--server', server.url])}")
+    example = Path(server.store_dir).parent / "stored-example.yml"  # removed with the server's folder
+    example.write_text(DEPLOY_EXAMPLE, encoding="utf-8")
+    deploy = [bridge_command(), "deploy", str(example), "--key", "demo", "--server", server.url]
+    commands.append(
+        "  # store a fleet config in this JetStream (bucket bridge_config, key demo) and list its revisions;\n"
+        "  # the demo bridge runs from a file, not fleet:, so its LEDs do not change and `fleet` shows it as file:\n"
+        f"  {shlex.join(deploy)}\n  {shlex.join([*deploy[:2], *deploy[3:], '--history'])}")
+    if commands:
+        lines.append("Try, in another terminal:")
+        lines.extend(commands)
+    lines.append("Ctrl-C stops the bridge, the web view and the nats-server.")
+    return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""`bridge send`: publish one message (or make one request) from the command line.
+
+The seed's `send_sense.py` as a subcommand. Unlike the bridge, a one-shot command must not retry
+forever: it tries each server once, in the order given, and exits 1 with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Sequence
+
+
+def build_payload(text: Sequence[str], as_json: bool, stdin=None) -> bytes:
+    """TEXT words joined by spaces, or stdin for `-`; `--json` checks it parses and sends it compact.
+
+    Raises ValueError for a usage problem: `--json` with nothing to send, or text that is not JSON.
+    """
+    if list(text) == ["-"]:
+        stream = stdin if stdin is not None else sys.stdin.buffer
+        raw = stream.read()
+        data = raw if isinstance(raw, bytes) else raw.encode()
+    else:
+        data = " ".join(text).encode()
+    if as_json:
+        if not data.strip():
+            raise ValueError("--json: no payload given (TEXT, or '-' for stdin)")
+        try:
+            value = json.loads(data)
+        except ValueError as error:
+            raise ValueError(f"--json: payload is not valid JSON: {error}") from None
+        data = json.dumps(value, separators=(",", ":")).encode()
+    return data
+
+
+def reply_failed(payload: bytes) -> bool:
+    """A bridge reply of the form {"ok": false, ...}."""
+    try:
+        value = json.loads(payload)
+    except ValueError:
+        return False
+    return isinstance(value, dict) and value.get("ok") is False
+
+
+def failure_message(error: Exception, subject: str, request: bool, timeout: float) -> str:
+    """Why a connected send failed, in the user's terms: a publish has no reply to wait for."""
+    from bridge.nats import NatsTimeoutError, NoRespondersError
+
+    if isinstance(error, NoRespondersError):
+        return f"no responders on {subject}"
+    if isinstance(error, NatsTimeoutError):
+        if request:
+            return f"no reply on {subject} within {timeout:g}s"
+        return f"the server did not confirm the publish on {subject} within {timeout:g}s"
+    return str(error)
+
+
+def send_message(
+    subject: str,
+    text: Sequence[str],
+    servers: Sequence[str] = (),
+    request: bool = False,
+    as_json: bool = False,
+    timeout: float = 5.0,
+) -> int:
+    from bridge.nats.subjects import validate_subject
+
+    problem = validate_subject(subject, wildcards=False)
+    if problem:
+        print(f"bridge send: {problem}", file=sys.stderr)
+        return 2
+    try:
+        payload = build_payload(text, as_json)
+    except ValueError as error:
+        print(f"bridge send: {error}", file=sys.stderr)
+        return 2
+
+    from twisted.internet import defer
+
+    from bridge.cli.connect import command_servers, connect_once, run_command
+    from bridge.nats import NatsError
+
+    servers = command_servers("send", servers)
+    if servers is None:
+        return 2
+    outcome = {"exit": 0}
+
+    @defer.inlineCallbacks
+    def main(reactor):
+        client = yield defer.ensureDeferred(connect_once("send", servers, reactor))
+        if client is None:
+            outcome["exit"] = 1
+            return
+        try:
+            if request:
+                reply = yield client.request(subject, payload, timeout=timeout)
+                sys.stdout.write(reply.payload.decode("utf-8", "replace") + "\n")
+                if reply_failed(reply.payload):
+                    outcome["exit"] = 1
+            else:
+                client.publish(subject, payload)
+                yield client.flush(timeout=timeout)
+        except (NatsError, ValueError) as error:
+            print(f"bridge send: {failure_message(error, subject, request, timeout)}", file=sys.stderr)
+            outcome["exit"] = 1
+        finally:
+            yield client.close()
+
+    return run_command(main, outcome, 1)

@@ -1,0 +1,178 @@
+"""`subscriptions:` entries at run time: NATS messages in, device commands out, replies back.
+
+An `ActionSubscription` is given what it uses — the client, the worker its action runs on and a
+`snapshot()` of the display — not the bridge. `plan_reload` decides what a reload does with the
+running ones; `Bridge` carries the plan out (new subscriptions first, then the removed ones go).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+from typing import Any, Callable, NamedTuple, Sequence
+
+from twisted.logger import Logger
+
+from bridge.actions import reply_payload
+from bridge.config.model import SubscriptionConfig
+from bridge.devices.worker import DeviceWorker, Dropped
+from bridge.nats import NatsError
+from bridge.runtime.intake import Intake
+
+log = Logger(namespace="bridge")
+
+
+@dataclass
+class SubscriptionStats:
+    received: int = 0
+    applied: int = 0
+    errors: int = 0
+    dropped: int = 0
+    processing_ns: int = 0  # receipt to reply (queue wait included), summed over finished messages
+
+    def add(self, other: "SubscriptionStats") -> None:
+        for field in fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+
+class ActionSubscription:
+    """One `subscriptions:` entry: turns each message into a device command and replies."""
+
+    def __init__(self, config: SubscriptionConfig, client, worker: DeviceWorker, snapshot: Callable[[], Any],
+                 reactor):
+        self.config = config
+        self.client = client
+        self.worker = worker  # sensor reads have their own thread: the caller picks it per action
+        self.snapshot = snapshot
+        self.stats = SubscriptionStats()
+        self.last_error = ""  # of the latest error or drop, for the services protocol's STATS
+        self.subscription = None
+        self._reactor = reactor
+        self._intake = Intake(config, reactor, log)  # payload limits, rate, and the summarised log
+
+    def start(self) -> None:
+        self.subscription = self.client.subscribe(self.config.subject, self.on_message, queue=self.config.queue)
+
+    def stop(self) -> None:
+        if self.subscription is not None:
+            self.client.unsubscribe(self.subscription)
+            self.subscription = None
+        self._intake.problems.flush(again=False)  # the repeats counted since the last summary line
+
+    def replace_config(self, config: SubscriptionConfig, worker: DeviceWorker) -> None:
+        """Same subject and queue group, other action/args/limits: keep the NATS subscription and the counts.
+
+        Messages already queued keep the command they were parsed into; the next message uses `config`.
+        """
+        self.config = config
+        self.worker = worker
+        self._intake.problems.flush(again=False)
+        self._intake = Intake(config, self._reactor, log)
+
+    def retire(self, totals: SubscriptionStats) -> None:
+        """Removed by a reload: drain (messages the server already sent it still arrive and run);
+        from now on count into `totals`, which already holds what this one counted, so the queued
+        messages' outcomes stay visible."""
+        if self.subscription is not None:
+            subject = self.config.subject
+            self.subscription.drain().addErrback(
+                lambda failure: log.warn("draining {subject} after a reload: {error}", subject=subject,
+                                         error=failure.getErrorMessage()))
+            self.subscription = None
+        totals.add(self.stats)
+        self.stats = totals
+
+    def on_message(self, msg) -> None:
+        stats = self.stats
+        stats.received += 1
+        # Only the subjects are kept while the command waits, not the message and its payload.
+        context = (msg.subject, msg.reply, time.monotonic_ns())
+        try:
+            command = self._intake.command(msg.payload)
+        except Exception as error:  # a bad payload, the rate, or a bug: it costs this message only
+            self._finished(context, False, error)
+            return
+        worker = self.worker
+        if command.action == "get_pixels" and worker.idle:
+            # Nothing runs or waits, so the display is settled: read it here and skip two thread hops.
+            self._finished(context, True, self.snapshot())
+            return
+        config = self.config
+        worker.enqueue(self, command, config.pending_limit, config.overflow, self._finished, context,
+                       len(msg.payload), config.pending_bytes)
+
+    def _finished(self, context, ok: bool, result: Any) -> None:
+        subject, reply, received_at = context
+        stats = self.stats
+        stats.processing_ns += time.monotonic_ns() - received_at
+        if ok:
+            stats.applied += 1
+            if reply:
+                self._reply(reply, result)
+            return
+        if isinstance(result, Dropped):
+            stats.dropped += 1
+        else:
+            stats.errors += 1
+        self.last_error = str(result)
+        self._intake.not_applied(subject, result)
+        self._reply(reply, result)
+
+    def _reply(self, reply, result: Any) -> None:
+        if not reply:
+            return
+        try:
+            self.client.publish(reply, reply_payload(result))
+        except NatsError as error:
+            log.warn("could not reply on {reply}: {error}", reply=reply, error=str(error))
+
+    @property
+    def pending(self) -> int:
+        return self.worker.pending(self)
+
+    def describe(self) -> str:
+        return f"subscription {self.config.subject} -> {self.config.action}"
+
+    def info(self) -> dict:
+        stats = self.stats
+        return {
+            "subject": self.config.subject,
+            "action": self.config.action,
+            "received": stats.received,
+            "applied": stats.applied,
+            "errors": stats.errors,
+            "dropped": stats.dropped,
+            "pending": self.pending,
+        }
+
+
+class ReloadPlan(NamedTuple):
+    kept: list  # running items whose config is unchanged
+    replaced: list  # (running item, new config): same subject and queue group, keep the NATS subscription
+    added: list  # configs to subscribe
+    removed: list  # running items to retire
+
+
+def plan_reload(running: Sequence[ActionSubscription], wanted: Sequence[SubscriptionConfig]) -> ReloadPlan:
+    """Match running subscriptions to the wanted configs one to one: first identical configs,
+    then the same subject, queue group and action, then the same subject and queue group."""
+    left = list(running)
+    open_configs = list(wanted)
+    kept, replaced = [], []
+    for same in (
+        lambda item, config: item.config == config,
+        lambda item, config: (item.config.subject, item.config.queue, item.config.action)
+        == (config.subject, config.queue, config.action),
+        lambda item, config: (item.config.subject, item.config.queue) == (config.subject, config.queue),
+    ):
+        for item in list(left):
+            config = next((config for config in open_configs if same(item, config)), None)
+            if config is None:
+                continue
+            left.remove(item)
+            open_configs.remove(config)
+            if item.config == config:
+                kept.append(item)
+            else:
+                replaced.append((item, config))
+    return ReloadPlan(kept, replaced, open_configs, left)

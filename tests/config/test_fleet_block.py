@@ -1,0 +1,157 @@
+"""The fleet bootstrap file (`fleet:`) and the stored config (`load_stored`): checked like a file,
+errors located at `kv:BUCKET/KEY@REV:LINE:COL`."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.config import ConfigError, load_config, load_stored
+from bridge.config.model import FleetConfig
+
+BOOTSTRAP = """\
+version: 1
+fleet:
+  key: pis
+device:
+  id: pi7
+  driver: memory
+nats:
+  servers: [nats://127.0.0.1:4222]
+"""
+
+STORED = """\
+version: 1
+vars: {room: lab}
+subscriptions:
+  - subject: cmd.${device.id}.${room}
+    action: show_message
+    args: {text: hi}
+publications:
+  - subject: sensors.${device.id}.temperature
+    sensor: temperature
+    interval: 5s
+"""
+
+SOURCE = "kv:bridge_config/pis@4"
+
+
+@pytest.fixture
+def bootstrap(tmp_path):
+    path = tmp_path / "bridge.yml"
+    path.write_text(BOOTSTRAP)
+    return load_config(path)
+
+
+def errors(text: str, bootstrap) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_stored(text, bootstrap, SOURCE)
+    return [str(issue) for issue in caught.value.errors]
+
+
+def test_a_bootstrap_file_names_its_key_and_defaults_the_bucket(bootstrap):
+    assert bootstrap.fleet == FleetConfig(key="pis", bucket="bridge_config")
+    assert bootstrap.subscriptions == () and bootstrap.publications == ()
+
+
+def test_a_plain_file_has_no_fleet(tmp_path):
+    path = tmp_path / "plain.yml"
+    path.write_text(BOOTSTRAP.replace("fleet:\n  key: pis\n", ""))
+    assert load_config(path).fleet is None
+
+
+@pytest.mark.parametrize("section", ["vars: {a: 1}", "subscriptions: []", "publications: []"])
+def test_a_bootstrap_file_may_not_hold_what_the_stored_config_holds(tmp_path, section):
+    path = tmp_path / "bridge.yml"
+    path.write_text(BOOTSTRAP + section + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    name = section.split(":")[0]
+    assert [str(issue) for issue in caught.value.errors] == [
+        f"{path}:9:{len(name) + 3}: error: {name}: a bootstrap file (with 'fleet:') takes {name} from the stored "
+        f"config; move {'it' if name == 'vars' else 'them'} there, got {'a mapping' if name == 'vars' else 'a list'}"]
+
+
+def test_fleet_needs_a_key(tmp_path):
+    path = tmp_path / "bridge.yml"
+    path.write_text(BOOTSTRAP.replace("  key: pis\n", "  bucket: b\n"))
+    with pytest.raises(ConfigError, match="fleet.key: missing required key 'key'"):
+        load_config(path)
+
+
+def test_the_stored_config_is_merged_into_the_bootstrap_with_its_device(bootstrap):
+    config = load_stored(STORED, bootstrap, SOURCE)
+    assert [s.subject for s in config.subscriptions] == ["cmd.pi7.lab"]
+    assert [p.subject for p in config.publications] == ["sensors.pi7.temperature"]
+    assert config.publications[0].interval == 5.0
+    assert config.source == SOURCE
+    assert (config.device, config.nats, config.fleet) == (bootstrap.device, bootstrap.nats, bootstrap.fleet)
+
+
+def test_stored_errors_point_into_the_entry(bootstrap):
+    assert errors(STORED.replace("show_message", "show_mesage"), bootstrap) == [
+        f"{SOURCE}:5:13: error: subscriptions[0].action: 'show_mesage' is not an action; did you mean 'show_message'?"]
+
+
+def test_stored_semantic_checks_run_too(bootstrap):
+    text = STORED.replace("interval: 5s", "interval: 5s\n  - subject: sensors.${device.id}.temperature\n"
+                                          "    sensor: temperature\n    interval: 1s")
+    assert errors(text, bootstrap) == [f"{SOURCE}:11:14: error: publications[1].subject: same subject and sensor "
+                                       "as publications[0] (line 8)"]
+
+
+@pytest.mark.parametrize("key", ["nats", "device", "fleet", "web"])
+def test_a_stored_config_may_not_set_the_bootstrap_sections(bootstrap, key):
+    assert errors(STORED + f"{key}: {{}}\n", bootstrap) == [
+        f"{SOURCE}:11:1: error: {key}: {key!r} does not belong in a stored config: it holds only version, vars, "
+        "subscriptions, publications; device, nats and web come from each Pi's bootstrap file"]
+
+
+def test_stored_yaml_errors_and_a_missing_version(bootstrap):
+    assert errors("version: [\n", bootstrap)[0].startswith(f"{SOURCE}:2:1: error: <yaml>: YAML syntax")
+    assert errors("subscriptions: []\n", bootstrap) == [f"{SOURCE}:1:1: error: version: missing required key 'version'"]
+    assert errors("- 1\n", bootstrap)[0].startswith(f"{SOURCE}:1:1: error: <root>: a stored config is a mapping")
+
+
+# --- the stored form's own schema, for editors -----------------------------------------------------
+
+
+def test_the_shipped_stored_schema_is_the_one_made_from_the_main_schema():
+    from bridge.config.schema import STORED_SCHEMA_FILE, stored_schema_text
+
+    assert STORED_SCHEMA_FILE.read_text(encoding="utf-8") == stored_schema_text(), (
+        "regenerate it: bridge schema --stored > bridge/config/bridge-stored.schema.json")
+
+
+def test_the_stored_schema_takes_a_stored_config_and_refuses_what_belongs_in_the_bootstrap_file():
+    import yaml
+    from jsonschema import Draft202012Validator
+
+    from bridge.config.schema import stored_schema
+
+    validator = Draft202012Validator(stored_schema())
+    stored = yaml.safe_load(STORED)
+    assert list(validator.iter_errors(stored)) == []
+    for key, value in (("nats", {"servers": ["nats://h:4222"]}), ("device", {"id": "pi"}), ("fleet", {"key": "k"})):
+        assert list(validator.iter_errors({**stored, key: value})), key
+    assert list(validator.iter_errors({"subscriptions": []}))  # version is required
+
+
+def test_bridge_schema_stored_prints_it(capsys):
+    from bridge.cli.main import main
+    from bridge.config.schema import stored_schema_text
+
+    assert main(["schema", "--stored"]) == 0
+    assert capsys.readouterr().out == stored_schema_text()
+
+
+def test_the_shipped_stored_example_is_valid_for_a_pi_and_points_editors_at_its_schema():
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    stored = repo / "configs" / "stored" / "pis.yml"
+    bootstrap = load_config(repo / "configs" / "fleet-pi.yml")
+    assert bootstrap.fleet == FleetConfig(key="pis", bucket="bridge_config")
+    config = load_stored(stored.read_text(), bootstrap, "kv:bridge_config/pis@1")
+    pi = bootstrap.device.id  # this machine's host name
+    assert [s.subject for s in config.subscriptions] == [f"lab.{pi}.led.show", f"lab.{pi}.led.clear"]
+    assert stored.read_text().splitlines()[0] == "# yaml-language-server: $schema=../../schemas/bridge-stored.schema.json"

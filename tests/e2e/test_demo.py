@@ -1,0 +1,149 @@
+"""`bridge demo` (what `make run` runs) as a real subprocess: it starts, serves, obeys the commands
+it prints, and Ctrl-C leaves nothing running."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import queue
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from bridge.cli.main import main
+
+REPO = Path(__file__).resolve().parents[2]
+WAIT = 60.0  # only bounds a broken test
+
+
+class DemoProcess:
+    def __init__(self, args: list[str], log_path: Path):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bridge", "demo", *args],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            text=True,
+        )
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.printed: list[str] = []
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for_line(self, pattern: str) -> re.Match:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            self.printed.append(line)
+            found = re.search(pattern, line)
+            if found:
+                return found
+        raise AssertionError(f"the demo never printed {pattern!r}; printed {self.printed}\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def emulator_if_installed(request):
+    """The demo drives sense-emu when it is installed: then share the emulator lock with its tests."""
+    if importlib.util.find_spec("sense_emu") is not None:
+        request.getfixturevalue("emulator_exclusive")
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def process_exists(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def pixel_applied(web_url: str) -> bool:
+    state = get_json(web_url + "state")
+    return any(s["subject"] == "demo.led.pixel" and s["applied"] for s in state["subscriptions"])
+
+
+def run_printed(command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(shlex.split(command), cwd=REPO, capture_output=True, text=True, timeout=WAIT)
+
+
+def test_demo_serves_obeys_its_printed_commands_and_stops_everything_on_ctrl_c(emulator_if_installed, tmp_path):
+    with socket.socket() as taken:  # the requested web port is busy: the demo takes a free one
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy_port = taken.getsockname()[1]
+        demo = DemoProcess(["--web", f"127.0.0.1:{busy_port}"], tmp_path / "demo.log")
+        try:
+            web_url = demo.wait_for_line(r"LED web view:\s+(http://\S+)").group(1)
+            server = demo.wait_for_line(r"NATS server:\s+(nats://\S+) \(nats-server pid (\d+)")
+            nats_url, nats_pid = server.group(1), int(server.group(2))
+            show = demo.wait_for_line(r"^\s+(\S*bridge send .* demo\.led\.show .*)$").group(1)
+            set_pixel = demo.wait_for_line(r"^\s+(\S*bridge send .*--json demo\.led\.pixel .*)$").group(1)
+            read_sensors = demo.wait_for_line(r"^\s+(\S*bridge send .*--request demo\.sensors\.read)$").group(1)
+            demo.wait_for_line("Ctrl-C stops")
+
+            assert f":{busy_port}/" not in web_url
+            assert process_exists(nats_pid)
+            state = get_json(web_url + "state")
+            assert state["device"] == "demo"
+            assert state["connected"] is True and state["server"] == nats_url
+
+            for command in (show, set_pixel, read_sensors):
+                assert f"--server {nats_url}" in command
+            sent = run_printed(set_pixel)
+            assert sent.returncode == 0, sent.stderr
+            deadline = time.monotonic() + WAIT
+            while not pixel_applied(web_url) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            red = get_json(web_url + "state")["pixels"][4 * 8 + 3]
+            assert red[0] >= 248 and red[1:] == [0, 0], red  # 248: the emulated framebuffer is RGB565
+            readings = run_printed(read_sensors)
+            assert readings.returncode == 0, readings.stderr
+            assert "temperature" in json.loads(readings.stdout)
+
+            demo.process.send_signal(signal.SIGINT)
+            assert demo.process.wait(WAIT) == 0, demo.logs()
+            assert not process_exists(nats_pid), "the demo left its nats-server running"
+        finally:
+            demo.kill()
+
+
+def test_demo_with_a_missing_config_says_so_and_starts_nothing(tmp_path, capsys):
+    assert main(["demo", "--config", str(tmp_path / "missing.yml"), "--web", "127.0.0.1:0"]) == 2
+    assert "missing.yml" in capsys.readouterr().err
+
+
+def test_demo_rejects_a_bad_web_address(capsys):
+    assert main(["demo", "--web", "localhost"]) == 2
+    assert "--web" in capsys.readouterr().err

@@ -1,0 +1,282 @@
+"""Issue #11 end to end: `bridge deploy` stores a config in a JetStream key-value bucket and real
+`bridge run` processes with a `fleet:` bootstrap file follow it (apply, refuse, roll back, cache)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bridge.testing.bridgeproc import BridgeProcess, memory_config
+from bridge.testing.nats_server import NatsServer
+from bridge.testing.outside import OutsideClient
+
+BUCKET, KEY = "bridge_config", "pis"
+
+
+def bootstrap(url: str, device_id: str, key: str = KEY, bucket: str = BUCKET) -> str:
+    return memory_config(url, device_id, fleet=f"{{key: {key}, bucket: {bucket}}}")
+
+
+def stored(color: list[int]) -> str:
+    return f"""\
+version: 1
+vars: {{color: "{color}"}}
+subscriptions:
+  - subject: fleet.${{device.id}}.clear
+    action: clear
+    args: {{color: "${{color}}"}}
+  - subject: fleet.${{device.id}}.pixels
+    action: get_pixels
+"""
+
+
+def deploy(url: str, *args: str, text: str | None = None, folder: Path | None = None,
+           key: str = KEY) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "bridge", "deploy", "--key", key, "--server", url, *args]
+    if text is not None:
+        file = folder / f"deploy-{time.monotonic_ns()}.yml"
+        file.write_text(text)
+        argv.insert(4, str(file))
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def deployed(url: str, text: str, folder: Path, key: str = KEY, *args: str) -> int:
+    result = deploy(url, *args, text=text, folder=folder, key=key)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.split()[-1])
+
+
+def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def config_of(bridge: BridgeProcess, outside) -> dict:
+    return bridge.info(outside)["config"]
+
+
+def first_pixel(outside, device_id: str, color_request: bool = True) -> list[int]:
+    if color_request:
+        assert json.loads(outside.request(f"fleet.{device_id}.clear", b"", timeout=5).data)["ok"] is True
+    pixels = json.loads(outside.request(f"fleet.{device_id}.pixels", b"", timeout=5).data)
+    return pixels[0]
+
+
+def srv_metadata(outside, device_id: str) -> dict:
+    subject = outside.nc.new_inbox()
+    inbox = outside.subscribe(subject)
+    outside.publish("$SRV.INFO.bridge", b"", reply=subject)
+    outside.flush()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        answer = inbox.next_json(timeout=5)
+        if answer["metadata"].get("device") == device_id:
+            return answer["metadata"]
+    raise AssertionError(f"no $SRV.INFO answer from {device_id}")
+
+
+def kv_history(outside, key: str = KEY) -> list[int]:
+    async def revisions():
+        kv = await outside.nc.jetstream().key_value(BUCKET)
+        try:
+            return [entry.revision for entry in await kv.history(key)]
+        except Exception:  # noqa: BLE001 - nats-py: no history at all
+            return []
+
+    return outside._run(revisions())
+
+
+@pytest.fixture(scope="module")
+def server():
+    running = NatsServer(jetstream=True)
+    try:
+        yield running.start()
+    finally:
+        running.cleanup()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("fleet")
+
+
+@pytest.fixture(scope="module")
+def bridges(server, outside, folder):
+    """Two Pis following `pis`, each with its own state directory; the first revision deployed before."""
+    deployed(server.url, stored([1, 1, 1]), folder)
+    import os
+
+    processes = []
+    try:
+        for device_id in ("pi1", "pi2"):
+            process = BridgeProcess(bootstrap(server.url, device_id), folder, device_id)
+            os.environ["STATE_DIRECTORY"] = str(folder / f"state-{device_id}")
+            try:
+                process.start()
+            finally:
+                del os.environ["STATE_DIRECTORY"]
+            processes.append(process)
+        for process in processes:
+            process.wait_ready(outside)
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def wait_applied(bridges, outside, revision: int, timeout: float = 15.0) -> None:
+    for bridge in bridges:
+        wait_for(lambda: config_of(bridge, outside)["revision"] == revision, timeout,
+                 f"{bridge.device_id} to apply revision {revision}:\n{bridge.logs()}")
+
+
+def test_a_deploy_is_applied_by_every_bridge_and_a_change_within_a_second(server, outside, folder, bridges):
+    first = deployed(server.url, stored([10, 0, 0]), folder)
+    wait_applied(bridges, outside, first)
+    for bridge in bridges:
+        assert first_pixel(outside, bridge.device_id) == [10, 0, 0]
+        assert srv_metadata(outside, bridge.device_id)["config"] == f"kv:{BUCKET}/{KEY}@{first}"
+
+    second = deployed(server.url, stored([0, 20, 0]), folder)
+    stored_at = time.monotonic()
+    wait_applied(bridges, outside, second, timeout=5.0)
+    assert time.monotonic() - stored_at < 1.0
+    for bridge in bridges:
+        assert first_pixel(outside, bridge.device_id) == [0, 20, 0]
+        assert config_of(bridge, outside) == {"key": KEY, "bucket": BUCKET, "revision": second, "error": None}
+
+
+def test_an_invalid_file_is_refused_and_nothing_is_stored(server, outside, folder, bridges):
+    deployed(server.url, stored([1, 2, 3]), folder)
+    before = kv_history(outside)
+    assert before, "the history read nothing: this test would prove nothing"
+    result = deploy(server.url, text=stored([1, 2, 3]).replace("get_pixels", "get_pixel"), folder=folder)
+    assert result.returncode == 1
+    assert ".yml:8:13: error: subscriptions[1].action: 'get_pixel' is not an action" in result.stderr
+    assert kv_history(outside) == before
+
+
+def test_an_invalid_entry_is_refused_on_every_bridge_which_keeps_the_previous_revision(server, outside, folder, bridges):
+    good = deployed(server.url, stored([0, 0, 30]), folder)
+    wait_applied(bridges, outside, good)
+
+    async def put_bad():
+        kv = await outside.nc.jetstream().key_value(BUCKET)
+        return await kv.put(KEY, stored([0, 0, 40]).replace("action: clear", "action: clean").encode())
+
+    bad = outside._run(put_bad())
+    where = f"kv:{BUCKET}/{KEY}@{bad}:5:13: error: subscriptions[0].action: 'clean' is not an action"
+    for bridge in bridges:
+        config = wait_for(lambda: (c := config_of(bridge, outside))["error"] and c, what="the refusal")
+        assert config["revision"] == good and config["error"].startswith(where)
+        metadata = srv_metadata(outside, bridge.device_id)
+        assert metadata["config"] == f"kv:{BUCKET}/{KEY}@{good}"
+        assert metadata["config_error"].startswith(where)
+        assert first_pixel(outside, bridge.device_id) == [0, 0, 30]  # still the good revision's args
+        refusals = [r for r in bridge.log_records() if f"refused kv:{BUCKET}/{KEY}@{bad}" in r.get("message", r.get("text", json.dumps(r)))]
+        assert len(refusals) == 1, bridge.logs()
+    listing = subprocess.run([sys.executable, "-m", "bridge", "fleet", "--server", server.url, "--json"],
+                             capture_output=True, text=True, timeout=60)
+    listed = {entry["device"]: entry["config"] for entry in json.loads(listing.stdout)}
+    for bridge in bridges:
+        assert listed[bridge.device_id]["revision"] == good
+        assert listed[bridge.device_id]["error"].startswith(where)
+
+    fixed = deployed(server.url, stored([0, 0, 50]), folder)
+    wait_applied(bridges, outside, fixed)
+    assert config_of(bridges[0], outside)["error"] is None
+    assert "config_error" not in srv_metadata(outside, bridges[0].device_id)
+
+
+def test_rollback_stores_the_previous_content_as_a_new_revision_and_history_lists_them(server, outside, folder, bridges):
+    older = deployed(server.url, stored([5, 5, 5]), folder)
+    newer = deployed(server.url, stored([6, 6, 6]), folder)
+    result = deploy(server.url, "--rollback")
+    assert result.returncode == 0, result.stderr
+    rolled = int(result.stdout.split()[-1])
+    assert rolled > newer
+    wait_applied(bridges, outside, rolled)
+    assert first_pixel(outside, "pi1") == [5, 5, 5]
+
+    listing = deploy(server.url, "--history")
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    revisions = [int(line.split()[0]) for line in lines]
+    assert revisions[-3:] == [older, newer, rolled]
+    assert lines[-1].endswith("(current)")
+    assert all(line.split()[1].endswith("Z") and line.split()[1][:2] == "20" for line in lines)
+
+
+def test_a_bridge_restarted_without_a_server_starts_from_its_cache(tmp_path, monkeypatch):
+    server = NatsServer(jetstream=True).start()
+    try:
+        rev = deployed(server.url, stored([7, 0, 7]), tmp_path, key="lab")
+        monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+        bridge = BridgeProcess(bootstrap(server.url, "pi3", key="lab"), tmp_path, "pi3")
+        with OutsideClient(server.url) as near:
+            bridge.start()
+            bridge.wait_ready(near)
+            wait_applied([bridge], near, rev)
+        assert bridge.stop() == 0
+        server.stop()
+
+        bridge.log_path.write_text("")
+        bridge.start()  # no server: only the cache can give it its subscriptions
+        wait_for(lambda: "starting from the cached" in bridge.logs(), what=f"the cache to be read:\n{bridge.logs()}")
+        server.start()
+        with OutsideClient(server.url) as near:
+            bridge.wait_ready(near)
+            assert config_of(bridge, near)["revision"] == rev
+            assert first_pixel(near, "pi3") == [7, 0, 7]
+        running = [r for r in bridge.log_records() if "running:" in json.dumps(r)]
+        assert running and "1 subscriptions" not in json.dumps(running[0]) and "2 subscriptions" in json.dumps(running[0])
+        assert f"applied kv:{BUCKET}/lab@{rev}" not in bridge.logs()  # the cache already ran that revision
+        bridge.stop()
+    finally:
+        server.cleanup()
+
+
+def test_a_bridge_waits_for_an_absent_bucket_and_key_logging_once_then_applies_it(server, outside, folder, monkeypatch):
+    monkeypatch.setenv("STATE_DIRECTORY", str(folder / "state-pi4"))
+    bridge = BridgeProcess(bootstrap(server.url, "pi4", key="later", bucket="later_configs"), folder, "pi4").start()
+    try:
+        bridge.wait_ready(outside)
+        wait_for(lambda: "waiting for later_configs/later" in bridge.logs(), what=f"the wait to be logged:\n{bridge.logs()}")
+        assert config_of(bridge, outside)["revision"] is None
+        time.sleep(4.5)  # two more looks for the bucket (every 2 s)
+        rev = deployed(server.url, stored([9, 9, 9]), folder, "later", "--bucket", "later_configs")
+        for device in [bridge]:
+            wait_for(lambda: config_of(device, outside) == {"key": "later", "bucket": "later_configs", "revision": rev,
+                                                             "error": None}, what=f"the apply:\n{bridge.logs()}")
+        assert first_pixel(outside, "pi4") == [9, 9, 9]
+        assert bridge.logs().count("waiting for later_configs/later") == 1
+    finally:
+        bridge.stop()
+
+
+def test_sighup_does_not_end_a_fleet_bridge(server, outside, folder, bridges):
+    import signal
+
+    bridges[0].signal(signal.SIGHUP)
+    wait_for(lambda: "SIGHUP ignored" in bridges[0].logs(), what=f"the SIGHUP log:\n{bridges[0].logs()}")
+    assert bridges[0].info(outside)["state"] == "running"
+
+
+def test_a_deploy_sets_up_the_status_stream_bridge_fleet_reads_last_seen_from(server, outside, folder, bridges):
+    deployed(server.url, stored([1, 2, 3]), folder)
+
+    async def stream_subjects():
+        info = await outside.nc.jetstream().stream_info("BRIDGE_STATUS")
+        return info.config.subjects
+
+    assert outside._run(stream_subjects()) == ["bridge.*.status"]

@@ -1,0 +1,163 @@
+"""`bridge fleet` and the duplicate device id check, end to end: a real nats-server, `bridge run`
+subprocesses, `bridge fleet` as a subprocess the way a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from bridge import __version__
+from bridge.cli.fleet import build_entries, format_table, parse_config_source
+from bridge.testing.bridgeproc import BridgeProcess
+from bridge.testing.nats_server import NatsServer
+from tests.e2e.test_srv import bridge_config
+
+SENTENCE = "is already used by a running bridge on"
+
+
+def subscriptions(device: str) -> str:
+    return f"  - {{subject: fl.{device}.clear, action: clear}}\n  - {{subject: fl.{device}.pixel, action: set_pixel}}\n"
+
+
+@pytest.fixture(scope="module")
+def two_bridges(server, outside, tmp_path_factory):
+    processes = []
+    try:
+        for device in ("alpha", "beta"):
+            process = BridgeProcess(bridge_config(server.url, device, subscriptions(device)),
+                                    tmp_path_factory.mktemp(device), device)
+            processes.append(process.start())
+        for process in processes:
+            process.wait_ready(outside)
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def fleet(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bridge", "fleet", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_fleet_json_lists_both_bridges_with_their_fields(two_bridges, server, outside):
+    assert outside.request_json("fl.alpha.pixel", {"x": 1, "y": 1, "color": [1, 1, 1]}) == {"ok": True}
+    assert outside.request_json("fl.alpha.pixel", {"x": 8, "y": 1, "color": [1, 1, 1]})["ok"] is False
+    done = fleet("--server", server.url, "--json")
+    assert done.returncode == 0, done.stderr
+    entries = json.loads(done.stdout)
+    assert [e["device"] for e in entries] == ["alpha", "beta"]
+    by_device = {e["device"]: e for e in entries}
+    for process in two_bridges:
+        entry = by_device[process.device_id]
+        assert entry["version"] == __version__
+        assert entry["server"] == server.url
+        assert len(entry["id"]) == 22
+        assert entry["config"] == {"source": f"file:{process.config_path.resolve()}",
+                                   "file": str(process.config_path.resolve()),
+                                   "key": None, "revision": None, "error": None}
+        assert entry["duplicate"] is False
+        assert entry["uptime"] >= 0
+        assert [e["subject"] for e in entry["endpoints"]] == [f"fl.{process.device_id}.clear",
+                                                               f"fl.{process.device_id}.pixel"]
+    assert entries[0]["id"] != entries[1]["id"]
+    assert by_device["alpha"]["received"] >= 2 and by_device["alpha"]["errors"] >= 1
+    assert by_device["beta"]["errors"] == 0
+    pixel = by_device["alpha"]["endpoints"][1]
+    assert pixel["action"] == "set_pixel" and "0..7, got 8" in pixel["last_error"]
+
+
+def test_fleet_table_has_a_row_per_bridge(two_bridges, server):
+    done = fleet("--server", server.url)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["DEVICE", "HOST", "VERSION", "CONFIG", "SERVER", "UPTIME", "RECEIVED", "ERRORS"]
+    assert [line.split()[0] for line in lines[1:3]] == ["alpha", "beta"]
+    assert lines[3] == "2 bridge(s)"
+    assert "DUPLICATE" not in done.stdout
+
+
+def test_a_second_bridge_with_the_same_device_id_refuses_to_start(two_bridges, server, outside, tmp_path):
+    status = outside.subscribe("bridge.alpha.status")
+    second = BridgeProcess(bridge_config(server.url, "alpha", subscriptions("alpha")), tmp_path, "alpha").start()
+    try:
+        assert second.process.wait(30) == 1, second.logs()
+    finally:
+        second.stop()
+    errors = [r for r in second.log_records() if SENTENCE in str(r)]
+    assert len(errors) == 1, second.logs()
+    assert "'alpha'" in errors[0]["message"] and "Traceback" not in second.logs()
+    # the refused one neither said "online" nor "offline" for the bridge that really runs as alpha
+    outside.flush()
+    assert status.drain() == []
+    assert two_bridges[0].process.poll() is None
+    assert outside.request_json("fl.alpha.clear") == {"ok": True}
+
+
+def test_fleet_flags_duplicate_device_ids(two_bridges, server, outside):
+    # Two live bridges with one id can still happen (both started within the check's window, or a
+    # bridge from before this check): here a second "bridge" instance comes from nats-py's micro.
+    from nats.micro import add_service
+
+    service = outside._run(add_service(outside.nc, name="bridge", version="0.0.9", metadata={"device": "beta"}))
+    try:
+        entries = json.loads(fleet("--server", server.url, "--json").stdout)
+        table = fleet("--server", server.url).stdout
+    finally:
+        outside._run(service.stop())
+    assert sorted((e["device"], e["duplicate"]) for e in entries) == [
+        ("alpha", False), ("beta", True), ("beta", True)]
+    assert "beta (DUPLICATE)" in table
+    assert "duplicate device id 'beta': 2 bridges answer to it" in table
+
+
+def test_fleet_with_no_bridges_exits_0():
+    with NatsServer() as empty:
+        started = time.monotonic()
+        done = fleet("--server", empty.url, "--json", "--timeout", "8")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == []
+        assert time.monotonic() - started < 7  # the no-responders answer ends the wait before the timeout
+
+
+def test_fleet_exits_2_when_no_server_is_reachable(tmp_path):
+    with NatsServer() as gone:
+        url = gone.url
+    done = fleet("--server", url)
+    assert done.returncode == 2
+    assert "cannot connect" in done.stderr
+    assert fleet("--server", "http://nope").returncode == 2
+    assert fleet("--timeout", "0").returncode == 2
+
+
+# -- in memory ----------------------------------------------------------------------------------------
+
+def test_parse_config_source():
+    assert parse_config_source("kv:bridges/pi1@42") == {"source": "kv:bridges/pi1@42", "file": None,
+                                                         "key": "bridges/pi1", "revision": 42, "error": None}
+    assert parse_config_source("file:/etc/b.yml")["file"] == "/etc/b.yml"
+    assert parse_config_source(None)["source"] is None
+
+
+def test_build_entries_joins_info_and_stats_by_id_and_flags_duplicates():
+    def doc(kind, instance, device, **extra):
+        return {"type": f"io.nats.micro.v1.{kind}_response", "id": instance, "version": "0.1.0",
+                "metadata": {"device": device, "host": "h", "config": "file:/c.yml", "server": "nats://s"}, **extra}
+
+    infos = [doc("info", "a", "pi", endpoints=[{"name": "x", "subject": "x", "metadata": {"action": "clear"}}]),
+             doc("info", "b", "pi", endpoints=[]), doc("info", "c", "other", endpoints=[])]
+    stats = [doc("stats", "a", "pi", started="2024-01-01T00:00:00.000Z",
+                 endpoints=[{"name": "x", "num_requests": 5, "num_errors": 2, "last_error": "bad"}])]
+    entries = build_entries(infos, stats, now=datetime(2024, 1, 1, 0, 1, tzinfo=timezone.utc))
+    assert [(e["id"], e["device"], e["duplicate"]) for e in entries] == [
+        ("c", "other", False), ("a", "pi", True), ("b", "pi", True)]
+    a = entries[1]
+    assert (a["uptime"], a["received"], a["errors"]) == (60.0, 5, 2)
+    assert a["endpoints"][0]["last_error"] == "bad"
+    assert entries[2]["received"] is None  # answered INFO, not STATS
+    assert "duplicate device id 'pi'" in format_table(entries)

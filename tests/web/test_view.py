@@ -1,0 +1,497 @@
+"""The live LED web view against a real bridge: a real nats-server, the memory (or headless
+sense-emu) device, the view on a free port, all in this process on the reactor; the browser tests
+run Debian's headless Chromium and read its screenshots with Pillow."""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import io
+import json
+import os
+import select
+import shutil
+import subprocess
+import time
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, protocol
+from twisted.internet.threads import deferToThread
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.web.client import Agent, readBody
+
+from bridge.config.model import (
+    BridgeConfig,
+    DeviceConfig,
+    NatsConfig,
+    PublicationConfig,
+    ReconnectConfig,
+    SubscriptionConfig,
+)
+from bridge.runtime.bridge import Bridge
+from bridge.web import start_web_view
+from bridge.web.view import cell_centre, is_loopback
+from tests.conftest import connected, wait_until, within
+
+WAIT = 20.0  # only bounds a broken test
+BLACK = [0, 0, 0]
+ORANGE = [255, 128, 0]  # exact on the memory device; no channel near another cell's colour
+TEXT_COLOUR = [248, 252, 0]  # yellow that survives the emulated framebuffer's RGB565 unchanged
+
+
+def _reactor():
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def bridge_config(url: str, driver: str = "memory") -> BridgeConfig:
+    return BridgeConfig(
+        device=DeviceConfig(id="webtest", driver=driver),
+        nats=NatsConfig(
+            servers=(url,),
+            randomize=False,
+            reconnect=ReconnectConfig(initial_delay=0.05, max_delay=0.5),
+        ),
+        subscriptions=(
+            SubscriptionConfig(subject="web.led.pixel", action="set_pixel"),
+            SubscriptionConfig(subject="web.led.show", action="show_message"),
+            SubscriptionConfig(subject="web.led.clear", action="clear"),
+        ),
+        publications=(PublicationConfig(subject="web.temperature", sensor="temperature", interval=0.2),),
+    )
+
+
+class Running:
+    def __init__(self, bridge: Bridge, view, server, client):
+        self.bridge = bridge
+        self.view = view
+        self.server = server
+        self.client = client
+
+    def url(self, path: str = "") -> str:
+        return self.view.url + path
+
+    async def send(self, subject: str, payload) -> dict:
+        """Publish as a request and wait for the bridge's reply: the action has been applied."""
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        reply = await self.client.request(subject, body, timeout=WAIT)
+        return json.loads(reply.data)
+
+    async def set_pixel(self, x: int, y: int, colour) -> None:
+        assert await self.send("web.led.pixel", {"x": x, "y": y, "color": colour}) == {"ok": True}
+
+
+async def start_running(server, make_client, driver: str = "memory"):
+    reactor = _reactor()
+    bridge = Bridge(bridge_config(server.url, driver), reactor)
+    await within(bridge.start(), 30.0, f"bridge.start() (opening the device, connecting to {server.url})")
+    view = start_web_view(bridge, port=0, reactor=reactor)
+    client = make_client(server.url, randomize=False)
+    await connected(client)
+    return Running(bridge, view, server, client)
+
+
+async def stop_running(running: Running) -> None:
+    await running.view.stop()
+    await running.bridge.stop()
+
+
+@pytest_twisted.async_yield_fixture
+async def running(nats_server, make_client):
+    started = await start_running(nats_server, make_client)
+    yield started
+    await stop_running(started)
+
+
+async def get(url: str) -> tuple[object, bytes]:
+    response = await Agent(_reactor()).request(b"GET", url.encode())
+    return response, await readBody(response)
+
+
+async def get_json(url: str) -> dict:
+    response, body = await get(url)
+    assert response.code == 200
+    assert response.headers.getRawHeaders(b"content-type") == [b"application/json; charset=utf-8"]
+    return json.loads(body)
+
+
+class EventStream(protocol.Protocol):
+    """A server-sent event reader: keeps every `state` event and lets a test await one."""
+
+    def __init__(self):
+        self.states: list[dict] = []
+        self.comments: list[str] = []
+        self.closed: defer.Deferred = defer.Deferred()
+        self._buffer = ""
+        self._waiters: list[tuple] = []
+
+    def dataReceived(self, data: bytes) -> None:
+        self._buffer += data.decode("utf-8")
+        while "\n\n" in self._buffer:
+            block, self._buffer = self._buffer.split("\n\n", 1)
+            self._block(block)
+
+    def _block(self, block: str) -> None:
+        fields = {}
+        for line in block.split("\n"):
+            if line.startswith(":"):
+                self.comments.append(line[1:].strip())
+                continue
+            name, _, value = line.partition(": ")
+            fields[name] = value
+        if fields.get("event") != "state":
+            return
+        state = json.loads(fields["data"])
+        self.states.append(state)
+        for waiter in list(self._waiters):
+            predicate, deferred = waiter
+            if predicate(state):
+                self._waiters.remove(waiter)
+                deferred.callback(state)
+
+    def next_state(self, predicate, after: int = 0) -> defer.Deferred:
+        """The first state from number `after` on, received or still to come, that satisfies `predicate`."""
+        for state in self.states[after:]:
+            if predicate(state):
+                return defer.succeed(state)
+        deferred: defer.Deferred = defer.Deferred()
+        self._waiters.append((predicate, deferred))
+        return deferred.addTimeout(WAIT, _reactor())
+
+    def connectionLost(self, reason=protocol.connectionDone) -> None:
+        self.closed.callback(None)
+
+    def disconnect(self) -> None:
+        self.transport.stopProducing()
+
+
+async def open_events(url: str) -> tuple[object, EventStream]:
+    response = await Agent(_reactor()).request(b"GET", url.encode())
+    stream = EventStream()
+    response.deliverBody(stream)
+    return response, stream
+
+
+def pixel(state: dict, x: int, y: int) -> list[int]:
+    return state["pixels"][y * 8 + x]
+
+
+# -- /state and the page ----------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_state_is_the_bridge_as_json(running):
+    state = await get_json(running.url("state"))
+    assert state["device"] == "webtest"
+    assert state["driver"] == "memory"
+    assert state["connected"] is True
+    assert state["server"] == running.server.url
+    assert state["pixels"] == [BLACK] * 64
+    assert state["uptime"] >= 0
+    assert [(s["subject"], s["action"]) for s in state["subscriptions"]] == [
+        ("web.led.pixel", "set_pixel"),
+        ("web.led.show", "show_message"),
+        ("web.led.clear", "clear"),
+    ]
+    assert [p["subject"] for p in state["publications"]] == ["web.temperature"]
+
+    await running.set_pixel(2, 5, ORANGE)
+    await wait_until(lambda: "temperature" in running.bridge.readings, WAIT, "a temperature reading")
+    state = await get_json(running.url("state"))
+    assert pixel(state, 2, 5) == ORANGE
+    assert pixel(state, 3, 5) == BLACK
+    assert state["subscriptions"][0]["applied"] == 1
+    assert state["readings"]["temperature"]["unit"] == "°C"
+    assert isinstance(state["readings"]["temperature"]["value"], float)
+
+
+@pytest_twisted.ensureDeferred
+async def test_page_is_served_with_the_current_state_inside(running):
+    await running.set_pixel(7, 0, ORANGE)
+    response, body = await get(running.url())
+    assert response.code == 200
+    assert response.headers.getRawHeaders(b"content-type") == [b"text/html; charset=utf-8"]
+    page = body.decode("utf-8")
+    start = page.index('<script id="initial-state" type="application/json">') + len(
+        '<script id="initial-state" type="application/json">'
+    )
+    embedded = json.loads(page[start : page.index("</script>", start)])
+    assert pixel(embedded, 7, 0) == ORANGE
+    assert embedded["device"] == "webtest"
+
+
+@pytest_twisted.ensureDeferred
+async def test_unknown_paths_and_methods_are_refused(running):
+    response, _ = await get(running.url("nope"))
+    assert response.code == 404
+    response = await Agent(_reactor()).request(b"POST", running.url("state").encode())
+    await readBody(response)
+    assert response.code == 405
+
+
+# -- server-sent events -----------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_events_stream_a_pixel_set_over_nats(running):
+    response, stream = await open_events(running.url("events"))
+    assert response.code == 200
+    assert response.headers.getRawHeaders(b"content-type") == [b"text/event-stream; charset=utf-8"]
+    first = await stream.next_state(lambda state: True)
+    assert pixel(first, 4, 1) == BLACK
+
+    await running.set_pixel(4, 1, ORANGE)
+    changed = await stream.next_state(lambda state: pixel(state, 4, 1) == ORANGE)
+    assert pixel(changed, 5, 1) == BLACK
+
+    stream.disconnect()
+    await stream.closed
+    await wait_until(lambda: not running.view.streams, WAIT, "the view forgetting the closed stream")
+
+
+@pytest_twisted.ensureDeferred
+async def test_events_stream_the_connection_state(running):
+    _, stream = await open_events(running.url("events"))
+    await stream.next_state(lambda state: state["connected"])
+    running.server.kill()
+    await stream.next_state(lambda state: not state["connected"])
+    seen = len(stream.states)
+    running.server.start()
+    up = await stream.next_state(lambda state: state["connected"], after=seen)
+    assert up["server"] == running.server.url
+    stream.disconnect()
+    await stream.closed
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_the_view_ends_open_streams(nats_server, make_client):
+    started = await start_running(nats_server, make_client)
+    try:
+        _, stream = await open_events(started.url("events"))
+        await stream.next_state(lambda state: True)
+    finally:
+        await stop_running(started)
+    await stream.closed
+    assert not started.view.streams
+
+
+def test_only_loopback_addresses_count_as_loopback():
+    assert is_loopback("127.0.0.1") and is_loopback("127.1.2.3") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("192.168.1.20")
+    assert not is_loopback("") and not is_loopback("pi.local")
+
+
+@pytest_twisted.ensureDeferred
+async def test_binding_beyond_loopback_is_logged_as_a_warning(running):
+    assert running.view.port.getHost().host == "127.0.0.1"  # the default
+    warnings = []
+
+    def observe(event):
+        if event.get("log_level") == LogLevel.warn and event.get("log_namespace") == "bridge":
+            warnings.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        exposed = start_web_view(running.bridge, host="0.0.0.0", port=0, reactor=_reactor())
+        await exposed.stop()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert len(warnings) == 1
+    assert "reachable from other machines" in warnings[0]["log_format"]
+
+
+# -- scrolling text on the emulated HAT -------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_scrolling_text_shows_up_live(emulator_exclusive, nats_server, make_client):
+    started = await start_running(nats_server, make_client, driver="sense-emu")
+    try:
+        assert await started.send("web.led.clear", b"") == {"ok": True}
+        _, stream = await open_events(started.url("events"))
+        await stream.next_state(lambda state: state["pixels"] == [BLACK] * 64)
+        # The reply comes once the scroll has finished; the stream must have shown it meanwhile.
+        reply = await started.send(
+            "web.led.show", {"text": "HI", "text_colour": TEXT_COLOUR, "scroll_speed": 0.05}
+        )
+        assert reply == {"ok": True}
+        lit = [number for number, state in enumerate(stream.states) if TEXT_COLOUR in state["pixels"]]
+        assert lit, f"no frame of the scroll reached the stream ({len(stream.states)} states)"
+        # ... and then the end of the scroll: the text has left the display.
+        await stream.next_state(lambda state: state["pixels"] == [BLACK] * 64, after=lit[-1])
+        stream.disconnect()
+        await stream.closed
+    finally:
+        await stop_running(started)
+
+
+# -- in a real browser ------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)"
+)
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--force-device-scale-factor=1",  # one CSS pixel per screenshot pixel, so cell_centre applies
+    "--force-color-profile=srgb",  # colours come out as the page set them
+    "--window-size=900,500",
+]
+
+
+def screenshot_colour(png: bytes, x: int, y: int) -> tuple[int, int, int]:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(png)).convert("RGB").getpixel(cell_centre(x, y))
+
+
+def close_to(colour, expected, tolerance: int = 2) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(colour, expected))
+
+
+@needs_chromium
+@pytest_twisted.ensureDeferred
+async def test_browser_screenshot_shows_a_pixel_set_over_nats(running, tmp_path):
+    pytest.importorskip("PIL", reason="Pillow reads the screenshot (pip install '.[dev]' brings it)")
+    await running.set_pixel(3, 6, ORANGE)
+    shot = tmp_path / "page.png"
+    command = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", running.url()]
+    # Off the reactor thread: the reactor must keep serving the page while Chromium loads it.
+    done = await deferToThread(subprocess.run, command, capture_output=True, text=True, timeout=120)
+    assert shot.exists(), f"chromium exited with {done.returncode} and no screenshot:\n{done.stderr[-3000:]}"
+    png = shot.read_bytes()
+    assert close_to(screenshot_colour(png, 3, 6), ORANGE), screenshot_colour(png, 3, 6)
+    assert close_to(screenshot_colour(png, 4, 6), BLACK), screenshot_colour(png, 4, 6)
+    assert close_to(screenshot_colour(png, 3, 5), BLACK), screenshot_colour(png, 3, 5)
+
+
+class DevToolsBrowser:
+    """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4 of the browser).
+
+    Blocking: use it from a thread. The pipe needs no WebSocket client, and the browser stays
+    open, so a test can change the device after the page has loaded and watch the page follow.
+    """
+
+    def __init__(self, profile_dir: str, log_path: str):
+        to_browser_read, self._to_browser = os.pipe()
+        self._from_browser, from_browser_write = os.pipe()
+        # Above fd 4, so the dup2 onto 3 and 4 in the child always really duplicates.
+        child_read = fcntl.fcntl(to_browser_read, fcntl.F_DUPFD_CLOEXEC, 10)
+        child_write = fcntl.fcntl(from_browser_write, fcntl.F_DUPFD_CLOEXEC, 10)
+        argv = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", "--remote-debugging-pipe", "about:blank"]
+        try:
+            # posix_spawn, not subprocess with preexec_fn: safe with the reactor's threads around.
+            self.pid = os.posix_spawn(
+                CHROMIUM,
+                argv,
+                os.environ,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+                    (os.POSIX_SPAWN_OPEN, 2, log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+                    (os.POSIX_SPAWN_DUP2, child_read, 3),
+                    (os.POSIX_SPAWN_DUP2, child_write, 4),
+                ],
+            )
+        finally:
+            for fd in (to_browser_read, from_browser_write, child_read, child_write):
+                os.close(fd)
+        self.log_path = log_path
+        self._buffer = b""
+        self._next_id = 0
+        self.session: str | None = None
+
+    def call(self, method: str, session: str | None = None, **params) -> dict:
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + WAIT
+        while True:
+            while b"\0" not in self._buffer:
+                remaining = deadline - time.monotonic()
+                readable, _, _ = select.select([self._from_browser], [], [], max(remaining, 0))
+                if not readable:
+                    raise AssertionError(f"no answer to {method} within {WAIT}s:\n{self.log()}")
+                chunk = os.read(self._from_browser, 1 << 16)
+                if not chunk:
+                    raise AssertionError(f"chromium closed the DevTools pipe:\n{self.log()}")
+                self._buffer += chunk
+            line, self._buffer = self._buffer.split(b"\0", 1)
+            answer = json.loads(line)
+            if answer.get("id") == self._next_id:
+                if "error" in answer:
+                    raise AssertionError(f"{method}: {answer['error']}")
+                return answer["result"]
+
+    def open(self, url: str) -> None:
+        target = self.call("Target.createTarget", url=url)["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+
+    def evaluate(self, expression: str):
+        return self.call("Runtime.evaluate", self.session, expression=expression, returnByValue=True)["result"].get("value")
+
+    def wait_for(self, expression: str) -> None:
+        deadline = time.monotonic() + WAIT
+        while not self.evaluate(expression):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"page never got to {expression!r}")
+            time.sleep(0.05)
+
+    def screenshot(self) -> bytes:
+        return base64.b64decode(self.call("Page.captureScreenshot", self.session, format="png")["data"])
+
+    def screenshot_until(self, predicate) -> bytes:
+        """Screenshots until one satisfies `predicate` (or the wait runs out); returns the last."""
+        deadline = time.monotonic() + WAIT
+        png = self.screenshot()
+        while not predicate(png) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            png = self.screenshot()
+        return png
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as log:
+                return log.read()[-3000:]
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close")
+        except (AssertionError, OSError):
+            os.kill(self.pid, 9)
+        finally:
+            os.waitpid(self.pid, 0)
+            os.close(self._to_browser)
+            os.close(self._from_browser)
+
+
+@needs_chromium
+@pytest_twisted.ensureDeferred
+async def test_open_page_follows_pixels_set_over_nats(running, tmp_path):
+    pytest.importorskip("PIL", reason="Pillow reads the screenshot (pip install '.[dev]' brings it)")
+    browser = await deferToThread(DevToolsBrowser, str(tmp_path / "profile"), str(tmp_path / "chromium.log"))
+    try:
+        await deferToThread(browser.open, running.url())
+        await deferToThread(browser.wait_for, "typeof events === 'object' && events.readyState === EventSource.OPEN")
+        before = await deferToThread(browser.screenshot)
+        assert close_to(screenshot_colour(before, 6, 2), BLACK)
+
+        await running.set_pixel(6, 2, ORANGE)
+        after = await deferToThread(browser.screenshot_until, lambda png: close_to(screenshot_colour(png, 6, 2), ORANGE))
+        assert close_to(screenshot_colour(after, 6, 2), ORANGE), screenshot_colour(after, 6, 2)
+        assert close_to(screenshot_colour(after, 7, 2), BLACK), screenshot_colour(after, 7, 2)
+    finally:
+        await deferToThread(browser.close)
