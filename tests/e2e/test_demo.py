@@ -3,81 +3,14 @@ it prints, and Ctrl-C leaves nothing running."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import queue
-import re
-import shlex
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 import urllib.request
-from pathlib import Path
-
-import pytest
 
 from bridge.cli.main import main
-
-REPO = Path(__file__).resolve().parents[2]
-WAIT = 60.0  # only bounds a broken test
-
-
-class DemoProcess:
-    def __init__(self, args: list[str], log_path: Path):
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "demo", *args],
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            text=True,
-        )
-        self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.printed: list[str] = []
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def wait_for_line(self, pattern: str) -> re.Match:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            self.printed.append(line)
-            found = re.search(pattern, line)
-            if found:
-                return found
-        raise AssertionError(f"the demo never printed {pattern!r}; printed {self.printed}\n{self.logs()}")
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
-
-
-@pytest.fixture
-def emulator_if_installed(request):
-    """The demo drives sense-emu when it is installed: then share the emulator lock with its tests."""
-    if importlib.util.find_spec("sense_emu") is not None:
-        request.getfixturevalue("emulator_exclusive")
+from tests.harness.demo import WAIT, DemoProcess, process_exists, run_printed
 
 
 def get_json(url: str):
@@ -85,17 +18,9 @@ def get_json(url: str):
         return json.load(response)
 
 
-def process_exists(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
-
-
 def pixel_applied(web_url: str) -> bool:
     state = get_json(web_url + "state")
     return any(s["subject"] == "demo.led.pixel" and s["applied"] for s in state["subscriptions"])
-
-
-def run_printed(command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(shlex.split(command), cwd=REPO, capture_output=True, text=True, timeout=WAIT)
 
 
 def test_demo_serves_obeys_its_printed_commands_and_stops_everything_on_ctrl_c(emulator_if_installed, tmp_path):

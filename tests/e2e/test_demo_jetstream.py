@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 from bridge.testing.outside import OutsideClient
-from tests.e2e.test_demo import WAIT, DemoProcess, emulator_if_installed, process_exists, run_printed  # noqa: F401 (fixture)
+from tests.harness.demo import WAIT, DemoProcess, process_exists, run_printed
 
 
 def test_demo_server_has_jetstream_and_its_store_is_removed_at_exit(emulator_if_installed, tmp_path):

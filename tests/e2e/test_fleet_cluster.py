@@ -21,7 +21,8 @@ import pytest
 from bridge.testing.bridgeproc import BridgeProcess
 from bridge.testing.nats_server import NatsCluster
 from bridge.testing.outside import OutsideClient
-from tests.e2e.test_fleet_deploy import BUCKET, KEY, deploy, wait_for
+from tests.harness.fleet import BUCKET, KEY, deploy
+from tests.harness.polling import wait_for
 
 ROLLOUT_BOUND = 20.0  # seconds from the kill to all three bridges answering on B's subject
 

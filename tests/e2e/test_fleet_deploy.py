@@ -7,16 +7,14 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from bridge.testing.bridgeproc import BridgeProcess, memory_config
 from bridge.testing.nats_server import NatsServer
 from bridge.testing.outside import OutsideClient
-
-BUCKET, KEY = "bridge_config", "pis"
-
+from tests.harness.fleet import BUCKET, KEY, deploy, deployed
+from tests.harness.polling import wait_for
 
 def bootstrap(url: str, device_id: str, key: str = KEY, bucket: str = BUCKET) -> str:
     return memory_config(url, device_id, fleet=f"{{key: {key}, bucket: {bucket}}}")
@@ -33,32 +31,6 @@ subscriptions:
   - subject: fleet.${{device.id}}.pixels
     action: get_pixels
 """
-
-
-def deploy(url: str, *args: str, text: str | None = None, folder: Path | None = None,
-           key: str = KEY) -> subprocess.CompletedProcess:
-    argv = [sys.executable, "-m", "bridge", "deploy", "--key", key, "--server", url, *args]
-    if text is not None:
-        file = folder / f"deploy-{time.monotonic_ns()}.yml"
-        file.write_text(text)
-        argv.insert(4, str(file))
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
-
-
-def deployed(url: str, text: str, folder: Path, key: str = KEY, *args: str) -> int:
-    result = deploy(url, *args, text=text, folder=folder, key=key)
-    assert result.returncode == 0, result.stderr
-    return int(result.stdout.split()[-1])
-
-
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def config_of(bridge: BridgeProcess, outside) -> dict:

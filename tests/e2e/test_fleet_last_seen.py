@@ -21,11 +21,10 @@ from bridge.cli.fleet import (
     status_from_message,
 )
 from bridge.nats import JetStream
-from bridge.testing.bridgeproc import BridgeProcess
+from bridge.testing.bridgeproc import BridgeProcess, memory_config
 from bridge.testing.nats_server import NatsServer
 from bridge.testing.outside import OutsideClient
-from tests.conftest import connected
-from tests.e2e.test_srv import bridge_config
+from tests.harness.nats_client import connected
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +68,7 @@ async def test_fleet_lists_stopped_and_killed_bridges_with_last_seen(js_server, 
         try:
             for device in ("ls-alive", "ls-stopped", "ls-killed"):
                 (tmp_path / device).mkdir()
-                process = BridgeProcess(bridge_config(js_server.url, device, f"  - {{subject: {device}.clear, action: clear}}\n"),
+                process = BridgeProcess(memory_config(js_server.url, device, f"  - {{subject: {device}.clear, action: clear}}\n"),
                                         tmp_path / device, device)
                 processes[device] = process.start()
             for process in processes.values():
@@ -106,7 +105,7 @@ async def test_fleet_lists_stopped_and_killed_bridges_with_last_seen(js_server, 
 
 def test_fleet_with_jetstream_but_no_status_stream_works_as_before(tmp_path):
     with NatsServer(jetstream=True) as server, OutsideClient(server.url) as outside:
-        process = BridgeProcess(bridge_config(server.url, "ns-one", "  - {subject: ns.clear, action: clear}\n"),
+        process = BridgeProcess(memory_config(server.url, "ns-one", "  - {subject: ns.clear, action: clear}\n"),
                                 tmp_path, "ns-one").start()
         try:
             process.wait_ready(outside)

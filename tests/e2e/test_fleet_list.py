@@ -13,9 +13,8 @@ import pytest
 
 from bridge import __version__
 from bridge.cli.fleet import build_entries, format_table, parse_config_source
-from bridge.testing.bridgeproc import BridgeProcess
+from bridge.testing.bridgeproc import BridgeProcess, memory_config
 from bridge.testing.nats_server import NatsServer
-from tests.e2e.test_srv import bridge_config
 
 SENTENCE = "is already used by a running bridge on"
 
@@ -29,7 +28,7 @@ def two_bridges(server, outside, tmp_path_factory):
     processes = []
     try:
         for device in ("alpha", "beta"):
-            process = BridgeProcess(bridge_config(server.url, device, subscriptions(device)),
+            process = BridgeProcess(memory_config(server.url, device, subscriptions(device)),
                                     tmp_path_factory.mktemp(device), device)
             processes.append(process.start())
         for process in processes:
@@ -84,7 +83,7 @@ def test_fleet_table_has_a_row_per_bridge(two_bridges, server):
 
 def test_a_second_bridge_with_the_same_device_id_refuses_to_start(two_bridges, server, outside, tmp_path):
     status = outside.subscribe("bridge.alpha.status")
-    second = BridgeProcess(bridge_config(server.url, "alpha", subscriptions("alpha")), tmp_path, "alpha").start()
+    second = BridgeProcess(memory_config(server.url, "alpha", subscriptions("alpha")), tmp_path, "alpha").start()
     try:
         assert second.process.wait(30) == 1, second.logs()
     finally:

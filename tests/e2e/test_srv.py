@@ -34,10 +34,6 @@ def check(verb: str, document: dict) -> dict:
     return document
 
 
-def bridge_config(url: str, device_id: str, subscriptions: str) -> str:
-    return memory_config(url, device_id, subscriptions)
-
-
 SUBSCRIPTIONS = """\
   - {subject: svc.one.clear, action: clear}
   - {subject: svc.one.set_pixel, action: set_pixel}
@@ -47,7 +43,7 @@ SUBSCRIPTIONS = """\
 
 @pytest.fixture(scope="module")
 def bridge(server, outside, tmp_path_factory):
-    process = BridgeProcess(bridge_config(server.url, "one", SUBSCRIPTIONS), tmp_path_factory.mktemp("svc"), "one")
+    process = BridgeProcess(memory_config(server.url, "one", SUBSCRIPTIONS), tmp_path_factory.mktemp("svc"), "one")
     process.start()
     try:
         process.wait_ready(outside)

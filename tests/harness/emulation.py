@@ -7,6 +7,7 @@ the emulated HAT from another process, and pressing its joystick.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import struct
@@ -37,6 +38,13 @@ def emulator_exclusive():
             for path in STATE_FILES:
                 if path not in existed and os.path.exists(path):
                     os.unlink(path)
+
+
+@pytest.fixture
+def emulator_if_installed(request):
+    """The demo drives sense-emu when it is installed: then share the emulator lock with its tests."""
+    if importlib.util.find_spec("sense_emu") is not None:
+        request.getfixturevalue("emulator_exclusive")
 
 
 def in_another_process(code: str):

@@ -29,7 +29,8 @@ from bridge.nats import (
 from bridge.nats.client import backoff_delay, classify_server_error, parse_server_url
 from bridge.nats.errors import AuthorizationError
 from bridge.testing.nats_server import NatsServer
-from tests.conftest import Collector, ConnectTimeout, connect_failure, connected, next_event, wait_until
+from tests.harness.nats_client import Collector, ConnectTimeout, connect_failure, connected, next_event
+from tests.harness.reactor import wait_until
 
 
 def connect_line(sent: bytes) -> dict:

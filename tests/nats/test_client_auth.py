@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest_twisted
 
 from bridge.nats import AuthorizationError, TlsError, TlsOptions
-from tests.conftest import Collector, connect_failure, connected
+from tests.harness.nats_client import Collector, connect_failure, connected
 
 
 async def assert_round_trip(client) -> None:

@@ -13,13 +13,8 @@ from twisted.internet import task
 from bridge.nats import AuthorizationError, ConnectionLostError, OutboundBufferFullError
 from bridge.nats.pool import ServerPool
 from bridge.testing.nats_server import NatsServer
-from tests.conftest import Collector, connect_failure, connected, next_event, wait_until
-
-
-def _reactor():
-    from twisted.internet import reactor
-
-    return reactor
+from tests.harness.nats_client import Collector, connect_failure, connected, next_event
+from tests.harness.reactor import running_reactor, wait_until
 
 
 @pytest.fixture
@@ -77,7 +72,7 @@ async def test_initial_connect_keeps_trying_until_a_server_appears(nats_flavour,
     try:
         client = make_client([server.url])
         connecting = client.connect()
-        await task.deferLater(_reactor(), 0.4)  # a few refused attempts with backoff
+        await task.deferLater(running_reactor(), 0.4)  # a few refused attempts with backoff
         assert not connecting.called
         server.start()
         assert await connected(client, connecting=connecting) is client
@@ -273,7 +268,7 @@ async def test_killed_node_subscription_resumes_and_buffered_publishes_all_arriv
     await connected(publisher)
     sequence = itertools.count()
     feeding = task.LoopingCall(lambda: publisher.publish("cluster.feed", b"%d" % next(sequence)))
-    feeding.clock = _reactor()
+    feeding.clock = running_reactor()
     feeding.start(0.005)
     try:
         await feed.wait_for(5)

@@ -24,19 +24,14 @@ from bridge.nats import (
     PermissionViolationError,
 )
 from bridge.nats.errors import AuthorizationError, MaxSubscriptionsError
-from tests.conftest import Collector, connected, next_event, wait_until
+from tests.harness.nats_client import Collector, connected, next_event
+from tests.harness.reactor import running_reactor, wait_until
 
 MiB = 1024 * 1024
 
 
-def _reactor():
-    from twisted.internet import reactor
-
-    return reactor
-
-
 def sleep(seconds: float) -> defer.Deferred:
-    return task.deferLater(_reactor(), seconds)
+    return task.deferLater(running_reactor(), seconds)
 
 
 # --- 1. write-side flow control --------------------------------------------------------------
@@ -178,7 +173,7 @@ async def test_a_server_that_drops_every_login_sees_growing_delays(make_client):
     resetting always, the client retries every initial_delay: 30 attempts in 3 s)."""
     factory = protocol.Factory.forProtocol(_DropAfterPong)
     factory.attempts = []
-    port = _reactor().listenTCP(0, factory, interface="127.0.0.1")
+    port = running_reactor().listenTCP(0, factory, interface="127.0.0.1")
     try:
         client = make_client([f"nats://127.0.0.1:{port.getHost().port}"], initial_delay=0.1, max_delay=1,
                              jitter=0)
@@ -240,7 +235,7 @@ async def test_drain_times_out_on_a_callback_that_never_finishes(nats_server, ma
     await client.flush()
     started = time.monotonic()
     with pytest.raises(NatsTimeoutError):
-        await client.drain(timeout=1).addTimeout(10, _reactor())
+        await client.drain(timeout=1).addTimeout(10, running_reactor())
     assert time.monotonic() - started < 2.5
     assert client.is_closed
 
@@ -449,7 +444,7 @@ async def test_client_runs_as_a_service_in_a_multiservice(nats_server, make_clie
     client.publish("svc.work", b"job")
     await wait_until(lambda: client._subs.in_flight, what="the callback started")
     stopping = parent.stopService()
-    _reactor().callLater(0.2, release.callback, None)
+    running_reactor().callLater(0.2, release.callback, None)
     await stopping
     assert client.is_closed and not client.running
     await done.wait_for(1)
@@ -509,7 +504,7 @@ async def test_hostile_but_legal_frames_cost_at_most_their_own_message(nats_flav
 
         client.subscribe("hostile.>", on_message)
         await client.flush()
-        raw = await TCP4ClientEndpoint(_reactor(), "127.0.0.1", server.port).connect(
+        raw = await TCP4ClientEndpoint(running_reactor(), "127.0.0.1", server.port).connect(
             protocol.Factory.forProtocol(_RawPeer))
         try:
             await wait_until(lambda: raw.received.startswith(b"INFO "), what="INFO on the raw socket")

@@ -15,7 +15,7 @@ import pytest_twisted
 from twisted.internet import defer, threads
 
 from bridge.nats import Headers
-from tests.conftest import Collector, connected
+from tests.harness.nats_client import Collector, connected
 
 
 class NatsPy:

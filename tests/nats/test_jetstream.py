@@ -18,7 +18,8 @@ from bridge.nats import (
     StreamNotFoundError,
     WrongLastSequenceError,
 )
-from tests.conftest import FLAVOURS, connected
+from tests.harness.flavours import FLAVOURS
+from tests.harness.nats_client import connected
 
 
 def pytest_generate_tests(metafunc):

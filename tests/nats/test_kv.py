@@ -30,18 +30,14 @@ from bridge.nats import (
     NatsError,
 )
 from bridge.nats.jetstream.kv import parse_ack_reply, parse_time
-from tests.conftest import FLAVOURS, connected, wait_until
+from tests.harness.flavours import FLAVOURS
+from tests.harness.nats_client import connected
+from tests.harness.reactor import running_reactor, wait_until
 
 
 def pytest_generate_tests(metafunc):
     if "nats_flavour" in metafunc.fixturenames:
         metafunc.parametrize("nats_flavour", list(FLAVOURS), indirect=True, ids=list(FLAVOURS))
-
-
-def _reactor():
-    from twisted.internet import reactor
-
-    return reactor
 
 
 @pytest.fixture
@@ -85,7 +81,7 @@ class Seen:
 
 
 async def sleep(seconds: float) -> None:
-    await task.deferLater(_reactor(), seconds)
+    await task.deferLater(running_reactor(), seconds)
 
 
 # --- pure parts ------------------------------------------------------------------------------
@@ -400,12 +396,12 @@ async def test_watch_continues_across_a_server_restart_without_gaps_or_repeats(j
 async def put_retrying(kv: KeyValue, key: str, value: bytes, timeout: float = 20.0) -> int:
     """A put while the cluster fails over: retried until a stream leader takes it. A retry after a
     lost ack can store the value twice; the tests compare against the stream, not the put count."""
-    deadline = _reactor().seconds() + timeout
+    deadline = running_reactor().seconds() + timeout
     while True:
         try:
             return await kv.put(key, value)
         except NatsError:
-            if _reactor().seconds() > deadline:
+            if running_reactor().seconds() > deadline:
                 raise
             await sleep(0.2)
 

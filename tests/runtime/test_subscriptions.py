@@ -3,49 +3,15 @@ order; what happens to a removed subscription's queued messages; `pending` per w
 
 from __future__ import annotations
 
-import json
+from twisted.internet import task
 
-from twisted.internet import defer, task
-
-from bridge.config.model import BridgeConfig, DeviceConfig, NatsConfig, SubscriptionConfig
+from bridge.config.model import SubscriptionConfig
 from bridge.devices.memory import MemoryDevice
 from bridge.devices.worker import Dropped
 from bridge.nats.protocol import Msg
 from bridge.runtime.bridge import Bridge, BridgeState
 from bridge.runtime.subscriptions import plan_reload
-
-
-class Handle:
-    def __init__(self, client, subject, queue):
-        self.client, self.subject, self.queue = client, subject, queue
-
-    def drain(self):
-        self.client.log.append(("drain", self.subject))
-        return defer.succeed(None)
-
-
-class FakeClient:
-    """Records subscribe/unsubscribe/publish in one ordered log."""
-
-    connected_url = "nats://x:1"
-    is_connected = True
-
-    def __init__(self):
-        self.log = []
-        self.replies = []
-        self.callbacks = {}
-
-    def subscribe(self, subject, callback, queue=None):
-        handle = Handle(self, subject, queue)
-        self.log.append(("sub", subject))
-        self.callbacks[subject] = callback
-        return handle
-
-    def unsubscribe(self, handle):
-        self.log.append(("unsub", handle.subject))
-
-    def publish(self, subject, payload):
-        self.replies.append((subject, json.loads(payload)))
+from tests.harness.fake_nats import FakeClient, memory_bridge_config
 
 
 class HoldingWorker:
@@ -69,13 +35,8 @@ class HoldingWorker:
         return [command for _, command, _, _ in queued]
 
 
-def config(*subscriptions: SubscriptionConfig) -> BridgeConfig:
-    return BridgeConfig(device=DeviceConfig(id="pi1", driver="memory"), nats=NatsConfig(servers=("nats://x:1",)),
-                        subscriptions=subscriptions)
-
-
 def running_bridge(*subscriptions: SubscriptionConfig):
-    bridge = Bridge(config(*subscriptions), task.Clock(), MemoryDevice())
+    bridge = Bridge(memory_bridge_config(*subscriptions), task.Clock(), MemoryDevice())
     bridge.client = FakeClient()
     bridge.worker = HoldingWorker()
     bridge.sensor_worker = HoldingWorker()
@@ -103,7 +64,7 @@ def test_args_only_reload_neither_subscribes_nor_unsubscribes_and_keeps_counts()
     bridge = running_bridge(CLEAR_RED)
     bridge.client.callbacks["t.clear"](message("t.clear"))
     before = bridge.client.log[:]
-    bridge.reload(config(CLEAR_BLUE))
+    bridge.reload(memory_bridge_config(CLEAR_BLUE))
     assert bridge.client.log == before
     (subscription,) = bridge.subscriptions
     assert subscription.stats.received == 1
@@ -117,7 +78,7 @@ def test_a_changed_subject_is_subscribed_before_the_old_one_is_drained():
     bridge = running_bridge(CLEAR_RED)
     bridge.client.log.clear()
     moved = SubscriptionConfig(subject="t.clear2", action="clear")
-    bridge.reload(config(moved))
+    bridge.reload(memory_bridge_config(moved))
     assert bridge.client.log == [("sub", "t.clear2"), ("drain", "t.clear")]
 
 
@@ -125,7 +86,7 @@ def test_queued_messages_of_a_removed_subscription_run_and_reply_and_are_counted
     bridge = running_bridge(CLEAR_RED)
     for _ in range(3):
         bridge.client.callbacks["t.clear"](message("t.clear"))
-    bridge.reload(config())
+    bridge.reload(memory_bridge_config())
     assert bridge.info()["removed_subscriptions"]["pending"] == 3
     bridge.worker.finish_all()
     assert bridge.client.replies == [("inbox.1", {"ok": True})] * 3

@@ -8,7 +8,7 @@ from twisted.internet import task
 from bridge.devices.memory import MemoryDevice
 from bridge.runtime.bridge import Bridge, BridgeState
 from bridge.runtime.watchdog import HangWatchdog, WatchedDevice, expected_seconds, hang_report
-from tests.runtime.test_subscriptions import FakeClient, config
+from tests.harness.fake_nats import FakeClient, memory_bridge_config
 
 
 class Clock:
@@ -52,7 +52,7 @@ def test_watched_device_notes_the_running_call_only_while_it_runs():
 def test_a_hung_call_degrades_info_and_status_and_recovery_clears_it():
     clock = Clock()
     reactor = task.Clock()
-    bridge = Bridge(config(), reactor, MemoryDevice(), clock=clock, hang_after=5.0)
+    bridge = Bridge(memory_bridge_config(), reactor, MemoryDevice(), clock=clock, hang_after=5.0)
     bridge.client = FakeClient()
     bridge.state = BridgeState.RUNNING
     display = WatchedDevice(bridge.device, "display", clock)

@@ -13,7 +13,7 @@ from bridge.cli.fleet import ensure_status_stream
 from bridge.nats import JetStream
 from bridge.testing.fleet_sim import device_id, simulated_fleet
 from bridge.testing.nats_server import NatsServer
-from tests.conftest import connected
+from tests.harness.nats_client import connected
 
 
 def fleet_json(url: str) -> list[dict]:

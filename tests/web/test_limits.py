@@ -17,8 +17,9 @@ from bridge.config.model import BridgeConfig, DeviceConfig, NatsConfig, Reconnec
 from bridge.runtime.bridge import Bridge
 from bridge.web import WebOptions, start_web_view
 from bridge.web.options import host_allowed, split_host
-from tests.conftest import connected, wait_until, within
-from tests.web.test_view import WAIT, Running, _reactor, open_events
+from tests.harness.nats_client import connected
+from tests.harness.reactor import running_reactor, wait_until, within
+from tests.harness.webview import WAIT, Running, open_events
 
 TRANSPORT_BUFFER = 2**16  # where Twisted's TCP transport pauses its producer
 # What a stalled client may cost the server: the transport's buffer plus one state and some slack.
@@ -34,9 +35,9 @@ def bridge_config(url: str) -> BridgeConfig:
 
 
 async def start_view(nats_server, make_client, options: WebOptions, host: str = "127.0.0.1") -> Running:
-    bridge = Bridge(bridge_config(nats_server.url), _reactor())
+    bridge = Bridge(bridge_config(nats_server.url), running_reactor())
     await within(bridge.start(), 30.0, "bridge.start()")
-    view = start_web_view(bridge, host=host, port=0, reactor=_reactor(), options=options)
+    view = start_web_view(bridge, host=host, port=0, reactor=running_reactor(), options=options)
     client = make_client(nats_server.url, randomize=False)
     await connected(client)
     return Running(bridge, view, nats_server, client)

@@ -16,7 +16,6 @@ import time
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, protocol
 from twisted.internet.threads import deferToThread
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.web.client import Agent, readBody
@@ -32,18 +31,13 @@ from bridge.config.model import (
 from bridge.runtime.bridge import Bridge
 from bridge.web import start_web_view
 from bridge.web.view import cell_centre, is_loopback
-from tests.conftest import connected, wait_until, within
+from tests.harness.nats_client import connected
+from tests.harness.reactor import running_reactor, wait_until, within
+from tests.harness.webview import WAIT, Running, open_events
 
-WAIT = 20.0  # only bounds a broken test
 BLACK = [0, 0, 0]
 ORANGE = [255, 128, 0]  # exact on the memory device; no channel near another cell's colour
 TEXT_COLOUR = [248, 252, 0]  # yellow that survives the emulated framebuffer's RGB565 unchanged
-
-
-def _reactor():
-    from twisted.internet import reactor
-
-    return reactor
 
 
 def bridge_config(url: str, driver: str = "memory") -> BridgeConfig:
@@ -63,28 +57,8 @@ def bridge_config(url: str, driver: str = "memory") -> BridgeConfig:
     )
 
 
-class Running:
-    def __init__(self, bridge: Bridge, view, server, client):
-        self.bridge = bridge
-        self.view = view
-        self.server = server
-        self.client = client
-
-    def url(self, path: str = "") -> str:
-        return self.view.url + path
-
-    async def send(self, subject: str, payload) -> dict:
-        """Publish as a request and wait for the bridge's reply: the action has been applied."""
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        reply = await self.client.request(subject, body, timeout=WAIT)
-        return json.loads(reply.data)
-
-    async def set_pixel(self, x: int, y: int, colour) -> None:
-        assert await self.send("web.led.pixel", {"x": x, "y": y, "color": colour}) == {"ok": True}
-
-
 async def start_running(server, make_client, driver: str = "memory"):
-    reactor = _reactor()
+    reactor = running_reactor()
     bridge = Bridge(bridge_config(server.url, driver), reactor)
     await within(bridge.start(), 30.0, f"bridge.start() (opening the device, connecting to {server.url})")
     view = start_web_view(bridge, port=0, reactor=reactor)
@@ -106,7 +80,7 @@ async def running(nats_server, make_client):
 
 
 async def get(url: str) -> tuple[object, bytes]:
-    response = await Agent(_reactor()).request(b"GET", url.encode())
+    response = await Agent(running_reactor()).request(b"GET", url.encode())
     return response, await readBody(response)
 
 
@@ -115,63 +89,6 @@ async def get_json(url: str) -> dict:
     assert response.code == 200
     assert response.headers.getRawHeaders(b"content-type") == [b"application/json; charset=utf-8"]
     return json.loads(body)
-
-
-class EventStream(protocol.Protocol):
-    """A server-sent event reader: keeps every `state` event and lets a test await one."""
-
-    def __init__(self):
-        self.states: list[dict] = []
-        self.comments: list[str] = []
-        self.closed: defer.Deferred = defer.Deferred()
-        self._buffer = ""
-        self._waiters: list[tuple] = []
-
-    def dataReceived(self, data: bytes) -> None:
-        self._buffer += data.decode("utf-8")
-        while "\n\n" in self._buffer:
-            block, self._buffer = self._buffer.split("\n\n", 1)
-            self._block(block)
-
-    def _block(self, block: str) -> None:
-        fields = {}
-        for line in block.split("\n"):
-            if line.startswith(":"):
-                self.comments.append(line[1:].strip())
-                continue
-            name, _, value = line.partition(": ")
-            fields[name] = value
-        if fields.get("event") != "state":
-            return
-        state = json.loads(fields["data"])
-        self.states.append(state)
-        for waiter in list(self._waiters):
-            predicate, deferred = waiter
-            if predicate(state):
-                self._waiters.remove(waiter)
-                deferred.callback(state)
-
-    def next_state(self, predicate, after: int = 0) -> defer.Deferred:
-        """The first state from number `after` on, received or still to come, that satisfies `predicate`."""
-        for state in self.states[after:]:
-            if predicate(state):
-                return defer.succeed(state)
-        deferred: defer.Deferred = defer.Deferred()
-        self._waiters.append((predicate, deferred))
-        return deferred.addTimeout(WAIT, _reactor())
-
-    def connectionLost(self, reason=protocol.connectionDone) -> None:
-        self.closed.callback(None)
-
-    def disconnect(self) -> None:
-        self.transport.stopProducing()
-
-
-async def open_events(url: str) -> tuple[object, EventStream]:
-    response = await Agent(_reactor()).request(b"GET", url.encode())
-    stream = EventStream()
-    response.deliverBody(stream)
-    return response, stream
 
 
 def pixel(state: dict, x: int, y: int) -> list[int]:
@@ -226,7 +143,7 @@ async def test_page_is_served_with_the_current_state_inside(running):
 async def test_unknown_paths_and_methods_are_refused(running):
     response, _ = await get(running.url("nope"))
     assert response.code == 404
-    response = await Agent(_reactor()).request(b"POST", running.url("state").encode())
+    response = await Agent(running_reactor()).request(b"POST", running.url("state").encode())
     await readBody(response)
     assert response.code == 405
 
@@ -294,7 +211,7 @@ async def test_binding_beyond_loopback_is_logged_as_a_warning(running):
 
     globalLogPublisher.addObserver(observe)
     try:
-        exposed = start_web_view(running.bridge, host="0.0.0.0", port=0, reactor=_reactor())
+        exposed = start_web_view(running.bridge, host="0.0.0.0", port=0, reactor=running_reactor())
         await exposed.stop()
     finally:
         globalLogPublisher.removeObserver(observe)
