@@ -173,8 +173,9 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def outside(server):
-    """A nats-py client on `server`: how the end-to-end tests talk to bridges from outside."""
+def nats_py(server):
+    """nats-py (`OutsideClient`: the official asyncio client on a loop of its own) on `server`: how the
+    end-to-end tests talk to bridges from outside."""
     from bridge.testing.outside import OutsideClient
 
     with OutsideClient(server.url) as client:

@@ -23,8 +23,8 @@ def test_demo_server_has_jetstream_and_its_store_is_removed_at_exit(emulator_if_
         history = demo.wait_for_line(r"^\s+(\S*bridge deploy --key demo --server \S+ --history)$").group(1)
         demo.wait_for_line("Ctrl-C stops")
         assert fleet.endswith(f"fleet --server {nats_url}")
-        with OutsideClient(nats_url) as outside:
-            info = outside.request_json("$JS.API.INFO", timeout=5)
+        with OutsideClient(nats_url) as nats_py:
+            info = nats_py.request_json("$JS.API.INFO", timeout=5)
         assert "error" not in info and "limits" in info, info
         assert store.is_dir()
         listed = run_printed(fleet + " --json")

@@ -65,18 +65,18 @@ def quietly(call):
         return None
 
 
-def running_revision(bridge: BridgeProcess, outside) -> int | None:
-    info = quietly(lambda: bridge.info(outside, timeout=1.0))
+def running_revision(bridge: BridgeProcess, nats_py) -> int | None:
+    info = quietly(lambda: bridge.info(nats_py, timeout=1.0))
     return info["config"]["revision"] if info else None
 
 
-def answers_only_b(bridge: BridgeProcess, outside) -> bool:
-    reply = quietly(lambda: outside.request(f"fleet.{bridge.device_id}.only_b", b"", timeout=1.0))
+def answers_only_b(bridge: BridgeProcess, nats_py) -> bool:
+    reply = quietly(lambda: nats_py.request(f"fleet.{bridge.device_id}.only_b", b"", timeout=1.0))
     return reply is not None and len(json.loads(reply.data)) == 64
 
 
-def stream_leader(outside) -> str | None:
-    reply = quietly(lambda: outside.request(f"$JS.API.STREAM.INFO.KV_{BUCKET}", b"", timeout=2.0))
+def stream_leader(nats_py) -> str | None:
+    reply = quietly(lambda: nats_py.request(f"$JS.API.STREAM.INFO.KV_{BUCKET}", b"", timeout=2.0))
     return json.loads(reply.data).get("cluster", {}).get("leader") if reply else None
 
 
@@ -105,16 +105,16 @@ def test_a_rollout_reaches_every_bridge_when_the_stream_leaders_node_is_killed(c
             monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / f"state-pi{i}"))
             bridges.append(BridgeProcess(bootstrap(urls[i:] + urls[:i], f"pi{i}"), tmp_path, f"pi{i}").start())
         monkeypatch.delenv("STATE_DIRECTORY")
-        with OutsideClient(urls) as outside:
+        with OutsideClient(urls) as nats_py:
             for bridge in bridges:
-                bridge.wait_ready(outside)
-                wait_for(lambda: running_revision(bridge, outside) == revision_a, 15,
+                bridge.wait_ready(nats_py)
+                wait_for(lambda: running_revision(bridge, nats_py) == revision_a, 15,
                          f"{bridge.device_id} to run revision A:\n{bridge.logs()}")
-                assert not answers_only_b(bridge, outside)
+                assert not answers_only_b(bridge, nats_py)
             for i, bridge in enumerate(bridges):  # spread: each bridge on the node listed first
                 assert f"127.0.0.1:{cluster.servers[i].port}" in bridge.logs(), bridge.logs()
 
-            leader = wait_for(lambda: stream_leader(outside), 10, "the stream leader")
+            leader = wait_for(lambda: stream_leader(nats_py), 10, "the stream leader")
             victim = next((s for s in cluster.servers if s.name == leader), cluster.servers[0])
             survivor = next(s for s in cluster.servers if s is not victim)
             orphan = bridges[cluster.servers.index(victim)]  # the bridge connected to the dead node
@@ -135,10 +135,10 @@ def test_a_rollout_reaches_every_bridge_when_the_stream_leaders_node_is_killed(c
             assert revision_b > revision_a
             for bridge in bridges:
                 remaining = ROLLOUT_BOUND - (time.monotonic() - killed_at)
-                wait_for(lambda: answers_only_b(bridge, outside), max(remaining, 0.1),
+                wait_for(lambda: answers_only_b(bridge, nats_py), max(remaining, 0.1),
                          f"{bridge.device_id} to answer on revision B's subject within {ROLLOUT_BOUND}s of the "
                          f"kill ({len(attempts)} deploy attempt(s)):\n{bridge.logs()}")
-                assert (running_revision(bridge, outside) or 0) >= revision_b
+                assert (running_revision(bridge, nats_py) or 0) >= revision_b
             # How it got there: its watcher made a new consumer when its client reconnected. Without
             # that, B still arrives when the old consumer lived on a surviving node, or once the
             # watcher's heartbeat check notices 10 s of silence, both within ROLLOUT_BOUND.

@@ -64,7 +64,7 @@ async def test_fleet_lists_stopped_and_killed_bridges_with_last_seen(js_server, 
     await ensure_status_stream(js)
     before = datetime.now(timezone.utc) - timedelta(seconds=1)
     processes = {}
-    with OutsideClient(js_server.url) as outside:
+    with OutsideClient(js_server.url) as nats_py:
         try:
             for device in ("ls-alive", "ls-stopped", "ls-killed"):
                 (tmp_path / device).mkdir()
@@ -72,7 +72,7 @@ async def test_fleet_lists_stopped_and_killed_bridges_with_last_seen(js_server, 
                                         tmp_path / device, device)
                 processes[device] = process.start()
             for process in processes.values():
-                process.wait_ready(outside)
+                process.wait_ready(nats_py)
             assert processes["ls-stopped"].stop() == 0
             processes["ls-killed"].kill()
             done = fleet("--server", js_server.url, "--json")
@@ -104,11 +104,11 @@ async def test_fleet_lists_stopped_and_killed_bridges_with_last_seen(js_server, 
 
 
 def test_fleet_with_jetstream_but_no_status_stream_works_as_before(tmp_path):
-    with NatsServer(jetstream=True) as server, OutsideClient(server.url) as outside:
+    with NatsServer(jetstream=True) as server, OutsideClient(server.url) as nats_py:
         process = BridgeProcess(memory_config(server.url, "ns-one", "  - {subject: ns.clear, action: clear}\n"),
                                 tmp_path, "ns-one").start()
         try:
-            process.wait_ready(outside)
+            process.wait_ready(nats_py)
             done = fleet("--server", server.url, "--json")
         finally:
             process.stop()

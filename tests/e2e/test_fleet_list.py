@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 
 import pytest
@@ -24,7 +23,7 @@ def subscriptions(device: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def two_bridges(server, outside, tmp_path_factory):
+def two_bridges(server, nats_py, tmp_path_factory):
     processes = []
     try:
         for device in ("alpha", "beta"):
@@ -32,7 +31,7 @@ def two_bridges(server, outside, tmp_path_factory):
                                     tmp_path_factory.mktemp(device), device)
             processes.append(process.start())
         for process in processes:
-            process.wait_ready(outside)
+            process.wait_ready(nats_py)
         yield processes
     finally:
         for process in processes:
@@ -44,9 +43,9 @@ def fleet(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
-def test_fleet_json_lists_both_bridges_with_their_fields(two_bridges, server, outside):
-    assert outside.request_json("fl.alpha.pixel", {"x": 1, "y": 1, "color": [1, 1, 1]}) == {"ok": True}
-    assert outside.request_json("fl.alpha.pixel", {"x": 8, "y": 1, "color": [1, 1, 1]})["ok"] is False
+def test_fleet_json_lists_both_bridges_with_their_fields(two_bridges, server, nats_py):
+    assert nats_py.request_json("fl.alpha.pixel", {"x": 1, "y": 1, "color": [1, 1, 1]}) == {"ok": True}
+    assert nats_py.request_json("fl.alpha.pixel", {"x": 8, "y": 1, "color": [1, 1, 1]})["ok"] is False
     done = fleet("--server", server.url, "--json")
     assert done.returncode == 0, done.stderr
     entries = json.loads(done.stdout)
@@ -81,8 +80,8 @@ def test_fleet_table_has_a_row_per_bridge(two_bridges, server):
     assert "DUPLICATE" not in done.stdout
 
 
-def test_a_second_bridge_with_the_same_device_id_refuses_to_start(two_bridges, server, outside, tmp_path):
-    status = outside.subscribe("bridge.alpha.status")
+def test_a_second_bridge_with_the_same_device_id_refuses_to_start(two_bridges, server, nats_py, tmp_path):
+    status = nats_py.subscribe("bridge.alpha.status")
     second = BridgeProcess(memory_config(server.url, "alpha", subscriptions("alpha")), tmp_path, "alpha").start()
     try:
         assert second.process.wait(30) == 1, second.logs()
@@ -92,23 +91,23 @@ def test_a_second_bridge_with_the_same_device_id_refuses_to_start(two_bridges, s
     assert len(errors) == 1, second.logs()
     assert "'alpha'" in errors[0]["message"] and "Traceback" not in second.logs()
     # the refused one neither said "online" nor "offline" for the bridge that really runs as alpha
-    outside.flush()
+    nats_py.flush()
     assert status.drain() == []
     assert two_bridges[0].process.poll() is None
-    assert outside.request_json("fl.alpha.clear") == {"ok": True}
+    assert nats_py.request_json("fl.alpha.clear") == {"ok": True}
 
 
-def test_fleet_flags_duplicate_device_ids(two_bridges, server, outside):
+def test_fleet_flags_duplicate_device_ids(two_bridges, server, nats_py):
     # Two live bridges with one id can still happen (both started within the check's window, or a
     # bridge from before this check): here a second "bridge" instance comes from nats-py's micro.
     from nats.micro import add_service
 
-    service = outside._run(add_service(outside.nc, name="bridge", version="0.0.9", metadata={"device": "beta"}))
+    service = nats_py._run(add_service(nats_py.nc, name="bridge", version="0.0.9", metadata={"device": "beta"}))
     try:
         entries = json.loads(fleet("--server", server.url, "--json").stdout)
         table = fleet("--server", server.url).stdout
     finally:
-        outside._run(service.stop())
+        nats_py._run(service.stop())
     assert sorted((e["device"], e["duplicate"]) for e in entries) == [
         ("alpha", False), ("beta", True), ("beta", True)]
     assert "beta (DUPLICATE)" in table
@@ -117,11 +116,10 @@ def test_fleet_flags_duplicate_device_ids(two_bridges, server, outside):
 
 def test_fleet_with_no_bridges_exits_0():
     with NatsServer() as empty:
-        started = time.monotonic()
-        done = fleet("--server", empty.url, "--json", "--timeout", "8")
+        # With a 10-minute --timeout only an early end (no one answers) finishes within fleet()'s 60 s bound.
+        done = fleet("--server", empty.url, "--json", "--timeout", "600")
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == []
-        assert time.monotonic() - started < 7  # the no-responders answer ends the wait before the timeout
 
 
 def test_fleet_exits_2_when_no_server_is_reachable(tmp_path):

@@ -42,23 +42,23 @@ SUBSCRIPTIONS = """\
 
 
 @pytest.fixture(scope="module")
-def bridge(server, outside, tmp_path_factory):
+def bridge(server, nats_py, tmp_path_factory):
     process = BridgeProcess(memory_config(server.url, "one", SUBSCRIPTIONS), tmp_path_factory.mktemp("svc"), "one")
     process.start()
     try:
-        process.wait_ready(outside)
+        process.wait_ready(nats_py)
         yield process
     finally:
         process.stop()
 
 
-def scatter(outside, subject: str, wait: float = 0.5) -> list[dict]:
+def scatter(nats_py, subject: str, wait: float = 0.5) -> list[dict]:
     """Every answer to one request on `subject` within `wait` seconds."""
-    inbox = outside.nc.new_inbox()
-    answers = outside.subscribe(inbox)
-    outside.publish(subject, b"", reply=inbox)
+    inbox = nats_py.nc.new_inbox()
+    answers = nats_py.subscribe(inbox)
+    nats_py.publish(subject, b"", reply=inbox)
     time.sleep(wait)
-    outside._run(answers.subscription.unsubscribe())
+    nats_py._run(answers.subscription.unsubscribe())
     return [json.loads(msg.data) for msg in answers.drain() if msg.data]
 
 
@@ -67,12 +67,12 @@ def ours(documents: list[dict], device: str = "one") -> list[dict]:
 
 
 @pytest.mark.parametrize("verb", ["PING", "INFO", "STATS"])
-def test_every_control_subject_answers_with_a_valid_response(bridge, outside, verb):
-    pinged = ours(scatter(outside, "$SRV.PING.bridge"))
+def test_every_control_subject_answers_with_a_valid_response(bridge, nats_py, verb):
+    pinged = ours(scatter(nats_py, "$SRV.PING.bridge"))
     assert len(pinged) == 1
     instance = pinged[0]["id"]
     for subject in (f"$SRV.{verb}", f"$SRV.{verb}.bridge", f"$SRV.{verb}.bridge.{instance}"):
-        answers = ours(scatter(outside, subject))
+        answers = ours(scatter(nats_py, subject))
         assert len(answers) == 1, (subject, answers)
         document = check(verb.lower(), answers[0])
         assert document["type"] == f"io.nats.micro.v1.{verb.lower()}_response"
@@ -81,13 +81,13 @@ def test_every_control_subject_answers_with_a_valid_response(bridge, outside, ve
         assert document["version"] == __version__
 
 
-def test_an_other_instance_id_is_not_answered(bridge, outside):
-    assert ours(scatter(outside, "$SRV.PING.bridge.notthisone", wait=0.3)) == []
-    assert ours(scatter(outside, "$SRV.PING.other", wait=0.3)) == []
+def test_an_other_instance_id_is_not_answered(bridge, nats_py):
+    assert ours(scatter(nats_py, "$SRV.PING.bridge.notthisone", wait=0.3)) == []
+    assert ours(scatter(nats_py, "$SRV.PING.other", wait=0.3)) == []
 
 
-def test_metadata_names_device_driver_host_config_and_server(bridge, outside, server):
-    document = check("ping", outside.request_json("$SRV.PING.bridge", timeout=5))
+def test_metadata_names_device_driver_host_config_and_server(bridge, nats_py, server):
+    document = check("ping", nats_py.request_json("$SRV.PING.bridge", timeout=5))
     metadata = document["metadata"]
     assert metadata["device"] == "one"
     assert metadata["driver"] == "memory"
@@ -96,8 +96,8 @@ def test_metadata_names_device_driver_host_config_and_server(bridge, outside, se
     assert metadata["server"] == server.url
 
 
-def test_info_lists_each_subscription_as_an_endpoint(bridge, outside):
-    document = check("info", outside.request_json("$SRV.INFO.bridge", timeout=5))
+def test_info_lists_each_subscription_as_an_endpoint(bridge, nats_py):
+    document = check("info", nats_py.request_json("$SRV.INFO.bridge", timeout=5))
     assert document["description"]
     assert document["endpoints"] == [
         {"name": "svc_one_clear", "subject": "svc.one.clear", "queue_group": "", "metadata": {"action": "clear"}},
@@ -112,14 +112,14 @@ def endpoint(document: dict, name: str) -> dict:
     return next(e for e in document["endpoints"] if e["name"] == name)
 
 
-def test_stats_count_requests_errors_and_processing_time(bridge, outside):
-    before = check("stats", outside.request_json("$SRV.STATS.bridge", timeout=5))
+def test_stats_count_requests_errors_and_processing_time(bridge, nats_py):
+    before = check("stats", nats_py.request_json("$SRV.STATS.bridge", timeout=5))
     for _ in range(3):
-        assert outside.request_json("svc.one.set_pixel", {"x": 1, "y": 1, "color": [1, 2, 3]}) == {"ok": True}
+        assert nats_py.request_json("svc.one.set_pixel", {"x": 1, "y": 1, "color": [1, 2, 3]}) == {"ok": True}
     for _ in range(2):
-        assert outside.request_json("svc.one.set_pixel", {"x": 9, "y": 0, "color": [1, 2, 3]})["ok"] is False
-    assert outside.request_json("svc.one.clear") == {"ok": True}
-    after = check("stats", outside.request_json("$SRV.STATS.bridge", timeout=5))
+        assert nats_py.request_json("svc.one.set_pixel", {"x": 9, "y": 0, "color": [1, 2, 3]})["ok"] is False
+    assert nats_py.request_json("svc.one.clear") == {"ok": True}
+    after = check("stats", nats_py.request_json("$SRV.STATS.bridge", timeout=5))
     assert after["started"] == before["started"]
     was, now = endpoint(before, "svc_one_set_pixel"), endpoint(after, "svc_one_set_pixel")
     assert now["num_requests"] - was["num_requests"] == 5
@@ -132,40 +132,40 @@ def test_stats_count_requests_errors_and_processing_time(bridge, outside):
     assert clear["num_requests"] - endpoint(before, "svc_one_clear")["num_requests"] == 1
 
 
-def test_queue_group_subscription_keeps_its_semantics(bridge, outside):
+def test_queue_group_subscription_keeps_its_semantics(bridge, nats_py):
     # svc.*.text is in queue group "texters": a second member of that group shares the messages,
     # so the bridge's subscription is still the configured queue subscription, not a plain one.
-    rival = outside.subscribe("svc.*.text", queue_group="texters")
-    before = endpoint(outside.request_json("$SRV.STATS.bridge", timeout=5), "svc_any_text")["num_requests"]
+    rival = nats_py.subscribe("svc.*.text", queue_group="texters")
+    before = endpoint(nats_py.request_json("$SRV.STATS.bridge", timeout=5), "svc_any_text")["num_requests"]
     for _ in range(40):
-        outside.publish("svc.one.text", "x")
-    outside.flush()
+        nats_py.publish("svc.one.text", "x")
+    nats_py.flush()
     time.sleep(0.5)
-    after = endpoint(outside.request_json("$SRV.STATS.bridge", timeout=5), "svc_any_text")["num_requests"]
+    after = endpoint(nats_py.request_json("$SRV.STATS.bridge", timeout=5), "svc_any_text")["num_requests"]
     taken = len(rival.drain())
-    outside._run(rival.subscription.unsubscribe())
+    nats_py._run(rival.subscription.unsubscribe())
     assert taken > 0 and after - before > 0
     assert taken + (after - before) == 40
 
 
-def test_nats_py_micro_reads_our_answers_and_sees_us_beside_its_own_service(bridge, outside):
+def test_nats_py_micro_reads_our_answers_and_sees_us_beside_its_own_service(bridge, nats_py):
     from nats.micro import add_service
 
-    service = outside._run(add_service(outside.nc, name="other", version="1.2.3", description="a nats-py service"))
+    service = nats_py._run(add_service(nats_py.nc, name="other", version="1.2.3", description="a nats-py service"))
     try:
-        everyone = scatter(outside, "$SRV.PING")
+        everyone = scatter(nats_py, "$SRV.PING")
         assert {d["name"] for d in everyone} >= {"bridge", "other"}
         ping = ServicePing.from_dict(ours(everyone)[0])
-        info = ServiceInfo.from_dict(ours(scatter(outside, "$SRV.INFO"))[0])
-        stats = ServiceStats.from_dict(ours(scatter(outside, "$SRV.STATS"))[0])
+        info = ServiceInfo.from_dict(ours(scatter(nats_py, "$SRV.INFO"))[0])
+        stats = ServiceStats.from_dict(ours(scatter(nats_py, "$SRV.STATS"))[0])
         assert ping.id == info.id == stats.id
         assert ping.metadata["device"] == "one"
         assert [e.subject for e in info.endpoints] == ["svc.one.clear", "svc.one.set_pixel", "svc.*.text"]
         assert [e.name for e in stats.endpoints] == [e.name for e in info.endpoints]
         # and its answers pass the same schemas, so the schemas are not written around our output
-        check("info", [d for d in scatter(outside, "$SRV.INFO.other")][0])
+        check("info", [d for d in scatter(nats_py, "$SRV.INFO.other")][0])
     finally:
-        outside._run(service.stop())
+        nats_py._run(service.stop())
 
 
 # -- in memory ----------------------------------------------------------------------------------------
