@@ -1,4 +1,4 @@
-"""Issue #11 on a 3-node JetStream cluster: a node dies (kill -9) in the middle of a rollout.
+"""A 3-node JetStream cluster where a node dies (kill -9) in the middle of a fleet rollout.
 
 Three real `bridge run` processes with `fleet:` bootstraps, one per node (every bootstrap lists all
 three servers, `randomize: false`, a different one first). Revision A is deployed and running; then

@@ -1,4 +1,4 @@
-"""Issue #11 end to end: `bridge deploy` stores a config in a JetStream key-value bucket and real
+"""End to end: `bridge deploy` stores a config in a JetStream key-value bucket and real
 `bridge run` processes with a `fleet:` bootstrap file follow it (apply, refuse, roll back, cache)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue #11, `bridge fleet` last seen: the `BRIDGE_STATUS` stream keeps each device's last status;
+"""`bridge fleet` last seen: the `BRIDGE_STATUS` stream keeps each device's last status;
 bridges that stopped (graceful: "offline") or were killed (-9: last said "online") are listed as
 not answering, with the server's time of that last status. A real JetStream nats-server, `bridge
 run` subprocesses, `bridge fleet` as a subprocess."""

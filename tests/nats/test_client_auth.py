@@ -1,4 +1,4 @@
-"""Issue item 4: every kind of credential, and TLS with CA verification and client certificates.
+"""Every kind of credential, and TLS with CA verification and client certificates.
 
 The servers come from tests/harness/natsauth.py; each was proven against nats-py there, so a failure
 here is ours. Refusals use `max_attempts=1` so `connect()` reports the reason instead of retrying.

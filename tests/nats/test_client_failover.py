@@ -1,4 +1,4 @@
-"""Issue items 5-9: server pool, reconnect with resubscribe and buffered publishes, stale
+"""The server pool, reconnect with resubscribe and buffered publishes, stale
 connections, lame duck, authorization failover, and a cluster node killed with kill -9."""
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ async def test_servers_announced_by_the_cluster_join_the_pool(nats_cluster, make
     client = make_client([nats_cluster.urls[0]])
     await connected(client)
     await wait_until(lambda: set(client.servers) == set(nats_cluster.urls), what="whole cluster in the pool")
+    assert sorted(client.servers) == sorted(nats_cluster.urls)  # each once: the configured one not repeated
 
 
 @pytest_twisted.ensureDeferred

@@ -447,7 +447,7 @@ async def test_client_runs_as_a_service_in_a_multiservice(nats_server, make_clie
 @pytest_twisted.ensureDeferred
 async def test_wildcard_characters_inside_a_token_are_literal_on_the_wire(nats_server, make_client):
     """Guards validate_subject accepting `sensor*1.temp` (nats-server does): the rejection of
-    '*'/'>' inside a longer token that it used to have fails this."""
+    '*'/'>' inside a longer token fails this."""
     client = make_client([nats_server.url])
     await connected(client)
     exact, wild = Collector(), Collector()

@@ -1,4 +1,4 @@
-"""Issue item 10: our client and nats-py (the official asyncio client) understand each other.
+"""Our client and nats-py (the official asyncio client) understand each other.
 
 nats-py runs on its own asyncio loop in a thread; its coroutines come back to the Twisted
 reactor as Deferreds, so neither event loop ever blocks the other.

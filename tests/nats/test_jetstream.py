@@ -1,4 +1,4 @@
-"""Issue #11: JetStream on our client — stream API, PubAcks, duplicate detection, API errors.
+"""JetStream on our client — stream API, PubAcks, duplicate detection, API errors.
 
 Runs against every server flavour (current and Debian's 2.9): all of it exists in 2.9.
 """

@@ -1,4 +1,4 @@
-"""Issue #11: key-value buckets (ADR-8) and the watcher (ADR-15 ordered consumer) on real servers.
+"""Key-value buckets (ADR-8) and the watcher (ADR-15 ordered consumer) on real servers.
 
 Every test runs against each server flavour (current and Debian's 2.9); nats-py checks that our
 buckets are the official clients' buckets, both ways.
