@@ -165,7 +165,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture(scope="module")
-def server():
+def module_nats_server():
     """One plain nats-server for a module's `bridge run` subprocesses (a module may override it,
     e.g. with JetStream)."""
     with NatsServer() as running:
@@ -173,10 +173,10 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def nats_py(server):
-    """nats-py (`OutsideClient`: the official asyncio client on a loop of its own) on `server`: how the
-    end-to-end tests talk to bridges from outside."""
+def nats_py(module_nats_server):
+    """nats-py (`OutsideClient`: the official asyncio client on a loop of its own) on
+    `module_nats_server`: how the end-to-end tests talk to bridges from outside."""
     from bridge.testing.outside import OutsideClient
 
-    with OutsideClient(server.url) as client:
+    with OutsideClient(module_nats_server.url) as client:
         yield client

@@ -69,7 +69,7 @@ def kv_history(nats_py, key: str = KEY) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def server():
+def module_nats_server():
     running = NatsServer(jetstream=True)
     try:
         yield running.start()
@@ -83,15 +83,15 @@ def folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def bridges(server, nats_py, folder):
+def bridges(module_nats_server, nats_py, folder):
     """Two Pis following `pis`, each with its own state directory; the first revision deployed before."""
-    deployed(server.url, stored([1, 1, 1]), folder)
+    deployed(module_nats_server.url, stored([1, 1, 1]), folder)
     import os
 
     processes = []
     try:
         for device_id in ("pi1", "pi2"):
-            process = BridgeProcess(bootstrap(server.url, device_id), folder, device_id)
+            process = BridgeProcess(bootstrap(module_nats_server.url, device_id), folder, device_id)
             os.environ["STATE_DIRECTORY"] = str(folder / f"state-{device_id}")
             try:
                 process.start()
@@ -112,32 +112,33 @@ def wait_applied(bridges, nats_py, revision: int, timeout: float = 15.0) -> None
                  f"{bridge.device_id} to apply revision {revision}:\n{bridge.logs()}")
 
 
-def test_a_deploy_is_applied_by_every_bridge_and_so_is_a_change(server, nats_py, folder, bridges):
-    first = deployed(server.url, stored([10, 0, 0]), folder)
+def test_a_deploy_is_applied_by_every_bridge_and_so_is_a_change(module_nats_server, nats_py, folder, bridges):
+    first = deployed(module_nats_server.url, stored([10, 0, 0]), folder)
     wait_applied(bridges, nats_py, first)
     for bridge in bridges:
         assert first_pixel(nats_py, bridge.device_id) == [10, 0, 0]
         assert srv_metadata(nats_py, bridge.device_id)["config"] == f"kv:{BUCKET}/{KEY}@{first}"
 
-    second = deployed(server.url, stored([0, 20, 0]), folder)
+    second = deployed(module_nats_server.url, stored([0, 20, 0]), folder)
     wait_applied(bridges, nats_py, second)
     for bridge in bridges:
         assert first_pixel(nats_py, bridge.device_id) == [0, 20, 0]
         assert config_of(bridge, nats_py) == {"key": KEY, "bucket": BUCKET, "revision": second, "error": None}
 
 
-def test_an_invalid_file_is_refused_and_nothing_is_stored(server, nats_py, folder, bridges):
-    deployed(server.url, stored([1, 2, 3]), folder)
+def test_an_invalid_file_is_refused_and_nothing_is_stored(module_nats_server, nats_py, folder, bridges):
+    deployed(module_nats_server.url, stored([1, 2, 3]), folder)
     before = kv_history(nats_py)
     assert before, "the history read nothing: this test would prove nothing"
-    result = deploy(server.url, text=stored([1, 2, 3]).replace("get_pixels", "get_pixel"), folder=folder)
+    result = deploy(module_nats_server.url, text=stored([1, 2, 3]).replace("get_pixels", "get_pixel"), folder=folder)
     assert result.returncode == 1
     assert ".yml:8:13: error: subscriptions[1].action: 'get_pixel' is not an action" in result.stderr
     assert kv_history(nats_py) == before
 
 
-def test_an_invalid_entry_is_refused_on_every_bridge_which_keeps_the_previous_revision(server, nats_py, folder, bridges):
-    good = deployed(server.url, stored([0, 0, 30]), folder)
+def test_an_invalid_entry_is_refused_on_every_bridge_which_keeps_the_previous_revision(module_nats_server, nats_py,
+                                                                                       folder, bridges):
+    good = deployed(module_nats_server.url, stored([0, 0, 30]), folder)
     wait_applied(bridges, nats_py, good)
 
     async def put_bad():
@@ -155,30 +156,31 @@ def test_an_invalid_entry_is_refused_on_every_bridge_which_keeps_the_previous_re
         assert first_pixel(nats_py, bridge.device_id) == [0, 0, 30]  # still the good revision's args
         refusals = [r for r in bridge.log_records() if f"refused kv:{BUCKET}/{KEY}@{bad}" in r.get("message", r.get("text", json.dumps(r)))]
         assert len(refusals) == 1, bridge.logs()
-    listing = subprocess.run([sys.executable, "-m", "bridge", "fleet", "--server", server.url, "--json"],
+    listing = subprocess.run([sys.executable, "-m", "bridge", "fleet", "--server", module_nats_server.url, "--json"],
                              capture_output=True, text=True, timeout=60)
     listed = {entry["device"]: entry["config"] for entry in json.loads(listing.stdout)}
     for bridge in bridges:
         assert listed[bridge.device_id]["revision"] == good
         assert listed[bridge.device_id]["error"].startswith(where)
 
-    fixed = deployed(server.url, stored([0, 0, 50]), folder)
+    fixed = deployed(module_nats_server.url, stored([0, 0, 50]), folder)
     wait_applied(bridges, nats_py, fixed)
     assert config_of(bridges[0], nats_py)["error"] is None
     assert "config_error" not in srv_metadata(nats_py, bridges[0].device_id)
 
 
-def test_rollback_stores_the_previous_content_as_a_new_revision_and_history_lists_them(server, nats_py, folder, bridges):
-    older = deployed(server.url, stored([5, 5, 5]), folder)
-    newer = deployed(server.url, stored([6, 6, 6]), folder)
-    result = deploy(server.url, "--rollback")
+def test_rollback_stores_the_previous_content_as_a_new_revision_and_history_lists_them(module_nats_server, nats_py,
+                                                                                       folder, bridges):
+    older = deployed(module_nats_server.url, stored([5, 5, 5]), folder)
+    newer = deployed(module_nats_server.url, stored([6, 6, 6]), folder)
+    result = deploy(module_nats_server.url, "--rollback")
     assert result.returncode == 0, result.stderr
     rolled = int(result.stdout.split()[-1])
     assert rolled > newer
     wait_applied(bridges, nats_py, rolled)
     assert first_pixel(nats_py, "pi1") == [5, 5, 5]
 
-    listing = deploy(server.url, "--history")
+    listing = deploy(module_nats_server.url, "--history")
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
     revisions = [int(line.split()[0]) for line in lines]
@@ -216,15 +218,17 @@ def test_a_bridge_restarted_without_a_server_starts_from_its_cache(tmp_path, mon
         server.cleanup()
 
 
-def test_a_bridge_waits_for_an_absent_bucket_and_key_logging_once_then_applies_it(server, nats_py, folder, monkeypatch):
+def test_a_bridge_waits_for_an_absent_bucket_and_key_logging_once_then_applies_it(module_nats_server, nats_py, folder,
+                                                                                  monkeypatch):
     monkeypatch.setenv("STATE_DIRECTORY", str(folder / "state-pi4"))
-    bridge = BridgeProcess(bootstrap(server.url, "pi4", key="later", bucket="later_configs"), folder, "pi4").start()
+    bridge = BridgeProcess(bootstrap(module_nats_server.url, "pi4", key="later", bucket="later_configs"), folder,
+                           "pi4").start()
     try:
         bridge.wait_ready(nats_py)
         wait_for(lambda: "waiting for later_configs/later" in bridge.logs(), what=f"the wait to be logged:\n{bridge.logs()}")
         assert config_of(bridge, nats_py)["revision"] is None
         time.sleep(4.5)  # two more looks for the bucket (every 2 s)
-        rev = deployed(server.url, stored([9, 9, 9]), folder, "later", "--bucket", "later_configs")
+        rev = deployed(module_nats_server.url, stored([9, 9, 9]), folder, "later", "--bucket", "later_configs")
         for device in [bridge]:
             wait_for(lambda: config_of(device, nats_py) == {"key": "later", "bucket": "later_configs", "revision": rev,
                                                              "error": None}, what=f"the apply:\n{bridge.logs()}")
@@ -234,7 +238,7 @@ def test_a_bridge_waits_for_an_absent_bucket_and_key_logging_once_then_applies_i
         bridge.stop()
 
 
-def test_sighup_does_not_end_a_fleet_bridge(server, nats_py, folder, bridges):
+def test_sighup_does_not_end_a_fleet_bridge(module_nats_server, nats_py, folder, bridges):
     import signal
 
     bridges[0].signal(signal.SIGHUP)
@@ -242,8 +246,8 @@ def test_sighup_does_not_end_a_fleet_bridge(server, nats_py, folder, bridges):
     assert bridges[0].info(nats_py)["state"] == "running"
 
 
-def test_a_deploy_sets_up_the_status_stream_bridge_fleet_reads_last_seen_from(server, nats_py, folder, bridges):
-    deployed(server.url, stored([1, 2, 3]), folder)
+def test_a_deploy_sets_up_the_status_stream_bridge_fleet_reads_last_seen_from(module_nats_server, nats_py, folder, bridges):
+    deployed(module_nats_server.url, stored([1, 2, 3]), folder)
 
     async def stream_subjects():
         info = await nats_py.nc.jetstream().stream_info("BRIDGE_STATUS")

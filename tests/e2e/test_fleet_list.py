@@ -23,11 +23,11 @@ def subscriptions(device: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def two_bridges(server, nats_py, tmp_path_factory):
+def two_bridges(module_nats_server, nats_py, tmp_path_factory):
     processes = []
     try:
         for device in ("alpha", "beta"):
-            process = BridgeProcess(memory_config(server.url, device, subscriptions(device)),
+            process = BridgeProcess(memory_config(module_nats_server.url, device, subscriptions(device)),
                                     tmp_path_factory.mktemp(device), device)
             processes.append(process.start())
         for process in processes:
@@ -43,10 +43,10 @@ def fleet(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
-def test_fleet_json_lists_both_bridges_with_their_fields(two_bridges, server, nats_py):
+def test_fleet_json_lists_both_bridges_with_their_fields(two_bridges, module_nats_server, nats_py):
     assert nats_py.request_json("fl.alpha.pixel", {"x": 1, "y": 1, "color": [1, 1, 1]}) == {"ok": True}
     assert nats_py.request_json("fl.alpha.pixel", {"x": 8, "y": 1, "color": [1, 1, 1]})["ok"] is False
-    done = fleet("--server", server.url, "--json")
+    done = fleet("--server", module_nats_server.url, "--json")
     assert done.returncode == 0, done.stderr
     entries = json.loads(done.stdout)
     assert [e["device"] for e in entries] == ["alpha", "beta"]
@@ -54,7 +54,7 @@ def test_fleet_json_lists_both_bridges_with_their_fields(two_bridges, server, na
     for process in two_bridges:
         entry = by_device[process.device_id]
         assert entry["version"] == __version__
-        assert entry["server"] == server.url
+        assert entry["server"] == module_nats_server.url
         assert len(entry["id"]) == 22
         assert entry["config"] == {"source": f"file:{process.config_path.resolve()}",
                                    "file": str(process.config_path.resolve()),
@@ -70,8 +70,8 @@ def test_fleet_json_lists_both_bridges_with_their_fields(two_bridges, server, na
     assert pixel["action"] == "set_pixel" and "0..7, got 8" in pixel["last_error"]
 
 
-def test_fleet_table_has_a_row_per_bridge(two_bridges, server):
-    done = fleet("--server", server.url)
+def test_fleet_table_has_a_row_per_bridge(two_bridges, module_nats_server):
+    done = fleet("--server", module_nats_server.url)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split() == ["DEVICE", "HOST", "VERSION", "CONFIG", "SERVER", "UPTIME", "RECEIVED", "ERRORS"]
@@ -80,9 +80,9 @@ def test_fleet_table_has_a_row_per_bridge(two_bridges, server):
     assert "DUPLICATE" not in done.stdout
 
 
-def test_a_second_bridge_with_the_same_device_id_refuses_to_start(two_bridges, server, nats_py, tmp_path):
+def test_a_second_bridge_with_the_same_device_id_refuses_to_start(two_bridges, module_nats_server, nats_py, tmp_path):
     status = nats_py.subscribe("bridge.alpha.status")
-    second = BridgeProcess(memory_config(server.url, "alpha", subscriptions("alpha")), tmp_path, "alpha").start()
+    second = BridgeProcess(memory_config(module_nats_server.url, "alpha", subscriptions("alpha")), tmp_path, "alpha").start()
     try:
         assert second.process.wait(30) == 1, second.logs()
     finally:
@@ -97,15 +97,15 @@ def test_a_second_bridge_with_the_same_device_id_refuses_to_start(two_bridges, s
     assert nats_py.request_json("fl.alpha.clear") == {"ok": True}
 
 
-def test_fleet_flags_duplicate_device_ids(two_bridges, server, nats_py):
+def test_fleet_flags_duplicate_device_ids(two_bridges, module_nats_server, nats_py):
     # Two live bridges with one id can still happen (both started within the check's window, or a
     # bridge from before this check): here a second "bridge" instance comes from nats-py's micro.
     from nats.micro import add_service
 
     service = nats_py._run(add_service(nats_py.nc, name="bridge", version="0.0.9", metadata={"device": "beta"}))
     try:
-        entries = json.loads(fleet("--server", server.url, "--json").stdout)
-        table = fleet("--server", server.url).stdout
+        entries = json.loads(fleet("--server", module_nats_server.url, "--json").stdout)
+        table = fleet("--server", module_nats_server.url).stdout
     finally:
         nats_py._run(service.stop())
     assert sorted((e["device"], e["duplicate"]) for e in entries) == [

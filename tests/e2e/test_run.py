@@ -25,8 +25,8 @@ def config_text(url: str, device_id: str, *, subscriptions: str | None = None, p
 
 
 @pytest.fixture(scope="module")
-def bridge(server, nats_py, tmp_path_factory):
-    process = BridgeProcess(config_text(server.url, "e2e"), tmp_path_factory.mktemp("bridge"), "e2e").start()
+def bridge(module_nats_server, nats_py, tmp_path_factory):
+    process = BridgeProcess(config_text(module_nats_server.url, "e2e"), tmp_path_factory.mktemp("bridge"), "e2e").start()
     try:
         process.wait_ready(nats_py)
         yield process
@@ -128,9 +128,9 @@ def bridge_server_port(nats_py) -> int:
     return nats_py.nc.connected_url.port
 
 
-def test_status_online_on_connect_and_offline_on_graceful_stop(server, nats_py, tmp_path):
+def test_status_online_on_connect_and_offline_on_graceful_stop(module_nats_server, nats_py, tmp_path):
     status = nats_py.subscribe("bridge.lifecycle.status")
-    process = BridgeProcess(config_text(server.url, "lifecycle"), tmp_path, "lifecycle").start()
+    process = BridgeProcess(config_text(module_nats_server.url, "lifecycle"), tmp_path, "lifecycle").start()
     try:
         process.wait_ready(nats_py)
         online = status.next_json()
@@ -142,10 +142,10 @@ def test_status_online_on_connect_and_offline_on_graceful_stop(server, nats_py, 
     assert status.next_json()["status"] == "offline"
 
 
-def test_polled_sensor_publications_arrive(server, nats_py, tmp_path):
+def test_polled_sensor_publications_arrive(module_nats_server, nats_py, tmp_path):
     publications = "  - {subject: s.pub.temperature, sensor: temperature, interval: 100ms}\n"
     inbox = nats_py.subscribe("s.pub.temperature")
-    process = BridgeProcess(config_text(server.url, "pub", publications=publications), tmp_path, "pub").start()
+    process = BridgeProcess(config_text(module_nats_server.url, "pub", publications=publications), tmp_path, "pub").start()
     try:
         process.wait_ready(nats_py)
         first, second = inbox.next_json(), inbox.next_json()
@@ -157,13 +157,13 @@ def test_polled_sensor_publications_arrive(server, nats_py, tmp_path):
         assert reading["time"].endswith("Z")
 
 
-def test_sighup_reload_applies_good_config_and_keeps_old_on_bad(server, nats_py, tmp_path):
+def test_sighup_reload_applies_good_config_and_keeps_old_on_bad(module_nats_server, nats_py, tmp_path):
     device = "reload"
-    process = BridgeProcess(config_text(server.url, device), tmp_path, device).start()
+    process = BridgeProcess(config_text(module_nats_server.url, device), tmp_path, device).start()
     try:
         process.wait_ready(nats_py)
         added = "  - {subject: t.reload.added, action: clear}\n  - {subject: t.reload.get_pixels, action: get_pixels}\n"
-        process.rewrite_config(config_text(server.url, device, subscriptions=added))
+        process.rewrite_config(config_text(module_nats_server.url, device, subscriptions=added))
         process.signal(signal.SIGHUP)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -211,38 +211,40 @@ def bridge_send(*args: str, stdin: bytes | None = None) -> subprocess.CompletedP
     )
 
 
-def test_send_publishes_text_and_request_prints_the_reply(server, bridge, nats_py):
-    done = bridge_send("--server", server.url, "t.e2e.show_message", "hello", "world")
+def test_send_publishes_text_and_request_prints_the_reply(module_nats_server, bridge, nats_py):
+    done = bridge_send("--server", module_nats_server.url, "t.e2e.show_message", "hello", "world")
     assert done.returncode == 0, done.stderr
-    done = bridge_send("--server", server.url, "--request", "--json", "t.e2e.set_pixel", '{"x": 5, "y": 5, "color": [9, 9, 9]}')
+    done = bridge_send("--server", module_nats_server.url, "--request", "--json", "t.e2e.set_pixel",
+                       '{"x": 5, "y": 5, "color": [9, 9, 9]}')
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"ok": True}
     assert pixels(nats_py)[5 * 8 + 5] == [9, 9, 9]
 
 
-def test_send_reads_stdin_and_fails_on_an_error_reply(server, bridge):
-    done = bridge_send("--server", server.url, "--request", "t.e2e.set_pixel", "-", stdin=b'{"x": 8, "y": 0, "color": [0, 0, 0]}')
+def test_send_reads_stdin_and_fails_on_an_error_reply(module_nats_server, bridge):
+    done = bridge_send("--server", module_nats_server.url, "--request", "t.e2e.set_pixel", "-",
+                       stdin=b'{"x": 8, "y": 0, "color": [0, 0, 0]}')
     assert done.returncode == 1
     assert json.loads(done.stdout)["ok"] is False
 
 
-def test_send_exit_codes_for_no_responders_no_server_and_bad_json(server):
-    done = bridge_send("--server", server.url, "--request", "--timeout", "2", "nobody.listens.here")
+def test_send_exit_codes_for_no_responders_no_server_and_bad_json(module_nats_server):
+    done = bridge_send("--server", module_nats_server.url, "--request", "--timeout", "2", "nobody.listens.here")
     assert done.returncode == 1 and b"no responders" in done.stderr
     with NatsServer() as stopped:
         dead_url = stopped.url
     done = bridge_send("--server", dead_url, "some.subject", "hi")
     assert done.returncode == 1 and b"cannot connect" in done.stderr
-    done = bridge_send("--server", server.url, "--json", "some.subject", "{not json")
+    done = bridge_send("--server", module_nats_server.url, "--json", "some.subject", "{not json")
     assert done.returncode == 2 and b"not valid JSON" in done.stderr
 
 
-def test_run_exits_1_when_the_web_port_is_taken(server, tmp_path):
+def test_run_exits_1_when_the_web_port_is_taken(module_nats_server, tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        process = BridgeProcess(config_text(server.url, "webtaken"), tmp_path, "webtaken",
+        process = BridgeProcess(config_text(module_nats_server.url, "webtaken"), tmp_path, "webtaken",
                                 extra_args=("--web", f"127.0.0.1:{port}")).start()
         try:
             assert process.process.wait(30) == 1
@@ -332,19 +334,21 @@ def wait_for_log(process: BridgeProcess, fragment: str, timeout: float = 15.0) -
     raise AssertionError(f"no log line with {fragment!r}:\n{process.logs()}")
 
 
-def test_sighup_adds_and_removes_publications(server, nats_py, tmp_path):
+def test_sighup_adds_and_removes_publications(module_nats_server, nats_py, tmp_path):
     device = "republish"
     subscriptions = "  - {subject: t.republish.clear, action: clear}\n"
-    process = BridgeProcess(config_text(server.url, device, subscriptions=subscriptions), tmp_path, device).start()
+    process = BridgeProcess(config_text(module_nats_server.url, device, subscriptions=subscriptions), tmp_path,
+                            device).start()
     try:
         process.wait_ready(nats_py)
         assert process.info(nats_py)["publications"] == []
         readings = nats_py.subscribe("s.republish.humidity")
         publications = "  - {subject: s.republish.humidity, sensor: humidity, interval: 100ms}\n"
-        process.rewrite_config(config_text(server.url, device, subscriptions=subscriptions, publications=publications))
+        process.rewrite_config(config_text(module_nats_server.url, device, subscriptions=subscriptions,
+                                           publications=publications))
         process.signal(signal.SIGHUP)
         assert readings.next_json()["sensor"] == "humidity"
-        process.rewrite_config(config_text(server.url, device, subscriptions=subscriptions))
+        process.rewrite_config(config_text(module_nats_server.url, device, subscriptions=subscriptions))
         process.signal(signal.SIGHUP)
         wait_for_log(process, "reloaded")
         deadline = time.monotonic() + 15
@@ -385,12 +389,12 @@ def test_bridge_exits_1_when_it_gives_up_reconnecting(tmp_path):
     assert any("gave up reconnecting" in str(r.get("message")) for r in process.log_records()), process.logs()
 
 
-def test_sighup_that_changes_only_args_leaves_no_request_unanswered(server, nats_py, tmp_path):
+def test_sighup_that_changes_only_args_leaves_no_request_unanswered(module_nats_server, nats_py, tmp_path):
     colours = ("#000001", "#000002")
-    process = BridgeProcess(reload_config(server.url, colours[0]), tmp_path, DEVICE_ID).start()
+    process = BridgeProcess(reload_config(module_nats_server.url, colours[0]), tmp_path, DEVICE_ID).start()
     try:
         process.wait_ready(nats_py)
-        result = unanswered_across_reloads(process, nats_py, server.url, colours, rate=2000, seconds=4.0)
+        result = unanswered_across_reloads(process, nats_py, module_nats_server.url, colours, rate=2000, seconds=4.0)
         info = process.info(nats_py)
     finally:
         assert process.stop() == 0

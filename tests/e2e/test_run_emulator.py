@@ -54,20 +54,20 @@ publications:
 
 
 @pytest.fixture(scope="module")
-def server():
+def module_nats_server():
     with NatsServer() as running:
         yield running
 
 
 @pytest.fixture
-def nats_py(server):
-    with OutsideClient(server.url) as client:
+def nats_py(module_nats_server):
+    with OutsideClient(module_nats_server.url) as client:
         yield client
 
 
 @pytest.fixture
-def emulated_bridge(emulator_exclusive, server, nats_py, tmp_path):
-    process = BridgeProcess(emulator_config(server.url, "emu"), tmp_path, "emu").start()
+def emulated_bridge(emulator_exclusive, module_nats_server, nats_py, tmp_path):
+    process = BridgeProcess(emulator_config(module_nats_server.url, "emu"), tmp_path, "emu").start()
     try:
         process.wait_ready(nats_py)
         yield process
@@ -155,9 +155,9 @@ def test_emulated_sensor_readings_are_published(emulated_bridge, nats_py):
     assert 0 <= reading["value"] <= 100
 
 
-def test_graceful_stop_cuts_the_scroll_short_then_says_offline(emulator_exclusive, server, nats_py, tmp_path):
+def test_graceful_stop_cuts_the_scroll_short_then_says_offline(emulator_exclusive, module_nats_server, nats_py, tmp_path):
     status = nats_py.subscribe("bridge.stopper.status")
-    process = BridgeProcess(emulator_config(server.url, "stopper"), tmp_path, "stopper").start()
+    process = BridgeProcess(emulator_config(module_nats_server.url, "stopper"), tmp_path, "stopper").start()
     try:
         process.wait_ready(nats_py)
         assert status.next_json()["status"] == "online"
@@ -175,8 +175,8 @@ def test_graceful_stop_cuts_the_scroll_short_then_says_offline(emulator_exclusiv
     assert status.next_json()["status"] == "offline"
 
 
-def test_overflow_latest_shows_the_newest_text_at_once(emulator_exclusive, server, nats_py, tmp_path):
-    process = BridgeProcess(emulator_config(server.url, "preempt"), tmp_path, "preempt").start()
+def test_overflow_latest_shows_the_newest_text_at_once(emulator_exclusive, module_nats_server, nats_py, tmp_path):
+    process = BridgeProcess(emulator_config(module_nats_server.url, "preempt"), tmp_path, "preempt").start()
     try:
         process.wait_ready(nats_py)
         replies = nats_py.subscribe("replies.preempt")
@@ -192,11 +192,11 @@ def test_overflow_latest_shows_the_newest_text_at_once(emulator_exclusive, serve
     assert second == {"ok": True}
 
 
-def test_waiting_messages_keep_no_payload(emulator_exclusive, server, nats_py, tmp_path):
+def test_waiting_messages_keep_no_payload(emulator_exclusive, module_nats_server, nats_py, tmp_path):
     """300 valid ~1 MB show_message payloads wait behind a scroll: the process must not hold them."""
     from bridge.testing.procfs import vm_rss_mib
 
-    process = BridgeProcess(emulator_config(server.url, "flood"), tmp_path, "flood").start()
+    process = BridgeProcess(emulator_config(module_nats_server.url, "flood"), tmp_path, "flood").start()
     try:
         process.wait_ready(nats_py)
         nats_py.publish("emu.flood", "x" * 90)  # about 27 s: everything after it waits

@@ -32,8 +32,8 @@ subscriptions:
 
 
 @pytest.fixture(scope="module")
-def bridge(server, nats_py, tmp_path_factory):
-    process = BridgeProcess(config_text(server.url, "lim"), tmp_path_factory.mktemp("bridge"), "lim").start()
+def bridge(module_nats_server, nats_py, tmp_path_factory):
+    process = BridgeProcess(config_text(module_nats_server.url, "lim"), tmp_path_factory.mktemp("bridge"), "lim").start()
     try:
         process.wait_ready(nats_py)
         yield process

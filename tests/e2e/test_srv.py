@@ -42,8 +42,9 @@ SUBSCRIPTIONS = """\
 
 
 @pytest.fixture(scope="module")
-def bridge(server, nats_py, tmp_path_factory):
-    process = BridgeProcess(memory_config(server.url, "one", SUBSCRIPTIONS), tmp_path_factory.mktemp("svc"), "one")
+def bridge(module_nats_server, nats_py, tmp_path_factory):
+    process = BridgeProcess(memory_config(module_nats_server.url, "one", SUBSCRIPTIONS),
+                            tmp_path_factory.mktemp("svc"), "one")
     process.start()
     try:
         process.wait_ready(nats_py)
@@ -86,14 +87,14 @@ def test_an_other_instance_id_is_not_answered(bridge, nats_py):
     assert ours(scatter(nats_py, "$SRV.PING.other", wait=0.3)) == []
 
 
-def test_metadata_names_device_driver_host_config_and_server(bridge, nats_py, server):
+def test_metadata_names_device_driver_host_config_and_server(bridge, nats_py, module_nats_server):
     document = check("ping", nats_py.request_json("$SRV.PING.bridge", timeout=5))
     metadata = document["metadata"]
     assert metadata["device"] == "one"
     assert metadata["driver"] == "memory"
     assert metadata["host"]
     assert metadata["config"] == f"file:{bridge.config_path.resolve()}"
-    assert metadata["server"] == server.url
+    assert metadata["server"] == module_nats_server.url
 
 
 def test_info_lists_each_subscription_as_an_endpoint(bridge, nats_py):
