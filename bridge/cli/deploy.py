@@ -86,6 +86,7 @@ def _with_bucket(servers: Sequence[str], bucket: str, *, create: bool, work) -> 
     from bridge.cli.fleet import ensure_status_stream
     from bridge.nats import NatsError
     from bridge.nats.errors import BucketNotFoundError
+    from bridge.nats.jetstream.kv import create_key_value
     from bridge.nats.jetstream.streams import JetStream
 
     servers = command_servers("deploy", servers)
@@ -108,8 +109,8 @@ def _with_bucket(servers: Sequence[str], bucket: str, *, create: bool, work) -> 
                     outcome["exit"] = EXIT_INVALID
                     return
                 replicas = replicas_for(client.server_info)
-                kv = await js.create_key_value(bucket, history=HISTORY, replicas=replicas,
-                                               description="bridge configs (bridge deploy)")
+                kv = await create_key_value(js, bucket, history=HISTORY, replicas=replicas,
+                                            description="bridge configs (bridge deploy)")
                 print(f"created bucket {bucket} (history {HISTORY}, {replicas} replica(s))", file=sys.stderr)
             if create:
                 # The stream `bridge fleet` reads "last seen" from: set up with the first deploy.
@@ -130,15 +131,16 @@ LEADER_ELECTION_WAIT = 15.0
 
 
 async def _bucket_during_elections(js, bucket: str, reactor):
-    """`js.key_value(bucket)`, asked again while it times out, for up to LEADER_ELECTION_WAIT s."""
+    """`key_value(js, bucket)`, asked again while it times out, for up to LEADER_ELECTION_WAIT s."""
     from twisted.internet import task
 
     from bridge.nats.errors import NatsTimeoutError
+    from bridge.nats.jetstream.kv import key_value
 
     deadline = reactor.seconds() + LEADER_ELECTION_WAIT
     while True:
         try:
-            return await js.key_value(bucket)
+            return await key_value(js, bucket)
         except NatsTimeoutError as error:
             if reactor.seconds() >= deadline:
                 raise

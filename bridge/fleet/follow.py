@@ -137,12 +137,13 @@ class ConfigFollower:
 
     async def _follow(self) -> None:
         from bridge.nats import NatsError
+        from bridge.nats.jetstream.kv import key_value
         from bridge.nats.jetstream.streams import JetStream
 
         js = JetStream(self.bridge.client)
         while not self._stopped:
             try:
-                kv = await js.key_value(self.bucket)
+                kv = await key_value(js, self.bucket)
                 break
             except NatsError as error:
                 self._waiting(f"no bucket yet ({error})")

@@ -415,6 +415,12 @@ class Client(Service):
         return self.drain().addErrback(lambda failure: log.failure("NATS client drain failed", failure))
 
     @property
+    def reactor(self):
+        """What this client schedules on (a `task.Clock` in tests): code built on the client,
+        such as JetStream's watchers, keeps time with the same clock."""
+        return self._reactor
+
+    @property
     def is_connected(self) -> bool:
         return self._conn is not None
 
