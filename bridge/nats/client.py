@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, NamedTuple
 
 from twisted.application.internet import ClientService
 from twisted.application.service import Service
@@ -196,6 +196,7 @@ class Client(Service):
         self._headers_supported = True
 
         self._subs = Subscriptions()
+        self._handler = _Handler(self._deliver, self._on_info, self._server_error, self._connection_lost)
         self._requests = RequestMux(self._subscribe, reactor)
         self._outbound = OutboundQueue(buffer_size, reactor)
         self._checked_subjects: set[str] = set()
@@ -464,7 +465,7 @@ class Client(Service):
         sub = self._subs.receive(msg)
         if sub is None:
             return
-        msg._client = self
+        msg.client = self
         self._msgs_in += 1
         self._bytes_in += len(msg.payload)
         if msg.problem is not None:
@@ -497,7 +498,7 @@ class Client(Service):
         return sub
 
     def _new_connection(self, server: Server) -> Connection:
-        return Connection(server, self._settings, _Handler(self), self._reactor)
+        return Connection(server, self._settings, self._handler, self._outbound, self._reactor)
 
     def _tls_context(self, hostname: str):
         return client_tls_options(self._tls if self._tls is not None else TlsOptions(), hostname)
@@ -559,11 +560,7 @@ class Client(Service):
         self._max_payload = conn.info.get("max_payload", DEFAULT_MAX_PAYLOAD)
         self._max_control_line = max(wire.SERVER_MAX_CONTROL_LINE, conn.info.get("max_control_line") or 0)
         self._headers_supported = bool(conn.info.get("headers"))
-        outbound = self._outbound
-        conn.send = outbound.control
-        conn.mark = outbound.mark
-        conn.confirm = outbound.confirm
-        outbound.attach(conn.transport, self._subs.resubscribe_frames())
+        self._outbound.attach(conn.transport, self._subs.resubscribe_frames())
         flushes, self._flushes_after_reconnect = self._flushes_after_reconnect, set()
         for waiter in flushes:
             if not waiter.called:
@@ -691,16 +688,13 @@ class Client(Service):
                 log.failure("{event} listener raised", event=event)
 
 
-class _Handler:
-    """The `ConnectionHandler` a connection reports to: the client, under the handler's names."""
+class _Handler(NamedTuple):
+    """The `ConnectionHandler` a connection reports to: the client's methods, under the handler's names."""
 
-    __slots__ = ("deliver", "server_info", "server_error", "connection_lost")
-
-    def __init__(self, client: Client):
-        self.deliver = client._deliver
-        self.server_info = client._on_info
-        self.server_error = client._server_error
-        self.connection_lost = client._connection_lost
+    deliver: Callable
+    server_info: Callable
+    server_error: Callable
+    connection_lost: Callable
 
 
 def _as_bytes(payload) -> bytes:

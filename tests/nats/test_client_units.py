@@ -203,19 +203,19 @@ class _Publisher:
 
 def test_msg_respond_publishes_to_the_reply_subject():
     msg = Msg("svc", 1, "_INBOX.a.1", b"q")
-    msg._client = _Publisher()
+    msg.client = _Publisher()
     msg.respond(b"answer", headers={"K": "v"})
     msg.respond()
-    assert msg._client.published == [("_INBOX.a.1", b"answer", {"K": "v"}), ("_INBOX.a.1", b"", None)]
+    assert msg.client.published == [("_INBOX.a.1", b"answer", {"K": "v"}), ("_INBOX.a.1", b"", None)]
 
 
 def test_msg_respond_without_a_reply_subject_raises():
     msg = Msg("svc", 1, None, b"q")
-    msg._client = _Publisher()
+    msg.client = _Publisher()
     with pytest.raises(NatsError) as caught:
         msg.respond(b"x")
     assert str(caught.value) == "message on 'svc' has no reply subject to respond to"
-    assert msg._client.published == []
+    assert msg.client.published == []
 
 
 def _table():
@@ -900,14 +900,27 @@ class _Handler:
         self.lost.append(reason)
 
 
+class _StraightOut:
+    """A connection's outbox that writes each frame at once and confirms nothing."""
+
+    def __init__(self, transport):
+        self.control = transport.write
+
+    def mark(self):
+        return 0
+
+    def confirm(self, mark):
+        pass
+
+
 def _connection(clock, interval=10.0, max_outstanding=2):
     from bridge.nats.connection import Connection, ConnectionSettings
 
     settings = ConnectionSettings(msg_class=Msg, connect_options=lambda info, server, tls: {"verbose": False},
                                   tls_context=lambda host: None, tls_configured=False, tls_first=False,
                                   ping_interval=interval, max_outstanding_pings=max_outstanding)
-    conn = Connection(parse_server_url("nats://127.0.0.1:4222"), settings, _Handler(), clock)
     transport = StringTransport()
+    conn = Connection(parse_server_url("nats://127.0.0.1:4222"), settings, _Handler(), _StraightOut(transport), clock)
     conn.makeConnection(transport)
     return conn, transport
 
