@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from twisted.internet import defer, protocol, task
 from twisted.internet.endpoints import TCP4ClientEndpoint
 
-from bridge.nats import Client
+from bridge.nats import Client, ClientOptions
 from bridge.testing.nats_server import NatsCluster, NatsServer, server_flavours, server_version
 
 pytest_plugins = ["tests.harness.natsauth", "tests.harness.emulation"]
@@ -150,7 +150,7 @@ def make_client():
     clients: list[Client] = []
 
     def make(servers, **options) -> Client:
-        client = Client(servers, **options)
+        client = Client(ClientOptions.from_keywords(servers, **options))
         clients.append(client)
         return client
 

@@ -26,10 +26,11 @@ def command_servers(command: str, servers: Sequence[str]) -> list[str] | None:
 async def connect_once(command: str, servers: Sequence[str], reactor):
     """A connected `Client`, or None (having said why, passwords masked) when no server took it."""
     from bridge.config.redact import redact_url
-    from bridge.nats import Client
+    from bridge.nats import Client, ClientOptions, Reconnect
 
-    client = Client(servers=list(servers), name=f"bridge-{command}", randomize=False,
-                    max_attempts=len(servers), reactor=reactor)
+    options = ClientOptions(servers=tuple(servers), name=f"bridge-{command}", randomize=False,
+                            reconnect=Reconnect(max_attempts=len(servers)))
+    client = Client(options, reactor=reactor)
     try:
         await client.connect()
     except Exception as error:  # noqa: BLE001 - refused, unreachable, TLS, auth: all end the command

@@ -11,6 +11,9 @@ import importlib
 
 _EXPORTS = {
     "Client": "bridge.nats.client",
+    "ClientOptions": "bridge.nats.options",
+    "KeepAlive": "bridge.nats.options",
+    "Reconnect": "bridge.nats.options",
     "ClientStats": "bridge.nats.client",
     "Msg": "bridge.nats.client",
     "Subscription": "bridge.nats.client",

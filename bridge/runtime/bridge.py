@@ -25,7 +25,7 @@ from bridge.config.model import BridgeConfig, PublicationConfig, SubscriptionCon
 from bridge.config.redact import redact_url
 from bridge.devices import open_device
 from bridge.devices.worker import DeviceWorker
-from bridge.nats import Client, NatsError
+from bridge.nats import Client, ClientOptions, KeepAlive, NatsError, Reconnect
 from bridge.nats.repeats import RepeatSummary
 from bridge.runtime.documents import encode, info_document, status_document, utc_now
 from bridge.runtime.publications import SensorPublication
@@ -58,8 +58,9 @@ def client_for(config: BridgeConfig, reactor=None) -> Client:
             "verify": nats.tls.verify,
             "handshake_first": nats.tls.handshake_first,
         }
-    return Client(
-        servers=list(nats.servers),
+    reconnect = nats.reconnect
+    options = ClientOptions(
+        servers=tuple(nats.servers),
         name=nats.name or f"bridge-{config.device.id}",
         randomize=nats.randomize,
         user=nats.user,
@@ -68,15 +69,12 @@ def client_for(config: BridgeConfig, reactor=None) -> Client:
         nkey_seed_file=nats.nkey_seed_file,
         creds_file=nats.creds_file,
         tls=tls,
-        initial_delay=nats.reconnect.initial_delay,
-        max_delay=nats.reconnect.max_delay,
-        jitter=nats.reconnect.jitter,
-        max_attempts=nats.reconnect.max_attempts,
-        ping_interval=nats.ping_interval,
-        max_outstanding_pings=nats.max_outstanding_pings,
+        reconnect=Reconnect(initial_delay=reconnect.initial_delay, max_delay=reconnect.max_delay,
+                            jitter=reconnect.jitter, max_attempts=reconnect.max_attempts),
+        keepalive=KeepAlive(ping_interval=nats.ping_interval, max_outstanding_pings=nats.max_outstanding_pings),
         buffer_size=nats.buffer_size,
-        reactor=reactor,
     )
+    return Client(options, reactor=reactor)
 
 
 class Bridge:

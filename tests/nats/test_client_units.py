@@ -27,6 +27,7 @@ from bridge.nats import (
 )
 from bridge.nats.client import Status, backoff_delay
 from bridge.nats.errors import MaxSubscriptionsError, NatsError, NoRespondersError, ServerError, classify_server_error
+from bridge.nats.options import ClientOptions
 from bridge.nats.outbound import WRITE_CHUNK, Control, OutboundQueue
 from bridge.nats.pool import DEFAULT_PORT, Server, ServerPool, discovered_server, is_ip_address, parse_server_url
 from bridge.nats.repeats import RepeatSummary
@@ -965,7 +966,7 @@ def test_keepalive_gives_the_last_ping_half_an_interval():
 
 def _connected_client():
     clock = task.Clock()
-    client = Client("nats://127.0.0.1:4222", reactor=clock, randomize=False)
+    client = Client(ClientOptions("nats://127.0.0.1:4222", randomize=False), reactor=clock)
     conn = client._new_connection(client._pool.next())
     transport = StringTransport()
     conn.makeConnection(transport)
