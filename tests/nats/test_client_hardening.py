@@ -1,6 +1,8 @@
 """Hardening behaviours of the NATS client, each shown against real nats-server processes, each
 named after the code it guards. The pure logic (pool, outbound queue, subscriptions, requests,
-repeats, handshake, keepalive, drain) is tested in memory in tests/nats/test_client_units.py.
+repeats, handshake, keepalive, drain) is tested in memory, one file per module: tests/nats/test_pool.py,
+test_outbound.py, test_subscriptions.py, test_requests.py, test_repeats.py, test_connection.py and
+test_client_memory.py.
 
 Every test here was checked against a mutation of the line it names (removed or inverted): the
 docstring says which. Integration tests run once per server flavour (see tests/conftest.py).
