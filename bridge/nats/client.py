@@ -110,7 +110,9 @@ class Client(Service):
 
     def __init__(self, options: ClientOptions = ClientOptions(), *, reactor=None):
         if reactor is None:
-            from twisted.internet import reactor  # late: TLS may be forgone before the reactor loads
+            # Late: importing it installs the default reactor; the process chooses its reactor
+            # (and may forgo TLS, tls.forgo_tls) before it builds a client.
+            from twisted.internet import reactor
         self.options = options
         self._reactor = reactor
         self._rng = random.Random()

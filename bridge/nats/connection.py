@@ -244,6 +244,7 @@ class Connection(protocol.Protocol):
             return self._failure
         url = self.server.url
         if self._tls_started:
+            # The TLS libraries load only where TLS is in use (see tls.py).
             from OpenSSL import SSL
             from service_identity import VerificationError
 
