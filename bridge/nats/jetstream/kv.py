@@ -35,7 +35,6 @@ from bridge.nats.errors import (
     WrongLastSequenceError,
 )
 from bridge.nats.jetstream import api
-from bridge.nats.jetstream.api import API_PREFIX
 from bridge.nats.protocol import Headers, parse_headers
 from bridge.nats.requests import timeout_as
 
@@ -241,7 +240,7 @@ class KeyValue:
         subject = self.prefix + key
         if self.direct:
             try:
-                msg = await self.js.client.request(f"{API_PREFIX}.DIRECT.GET.{self.stream}.{subject}", b"",
+                msg = await self.js.client.request(f"{api.API_PREFIX}.DIRECT.GET.{self.stream}.{subject}", b"",
                                                    self.js.timeout)
             except NoRespondersError:
                 pass  # no replica answers direct gets (yet): ask the stream leader
@@ -348,6 +347,7 @@ class KeyValue:
                              clock=self.clock)
         watcher.start()
         return watcher
+
 
 class KeyWatcher:
     """An ordered push consumer on a bucket (see the module docstring); `stop()` ends it.
