@@ -9,6 +9,7 @@ bridge never does this; it connects to the user's servers.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import shlex
@@ -16,6 +17,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from bridge.cli.configs import with_config
+from bridge.cli.exit import ExitStatus
 from bridge.config.model import BridgeConfig
 from bridge.nats.subjects import is_literal
 
@@ -40,6 +43,11 @@ EXAMPLES = (
 )
 
 
+def command(args: argparse.Namespace) -> int:
+    config = DEFAULT_CONFIG if args.config is None else args.config
+    return with_config("demo", (), lambda: run_demo(config, web=args.web))
+
+
 def run_demo(config_path: str = DEFAULT_CONFIG, web: str = DEFAULT_WEB, reactor=None) -> int:
     """Run until SIGINT/SIGTERM; exit status 0, 1 (bad config, no server, device failed) or 2 (usage)."""
     from bridge.config.units import parse_listen
@@ -49,7 +57,7 @@ def run_demo(config_path: str = DEFAULT_CONFIG, web: str = DEFAULT_WEB, reactor=
         web_host, web_port = parse_listen(web)
     except ValueError as error:
         print(f"bridge demo: --web: {error}", file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
 
     # picks a free port now, so the config can name its URL before it starts; JetStream stores in
     # the server's own temporary folder, which cleanup() removes
@@ -72,7 +80,7 @@ def _run(config_path: str, server, web_host: str, web_port: int, reactor) -> int
         server.start()
     except (ServerNotFound, RuntimeError) as error:
         print(f"bridge demo: cannot start the local nats-server: {error}", file=sys.stderr)
-        return 1
+        return ExitStatus.FAILED
     return _serve(config, server, web_host, web_port, reactor)
 
 

@@ -2,19 +2,20 @@
 
 One scatter-gather on `$SRV.INFO.bridge` and one on `$SRV.STATS.bridge`, at once; the answers are
 joined by instance id. A device id that more than one bridge reports is flagged: its commands
-reach all of them. Like `bridge send` it tries each server once; unlike it, exit 2 when none is
-reachable (nothing was asked), 0 when it ran, whatever it found.
+reach all of them. Like `bridge send` it tries each server once (UNREACHABLE when none took the
+connection); OK when it ran, whatever it found.
 
 Last seen: when the JetStream stream `BRIDGE_STATUS` exists (it captures `bridge.*.status` and keeps
 the last message per subject; `ensure_status_stream` creates it), `bridge fleet` also reads the last
 status of every device id in it, and lists the devices that did not answer `$SRV` as not answering,
 with the server's time of their last status and what it said (`offline` after a graceful stop,
 `online` when the process died without a goodbye). Without JetStream or without that stream the
-listing is what `$SRV` answered, as before.
+listing is only what `$SRV` answered.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import json
@@ -22,6 +23,20 @@ import sys
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Sequence
+
+from twisted.internet import defer
+
+from bridge.cli.connect import command_servers, connect_once, run_command
+from bridge.cli.exit import ExitStatus
+from bridge.nats.errors import (
+    JetStreamNotEnabledError,
+    NatsError,
+    NoMessageFoundError,
+    StreamNameInUseError,
+    StreamNotFoundError,
+)
+from bridge.nats.jetstream.streams import JetStream
+from bridge.runtime.srv import INFO_RESPONSE, QUIET, SERVICE_NAME, STATS_RESPONSE, decode_answers, gather
 
 DEFAULT_TIMEOUT = 2.0
 STATUS_STREAM = "BRIDGE_STATUS"
@@ -44,10 +59,6 @@ def status_stream_config(replicas: int = 1) -> dict:
 def ensure_status_stream(js, replicas: int = 1):
     """Create `BRIDGE_STATUS` unless it exists (whatever its config then); fires with its info.
     Idempotent: safe to call on every deploy, and from two places at once."""
-    from twisted.internet import defer
-
-    from bridge.nats.errors import StreamNameInUseError, StreamNotFoundError
-
     @defer.inlineCallbacks
     def ensure():
         try:
@@ -67,10 +78,6 @@ def ensure_status_stream(js, replicas: int = 1):
 def read_last_statuses(js):
     """Fires with {device id: {"last_seen": RFC 3339 (server time), "last_status": str|None,
     "document": dict|None}} from `BRIDGE_STATUS`; None when there is no JetStream or no such stream."""
-    from twisted.internet import defer
-
-    from bridge.nats.errors import JetStreamNotEnabledError, NoMessageFoundError, StreamNotFoundError
-
     @defer.inlineCallbacks
     def read():
         try:
@@ -290,31 +297,25 @@ def format_table(entries: Sequence[dict], now: datetime | None = None) -> str:
     return "\n".join(lines)
 
 
+def command(args: argparse.Namespace) -> int:
+    return run_fleet(args.servers, as_json=args.as_json, timeout=args.timeout)
+
+
 def run_fleet(servers: Sequence[str] = (), as_json: bool = False, timeout: float = DEFAULT_TIMEOUT,
-              quiet: float | None = None) -> int:
+              quiet: float | None = None) -> ExitStatus:
     if timeout <= 0:
         print("bridge fleet: --timeout must be positive", file=sys.stderr)
-        return 2
-
-    from twisted.internet import defer
-
-    from bridge.cli.connect import command_servers, connect_once, run_command
-    from bridge.nats.errors import NatsError
-    from bridge.nats.jetstream.streams import JetStream
-    from bridge.runtime.srv import INFO_RESPONSE, QUIET, SERVICE_NAME, STATS_RESPONSE, decode_answers, gather
-
+        return ExitStatus.USAGE
     servers = command_servers("fleet", servers)
     if servers is None:
-        return 2
-    outcome = {"exit": 0}
+        return ExitStatus.USAGE
     quiet = QUIET if quiet is None else quiet
 
     @defer.inlineCallbacks
     def main(reactor):
         client = yield defer.ensureDeferred(connect_once("fleet", servers, reactor))
         if client is None:  # refused, unreachable, TLS, auth: nothing was asked
-            outcome["exit"] = 2
-            return
+            return ExitStatus.UNREACHABLE
         last_seen = read_last_statuses(JetStream(client, timeout=timeout))
         last_seen.addErrback(_no_last_seen, NatsError)
         try:
@@ -325,8 +326,7 @@ def run_fleet(servers: Sequence[str] = (), as_json: bool = False, timeout: float
             ], consumeErrors=True)
         except defer.FirstError as error:
             print(f"bridge fleet: {error.subFailure.getErrorMessage()}", file=sys.stderr)
-            outcome["exit"] = 2
-            return
+            return ExitStatus.FAILED
         finally:
             yield client.close()
         entries = build_entries(decode_answers(infos, INFO_RESPONSE), decode_answers(stats, STATS_RESPONSE))
@@ -335,8 +335,9 @@ def run_fleet(servers: Sequence[str] = (), as_json: bool = False, timeout: float
             print(json.dumps(entries, indent=2))
         else:
             print(format_table(entries))
+        return ExitStatus.OK
 
-    return run_command(main, outcome, 2)
+    return run_command(main)
 
 
 def _no_last_seen(failure, error_type):

@@ -9,6 +9,7 @@ STATUS= on each connect and disconnect, WATCHDOG=1 from the reactor and STOPPING
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import gc
 import signal
@@ -16,6 +17,9 @@ import sys
 from typing import Callable, Sequence
 
 from twisted.logger import Logger
+
+from bridge.cli.configs import with_config
+from bridge.cli.exit import ExitStatus
 
 log = Logger(namespace="bridge")
 
@@ -29,6 +33,11 @@ def release_startup_garbage() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+def command(args: argparse.Namespace) -> int:
+    return with_config("run", args.overrides,
+                       lambda: run_bridge(args.file, args.overrides, log_format=args.log_format, web=args.web))
 
 
 def run_bridge(
@@ -51,7 +60,7 @@ def run_bridge(
             web_address = parse_listen(web)
         except ValueError as error:
             print(f"bridge run: --web: {error}", file=sys.stderr)
-            return 2
+            return ExitStatus.USAGE
     elif config.web is not None:
         web_address = (config.web.host, config.web.port)
 
@@ -147,7 +156,7 @@ def serve(
     bridge = Bridge(config, reactor)
     if on_created is not None:
         on_created(bridge)
-    state = {"exit": 0, "view": None}
+    state = {"exit": ExitStatus.OK, "view": None}
     systemd = Notifier.from_environment()
 
     def tell_systemd(event: str) -> None:
@@ -167,7 +176,7 @@ def serve(
             except CannotListenError as error:
                 log.error("cannot serve the web view on {host}:{port}: {error}", host=web_address[0],
                           port=web_address[1], error=error.socketError)
-                state["exit"] = 1
+                state["exit"] = ExitStatus.FAILED
                 reactor.stop()
                 return
         start_watchdog(systemd, reactor)  # from the first reactor turn: connecting may take a while
@@ -186,7 +195,7 @@ def serve(
             log.error("{error}", error=str(failure.value))  # one sentence says it all
         else:
             log.failure("bridge failed to start", failure)
-        state["exit"] = 1
+        state["exit"] = ExitStatus.FAILED
         reactor.stop()
 
     @defer.inlineCallbacks
@@ -201,7 +210,7 @@ def serve(
     if reload is not None:
         signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reload, bridge))
     reactor.run()
-    return 1 if bridge.gave_up else state["exit"]
+    return ExitStatus.UNREACHABLE if bridge.gave_up else state["exit"]
 
 
 def start_view(bridge, address: tuple[str, int], any_free_port: bool, reactor):
