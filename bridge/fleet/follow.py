@@ -22,6 +22,9 @@ from twisted.logger import Logger
 
 from bridge.config import ConfigError, load_stored
 from bridge.config.model import BridgeConfig
+from bridge.nats import NatsError
+from bridge.nats.jetstream.kv import PUT, key_value
+from bridge.nats.jetstream.streams import JetStream
 
 log = Logger(namespace="bridge")
 
@@ -136,10 +139,6 @@ class ConfigFollower:
             self.watcher.stop()
 
     async def _follow(self) -> None:
-        from bridge.nats import NatsError
-        from bridge.nats.jetstream.kv import key_value
-        from bridge.nats.jetstream.streams import JetStream
-
         js = JetStream(self.bridge.client)
         while not self._stopped:
             try:
@@ -163,8 +162,6 @@ class ConfigFollower:
                      bucket=self.bucket, key=self.key, why=why)
 
     def on_entry(self, entry) -> None:
-        from bridge.nats.jetstream.kv import PUT
-
         source = kv_source(self.bucket, self.key, entry.revision)
         if entry.operation != PUT:
             log.warn("{source} deletes the stored config; keeping {running}", source=source, running=self.source)

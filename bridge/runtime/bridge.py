@@ -18,6 +18,7 @@ import time
 from typing import Any, Callable
 
 from twisted.internet import defer, task
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from bridge import __version__
@@ -80,10 +81,8 @@ def client_for(config: BridgeConfig, reactor=None) -> Client:
 class Bridge:
     """The whole running bridge for one config file."""
 
-    def __init__(self, config: BridgeConfig, reactor=None, device=None, *,
+    def __init__(self, config: BridgeConfig, reactor, device=None, *,
                  clock: Callable[[], float] = time.monotonic, hang_after: float = HANG_AFTER):
-        if reactor is None:
-            from twisted.internet import reactor
         self.reactor = reactor
         self.config = config
         self.device_id = config.device.id
@@ -133,8 +132,6 @@ class Bridge:
     @defer.inlineCallbacks
     def start(self):
         if self.device is None:
-            from twisted.internet.threads import deferToThreadPool
-
             # Opening sense-emu/sense-hat touches files and I2C: not on the reactor thread.
             self.device = yield deferToThreadPool(
                 self.reactor, self.reactor.getThreadPool(), open_device, self.config.device
