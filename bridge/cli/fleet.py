@@ -10,7 +10,7 @@ the last message per subject; `ensure_status_stream` creates it), `bridge fleet`
 status of every device id in it, and lists the devices that did not answer `$SRV` as not answering,
 with the server's time of their last status and what it said (`offline` after a graceful stop,
 `online` when the process died without a goodbye). Without JetStream or without that stream the
-listing is what `$SRV` answered, as before.
+listing is what `$SRV` answered.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ import sys
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Sequence
+
+from bridge import timestamps
+from bridge.fleet.sources import parse_source
 
 DEFAULT_TIMEOUT = 2.0
 STATUS_STREAM = "BRIDGE_STATUS"
@@ -114,24 +117,8 @@ def _short_time(value: str | None) -> str | None:
     """RFC 3339 with nanoseconds (the server's) cut to milliseconds, UTC with a Z."""
     if not value:
         return None
-    moment = _parse_time(value)
-    if moment is None:
-        return value
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    text = value.replace("Z", "+00:00")
-    head, dot, rest = text.partition(".")
-    if dot:  # fromisoformat takes at most 6 fractional digits before 3.11
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        text = head + "." + rest[:min(digits, 6)] + rest[digits:]
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
+    moment = timestamps.parse(value)
+    return value if moment is None else timestamps.format_utc(moment)
 
 
 def add_last_seen(entries: list[dict], statuses: dict | None) -> list[dict]:
@@ -159,26 +146,12 @@ def add_last_seen(entries: list[dict], statuses: dict | None) -> list[dict]:
 def parse_config_source(source: str | None, error: str | None = None) -> dict:
     """`file:PATH` or `kv:BUCKET/KEY@REV` (metadata `config`) as the JSON output's `config`;
     `error`: why the latest revision was refused (metadata `config_error`), if it was."""
-    config = {"source": source, "file": None, "key": None, "revision": None, "error": error or None}
-    if not source:
-        return config
-    if source.startswith("file:"):
-        config["file"] = source[len("file:"):]
-    elif source.startswith("kv:"):
-        key, _, revision = source[len("kv:"):].rpartition("@")
-        config["key"] = key or None
-        config["revision"] = int(revision) if revision.isdigit() else None
-    return config
+    return {"source": source, **parse_source(source), "error": error or None}
 
 
 def _uptime(started: str | None, now: datetime) -> float | None:
-    if not started:
-        return None
-    try:
-        moment = datetime.fromisoformat(started.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return round((now - moment).total_seconds(), 3)
+    moment = timestamps.parse(started)
+    return None if moment is None else round((now - moment).total_seconds(), 3)
 
 
 def build_entries(infos: Sequence[dict], stats: Sequence[dict], now: datetime | None = None) -> list[dict]:
@@ -232,7 +205,7 @@ def build_entries(infos: Sequence[dict], stats: Sequence[dict], now: datetime | 
 
 
 def _ago(value: str | None, now: datetime) -> str:
-    moment = _parse_time(value)
+    moment = timestamps.parse(value)
     if moment is None:
         return ""
     return f" ({_duration(max(0.0, (now - moment).total_seconds()))} ago)"
