@@ -86,7 +86,7 @@ class DeviceWorker:
         self._waiting: deque[_Work] = deque()
         self._waiting_by_key: dict[Hashable, _Line] = {}
         # Reactor thread only: what arrived during this reactor turn, handed to the thread in one
-        # lock hold at the end of the turn. A lock round trip per message cost more than parsing it.
+        # lock hold at the end of the turn. A lock round trip per message costs more than parsing it.
         self._staged: list[_Work] = []
         self._staged_by_key: dict[Hashable, _Line] = {}
         # Guarded by _lock: the slow item the thread runs now, and the Event that cuts it short.
