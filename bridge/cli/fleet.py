@@ -26,8 +26,10 @@ from typing import Sequence
 
 from twisted.internet import defer
 
+from bridge import timestamps
 from bridge.cli.connect import command_servers, connect_once, run_command
 from bridge.cli.exit import ExitStatus
+from bridge.fleet.sources import parse_source
 from bridge.nats.errors import (
     JetStreamNotEnabledError,
     NatsError,
@@ -121,24 +123,8 @@ def _short_time(value: str | None) -> str | None:
     """RFC 3339 with nanoseconds (the server's) cut to milliseconds, UTC with a Z."""
     if not value:
         return None
-    moment = _parse_time(value)
-    if moment is None:
-        return value
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    text = value.replace("Z", "+00:00")
-    head, dot, rest = text.partition(".")
-    if dot:  # fromisoformat takes at most 6 fractional digits before 3.11
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        text = head + "." + rest[:min(digits, 6)] + rest[digits:]
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
+    moment = timestamps.parse(value)
+    return value if moment is None else timestamps.format_utc(moment)
 
 
 def add_last_seen(entries: list[dict], statuses: dict | None) -> list[dict]:
@@ -166,26 +152,12 @@ def add_last_seen(entries: list[dict], statuses: dict | None) -> list[dict]:
 def parse_config_source(source: str | None, error: str | None = None) -> dict:
     """`file:PATH` or `kv:BUCKET/KEY@REV` (metadata `config`) as the JSON output's `config`;
     `error`: why the latest revision was refused (metadata `config_error`), if it was."""
-    config = {"source": source, "file": None, "key": None, "revision": None, "error": error or None}
-    if not source:
-        return config
-    if source.startswith("file:"):
-        config["file"] = source[len("file:"):]
-    elif source.startswith("kv:"):
-        key, _, revision = source[len("kv:"):].rpartition("@")
-        config["key"] = key or None
-        config["revision"] = int(revision) if revision.isdigit() else None
-    return config
+    return {"source": source, **parse_source(source), "error": error or None}
 
 
 def _uptime(started: str | None, now: datetime) -> float | None:
-    if not started:
-        return None
-    try:
-        moment = datetime.fromisoformat(started.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return round((now - moment).total_seconds(), 3)
+    moment = timestamps.parse(started)
+    return None if moment is None else round((now - moment).total_seconds(), 3)
 
 
 def build_entries(infos: Sequence[dict], stats: Sequence[dict], now: datetime | None = None) -> list[dict]:
@@ -239,7 +211,7 @@ def build_entries(infos: Sequence[dict], stats: Sequence[dict], now: datetime | 
 
 
 def _ago(value: str | None, now: datetime) -> str:
-    moment = _parse_time(value)
+    moment = timestamps.parse(value)
     if moment is None:
         return ""
     return f" ({_duration(max(0.0, (now - moment).total_seconds()))} ago)"

@@ -22,6 +22,7 @@ from twisted.logger import Logger
 
 from bridge.config import ConfigError, load_stored
 from bridge.config.model import BridgeConfig
+from bridge.fleet.sources import kv_source
 from bridge.nats import NatsError
 from bridge.nats.jetstream.kv import PUT, key_value
 from bridge.nats.jetstream.streams import JetStream
@@ -29,10 +30,6 @@ from bridge.nats.jetstream.streams import JetStream
 log = Logger(namespace="bridge")
 
 BUCKET_RETRY = 2.0  # seconds between looks for a bucket that does not exist yet
-
-
-def kv_source(bucket: str, key: str, revision: int) -> str:
-    return f"kv:{bucket}/{key}@{revision}"
 
 
 def state_directory(environ=os.environ) -> Path:
@@ -100,8 +97,7 @@ class ConfigFollower:
         self.key = bootstrap.fleet.key
         self.cache = cache
         self.applied_revision = applied_revision  # 0: none yet
-        self.refused_revision = 0  # the latest revision, when it was refused
-        self.error: str | None = None  # why
+        self.error: str | None = None  # why the latest revision was refused
         self.watcher = None
         self._stopped = False
         self._waiting_logged = False
@@ -172,14 +168,12 @@ class ConfigFollower:
         try:
             config = load_stored(text, self.bootstrap, source)
         except ConfigError as error:
-            self.refused_revision = entry.revision
             self.error = "; ".join(str(issue) for issue in error.errors)
             log.error("refused {source}, keeping {running}: {error}", source=source,
                       running=self.source if self.applied_revision else "no stored config", error=self.error)
             return
         self.bridge.reload(config)
         self.applied_revision = entry.revision
-        self.refused_revision = 0
         self.error = None
         self.cache.save(entry.revision, text)
         log.info("applied {source}", source=source)
