@@ -15,6 +15,7 @@ from typing import Sequence
 
 from twisted.internet import task
 
+from bridge import timestamps
 from bridge.cli.configs import config_error_status
 from bridge.cli.connect import command_servers, connect_once, run_command
 from bridge.cli.exit import ExitStatus
@@ -22,6 +23,7 @@ from bridge.cli.fleet import ensure_status_stream
 from bridge.config import ConfigError, load_stored
 from bridge.config.loader import read_text
 from bridge.config.model import BridgeConfig, DeviceConfig, FleetConfig, NatsConfig
+from bridge.config.sources import kv_key, kv_source
 from bridge.nats.errors import BucketNotFoundError, NatsError, NatsTimeoutError
 from bridge.nats.jetstream.kv import PUT, create_key_value, key_value, validate_bucket, validate_key
 from bridge.nats.jetstream.streams import JetStream
@@ -142,7 +144,7 @@ async def _bucket_during_elections(js, bucket: str, reactor):
 
 async def _store(kv, key: str, text: str, file: str) -> ExitStatus:
     revision = await kv.put(key, text.encode())
-    print(f"stored {file} as kv:{kv.bucket}/{key}@{revision}")
+    print(f"stored {file} as {kv_source(kv.bucket, key, revision)}")
     print(revision)
     return ExitStatus.OK
 
@@ -150,16 +152,16 @@ async def _store(kv, key: str, text: str, file: str) -> ExitStatus:
 async def _rollback(kv, key: str, device_id: str) -> ExitStatus:
     entries = await kv.history(key)
     if not entries or entries[-1].operation != PUT:
-        print(f"bridge deploy: kv:{kv.bucket}/{key} has no current value to roll back from", file=sys.stderr)
+        print(f"bridge deploy: {kv_key(kv.bucket, key)} has no current value to roll back from", file=sys.stderr)
         return ExitStatus.FAILED
     current = entries[-1]
     previous = [entry for entry in entries[:-1] if entry.operation == PUT and entry.value != current.value]
     if not previous:
-        print(f"bridge deploy: kv:{kv.bucket}/{key}@{current.revision} has no earlier revision to go back to",
+        print(f"bridge deploy: {kv_source(kv.bucket, key, current.revision)} has no earlier revision to go back to",
               file=sys.stderr)
         return ExitStatus.FAILED
     target = previous[-1]
-    source = f"kv:{kv.bucket}/{key}@{target.revision}"
+    source = kv_source(kv.bucket, key, target.revision)
     try:
         load_stored(target.value.decode("utf-8", "replace"), placeholder_bootstrap(device_id, source), source)
     except ConfigError as error:
@@ -167,7 +169,7 @@ async def _rollback(kv, key: str, device_id: str) -> ExitStatus:
         print(f"bridge deploy: not rolling back to the invalid {source}", file=sys.stderr)
         return ExitStatus.FAILED
     revision = await kv.update(key, target.value, current.revision)
-    print(f"rolled back kv:{kv.bucket}/{key} to the content of revision {target.revision} as revision {revision}")
+    print(f"rolled back {kv_key(kv.bucket, key)} to the content of revision {target.revision} as revision {revision}")
     print(revision)
     return ExitStatus.OK
 
@@ -175,10 +177,10 @@ async def _rollback(kv, key: str, device_id: str) -> ExitStatus:
 async def _history(kv, key: str) -> ExitStatus:
     entries = await kv.history(key)
     if not entries:
-        print(f"bridge deploy: kv:{kv.bucket}/{key} has no revisions", file=sys.stderr)
+        print(f"bridge deploy: {kv_key(kv.bucket, key)} has no revisions", file=sys.stderr)
         return ExitStatus.FAILED
     for entry in entries:
-        when = entry.created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        when = timestamps.format_utc(entry.created)
         what = f"{len(entry.value)} bytes" if entry.operation == PUT else entry.operation
         current = "  (current)" if entry is entries[-1] else ""
         print(f"{entry.revision:>6}  {when}  {what}{current}")

@@ -29,7 +29,7 @@ from twisted.internet import defer
 from bridge import timestamps
 from bridge.cli.connect import command_servers, connect_once, run_command
 from bridge.cli.exit import ExitStatus
-from bridge.fleet.sources import parse_source
+from bridge.config.sources import parse_source
 from bridge.nats.errors import (
     JetStreamNotEnabledError,
     NatsError,

@@ -1,6 +1,6 @@
 """`bridge send`: publish one message (or make one request) from the command line.
 
-The seed's `send_sense.py` as a subcommand. Unlike the bridge, a one-shot command must not retry
+Unlike the bridge, a one-shot command must not retry
 forever: it tries each server once, in the order given, and exits UNREACHABLE with the reason.
 """
 

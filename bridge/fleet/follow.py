@@ -22,7 +22,7 @@ from twisted.logger import Logger
 
 from bridge.config import ConfigError, load_stored
 from bridge.config.model import BridgeConfig
-from bridge.fleet.sources import kv_source
+from bridge.config.sources import kv_source
 from bridge.nats import NatsError
 from bridge.nats.jetstream.kv import PUT, key_value
 from bridge.nats.jetstream.streams import JetStream

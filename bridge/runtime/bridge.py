@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from bridge import __version__
 from bridge.config.model import BridgeConfig, PublicationConfig, SubscriptionConfig
 from bridge.config.redact import redact_url
+from bridge.config.sources import file_source
 from bridge.devices import open_device
 from bridge.devices.worker import DeviceWorker
 from bridge.nats import Client, ClientOptions, KeepAlive, NatsError, Reconnect
@@ -383,7 +384,7 @@ class Bridge:
             "device": self.device_id,
             "driver": self.config.device.driver,
             "host": socket.gethostname(),
-            "config": f"file:{os.path.abspath(self.config.source)}",
+            "config": file_source(os.path.abspath(self.config.source)),
             "server": redact_url(url) if url else "",
         }
         if self.config_origin is not None:

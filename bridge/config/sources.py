@@ -11,8 +11,17 @@ FILE = "file:"
 KV = "kv:"
 
 
+def file_source(path: str) -> str:
+    return f"{FILE}{path}"
+
+
+def kv_key(bucket: str, key: str) -> str:
+    """A key without a revision, as messages about the key (not one revision of it) name it."""
+    return f"{KV}{bucket}/{key}"
+
+
 def kv_source(bucket: str, key: str, revision: int) -> str:
-    return f"{KV}{bucket}/{key}@{revision}"
+    return f"{kv_key(bucket, key)}@{revision}"
 
 
 def parse_source(source: str | None) -> dict:
