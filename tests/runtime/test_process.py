@@ -15,6 +15,7 @@ from twisted.internet.error import CannotListenError, ConnectionLost
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 
+from bridge.cli.exit import ExitStatus
 from bridge.cli.run import exit_status
 from bridge.devices import DeviceUnavailable
 from bridge.runtime.process import bridge_process
@@ -206,10 +207,10 @@ def test_the_demo_takes_a_free_web_port_when_its_own_is_taken():
     assert process.getServiceNamed("web view").view.url == "http://127.0.0.1:8099/"
 
 
-def test_a_bridge_that_gave_up_reconnecting_exits_1():
+def test_a_bridge_that_gave_up_reconnecting_exits_unreachable():
     process, bridge, reactor, journal = tree()
     process.start()
     bridge.starting.callback(None)
-    assert exit_status(process) == 0
+    assert exit_status(process) == ExitStatus.OK
     bridge.gave_up = True
-    assert exit_status(process) == 1
+    assert exit_status(process) == ExitStatus.UNREACHABLE
