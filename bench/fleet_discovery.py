@@ -93,7 +93,7 @@ def _measure(servers: list[str], count: int) -> dict:
 def _ensure(servers: list[str], replicas: int) -> dict:
     from twisted.internet import defer, task
 
-    from bridge.cli.fleet import ensure_status_stream
+    from bridge.fleet.status import ensure_status_stream
     from bridge.nats import Client, ClientOptions, JetStream
 
     @defer.inlineCallbacks

@@ -19,11 +19,11 @@ from bridge import timestamps
 from bridge.cli.configs import config_error_status
 from bridge.cli.connect import command_servers, connect_once, run_command
 from bridge.cli.exit import ExitStatus
-from bridge.cli.fleet import ensure_status_stream
 from bridge.config import ConfigError, load_stored
 from bridge.config.loader import read_text
 from bridge.config.model import BridgeConfig, DeviceConfig, FleetConfig, NatsConfig
 from bridge.config.sources import kv_key, kv_source
+from bridge.fleet.status import ensure_status_stream
 from bridge.nats.errors import BucketNotFoundError, NatsError, NatsTimeoutError
 from bridge.nats.jetstream.kv import PUT, create_key_value, key_value, validate_bucket, validate_key
 from bridge.nats.jetstream.streams import JetStream

@@ -13,7 +13,7 @@ import pytest
 
 from bridge import __version__
 from bridge.cli.exit import ExitStatus
-from bridge.cli.fleet import build_entries, format_table, parse_config_source
+from bridge.fleet.listing import build_entries, format_table, parse_config_source
 from bridge.testing.bridgeproc import BridgeProcess
 from bridge.testing.nats_server import NatsServer
 from tests.e2e.test_srv import bridge_config
