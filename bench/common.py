@@ -48,9 +48,9 @@ def our_pubsub_rate(url: str, subject: str, count: int, send: Callable, **client
     everything in a plain loop (what a user writes)."""
     from twisted.internet import defer, reactor
 
-    from bridge.nats import Client
+    from bridge.nats import Client, ClientOptions
 
-    client = Client([url], randomize=False, **client_options)
+    client = Client(ClientOptions.from_keywords([url], randomize=False, **client_options))
     outcome = {}
 
     @defer.inlineCallbacks

@@ -93,12 +93,12 @@ def _measure(servers: list[str], count: int) -> dict:
 def _ensure(servers: list[str], replicas: int) -> dict:
     from twisted.internet import defer, task
 
-    from bridge.cli.fleet import ensure_status_stream
-    from bridge.nats import Client, JetStream
+    from bridge.fleet.status import ensure_status_stream
+    from bridge.nats import Client, ClientOptions, JetStream
 
     @defer.inlineCallbacks
     def main(reactor):
-        client = Client(servers=servers, reactor=reactor)
+        client = Client(ClientOptions(servers=tuple(servers)), reactor=reactor)
         yield client.connect()
         try:
             yield ensure_status_stream(JetStream(client, timeout=10), replicas=replicas)

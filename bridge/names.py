@@ -1,7 +1,8 @@
 """The names a config may use for drivers, actions, sensors and overflow policies.
 
-A leaf module (it imports nothing from the project): `bridge.config` and `bridge.actions` both
-need these names, and import each other's modules at the top because neither owns them.
+A leaf module (it imports nothing from the project): `bridge.config.model` and `bridge.actions` both
+need these names. `bridge.config` imports `bridge.actions` for its argument checks, never the
+other way round.
 """
 
 DRIVERS = ("sense-hat", "sense-emu", "memory")

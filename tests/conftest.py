@@ -15,7 +15,7 @@ import pytest
 import pytest_twisted
 from hypothesis import HealthCheck, settings
 
-from bridge.nats import Client
+from bridge.nats import Client, ClientOptions
 from bridge.testing.nats_server import NatsServer, server_version
 from tests.harness.flavours import FLAVOURED_MODULES, FLAVOURS, ServerFlavour, available_flavours, in_ci
 from tests.harness.proxy import RecordingProxy
@@ -103,7 +103,7 @@ def make_client():
     clients: list[Client] = []
 
     def make(servers, **options) -> Client:
-        client = Client(servers, **options)
+        client = Client(ClientOptions.from_keywords(servers, **options))
         clients.append(client)
         return client
 

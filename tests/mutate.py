@@ -36,11 +36,11 @@ from pathlib import Path
 MODULES: dict[str, list[str]] = {
     "bridge/nats/protocol.py": ["tests/nats/test_protocol.py"],
     "bridge/nats/subjects.py": ["tests/nats/test_subjects.py"],
-    "bridge/nats/pool.py": ["tests/nats/test_client_units.py"],
-    "bridge/nats/subscriptions.py": ["tests/nats/test_client_units.py"],
-    "bridge/nats/outbound.py": ["tests/nats/test_client_units.py"],
-    "bridge/nats/requests.py": ["tests/nats/test_client_units.py"],
-    "bridge/nats/repeats.py": ["tests/nats/test_client_units.py"],
+    "bridge/nats/pool.py": ["tests/nats/test_pool.py"],
+    "bridge/nats/subscriptions.py": ["tests/nats/test_subscriptions.py"],
+    "bridge/nats/outbound.py": ["tests/nats/test_outbound.py"],
+    "bridge/nats/requests.py": ["tests/nats/test_requests.py"],
+    "bridge/nats/repeats.py": ["tests/nats/test_repeats.py"],
 }
 
 ROOT = Path(__file__).resolve().parent.parent

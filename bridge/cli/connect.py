@@ -1,18 +1,23 @@
-"""What the one-shot commands (`bridge send`, `fleet`, `deploy`) share: which servers to try, and
-one connection made with one attempt per server, in the order given."""
+"""What the one-shot commands (`bridge send`, `fleet`, `deploy`) share: which servers to try, one
+connection made with one attempt per server, in the order given, and the reactor run to the end."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+from typing import Awaitable, Callable, Sequence
+
+from twisted.internet import defer, task
+
+from bridge.cli.exit import ExitStatus
+from bridge.config.redact import redact_url
+from bridge.nats.client import Client, parse_server_url
+from bridge.nats.options import DEFAULT_URL, ClientOptions, Reconnect
 
 
 def command_servers(command: str, servers: Sequence[str]) -> list[str] | None:
     """The `--server` values, else `$NATS_URL`, else the default URL; None (having said which
     one is unusable) when a URL cannot be parsed."""
-    from bridge.nats.client import DEFAULT_URL, parse_server_url
-
     servers = list(servers) or [os.environ.get("NATS_URL", DEFAULT_URL)]
     for url in servers:
         try:
@@ -23,13 +28,11 @@ def command_servers(command: str, servers: Sequence[str]) -> list[str] | None:
     return servers
 
 
-async def connect_once(command: str, servers: Sequence[str], reactor):
+async def connect_once(command: str, servers: Sequence[str], reactor) -> Client | None:
     """A connected `Client`, or None (having said why, passwords masked) when no server took it."""
-    from bridge.config.redact import redact_url
-    from bridge.nats import Client
-
-    client = Client(servers=list(servers), name=f"bridge-{command}", randomize=False,
-                    max_attempts=len(servers), reactor=reactor)
+    options = ClientOptions(servers=tuple(servers), name=f"bridge-{command}", randomize=False,
+                            reconnect=Reconnect(max_attempts=len(servers)))
+    client = Client(options, reactor=reactor)
     try:
         await client.connect()
     except Exception as error:  # noqa: BLE001 - refused, unreachable, TLS, auth: all end the command
@@ -39,14 +42,16 @@ async def connect_once(command: str, servers: Sequence[str], reactor):
     return client
 
 
-def run_command(main, outcome: dict, crashed_exit: int) -> int:
-    """Run `main(reactor)` (returning a Deferred or a coroutine) to its end on the reactor; the
-    exit status it left in `outcome["exit"]`, or `crashed_exit` if it failed unexpectedly."""
-    from twisted.internet import defer, task
+def run_command(main: Callable[..., Awaitable[ExitStatus]]) -> ExitStatus:
+    """Run `main(reactor)` (a Deferred or a coroutine) to its end on the reactor; the status it
+    fires with, or FAILED when it failed unexpectedly (task.react has printed why)."""
+    ended = []
+
+    def start(reactor):
+        return defer.ensureDeferred(main(reactor)).addCallback(ended.append)
 
     try:
-        task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
-    except SystemExit as done:
-        if done.code not in (0, None):
-            return int(done.code) if isinstance(done.code, int) else crashed_exit
-    return outcome["exit"]
+        task.react(start)
+    except SystemExit:  # react always ends with one; the status is main's
+        pass
+    return ended[0] if ended else ExitStatus.FAILED

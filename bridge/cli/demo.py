@@ -9,6 +9,7 @@ bridge never does this; it connects to the user's servers.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import shlex
@@ -16,8 +17,19 @@ import shutil
 import sys
 from pathlib import Path
 
+from twisted.application.service import Service
+
+from bridge.cli.configs import with_config
+from bridge.cli.exit import ExitStatus
+from bridge.cli.logs import start_logging
+from bridge.cli.run import exit_status
+from bridge.config import load_config
 from bridge.config.model import BridgeConfig
+from bridge.config.units import parse_listen
 from bridge.nats.subjects import is_literal
+from bridge.runtime.bridge import Bridge
+from bridge.runtime.process import WebViewService, bridge_process, run_process
+from bridge.testing.nats_server import NatsServer, ServerNotFound
 
 DEFAULT_CONFIG = str(Path(__file__).with_name("demo.yml"))  # shipped in the package
 DEFAULT_WEB = "127.0.0.1:8080"
@@ -40,16 +52,18 @@ EXAMPLES = (
 )
 
 
+def command(args: argparse.Namespace) -> int:
+    config = DEFAULT_CONFIG if args.config is None else args.config
+    return with_config("demo", (), lambda: run_demo(config, web=args.web))
+
+
 def run_demo(config_path: str = DEFAULT_CONFIG, web: str = DEFAULT_WEB, reactor=None) -> int:
     """Run until SIGINT/SIGTERM; exit status 0, 1 (bad config, no server, device failed) or 2 (usage)."""
-    from bridge.config.units import parse_listen
-    from bridge.testing.nats_server import NatsServer
-
     try:
         web_host, web_port = parse_listen(web)
     except ValueError as error:
         print(f"bridge demo: --web: {error}", file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
 
     # picks a free port now, so the config can name its URL before it starts; JetStream stores in
     # the server's own temporary folder, which cleanup() removes
@@ -61,9 +75,6 @@ def run_demo(config_path: str = DEFAULT_CONFIG, web: str = DEFAULT_WEB, reactor=
 
 
 def _run(config_path: str, server, web_host: str, web_port: int, reactor) -> int:
-    from bridge.config import load_config
-    from bridge.testing.nats_server import ServerNotFound
-
     overrides = [f"nats.servers={server.url}"]
     if importlib.util.find_spec("sense_emu") is None:
         overrides.append("device.driver=memory")
@@ -72,7 +83,7 @@ def _run(config_path: str, server, web_host: str, web_port: int, reactor) -> int
         server.start()
     except (ServerNotFound, RuntimeError) as error:
         print(f"bridge demo: cannot start the local nats-server: {error}", file=sys.stderr)
-        return 1
+        return ExitStatus.FAILED
     return _serve(config, server, web_host, web_port, reactor)
 
 
@@ -80,17 +91,27 @@ def _serve(config: BridgeConfig, server, web_host: str, web_port: int, reactor) 
     if reactor is None:
         from twisted.internet import reactor
 
-    from bridge.cli.logs import start_logging
-    from bridge.cli.run import serve
-
     start_logging("text")
-    return serve(
-        config,
-        reactor,
-        web_address=(web_host, web_port),
-        any_free_web_port=True,
-        on_running=lambda bridge, view: print(instructions(config, server, view.url), flush=True),
-    )
+    bridge = Bridge(config, reactor)
+    process = bridge_process(bridge, reactor, web_address=(web_host, web_port), any_free_web_port=True)
+    Instructions(config, server, process.getServiceNamed(WebViewService.name)).setServiceParent(process)
+    run_process(process, reactor)
+    return exit_status(process)
+
+
+class Instructions(Service):
+    """Prints where to look and what to paste; added last, so it starts once everything runs."""
+
+    name = "instructions"
+
+    def __init__(self, config: BridgeConfig, server, web: WebViewService):
+        self.config = config
+        self.server = server
+        self.web = web
+
+    def startService(self) -> None:
+        super().startService()
+        print(instructions(self.config, self.server, self.web.view.url), flush=True)
 
 
 def bridge_command() -> str:

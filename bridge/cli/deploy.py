@@ -5,19 +5,29 @@ Pi will check it (`load_stored`, with a placeholder device id). Nothing is store
 valid. The key's history (the bucket keeps 10 revisions) is what `--history` lists and what
 `--rollback` goes back in: it stores the previous revision's text as a new revision, so every Pi
 follows it like any other change. Like `bridge send`, a one-shot command tries each server once.
-
-Exit status: 0 stored (or valid with --dry-run, or listed), 1 invalid file or nothing to roll
-back to, 2 bad usage or no server reachable.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Sequence
 
-from bridge.config.model import BridgeConfig, DeviceConfig, FleetConfig, NatsConfig
+from twisted.internet import task
 
-EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+from bridge import timestamps
+from bridge.cli.configs import config_error_status
+from bridge.cli.connect import command_servers, connect_once, run_command
+from bridge.cli.exit import ExitStatus
+from bridge.config import ConfigError, load_stored
+from bridge.config.loader import read_text
+from bridge.config.model import BridgeConfig, DeviceConfig, FleetConfig, NatsConfig
+from bridge.config.sources import kv_key, kv_source
+from bridge.fleet.status import ensure_status_stream
+from bridge.nats.errors import BucketNotFoundError, NatsError, NatsTimeoutError
+from bridge.nats.jetstream.kv import PUT, create_key_value, key_value, validate_bucket, validate_key
+from bridge.nats.jetstream.streams import JetStream
+
 HISTORY = 10
 
 
@@ -29,9 +39,6 @@ def placeholder_bootstrap(device_id: str, source: str) -> BridgeConfig:
 
 def check_stored_file(path: str, device_id: str):
     """(text, config) of a valid stored config file; raises ConfigError (ConfigFileError: unreadable)."""
-    from bridge.config import load_stored
-    from bridge.config.loader import read_text
-
     text = read_text(path)
     return text, load_stored(text, placeholder_bootstrap(device_id, path), path)
 
@@ -48,56 +55,50 @@ def replicas_for(info: dict) -> int:
     return min(3, cluster_size(info))
 
 
-def deploy(file: str | None, key: str, bucket: str, servers: Sequence[str], *, dry_run: bool = False,
-           rollback: bool = False, history: bool = False, device_id: str = "example") -> int:
-    from bridge.config import ConfigError, ConfigFileError
-    from bridge.nats.jetstream.kv import validate_bucket, validate_key
+def command(args: argparse.Namespace) -> int:
+    return deploy(args.file, args.key, args.bucket, args.servers, dry_run=args.dry_run, rollback=args.rollback,
+                  history=args.history, device_id=args.device_id)
 
+
+def deploy(file: str | None, key: str, bucket: str, servers: Sequence[str], *, dry_run: bool = False,
+           rollback: bool = False, history: bool = False, device_id: str = "example") -> ExitStatus:
     try:
         validate_key(key)
         validate_bucket(bucket)
     except ValueError as error:
         print(f"bridge deploy: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     text = None
     if not (rollback or history):
         if file is None:
             print("bridge deploy: FILE is required (or --rollback / --history)", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitStatus.USAGE
         try:
             text, config = check_stored_file(file, device_id)
         except ConfigError as error:
             print(error, file=sys.stderr)
-            return EXIT_USAGE if isinstance(error, ConfigFileError) else EXIT_INVALID
+            return config_error_status(error)
         if dry_run:
             print(f"{file}: ok: {len(config.subscriptions)} subscription(s), {len(config.publications)} "
                   f"publication(s) for device {device_id}; not stored (--dry-run)")
-            return EXIT_OK
+            return ExitStatus.OK
     elif file is not None:
         print("bridge deploy: --rollback and --history take no FILE", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     return _with_bucket(servers, bucket, create=text is not None,
                         work=lambda kv: _store(kv, key, text, file) if text is not None
                         else _rollback(kv, key, device_id) if rollback else _history(kv, key))
 
 
-def _with_bucket(servers: Sequence[str], bucket: str, *, create: bool, work) -> int:
-    from bridge.cli.connect import command_servers, connect_once, run_command
-    from bridge.cli.fleet import ensure_status_stream
-    from bridge.nats import NatsError
-    from bridge.nats.errors import BucketNotFoundError
-    from bridge.nats.jetstream.streams import JetStream
-
+def _with_bucket(servers: Sequence[str], bucket: str, *, create: bool, work) -> ExitStatus:
     servers = command_servers("deploy", servers)
     if servers is None:
-        return EXIT_USAGE
-    outcome = {"exit": EXIT_OK}
+        return ExitStatus.USAGE
 
-    async def main(reactor):
+    async def main(reactor) -> ExitStatus:
         client = await connect_once("deploy", servers, reactor)
         if client is None:
-            outcome["exit"] = EXIT_USAGE
-            return
+            return ExitStatus.UNREACHABLE
         try:
             js = JetStream(client)
             try:
@@ -105,23 +106,22 @@ def _with_bucket(servers: Sequence[str], bucket: str, *, create: bool, work) -> 
             except BucketNotFoundError:
                 if not create:
                     print(f"bridge deploy: no bucket {bucket!r}: nothing deployed yet", file=sys.stderr)
-                    outcome["exit"] = EXIT_INVALID
-                    return
+                    return ExitStatus.FAILED
                 replicas = replicas_for(client.server_info)
-                kv = await js.create_key_value(bucket, history=HISTORY, replicas=replicas,
-                                               description="bridge configs (bridge deploy)")
+                kv = await create_key_value(js, bucket, history=HISTORY, replicas=replicas,
+                                            description="bridge configs (bridge deploy)")
                 print(f"created bucket {bucket} (history {HISTORY}, {replicas} replica(s))", file=sys.stderr)
             if create:
                 # The stream `bridge fleet` reads "last seen" from: set up with the first deploy.
                 await ensure_status_stream(js, replicas=replicas_for(client.server_info))
-            outcome["exit"] = await work(kv)
-        except NatsError as error:
+            return await work(kv)
+        except NatsError as error:  # a lost compare-and-set, a server error, no leader in time
             print(f"bridge deploy: {error}", file=sys.stderr)
-            outcome["exit"] = EXIT_USAGE
+            return ExitStatus.FAILED
         finally:
             await client.close()
 
-    return run_command(main, outcome, EXIT_USAGE)
+    return run_command(main)
 
 
 # Right after a cluster node dies, JetStream API requests time out until the stream has elected a
@@ -130,15 +130,11 @@ LEADER_ELECTION_WAIT = 15.0
 
 
 async def _bucket_during_elections(js, bucket: str, reactor):
-    """`js.key_value(bucket)`, asked again while it times out, for up to LEADER_ELECTION_WAIT s."""
-    from twisted.internet import task
-
-    from bridge.nats.errors import NatsTimeoutError
-
+    """`key_value(js, bucket)`, asked again while it times out, for up to LEADER_ELECTION_WAIT s."""
     deadline = reactor.seconds() + LEADER_ELECTION_WAIT
     while True:
         try:
-            return await js.key_value(bucket)
+            return await key_value(js, bucket)
         except NatsTimeoutError as error:
             if reactor.seconds() >= deadline:
                 raise
@@ -146,49 +142,46 @@ async def _bucket_during_elections(js, bucket: str, reactor):
             await task.deferLater(reactor, 0.5)
 
 
-async def _store(kv, key: str, text: str, file: str) -> int:
+async def _store(kv, key: str, text: str, file: str) -> ExitStatus:
     revision = await kv.put(key, text.encode())
-    print(f"stored {file} as kv:{kv.bucket}/{key}@{revision}")
+    print(f"stored {file} as {kv_source(kv.bucket, key, revision)}")
     print(revision)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
-async def _rollback(kv, key: str, device_id: str) -> int:
-    from bridge.config import ConfigError, load_stored
-    from bridge.nats.jetstream.kv import PUT
-
+async def _rollback(kv, key: str, device_id: str) -> ExitStatus:
     entries = await kv.history(key)
     if not entries or entries[-1].operation != PUT:
-        print(f"bridge deploy: kv:{kv.bucket}/{key} has no current value to roll back from", file=sys.stderr)
-        return EXIT_INVALID
+        print(f"bridge deploy: {kv_key(kv.bucket, key)} has no current value to roll back from", file=sys.stderr)
+        return ExitStatus.FAILED
     current = entries[-1]
     previous = [entry for entry in entries[:-1] if entry.operation == PUT and entry.value != current.value]
     if not previous:
-        print(f"bridge deploy: kv:{kv.bucket}/{key}@{current.revision} has no earlier revision to go back to",
+        print(f"bridge deploy: {kv_source(kv.bucket, key, current.revision)} has no earlier revision to go back to",
               file=sys.stderr)
-        return EXIT_INVALID
+        return ExitStatus.FAILED
     target = previous[-1]
-    source = f"kv:{kv.bucket}/{key}@{target.revision}"
+    source = kv_source(kv.bucket, key, target.revision)
     try:
         load_stored(target.value.decode("utf-8", "replace"), placeholder_bootstrap(device_id, source), source)
     except ConfigError as error:
         print(error, file=sys.stderr)
         print(f"bridge deploy: not rolling back to the invalid {source}", file=sys.stderr)
-        return EXIT_INVALID
+        return ExitStatus.FAILED
     revision = await kv.update(key, target.value, current.revision)
-    print(f"rolled back kv:{kv.bucket}/{key} to the content of revision {target.revision} as revision {revision}")
+    print(f"rolled back {kv_key(kv.bucket, key)} to the content of revision {target.revision} as revision {revision}")
     print(revision)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
-async def _history(kv, key: str) -> int:
+async def _history(kv, key: str) -> ExitStatus:
     entries = await kv.history(key)
     if not entries:
-        print(f"bridge deploy: kv:{kv.bucket}/{key} has no revisions", file=sys.stderr)
-        return EXIT_INVALID
+        print(f"bridge deploy: {kv_key(kv.bucket, key)} has no revisions", file=sys.stderr)
+        return ExitStatus.FAILED
     for entry in entries:
-        when = entry.created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        what = f"{len(entry.value)} bytes" if entry.operation == "PUT" else entry.operation
+        when = timestamps.format_utc(entry.created)
+        what = f"{len(entry.value)} bytes" if entry.operation == PUT else entry.operation
         current = "  (current)" if entry is entries[-1] else ""
         print(f"{entry.revision:>6}  {when}  {what}{current}")
-    return EXIT_OK
+    return ExitStatus.OK

@@ -1,14 +1,27 @@
 """`bridge send`: publish one message (or make one request) from the command line.
 
-The seed's `send_sense.py` as a subcommand. Unlike the bridge, a one-shot command must not retry
-forever: it tries each server once, in the order given, and exits 1 with the reason.
+Unlike the bridge, a one-shot command must not retry
+forever: it tries each server once, in the order given, and exits UNREACHABLE with the reason.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Sequence
+
+from twisted.internet import defer
+
+from bridge.cli.connect import command_servers, connect_once, run_command
+from bridge.cli.exit import ExitStatus
+from bridge.nats import NatsError, NatsTimeoutError, NoRespondersError
+from bridge.nats.subjects import validate_subject
+
+
+def command(args: argparse.Namespace) -> int:
+    return send_message(args.subject, args.text, args.servers, request=args.request,
+                        as_json=args.as_json, timeout=args.timeout)
 
 
 def build_payload(text: Sequence[str], as_json: bool, stdin=None) -> bytes:
@@ -44,8 +57,6 @@ def reply_failed(payload: bytes) -> bool:
 
 def failure_message(error: Exception, subject: str, request: bool, timeout: float) -> str:
     """Why a connected send failed, in the user's terms: a publish has no reply to wait for."""
-    from bridge.nats import NatsTimeoutError, NoRespondersError
-
     if isinstance(error, NoRespondersError):
         return f"no responders on {subject}"
     if isinstance(error, NatsTimeoutError):
@@ -62,48 +73,39 @@ def send_message(
     request: bool = False,
     as_json: bool = False,
     timeout: float = 5.0,
-) -> int:
-    from bridge.nats.subjects import validate_subject
-
+) -> ExitStatus:
     problem = validate_subject(subject, wildcards=False)
     if problem:
         print(f"bridge send: {problem}", file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
     try:
         payload = build_payload(text, as_json)
     except ValueError as error:
         print(f"bridge send: {error}", file=sys.stderr)
-        return 2
-
-    from twisted.internet import defer
-
-    from bridge.cli.connect import command_servers, connect_once, run_command
-    from bridge.nats import NatsError
-
+        return ExitStatus.USAGE
     servers = command_servers("send", servers)
     if servers is None:
-        return 2
-    outcome = {"exit": 0}
+        return ExitStatus.USAGE
 
     @defer.inlineCallbacks
     def main(reactor):
         client = yield defer.ensureDeferred(connect_once("send", servers, reactor))
         if client is None:
-            outcome["exit"] = 1
-            return
+            return ExitStatus.UNREACHABLE
         try:
             if request:
                 reply = yield client.request(subject, payload, timeout=timeout)
                 sys.stdout.write(reply.payload.decode("utf-8", "replace") + "\n")
                 if reply_failed(reply.payload):
-                    outcome["exit"] = 1
+                    return ExitStatus.FAILED
             else:
                 client.publish(subject, payload)
                 yield client.flush(timeout=timeout)
         except (NatsError, ValueError) as error:
             print(f"bridge send: {failure_message(error, subject, request, timeout)}", file=sys.stderr)
-            outcome["exit"] = 1
+            return ExitStatus.FAILED
         finally:
             yield client.close()
+        return ExitStatus.OK
 
-    return run_command(main, outcome, 1)
+    return run_command(main)

@@ -14,7 +14,7 @@ from bridge.actions import check_defaults, check_locked
 from bridge.config.document import Document, Path, parse_value
 from bridge.config.errors import ConfigIssue, format_path
 from bridge.config.limits import MAX_SUBJECT_BYTES
-from bridge.config.model import ACTIONS, POLLED_SENSORS
+from bridge.config.model import ACTIONS, POLLED_SENSORS, NatsConfig, ReconnectConfig
 from bridge.config.units import parse_duration
 
 Found = Iterator[tuple[Path, ConfigIssue]]
@@ -181,12 +181,12 @@ def _auth(document: Document, config_dir: FilePath) -> Found:
 
 
 def _reconnect(document: Document, config_dir: FilePath) -> Found:
-    initial = _duration(document.get(("nats", "reconnect", "initial_delay"), 0.1))
-    longest = _duration(document.get(("nats", "reconnect", "max_delay"), 5.0))
+    initial = _duration(document.get(("nats", "reconnect", "initial_delay"), ReconnectConfig.initial_delay))
+    longest = _duration(document.get(("nats", "reconnect", "max_delay"), ReconnectConfig.max_delay))
     if initial is not None and longest is not None and longest < initial:
         path = ("nats", "reconnect", "max_delay")
         yield path, document.issue(path, "max_delay must be at least initial_delay")
-    if _duration(document.get(("nats", "ping_interval"), 10.0)) == 0:
+    if _duration(document.get(("nats", "ping_interval"), NatsConfig.ping_interval)) == 0:
         path = ("nats", "ping_interval")
         yield path, document.issue(path, "ping_interval must be more than 0")
 

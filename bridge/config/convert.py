@@ -60,21 +60,20 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
             ca_file=file(tls_data.get("ca_file")),
             cert_file=file(tls_data.get("cert_file")),
             key_file=file(tls_data.get("key_file")),
-            verify=tls_data.get("verify", True),
-            handshake_first=tls_data.get("handshake_first", False),
+            verify=tls_data.get("verify", TlsConfig.verify),
+            handshake_first=tls_data.get("handshake_first", TlsConfig.handshake_first),
         )
     reconnect_data = nats_data.get("reconnect", {})
-    defaults = ReconnectConfig()
     reconnect = ReconnectConfig(
-        initial_delay=parse_duration(reconnect_data.get("initial_delay", defaults.initial_delay)),
-        max_delay=parse_duration(reconnect_data.get("max_delay", defaults.max_delay)),
-        jitter=float(reconnect_data.get("jitter", defaults.jitter)),
-        max_attempts=reconnect_data.get("max_attempts", defaults.max_attempts),
+        initial_delay=parse_duration(reconnect_data.get("initial_delay", ReconnectConfig.initial_delay)),
+        max_delay=parse_duration(reconnect_data.get("max_delay", ReconnectConfig.max_delay)),
+        jitter=float(reconnect_data.get("jitter", ReconnectConfig.jitter)),
+        max_attempts=reconnect_data.get("max_attempts", ReconnectConfig.max_attempts),
     )
     nats = NatsConfig(
         servers=tuple(nats_data["servers"]),
         name=nats_data.get("name", f"bridge-{device.id}"),
-        randomize=nats_data.get("randomize", True),
+        randomize=nats_data.get("randomize", NatsConfig.randomize),
         user=nats_data.get("user"),
         password=nats_data.get("password"),
         token=nats_data.get("token"),
@@ -82,15 +81,15 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
         creds_file=file(nats_data.get("creds_file")),
         tls=tls,
         reconnect=reconnect,
-        ping_interval=parse_duration(nats_data.get("ping_interval", 10.0)),
-        max_outstanding_pings=nats_data.get("max_outstanding_pings", 2),
-        buffer_size=parse_size(nats_data.get("buffer_size", 8 * 1024 * 1024)),
+        ping_interval=parse_duration(nats_data.get("ping_interval", NatsConfig.ping_interval)),
+        max_outstanding_pings=nats_data.get("max_outstanding_pings", NatsConfig.max_outstanding_pings),
+        buffer_size=parse_size(nats_data.get("buffer_size", NatsConfig.buffer_size)),
     )
     subscriptions = tuple(
         SubscriptionConfig(
             subject=entry["subject"],
             action=entry["action"],
-            queue=entry.get("queue"),
+            queue=entry.get("queue", SubscriptionConfig.queue),
             args=normalise_defaults(entry["action"], entry.get("args", {})),
             pending_limit=entry.get("pending_limit", SubscriptionConfig.pending_limit),
             overflow=entry.get("overflow", SubscriptionConfig.overflow),

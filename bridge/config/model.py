@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from bridge.names import ACTIONS, DRIVERS, OVERFLOW_POLICIES, POLLED_SENSORS, SENSORS  # noqa: F401 (re-exported)
+from bridge.nats.options import ClientOptions, KeepAlive, Reconnect
+from bridge.nats.tls import TlsOptions
 
 
 @dataclass(frozen=True)
@@ -27,23 +29,28 @@ class TlsConfig:
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
-    verify: bool = True
-    handshake_first: bool = False
+    verify: bool = TlsOptions.verify
+    handshake_first: bool = TlsOptions.handshake_first
 
 
 @dataclass(frozen=True)
 class ReconnectConfig:
-    initial_delay: float = 0.1
-    max_delay: float = 5.0
-    jitter: float = 0.2
-    max_attempts: int = 0  # 0 = forever
+    """The client's `Reconnect`, with its defaults."""
+
+    initial_delay: float = Reconnect.initial_delay
+    max_delay: float = Reconnect.max_delay
+    jitter: float = Reconnect.jitter
+    max_attempts: int = Reconnect.max_attempts  # 0 = forever
 
 
 @dataclass(frozen=True)
 class NatsConfig:
+    """The client's `ClientOptions` as the config file spells them (`ping_interval` and
+    `max_outstanding_pings` are its `KeepAlive`), with the client's defaults."""
+
     servers: tuple[str, ...]
     name: str | None = None
-    randomize: bool = True
+    randomize: bool = ClientOptions.randomize
     user: str | None = None
     password: str | None = None
     token: str | None = None
@@ -51,9 +58,9 @@ class NatsConfig:
     creds_file: str | None = None
     tls: TlsConfig | None = None
     reconnect: ReconnectConfig = field(default_factory=ReconnectConfig)
-    ping_interval: float = 10.0
-    max_outstanding_pings: int = 2
-    buffer_size: int = 8 * 1024 * 1024
+    ping_interval: float = KeepAlive.ping_interval
+    max_outstanding_pings: int = KeepAlive.max_outstanding_pings
+    buffer_size: int = ClientOptions.buffer_size
 
 
 @dataclass(frozen=True)

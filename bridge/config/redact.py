@@ -27,12 +27,6 @@ def _secret_span(url: str) -> tuple[int, int] | None:
     return (start if colon < 0 else colon + 1), at
 
 
-def url_secret(url: str) -> str | None:
-    """The password or token written into a server URL, if any (for scrubbing messages)."""
-    span = _secret_span(url)
-    return None if span is None or span[0] == span[1] else url[span[0] : span[1]]
-
-
 def redact_url(url: str) -> str:
     """`nats://pi:s3cret@host:4222` -> `nats://pi:********@host:4222`; the rest is kept as written.
 

@@ -38,6 +38,7 @@ _open_devices = 0
 
 def _headless_host() -> _HeadlessHost | None:
     """Host the emulator here, or None when a live GUI or another bridge already does."""
+    # sense_emu is optional: imported once the sense-emu driver is chosen (open_emulator checks it is there)
     from sense_emu.humidity import HumidityServer
     from sense_emu.imu import IMUServer
     from sense_emu.lock import EmulatorLock
@@ -90,7 +91,7 @@ def _device_closed() -> None:
 
 def open_emulator() -> SenseHatDevice:
     try:
-        import sense_emu
+        import sense_emu  # optional: `pip install 'nats-sense-bridge[emu]'`
     except ImportError:
         raise DeviceUnavailable(
             "driver sense-emu needs the sense_emu library, which is not installed "

@@ -139,7 +139,7 @@ def _start_up_sentence(error: OSError | RuntimeError) -> str:
 
 def _import_library():
     try:
-        import sense_hat
+        import sense_hat  # optional: only a Pi with the board has it and the libraries it needs
     except ImportError as error:
         if error.name == "RTIMU":
             raise DeviceUnavailable(

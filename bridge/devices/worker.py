@@ -1,10 +1,11 @@
 """The serial device worker: one thread per device runs its blocking calls in arrival order.
 
-The reactor thread never touches the device. It submits work and gets Deferreds that fire back on
-the reactor thread. Cheap actions do not pay a thread hop each: the worker takes every waiting
-cheap item in one go, runs them back to back and hands all their results to the reactor in one
-callFromThread. A slow item (scrolling text, a sensor read) is taken alone, so what waits behind
-it can still be dropped by overflow or by stop().
+The reactor thread never touches the device. It enqueues actions with a callback, or `call`s
+anything else for a Deferred; both results come back on the reactor thread. Cheap actions do not
+pay a thread hop each: the worker takes every waiting cheap item in one go, runs them back to
+back and hands all their results to the reactor in one callFromThread. A slow item (scrolling
+text, a sensor read) is taken alone, so what waits behind it can still be dropped by overflow or
+by stop().
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class DeviceWorker:
         self._waiting: deque[_Work] = deque()
         self._waiting_by_key: dict[Hashable, _Line] = {}
         # Reactor thread only: what arrived during this reactor turn, handed to the thread in one
-        # lock hold at the end of the turn. A lock round trip per message cost more than parsing it.
+        # lock hold at the end of the turn. A lock round trip per message costs more than parsing it.
         self._staged: list[_Work] = []
         self._staged_by_key: dict[Hashable, _Line] = {}
         # Guarded by _lock: the slow item the thread runs now, and the Event that cuts it short.
@@ -104,13 +105,6 @@ class DeviceWorker:
         self._thread.start()
 
     # -- reactor side ---------------------------------------------------------------------
-
-    def submit(self, queue_key: Hashable, command: Command, pending_limit: int, overflow: str,
-               size: int = 0, pending_bytes: int | None = None) -> Deferred:
-        """`enqueue` with a Deferred: fires with the result, or fails with ActionFailed or Dropped."""
-        deferred = Deferred()
-        self.enqueue(queue_key, command, pending_limit, overflow, _fire, deferred, size, pending_bytes)
-        return deferred
 
     def enqueue(self, queue_key: Hashable, command: Command, pending_limit: int, overflow: str,
                 done: Done, context: Any, size: int = 0, pending_bytes: int | None = None) -> None:

@@ -22,14 +22,14 @@ from twisted.logger import Logger
 
 from bridge.config import ConfigError, load_stored
 from bridge.config.model import BridgeConfig
+from bridge.config.sources import kv_source
+from bridge.nats import NatsError
+from bridge.nats.jetstream.kv import PUT, key_value
+from bridge.nats.jetstream.streams import JetStream
 
 log = Logger(namespace="bridge")
 
 BUCKET_RETRY = 2.0  # seconds between looks for a bucket that does not exist yet
-
-
-def kv_source(bucket: str, key: str, revision: int) -> str:
-    return f"kv:{bucket}/{key}@{revision}"
 
 
 def state_directory(environ=os.environ) -> Path:
@@ -97,8 +97,7 @@ class ConfigFollower:
         self.key = bootstrap.fleet.key
         self.cache = cache
         self.applied_revision = applied_revision  # 0: none yet
-        self.refused_revision = 0  # the latest revision, when it was refused
-        self.error: str | None = None  # why
+        self.error: str | None = None  # why the latest revision was refused
         self.watcher = None
         self._stopped = False
         self._waiting_logged = False
@@ -136,13 +135,10 @@ class ConfigFollower:
             self.watcher.stop()
 
     async def _follow(self) -> None:
-        from bridge.nats import NatsError
-        from bridge.nats.jetstream.streams import JetStream
-
         js = JetStream(self.bridge.client)
         while not self._stopped:
             try:
-                kv = await js.key_value(self.bucket)
+                kv = await key_value(js, self.bucket)
                 break
             except NatsError as error:
                 self._waiting(f"no bucket yet ({error})")
@@ -162,8 +158,6 @@ class ConfigFollower:
                      bucket=self.bucket, key=self.key, why=why)
 
     def on_entry(self, entry) -> None:
-        from bridge.nats.jetstream.kv import PUT
-
         source = kv_source(self.bucket, self.key, entry.revision)
         if entry.operation != PUT:
             log.warn("{source} deletes the stored config; keeping {running}", source=source, running=self.source)
@@ -174,14 +168,12 @@ class ConfigFollower:
         try:
             config = load_stored(text, self.bootstrap, source)
         except ConfigError as error:
-            self.refused_revision = entry.revision
             self.error = "; ".join(str(issue) for issue in error.errors)
             log.error("refused {source}, keeping {running}: {error}", source=source,
                       running=self.source if self.applied_revision else "no stored config", error=self.error)
             return
         self.bridge.reload(config)
         self.applied_revision = entry.revision
-        self.refused_revision = 0
         self.error = None
         self.cache.save(entry.revision, text)
         log.info("applied {source}", source=source)

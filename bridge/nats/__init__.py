@@ -11,6 +11,9 @@ import importlib
 
 _EXPORTS = {
     "Client": "bridge.nats.client",
+    "ClientOptions": "bridge.nats.options",
+    "KeepAlive": "bridge.nats.options",
+    "Reconnect": "bridge.nats.options",
     "ClientStats": "bridge.nats.client",
     "Msg": "bridge.nats.client",
     "Subscription": "bridge.nats.client",
@@ -45,11 +48,13 @@ _EXPORTS = {
     "KeyNotFoundError": "bridge.nats.errors",
     "KeyWrongLastSequenceError": "bridge.nats.errors",
     "KeyExistsError": "bridge.nats.errors",
-    "JetStream": "bridge.nats.jetstream.streams",
-    "PubAck": "bridge.nats.jetstream.streams",
-    "KeyValue": "bridge.nats.jetstream.kv",
-    "KvEntry": "bridge.nats.jetstream.kv",
-    "KeyWatcher": "bridge.nats.jetstream.kv",
+    "JetStream": "bridge.nats.jetstream",
+    "PubAck": "bridge.nats.jetstream",
+    "KeyValue": "bridge.nats.jetstream",
+    "KvEntry": "bridge.nats.jetstream",
+    "KeyWatcher": "bridge.nats.jetstream",
+    "create_key_value": "bridge.nats.jetstream",
+    "key_value": "bridge.nats.jetstream",
     "Headers": "bridge.nats.protocol",
     "TlsOptions": "bridge.nats.tls",
 }

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import random
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
+from typing import Callable, NamedTuple
 
 from twisted.application.internet import ClientService
 from twisted.application.service import Service
@@ -37,15 +37,16 @@ from bridge.nats.errors import (
     TlsError,
     classify_server_error,
 )
+from bridge.nats.options import DEFAULT_URL, ClientOptions
 from bridge.nats.outbound import OutboundQueue
-from bridge.nats.pool import DEFAULT_URL, Server, ServerPool, parse_server_url
+from bridge.nats.pool import Server, ServerPool, parse_server_url
 from bridge.nats.repeats import RepeatSummary
 from bridge.nats.requests import RequestMux, new_inbox, timeout_as
 from bridge.nats.subjects import validate_subject
 from bridge.nats.subscriptions import Msg, Subscription, Subscriptions
 from bridge.nats.tls import TlsOptions, client_tls_options
 
-__all__ = ["Client", "ClientStats", "Msg", "Status", "Subscription", "DEFAULT_URL", "backoff_delay",
+__all__ = ["Client", "ClientOptions", "ClientStats", "Msg", "Status", "Subscription", "DEFAULT_URL", "backoff_delay",
            "classify_server_error", "parse_server_url"]
 
 log = Logger()
@@ -93,90 +94,48 @@ class ClientStats:
 
 
 class Client(Service):
-    """A NATS connection that keeps itself alive; see the module docstring and `connect()`.
+    """A NATS connection that keeps itself alive, as `options` (a `ClientOptions`) say; see the
+    module docstring and `connect()`.
 
-    Reconnecting: every server of the pool (randomized unless `randomize=False`, grown by the
-    cluster's `connect_urls`) is tried at once, then `initial_delay` doubling to `max_delay`,
-    stretched by up to `jitter` (a fraction); `max_attempts=0` never gives up. Publishes wait in
-    a queue of at most `buffer_size` bytes while the server is not taking data or there is no
-    connection; past it `publish()` raises `OutboundBufferFullError`. A server that leaves
-    `max_outstanding_pings` PINGs (one every `ping_interval` s; the last one given half an
-    interval) unanswered is treated as dead.
+    The pool grows by the cluster's `connect_urls`; retrying follows `options.reconnect`, staleness
+    `options.keepalive`. Past `options.buffer_size` queued bytes `publish()` raises `OutboundBufferFullError`.
     Not thread-safe: call it from the reactor thread. As a Twisted `IService`, starting it
     connects and stopping it drains.
 
     Listeners (`add_listener(event, callback)`): "connected"(url) for the first connection,
     "reconnected"(url) for every one after it, "disconnected"(url, reason), "error"(exception)
     for server `-ERR`s, refused logins and TLS failures, "lame_duck"(url),
-    "discovered_servers"(urls), "closed"(). `tls` is a `TlsOptions` or a dict of its fields.
+    "discovered_servers"(urls), "closed"().
     """
 
-    def __init__(
-        self,
-        servers: str | Iterable[str] = (DEFAULT_URL,),
-        *,
-        name: str | None = None,
-        randomize: bool = True,
-        echo: bool = True,
-        user: str | None = None,
-        password: str | None = None,
-        token: str | None = None,
-        nkey_seed: str | None = None,
-        nkey_seed_file: str | None = None,
-        creds_file: str | None = None,
-        tls=None,
-        initial_delay: float = 0.1,
-        max_delay: float = 5.0,
-        jitter: float = 0.2,
-        max_attempts: int = 0,
-        ping_interval: float = 10.0,
-        max_outstanding_pings: int = 2,
-        buffer_size: int = 8 * 1024 * 1024,
-        connect_timeout: float = 2.0,
-        reactor=None,
-    ):
+    def __init__(self, options: ClientOptions = ClientOptions(), *, reactor=None):
         if reactor is None:
+            # Late: importing it installs the default reactor; the process chooses its reactor
+            # (and may forgo TLS, tls.forgo_tls) before it builds a client.
             from twisted.internet import reactor
-        if isinstance(servers, str):
-            servers = [servers]
-        for label, value in (("initial_delay", initial_delay), ("max_delay", max_delay), ("jitter", jitter),
-                             ("buffer_size", buffer_size), ("max_attempts", max_attempts)):
-            if value < 0:
-                raise ValueError(f"{label} must not be negative")
-        for label, value in (("ping_interval", ping_interval), ("connect_timeout", connect_timeout)):
-            if value <= 0:
-                raise ValueError(f"{label} must be positive")
-        if max_outstanding_pings < 1:
-            raise ValueError("max_outstanding_pings must be at least 1")
+        self.options = options
         self._reactor = reactor
         self._rng = random.Random()
-        self._pool = ServerPool(servers, randomize=randomize, rng=self._rng)
-        self.name = name
-        self._echo = echo
-        self._credentials = Credentials(user=user, password=password, token=token, nkey_seed=nkey_seed,
-                                        nkey_seed_file=nkey_seed_file, creds_file=creds_file)
+        self._pool = ServerPool(options.servers, randomize=options.randomize, rng=self._rng)
+        self.name = options.name
+        self._credentials = Credentials(user=options.user, password=options.password, token=options.token,
+                                        nkey_seed=options.nkey_seed, nkey_seed_file=options.nkey_seed_file,
+                                        creds_file=options.creds_file)
         self._credentials.check()
-        if isinstance(tls, Mapping):
-            tls = TlsOptions(**tls)
-        self._tls = tls
+        tls = options.tls
         if tls is not None:
             client_tls_options(tls, "localhost")  # unreadable files fail now, not on every attempt
-        self._initial_delay = initial_delay
-        self._max_delay = max_delay
-        self._jitter = jitter
-        self._max_attempts = max_attempts
-        self._connect_timeout = connect_timeout
         self._settings = ConnectionSettings(
             msg_class=Msg,
             connect_options=self._connect_options,
             tls_context=self._tls_context,
             tls_configured=tls is not None,
             tls_first=bool(getattr(tls, "handshake_first", False)),
-            ping_interval=ping_interval,
-            max_outstanding_pings=max_outstanding_pings,
+            ping_interval=options.keepalive.ping_interval,
+            max_outstanding_pings=options.keepalive.max_outstanding_pings,
         )
         endpoint = PoolEndpoint(self._pool, self._new_connection, self._connection_ready, self._attempt_failed,
-                                connect_timeout, reactor)
+                                options.connect_timeout, reactor)
         self._service = ClientService(endpoint, protocol.Factory.forProtocol(Lifeline),
                                       retryPolicy=self._retry_delay, clock=reactor)
         self.status = Status.NEW
@@ -196,8 +155,9 @@ class Client(Service):
         self._headers_supported = True
 
         self._subs = Subscriptions()
+        self._handler = _Handler(self._deliver, self._on_info, self._server_error, self._connection_lost)
         self._requests = RequestMux(self._subscribe, reactor)
-        self._outbound = OutboundQueue(buffer_size, reactor)
+        self._outbound = OutboundQueue(options.buffer_size, reactor)
         self._checked_subjects: set[str] = set()
         self._malformed = RepeatSummary(log, "malformed content in {n} message(s), delivered as received "
                                         "(latest on {subject!r}: {problem})", reactor)
@@ -415,6 +375,12 @@ class Client(Service):
         return self.drain().addErrback(lambda failure: log.failure("NATS client drain failed", failure))
 
     @property
+    def reactor(self):
+        """What this client schedules on (a `task.Clock` in tests): code built on the client,
+        such as JetStream's watchers, keeps time with the same clock."""
+        return self._reactor
+
+    @property
     def is_connected(self) -> bool:
         return self._conn is not None
 
@@ -458,7 +424,7 @@ class Client(Service):
         sub = self._subs.receive(msg)
         if sub is None:
             return
-        msg._client = self
+        msg.client = self
         self._msgs_in += 1
         self._bytes_in += len(msg.payload)
         if msg.problem is not None:
@@ -491,10 +457,10 @@ class Client(Service):
         return sub
 
     def _new_connection(self, server: Server) -> Connection:
-        return Connection(server, self._settings, _Handler(self), self._reactor)
+        return Connection(server, self._settings, self._handler, self._outbound, self._reactor)
 
     def _tls_context(self, hostname: str):
-        return client_tls_options(self._tls if self._tls is not None else TlsOptions(), hostname)
+        return client_tls_options(self.options.tls if self.options.tls is not None else TlsOptions(), hostname)
 
     def _connect_options(self, info: dict, server: Server, tls: bool) -> dict:
         headers = bool(info.get("headers"))
@@ -506,7 +472,7 @@ class Client(Service):
             "no_responders": headers,
             "lang": "python-twisted",
             "version": __version__,
-            "echo": self._echo,
+            "echo": self.options.echo,
             "tls_required": tls,
         }
         if self.name:
@@ -518,12 +484,13 @@ class Client(Service):
         """`ClientService` retry policy: straight on to the next server until each was tried,
         then exponential backoff with jitter. A lost connection counts as one try of its server;
         one that lived less than `STABLE_AFTER` keeps the count growing instead of resetting it."""
-        if self._max_attempts and self._failed_attempts >= self._max_attempts:
+        reconnect = self.options.reconnect
+        if reconnect.max_attempts and self._failed_attempts >= reconnect.max_attempts:
             self._reactor.callLater(0, self._give_up)
             return 3600.0  # never waited out: _give_up stops the service first
         self._unstable_tries += 1
-        return backoff_delay(self._unstable_tries, len(self._pool), initial=self._initial_delay,
-                             maximum=self._max_delay, jitter=self._jitter, rng=self._rng)
+        return backoff_delay(self._unstable_tries, len(self._pool), initial=reconnect.initial_delay,
+                             maximum=reconnect.max_delay, jitter=reconnect.jitter, rng=self._rng)
 
     def _attempt_failed(self, server: Server, failure: Failure) -> Failure:
         self._failed_attempts += 1
@@ -553,11 +520,7 @@ class Client(Service):
         self._max_payload = conn.info.get("max_payload", DEFAULT_MAX_PAYLOAD)
         self._max_control_line = max(wire.SERVER_MAX_CONTROL_LINE, conn.info.get("max_control_line") or 0)
         self._headers_supported = bool(conn.info.get("headers"))
-        outbound = self._outbound
-        conn.send = outbound.control
-        conn.mark = outbound.mark
-        conn.confirm = outbound.confirm
-        outbound.attach(conn.transport, self._subs.resubscribe_frames())
+        self._outbound.attach(conn.transport, self._subs.resubscribe_frames())
         flushes, self._flushes_after_reconnect = self._flushes_after_reconnect, set()
         for waiter in flushes:
             if not waiter.called:
@@ -685,16 +648,13 @@ class Client(Service):
                 log.failure("{event} listener raised", event=event)
 
 
-class _Handler:
-    """The `ConnectionHandler` a connection reports to: the client, under the handler's names."""
+class _Handler(NamedTuple):
+    """The `ConnectionHandler` a connection reports to: the client's methods, under the handler's names."""
 
-    __slots__ = ("deliver", "server_info", "server_error", "connection_lost")
-
-    def __init__(self, client: Client):
-        self.deliver = client._deliver
-        self.server_info = client._on_info
-        self.server_error = client._server_error
-        self.connection_lost = client._connection_lost
+    deliver: Callable
+    server_info: Callable
+    server_error: Callable
+    connection_lost: Callable
 
 
 def _as_bytes(payload) -> bytes:

@@ -41,6 +41,16 @@ class ConnectionHandler(Protocol):
     def connection_lost(self, conn: "Connection", reason: Exception) -> None: ...
 
 
+class Outbox(Protocol):
+    """Where a ready connection sends its own frames (PING): the owner's outbound queue, so a PING
+    goes out behind the publishes it is meant to confirm. `mark()` when the PING is queued says
+    which publishes precede it; `confirm(mark)` on its PONG says they reached the server."""
+
+    def control(self, frame: bytes) -> None: ...
+    def mark(self) -> int: ...
+    def confirm(self, mark: int) -> None: ...
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     """Per client, the same for every connection it makes."""
@@ -74,7 +84,8 @@ class Lifeline(protocol.Protocol):
 class Connection(protocol.Protocol):
     """One TCP (maybe TLS) connection to one server; `handshake` fires with itself after the first PONG."""
 
-    def __init__(self, server: Server, settings: ConnectionSettings, handler: ConnectionHandler, reactor):
+    def __init__(self, server: Server, settings: ConnectionSettings, handler: ConnectionHandler, outbox: Outbox,
+                 reactor):
         self.server = server
         self.info: dict = {}
         self.lifeline: Lifeline | None = None
@@ -82,18 +93,14 @@ class Connection(protocol.Protocol):
         self.state = State.AWAIT_TLS if settings.tls_first else State.AWAIT_INFO
         self._settings = settings
         self._handler = handler
+        self._outbox = outbox
         self._reactor = reactor
         self._parser = wire.Parser(msg_class=settings.msg_class)
         self._tls_started = False
         self._failure: Exception | None = None
-        self._keepalive = Keepalive(self, settings.ping_interval, settings.max_outstanding_pings, reactor)
+        self._keepalive = Keepalive(self, outbox.confirm, settings.ping_interval, settings.max_outstanding_pings,
+                                    reactor)
         self._lost = False
-        # How frames reach the server once the owner takes over: its outbound queue, so a PING
-        # goes out behind the publishes it is meant to confirm.
-        self.send: Callable[[bytes], None] = lambda data: self.transport.write(data)
-        # Which publishes a PONG confirms: `mark()` when the PING is queued, `confirm(mark)` on its PONG.
-        self.mark: Callable[[], int] = lambda: 0
-        self.confirm: Callable[[int], None] = lambda mark: None
 
     # --- handshake --------------------------------------------------------------------------
 
@@ -196,8 +203,8 @@ class Connection(protocol.Protocol):
 
     def ping(self, waiter: defer.Deferred | None = None) -> None:
         """Send PING behind what is queued before it; `waiter` fires on its PONG."""
-        self._keepalive.expect_pong(waiter, self.mark())
-        self.send(wire.PING)
+        self._keepalive.expect_pong(waiter, self._outbox.mark())
+        self._outbox.control(wire.PING)
 
     def fail(self, error: Exception) -> None:
         """Give up on this connection with `error` as the reason reported."""
@@ -237,6 +244,7 @@ class Connection(protocol.Protocol):
             return self._failure
         url = self.server.url
         if self._tls_started:
+            # The TLS libraries load only where TLS is in use (see tls.py).
             from OpenSSL import SSL
             from service_identity import VerificationError
 
@@ -255,8 +263,10 @@ class Keepalive:
     oldest PING, whether a keepalive (waiter None) or a `flush()`.
     """
 
-    def __init__(self, conn: Connection, interval: float, max_outstanding: int, reactor):
+    def __init__(self, conn: Connection, confirm: Callable[[int], None], interval: float, max_outstanding: int,
+                 reactor):
         self._conn = conn
+        self._confirm = confirm
         self._interval = interval
         self._max_outstanding = max_outstanding
         self._reactor = reactor
@@ -277,7 +287,7 @@ class Keepalive:
         self._outstanding = 0
         if self._waiters:
             waiter, mark = self._waiters.popleft()
-            self._conn.confirm(mark)
+            self._confirm(mark)
             if waiter is not None and not waiter.called:
                 waiter.callback(None)
 

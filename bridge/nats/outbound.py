@@ -34,13 +34,10 @@ class _Producer:
         self._transport = transport
 
     def pauseProducing(self) -> None:
-        if self._queue._transport is self._transport:
-            self._queue._paused = True
+        self._queue.pause(self._transport)
 
     def resumeProducing(self) -> None:
-        if self._queue._transport is self._transport:
-            self._queue._paused = False
-            self._queue.write()
+        self._queue.resume(self._transport)
 
     def stopProducing(self) -> None:
         pass  # the connection's loss reaches the client through connectionLost
@@ -68,6 +65,17 @@ class OutboundQueue:
     @property
     def paused(self) -> bool:
         return self._paused
+
+    def pause(self, transport) -> None:
+        """`transport` takes no more bytes for now: frames stay queued. Ignored from a stale one."""
+        if transport is self._transport:
+            self._paused = True
+
+    def resume(self, transport) -> None:
+        """`transport` takes bytes again: write what is queued. Ignored from a stale one."""
+        if transport is self._transport:
+            self._paused = False
+            self.write()
 
     def publish(self, frame: bytes) -> None:
         size = len(frame)

@@ -15,7 +15,6 @@ from twisted.logger import Logger
 
 log = Logger()
 
-DEFAULT_URL = "nats://127.0.0.1:4222"
 DEFAULT_PORT = 4222
 
 

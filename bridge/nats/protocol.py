@@ -151,11 +151,11 @@ class Msg:
     `problem` names what was wrong inside this one message (a header line that had to be
     skipped, a status that is not a number, a subject that is not UTF-8), None for a clean one:
     the server forwards subjects and header blocks unchecked, so such a message is delivered as
-    far as it can be read instead of costing the connection. `_client` is for the client that
-    delivers the message (to answer it); the parser leaves it None.
+    far as it can be read instead of costing the connection. `client` is the client that
+    delivers the message (what `respond` publishes through); the parser leaves it None.
     """
 
-    __slots__ = ("subject", "sid", "reply", "payload", "headers", "status", "description", "problem", "_client")
+    __slots__ = ("subject", "sid", "reply", "payload", "headers", "status", "description", "problem", "client")
 
     def __init__(self, subject, sid, reply, payload, headers=None, status=None, description=None, problem=None):
         self.subject = subject
@@ -166,7 +166,7 @@ class Msg:
         self.status = status
         self.description = description
         self.problem = problem
-        self._client = None
+        self.client = None
 
     @property
     def data(self) -> bytes:

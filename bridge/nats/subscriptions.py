@@ -29,7 +29,7 @@ class Msg(wire.Msg):
     def respond(self, payload: bytes = b"", headers=None) -> None:
         if not self.reply:
             raise NatsError(f"message on {self.subject!r} has no reply subject to respond to")
-        self._client.publish(self.reply, payload, headers=headers)
+        self.client.publish(self.reply, payload, headers=headers)
 
 
 class Subscription:

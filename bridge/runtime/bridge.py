@@ -18,14 +18,16 @@ import time
 from typing import Any, Callable
 
 from twisted.internet import defer, task
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from bridge import __version__
 from bridge.config.model import BridgeConfig, PublicationConfig, SubscriptionConfig
 from bridge.config.redact import redact_url
+from bridge.config.sources import file_source
 from bridge.devices import open_device
 from bridge.devices.worker import DeviceWorker
-from bridge.nats import Client, NatsError
+from bridge.nats import Client, ClientOptions, KeepAlive, NatsError, Reconnect
 from bridge.nats.repeats import RepeatSummary
 from bridge.runtime.documents import encode, info_document, status_document, utc_now
 from bridge.runtime.publications import SensorPublication
@@ -58,8 +60,9 @@ def client_for(config: BridgeConfig, reactor=None) -> Client:
             "verify": nats.tls.verify,
             "handshake_first": nats.tls.handshake_first,
         }
-    return Client(
-        servers=list(nats.servers),
+    reconnect = nats.reconnect
+    options = ClientOptions(
+        servers=tuple(nats.servers),
         name=nats.name or f"bridge-{config.device.id}",
         randomize=nats.randomize,
         user=nats.user,
@@ -68,24 +71,19 @@ def client_for(config: BridgeConfig, reactor=None) -> Client:
         nkey_seed_file=nats.nkey_seed_file,
         creds_file=nats.creds_file,
         tls=tls,
-        initial_delay=nats.reconnect.initial_delay,
-        max_delay=nats.reconnect.max_delay,
-        jitter=nats.reconnect.jitter,
-        max_attempts=nats.reconnect.max_attempts,
-        ping_interval=nats.ping_interval,
-        max_outstanding_pings=nats.max_outstanding_pings,
+        reconnect=Reconnect(initial_delay=reconnect.initial_delay, max_delay=reconnect.max_delay,
+                            jitter=reconnect.jitter, max_attempts=reconnect.max_attempts),
+        keepalive=KeepAlive(ping_interval=nats.ping_interval, max_outstanding_pings=nats.max_outstanding_pings),
         buffer_size=nats.buffer_size,
-        reactor=reactor,
     )
+    return Client(options, reactor=reactor)
 
 
 class Bridge:
     """The whole running bridge for one config file."""
 
-    def __init__(self, config: BridgeConfig, reactor=None, device=None, *,
+    def __init__(self, config: BridgeConfig, reactor, device=None, *,
                  clock: Callable[[], float] = time.monotonic, hang_after: float = HANG_AFTER):
-        if reactor is None:
-            from twisted.internet import reactor
         self.reactor = reactor
         self.config = config
         self.device_id = config.device.id
@@ -135,8 +133,6 @@ class Bridge:
     @defer.inlineCallbacks
     def start(self):
         if self.device is None:
-            from twisted.internet.threads import deferToThreadPool
-
             # Opening sense-emu/sense-hat touches files and I2C: not on the reactor thread.
             self.device = yield deferToThreadPool(
                 self.reactor, self.reactor.getThreadPool(), open_device, self.config.device
@@ -388,7 +384,7 @@ class Bridge:
             "device": self.device_id,
             "driver": self.config.device.driver,
             "host": socket.gethostname(),
-            "config": f"file:{os.path.abspath(self.config.source)}",
+            "config": file_source(os.path.abspath(self.config.source)),
             "server": redact_url(url) if url else "",
         }
         if self.config_origin is not None:

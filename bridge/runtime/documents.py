@@ -6,19 +6,16 @@
 - a reading, on a publication's subject: `{"device", "sensor", "value", "unit"?, "time"}`.
 - info, the reply on `bridge.ID.info`: see `info_document`.
 
-Times are UTC ISO 8601 with milliseconds and a `Z`. README "What the bridge publishes" documents the
-same fields; a change here is a change for every consumer.
+Times are RFC 3339 UTC with milliseconds and a `Z` (`bridge.timestamps`). README "What the bridge
+publishes" documents the same fields; a change here is a change for every consumer.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from typing import Any, Sequence
 
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from bridge.timestamps import utc_now
 
 
 def encode(document: dict) -> bytes:

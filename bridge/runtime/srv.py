@@ -152,7 +152,6 @@ class ServiceResponder:
         self.endpoints = endpoints
         self.started = started
         self._subscriptions: list = []
-        self.unanswered = 0  # requests whose reply could not be sent (a bad reply subject)
 
     def start(self, instance_id: str) -> None:
         answer = {"PING": self._ping, "INFO": self._info, "STATS": self._stats}
@@ -181,7 +180,6 @@ class ServiceResponder:
             try:
                 self.client.publish(msg.reply, encode(build()))
             except NatsError as error:
-                self.unanswered += 1
                 log.warn("could not answer {subject}: {error}", subject=msg.subject, error=str(error))
 
         return respond

@@ -13,6 +13,7 @@ import os
 import socket
 from typing import Mapping
 
+from twisted.internet import task
 from twisted.logger import Logger
 
 log = Logger(namespace="bridge")
@@ -89,8 +90,6 @@ class Notifier:
 def start_watchdog(notifier: Notifier, reactor, environ: Mapping[str, str] = os.environ):
     """Send WATCHDOG=1 from the reactor thread every `$WATCHDOG_USEC`/2: a reactor that hangs stops
     the pings and systemd restarts the service. The running LoopingCall, or None."""
-    from twisted.internet import task
-
     interval = watchdog_interval(environ, os.getpid())
     if not notifier.enabled or interval is None:
         return None

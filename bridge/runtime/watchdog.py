@@ -4,8 +4,8 @@ Each device worker gets its own `WatchedDevice`: a thin stand-in for the device 
 call runs and since when (one tuple assignment before and after, no lock: only its worker thread
 writes it). `HangWatchdog` looks at them from the reactor once a second. A call is hung when it
 runs longer than `hang_after` seconds plus twice its expected duration: only `show_message` has a
-long one, (8 + 6 × characters) × scroll_speed (bridge/devices/base.py), so a long scroll is not
-mistaken for a hang while a stuck I2C read or framebuffer write is noticed after `hang_after`.
+long one (`bridge.actions.scroll_seconds`), so a long scroll is not mistaken for a hang while a
+stuck I2C read or framebuffer write is noticed after `hang_after`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any, Callable, Sequence
 from twisted.internet import task
 from twisted.logger import Logger
 
+from bridge.actions import scroll_seconds
+
 log = Logger(namespace="bridge")
 
 HANG_AFTER = 30.0  # seconds beyond the expected duration
@@ -25,7 +27,7 @@ CHECK_INTERVAL = 1.0
 def expected_seconds(call: str, args: tuple) -> float:
     if call == "show_message" and len(args) >= 4:
         text, scroll_speed = args[0], args[3]
-        return (8 + 6 * len(text)) * float(scroll_speed)
+        return scroll_seconds(text, float(scroll_speed))
     return 0.0
 
 

@@ -147,6 +147,7 @@ def main(argv: Sequence[str]) -> int:
 
     from twisted.internet import reactor
 
+    from bridge.cli.exit import ExitStatus
     from bridge.cli.logs import start_logging
 
     argv = list(argv)
@@ -160,7 +161,7 @@ def main(argv: Sequence[str]) -> int:
     from twisted.logger import LogLevel
 
     start_logging("text", level=LogLevel.warn)
-    state = {"bridges": [], "exit": 0}
+    state = {"bridges": [], "exit": ExitStatus.OK}
     applied: dict[int, int] = {}  # revision -> how many of this process's bridges applied it
 
     def on_applied(_bridge, revision: int) -> None:
@@ -176,7 +177,7 @@ def main(argv: Sequence[str]) -> int:
 
     def failed(failure):
         print(f"fleet_sim: {failure.getErrorMessage()}", file=sys.stderr)
-        state["exit"] = 1
+        state["exit"] = ExitStatus.FAILED
         reactor.stop()
 
     def terminate(*_):

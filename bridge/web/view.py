@@ -78,9 +78,7 @@ def _json(document: Any) -> bytes:
 class WebView:
     """One listening web view for one running `Bridge`; `stop()` closes it and every open stream."""
 
-    def __init__(self, bridge, reactor=None, options: WebOptions = WebOptions()):
-        if reactor is None:
-            from twisted.internet import reactor
+    def __init__(self, bridge, reactor, options: WebOptions = WebOptions()):
         self.bridge = bridge
         self.reactor = reactor
         self.options = options
@@ -379,7 +377,7 @@ class _Events(resource.Resource):
 
 
 def start_web_view(
-    bridge, host: str = "127.0.0.1", port: int = 8080, reactor=None, options: WebOptions = WebOptions()
+    bridge, host: str = "127.0.0.1", port: int = 8080, *, reactor, options: WebOptions = WebOptions()
 ) -> WebView:
     """Serve the web view for a running `bridge` on host:port; loopback unless the caller says otherwise."""
     view = WebView(bridge, reactor, options)

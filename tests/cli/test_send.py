@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from bridge.cli.exit import ExitStatus
 from bridge.cli.main import main
 from bridge.cli.send import build_payload, failure_message
 from bridge.nats import NatsTimeoutError, NoRespondersError
@@ -38,14 +39,14 @@ def test_a_dead_first_server_is_skipped_for_a_live_second_one():
 def test_cannot_connect_names_every_server_with_passwords_masked():
     first, second = closed_url("pi:s3cret"), closed_url()
     done = bridge_send("--server", first, "--server", second, "some.subject", "hi")
-    assert done.returncode == 1
+    assert done.returncode == ExitStatus.UNREACHABLE
     assert b"s3cret" not in done.stderr
     assert f"cannot connect to {first.replace('s3cret', '********')}, {second}".encode() in done.stderr
 
 
 @pytest.mark.parametrize("args", [["--json", "a.b"], ["--json", "a.b", " "]])
 def test_json_without_a_payload_is_bad_usage(args, capsys):
-    assert main(["send", *args]) == 2
+    assert main(["send", *args]) == ExitStatus.USAGE
     assert "--json: no payload given" in capsys.readouterr().err
 
 
@@ -59,7 +60,7 @@ def test_text_may_be_empty_without_json():
 
 
 def test_a_bad_server_url_is_bad_usage(capsys):
-    assert main(["send", "--server", "http://127.0.0.1:4222", "a.b", "hi"]) == 2
+    assert main(["send", "--server", "http://127.0.0.1:4222", "a.b", "hi"]) == ExitStatus.USAGE
     assert "scheme must be nats:// or tls://" in capsys.readouterr().err
 
 

@@ -11,6 +11,7 @@ import threading
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task
+from twisted.python.failure import Failure
 
 from bridge.actions import ActionFailed, parse_command
 from bridge.devices.memory import MemoryDevice
@@ -83,9 +84,23 @@ def worker(device):
     pytest_twisted.blockon(worker.stop(WAIT))
 
 
+def enqueued(worker, key, command, pending_limit, overflow, size=0, pending_bytes=None):
+    """`worker.enqueue`, the runtime's path, with a Deferred that fires with the result or the exception."""
+    deferred = defer.Deferred()
+
+    def done(context, ok, value):
+        if ok:
+            deferred.callback(value)
+        else:
+            deferred.errback(Failure(value, type(value), value.__traceback__))
+
+    worker.enqueue(key, command, pending_limit, overflow, done, None, size, pending_bytes)
+    return deferred
+
+
 def hold_in_show_message(worker, device, key="slow"):
     """Submit a show_message and return once the worker thread is inside it."""
-    running = worker.submit(key, message("hold"), 1000, "queue")
+    running = enqueued(worker, key, message("hold"), 1000, "queue")
     assert device.scrolling.wait(WAIT)
     return running
 
@@ -100,8 +115,8 @@ def failure_of(deferred):
 
 @pytest_twisted.inlineCallbacks
 def test_results_come_back_and_follow_submission_order(worker, device):
-    set_first = worker.submit("k", pixel(2, 3), 1000, "queue")
-    pixels = worker.submit("k", parse_command("get_pixels", b"", {}), 1000, "queue")
+    set_first = enqueued(worker, "k", pixel(2, 3), 1000, "queue")
+    pixels = enqueued(worker, "k", parse_command("get_pixels", b"", {}), 1000, "queue")
     reading = worker.call(device.read, "pressure")
     assert (yield set_first) is None
     assert (yield pixels)[3 * 8 + 2] == [255, 0, 0]
@@ -113,11 +128,11 @@ def test_results_come_back_and_follow_submission_order(worker, device):
 def test_one_thread_runs_everything_in_arrival_order_across_keys(worker, device):
     running = hold_in_show_message(worker, device)
     results = [
-        worker.submit("a", pixel(0, 0), 1000, "queue"),
+        enqueued(worker, "a", pixel(0, 0), 1000, "queue"),
         worker.call(device.read, "temperature"),
-        worker.submit("b", pixel(1, 1), 1000, "queue"),
-        worker.submit("a", message("second"), 1000, "queue"),
-        worker.submit("b", pixel(2, 2), 1000, "queue"),
+        enqueued(worker, "b", pixel(1, 1), 1000, "queue"),
+        enqueued(worker, "a", message("second"), 1000, "queue"),
+        enqueued(worker, "b", pixel(2, 2), 1000, "queue"),
     ]
     device.gate.set()
     yield running
@@ -134,9 +149,9 @@ def test_one_thread_runs_everything_in_arrival_order_across_keys(worker, device)
 
 @pytest_twisted.inlineCallbacks
 def test_device_errors_fail_only_their_own_message(worker, device):
-    before = worker.submit("k", pixel(0, 0), 1000, "queue")
-    broken = worker.submit("k", pixel(7, 7), 1000, "queue")
-    after = worker.submit("k", pixel(1, 0), 1000, "queue")
+    before = enqueued(worker, "k", pixel(0, 0), 1000, "queue")
+    broken = enqueued(worker, "k", pixel(7, 7), 1000, "queue")
+    after = enqueued(worker, "k", pixel(1, 0), 1000, "queue")
     yield before
     with pytest.raises(ActionFailed, match=r"^set_pixel: this LED is broken$"):
         yield broken
@@ -153,12 +168,12 @@ def test_call_failures_keep_their_exception(worker, device):
 @pytest_twisted.inlineCallbacks
 def test_overflow_queue_rejects_the_new_message_at_the_limit(worker, device):
     running = hold_in_show_message(worker, device)
-    kept = [worker.submit("k", pixel(x, 0), 2, "queue") for x in range(2)]
-    rejected = worker.submit("k", pixel(5, 0), 2, "queue")
+    kept = [enqueued(worker, "k", pixel(x, 0), 2, "queue") for x in range(2)]
+    rejected = enqueued(worker, "k", pixel(5, 0), 2, "queue")
     error = failure_of(rejected)
     assert isinstance(error, Dropped)
     assert str(error) == "set_pixel: dropped, 2 messages already waiting (pending_limit, overflow queue)"
-    other_key = worker.submit("other", pixel(6, 0), 2, "queue")  # limits are per key
+    other_key = enqueued(worker, "other", pixel(6, 0), 2, "queue")  # limits are per key
     device.gate.set()
     yield running
     yield defer.gatherResults(kept + [other_key])
@@ -168,7 +183,7 @@ def test_overflow_queue_rejects_the_new_message_at_the_limit(worker, device):
 @pytest_twisted.inlineCallbacks
 def test_limit_counts_only_waiting_messages_not_the_running_one(worker, device):
     running = hold_in_show_message(worker, device, key="k")
-    waiting = worker.submit("k", pixel(0, 0), 1, "queue")
+    waiting = enqueued(worker, "k", pixel(0, 0), 1, "queue")
     assert not waiting.called
     device.gate.set()
     yield running
@@ -178,9 +193,9 @@ def test_limit_counts_only_waiting_messages_not_the_running_one(worker, device):
 @pytest_twisted.inlineCallbacks
 def test_overflow_latest_drops_what_waits_and_keeps_the_newest(worker, device):
     running = hold_in_show_message(worker, device)
-    older = [worker.submit("k", pixel(x, 0), 1000, "latest") for x in range(3)]
-    other_key = worker.submit("other", pixel(0, 5), 1000, "latest")
-    newest = worker.submit("k", pixel(4, 0), 1000, "latest")
+    older = [enqueued(worker, "k", pixel(x, 0), 1000, "latest") for x in range(3)]
+    other_key = enqueued(worker, "other", pixel(0, 5), 1000, "latest")
+    newest = enqueued(worker, "k", pixel(4, 0), 1000, "latest")
     for deferred in older:
         error = failure_of(deferred)
         assert isinstance(error, Dropped)
@@ -197,11 +212,11 @@ def test_stop_drops_what_waits_and_reports_the_running_scroll_as_interrupted(dev
     worker = DeviceWorker(device, reactor)
     worker.start()
     running = hold_in_show_message(worker, device)
-    waiting = [worker.submit("k", pixel(0, 0), 1000, "queue"), worker.call(device.read, "humidity")]
+    waiting = [enqueued(worker, "k", pixel(0, 0), 1000, "queue"), worker.call(device.read, "humidity")]
     stopped = worker.stop(WAIT)
     assert str(failure_of(waiting[0])) == "set_pixel: dropped, the device worker stopped before running it"
     assert str(failure_of(waiting[1])) == "read: dropped, the device worker stopped before running it"
-    late = worker.submit("k", pixel(1, 1), 1000, "queue")
+    late = enqueued(worker, "k", pixel(1, 1), 1000, "queue")
     assert str(failure_of(late)) == "set_pixel: dropped, the device worker is stopping"
     assert isinstance(failure_of(worker.call(device.read, "humidity")), Dropped)
     assert not stopped.called  # still scrolling: this device does not watch the interrupt
@@ -234,7 +249,7 @@ def test_waiting_cheap_actions_run_as_one_batch_with_one_handover(device):
     worker.start()
     try:
         running = hold_in_show_message(worker, device)
-        pixels = [worker.submit("k", pixel(x, y), 1000, "queue") for y in range(7) for x in range(8)]
+        pixels = [enqueued(worker, "k", pixel(x, y), 1000, "queue") for y in range(7) for x in range(8)]
         device.gate.set()
         yield running
         yield defer.gatherResults(pixels)
@@ -253,11 +268,11 @@ def test_slow_work_is_never_batched_with_cheap_work(device):
     try:
         running = hold_in_show_message(worker, device)
         device.scrolling.clear()
-        work = [worker.submit("k", pixel(x, 0), 1000, "queue") for x in range(3)]
-        work.append(worker.submit("k", message("again"), 1000, "queue"))
-        work += [worker.submit("k", pixel(x, 1), 1000, "queue") for x in range(2)]
+        work = [enqueued(worker, "k", pixel(x, 0), 1000, "queue") for x in range(3)]
+        work.append(enqueued(worker, "k", message("again"), 1000, "queue"))
+        work += [enqueued(worker, "k", pixel(x, 1), 1000, "queue") for x in range(2)]
         work.append(worker.call(device.read, "pressure"))
-        work.append(worker.submit("k", pixel(0, 2), 1000, "queue"))
+        work.append(enqueued(worker, "k", pixel(0, 2), 1000, "queue"))
         device.gate.set()
         yield running
         yield defer.gatherResults(work)
@@ -288,7 +303,7 @@ def test_stop_cuts_a_running_scroll_short():
     device = ScrollingDevice()
     worker = DeviceWorker(device, reactor)
     worker.start()
-    running = worker.submit("k", message("long"), 1000, "queue")
+    running = enqueued(worker, "k", message("long"), 1000, "queue")
     assert device.scrolling.wait(WAIT)
     assert (yield worker.stop(WAIT)) is True  # without the interrupt: only after WAIT, and False
     assert device.scrolls == [("long", True)]
@@ -301,13 +316,13 @@ def test_overflow_latest_interrupts_the_running_scroll_of_its_key_only():
     worker = DeviceWorker(device, reactor)
     worker.start()
     try:
-        old = worker.submit("k", message("old"), 1000, "latest")
+        old = enqueued(worker, "k", message("old"), 1000, "latest")
         assert device.scrolling.wait(WAIT)
         device.scrolling.clear()
-        other = worker.submit("other", pixel(0, 0), 1000, "latest")  # another key: no interrupt
+        other = enqueued(worker, "other", pixel(0, 0), 1000, "latest")  # another key: no interrupt
         yield task.deferLater(reactor, 0.2)  # an interrupt would end the scroll at once
         assert device.scrolls == [] and not other.called
-        new = worker.submit("k", message("new"), 1000, "latest")
+        new = enqueued(worker, "k", message("new"), 1000, "latest")
         assert str((yield _settled(old))) == "show_message: interrupted, replaced by a newer message (overflow latest)"
         yield other
         while not device.scrolling.is_set():  # the reactor must keep turning to hand "new" over
@@ -326,13 +341,13 @@ def _settled(deferred):
 @pytest_twisted.inlineCallbacks
 def test_pending_bytes_bounds_what_waits_by_size(worker, device):
     running = hold_in_show_message(worker, device)
-    first = worker.submit("k", pixel(0, 0), 1000, "queue", size=600, pending_bytes=1000)
+    first = enqueued(worker, "k", pixel(0, 0), 1000, "queue", size=600, pending_bytes=1000)
     assert worker.pending_bytes("k") == 600
-    over = worker.submit("k", pixel(1, 0), 1000, "queue", size=500, pending_bytes=1000)
-    fits = worker.submit("k", pixel(2, 0), 1000, "queue", size=400, pending_bytes=1000)
+    over = enqueued(worker, "k", pixel(1, 0), 1000, "queue", size=500, pending_bytes=1000)
+    fits = enqueued(worker, "k", pixel(2, 0), 1000, "queue", size=400, pending_bytes=1000)
     assert "(pending_bytes, overflow queue)" in str(failure_of(over))
     assert worker.pending_bytes("k") == 1000
-    lone = worker.submit("other", pixel(3, 0), 1000, "queue", size=5000, pending_bytes=1000)  # one may always wait
+    lone = enqueued(worker, "other", pixel(3, 0), 1000, "queue", size=5000, pending_bytes=1000)  # one may always wait
     device.gate.set()
     yield defer.gatherResults([running, first, fits, lone])
     assert worker.pending_bytes("k") == 0

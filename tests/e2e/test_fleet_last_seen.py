@@ -13,13 +13,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import pytest_twisted
 
-from bridge.cli.fleet import (
-    STATUS_STREAM,
-    add_last_seen,
-    ensure_status_stream,
-    format_table,
-    status_from_message,
-)
+from bridge.fleet.listing import add_last_seen, format_table
+from bridge.fleet.status import STATUS_STREAM, ensure_status_stream, status_from_message
 from bridge.nats import JetStream
 from bridge.testing.bridgeproc import BridgeProcess, memory_config
 from bridge.testing.nats_server import NatsServer

@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 import pytest
 
 from bridge import __version__
-from bridge.cli.fleet import build_entries, format_table, parse_config_source
+from bridge.cli.exit import ExitStatus
+from bridge.fleet.listing import build_entries, format_table, parse_config_source
 from bridge.testing.bridgeproc import BridgeProcess, memory_config
 from bridge.testing.nats_server import NatsServer
 
@@ -122,14 +123,14 @@ def test_fleet_with_no_bridges_exits_0():
         assert json.loads(done.stdout) == []
 
 
-def test_fleet_exits_2_when_no_server_is_reachable(tmp_path):
+def test_fleet_exits_unreachable_when_no_server_is_reachable_and_usage_for_bad_options(tmp_path):
     with NatsServer() as gone:
         url = gone.url
     done = fleet("--server", url)
-    assert done.returncode == 2
+    assert done.returncode == ExitStatus.UNREACHABLE
     assert "cannot connect" in done.stderr
-    assert fleet("--server", "http://nope").returncode == 2
-    assert fleet("--timeout", "0").returncode == 2
+    assert fleet("--server", "http://nope").returncode == ExitStatus.USAGE
+    assert fleet("--timeout", "0").returncode == ExitStatus.USAGE
 
 
 # -- in memory ----------------------------------------------------------------------------------------

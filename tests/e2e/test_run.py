@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from bridge.cli.exit import ExitStatus
 from bridge.config.model import ACTIONS
 from bridge.testing.bridgeproc import BridgeProcess, memory_config
 from bridge.testing.nats_server import NatsServer
@@ -234,7 +235,7 @@ def test_send_exit_codes_for_no_responders_no_server_and_bad_json(module_nats_se
     with NatsServer() as stopped:
         dead_url = stopped.url
     done = bridge_send("--server", dead_url, "some.subject", "hi")
-    assert done.returncode == 1 and b"cannot connect" in done.stderr
+    assert done.returncode == ExitStatus.UNREACHABLE and b"cannot connect" in done.stderr
     done = bridge_send("--server", module_nats_server.url, "--json", "some.subject", "{not json")
     assert done.returncode == 2 and b"not valid JSON" in done.stderr
 
@@ -372,7 +373,7 @@ def test_sighup_while_still_connecting_is_ignored_and_stop_still_works(tmp_path)
         assert process.stop() == 0, process.logs()
 
 
-def test_bridge_exits_1_when_it_gives_up_reconnecting(tmp_path):
+def test_bridge_exits_unreachable_when_it_gives_up_reconnecting(tmp_path):
     with NatsServer() as server:
         text = config_text(server.url, "finite", subscriptions="  - {subject: t.finite.clear, action: clear}\n").replace(
             "reconnect: {initial_delay: 50ms, max_delay: 500ms}",
@@ -383,7 +384,7 @@ def test_bridge_exits_1_when_it_gives_up_reconnecting(tmp_path):
             process.wait_ready(nats_py)
             server.kill()
             try:
-                assert process.process.wait(30) == 1
+                assert process.process.wait(30) == ExitStatus.UNREACHABLE
             finally:
                 process.kill()
     assert any("gave up reconnecting" in str(r.get("message")) for r in process.log_records()), process.logs()

@@ -1,6 +1,8 @@
 """Hardening behaviours of the NATS client, each shown against real nats-server processes, each
 named after the code it guards. The pure logic (pool, outbound queue, subscriptions, requests,
-repeats, handshake, keepalive, drain) is tested in memory in tests/nats/test_client_units.py.
+repeats, handshake, keepalive, drain) is tested in memory, one file per module: tests/nats/test_pool.py,
+test_outbound.py, test_subscriptions.py, test_requests.py, test_repeats.py, test_connection.py and
+test_client_memory.py.
 
 Every test here was checked against a mutation of the line it names (removed or inverted): the
 docstring says which. Integration tests run once per server flavour (see tests/conftest.py).
@@ -20,6 +22,7 @@ from twisted.python.failure import Failure
 
 from bridge.nats import (
     Client,
+    ClientOptions,
     ConnectionClosedError,
     InvalidSubjectError,
     NatsTimeoutError,
@@ -163,8 +166,9 @@ def test_a_server_that_drops_every_login_sees_growing_delays():
     on a MemoryReactorClock is answered with a handshake and then hung up on, and the clock moved
     straight to the client's next timer."""
     clock = MemoryReactorClock()
-    client = Client("nats://127.0.0.1:4222", reactor=clock, randomize=False, initial_delay=0.1, max_delay=1,
-                    jitter=0)
+    options = ClientOptions.from_keywords("nats://127.0.0.1:4222", randomize=False, initial_delay=0.1, max_delay=1,
+                                          jitter=0)
+    client = Client(options, reactor=clock)
     gave_up_with = []
     client.connect().addErrback(lambda failure: gave_up_with.append(failure.type))
     dialled_at = []

@@ -18,6 +18,7 @@ from bridge.nats import (
     StreamNotFoundError,
     WrongLastSequenceError,
 )
+from bridge.nats.jetstream import create_key_value
 from tests.harness.flavours import FLAVOURS
 from tests.harness.nats_client import connected
 
@@ -108,4 +109,4 @@ async def test_a_server_without_jetstream_is_not_enabled(nats_server, make_clien
     with pytest.raises(JetStreamNotEnabledError):
         await js.account_info()
     with pytest.raises(JetStreamNotEnabledError):
-        await js.create_key_value("nothing")
+        await create_key_value(js, "nothing")

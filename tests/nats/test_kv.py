@@ -29,7 +29,7 @@ from bridge.nats import (
     Msg,
     NatsError,
 )
-from bridge.nats.jetstream.kv import parse_ack_reply, parse_time
+from bridge.nats.jetstream.kv import create_key_value, key_value, parse_ack_reply, parse_time
 from tests.harness.flavours import FLAVOURS
 from tests.harness.nats_client import connected
 from tests.harness.reactor import running_reactor, wait_until
@@ -56,7 +56,7 @@ async def jetstream(make_client, urls, **options) -> JetStream:
 
 async def bucket(make_client, server, name="cfg", **options) -> KeyValue:
     js = await jetstream(make_client, [server.url])
-    return await js.create_key_value(name, **options)
+    return await create_key_value(js, name, **options)
 
 
 class Seen:
@@ -129,12 +129,12 @@ async def test_the_bucket_is_the_stream_adr8_describes(js_server, make_client):
     assert (config["max_msgs_per_subject"], config["num_replicas"], config["discard"]) == (5, 1, "new")
     assert config["allow_rollup_hdrs"] and config["deny_delete"] and config["allow_direct"]
     assert config["description"] == "settings"
-    again = await kv.js.create_key_value("cfg", history=5, description="settings")
+    again = await create_key_value(kv.js, "cfg", history=5, description="settings")
     assert again.bucket == "cfg"
-    bound = await kv.js.key_value("cfg")
+    bound = await key_value(kv.js, "cfg")
     assert bound.direct
     with pytest.raises(BucketNotFoundError):
-        await kv.js.key_value("missing")
+        await key_value(kv.js, "missing")
 
 
 @pytest_twisted.ensureDeferred
@@ -267,7 +267,7 @@ async def test_we_read_what_nats_py_puts_and_deletes(js_server, natspy, make_cli
     theirs = await natspy.run(natspy.js.create_key_value(bucket="pycfg", history=5))
     await natspy.run(theirs.put("mode", b"night"))
     js = await jetstream(make_client, [js_server.url])
-    kv = await js.key_value("pycfg")
+    kv = await key_value(js, "pycfg")
     entry = await kv.get("mode")
     assert (entry.key, entry.value, entry.revision, entry.operation) == ("mode", b"night", 1, "PUT")
     seen = Seen()
@@ -373,7 +373,7 @@ async def test_watch_recreates_its_consumer_when_heartbeats_stop(js_server, make
 async def test_watch_continues_across_a_server_restart_without_gaps_or_repeats(js_server, make_client):
     # A long heartbeat: only the client's "reconnected" can make the watcher recover in time.
     client = await connected(make_client([js_server.url], initial_delay=0.05, max_delay=0.2))
-    kv = await JetStream(client).create_key_value("cfg")
+    kv = await create_key_value(JetStream(client), "cfg")
     writer = KeyValue(JetStream(await connected(make_client([js_server.url], initial_delay=0.05, max_delay=0.2))), "cfg")
     await writer.put("k", b"1")
     seen = Seen()
@@ -428,7 +428,7 @@ async def test_r3_watch_sees_every_revision_in_order_when_its_node_is_killed(js_
                                            initial_delay=0.05, max_delay=0.2))
     assert watching.connected_url == node_a.url
     js = JetStream(watching)
-    kv = await js.create_key_value("fleet", history=64, replicas=3)
+    kv = await create_key_value(js, "fleet", history=64, replicas=3)
     info = await js.stream_info("KV_fleet")
     assert len(info["cluster"].get("replicas", [])) == 2
     writer = KeyValue(await jetstream(make_client, [s.url for s in others], initial_delay=0.05, max_delay=0.2),

@@ -305,7 +305,7 @@ def test_a_frame_completed_by_the_start_of_a_chunk_leaves_the_rest_of_the_chunk_
 def test_msg_is_a_plain_object_with_slots_not_a_tuple():
     message = Msg("a", 1, "r", b"x")
     assert not isinstance(message, tuple)
-    assert (message.headers, message.status, message.description, message.problem, message._client) == (None,) * 5
+    assert (message.headers, message.status, message.description, message.problem, message.client) == (None,) * 5
     assert message.data is message.payload
     assert message != Msg("a", 1, "r", b"x") and message == message  # identity, no value equality
     with pytest.raises(AttributeError):

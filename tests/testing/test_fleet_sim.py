@@ -9,7 +9,7 @@ import sys
 
 import pytest_twisted
 
-from bridge.cli.fleet import ensure_status_stream
+from bridge.fleet.status import ensure_status_stream
 from bridge.nats import JetStream
 from bridge.testing.fleet_sim import device_id, simulated_fleet
 from bridge.testing.nats_server import NatsServer

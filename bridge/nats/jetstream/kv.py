@@ -13,7 +13,6 @@ last stream sequence it delivered. So the callback sees every revision once, in 
 from __future__ import annotations
 
 import base64
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -35,11 +34,12 @@ from bridge.nats.errors import (
     StreamNotFoundError,
     WrongLastSequenceError,
 )
-from bridge.nats.jetstream.streams import API_PREFIX, JetStream, parse_json_reply
+from bridge.nats.jetstream import api
 from bridge.nats.protocol import Headers, parse_headers
 from bridge.nats.requests import timeout_as
 
-__all__ = ["KeyValue", "KvEntry", "KeyWatcher", "PUT", "DEL", "PURGE", "validate_key", "validate_bucket"]
+__all__ = ["KeyValue", "KvEntry", "KeyWatcher", "PUT", "DEL", "PURGE", "create_key_value", "key_value",
+           "validate_key", "validate_bucket"]
 
 log = Logger()
 
@@ -172,13 +172,24 @@ def stream_config(bucket: str, history: int, replicas: int, description: str | N
     return config
 
 
-async def create(js: JetStream, bucket: str, *, history: int, replicas: int, description: str | None,
-                 **options) -> "KeyValue":
+def create_key_value(js, bucket: str, history: int = 10, replicas: int = 1, description: str | None = None,
+                     **options) -> defer.Deferred:
+    """Create (or open, when the config matches) the bucket through `js` (a `JetStream`); fires
+    with a `KeyValue`. `options`: `max_bytes`, `max_value_size`, `ttl`, `storage` (`stream_config`)."""
+    return defer.ensureDeferred(_create(js, bucket, history, replicas, description, options))
+
+
+def key_value(js, bucket: str) -> defer.Deferred:
+    """Bind to an existing bucket through `js` (a `JetStream`); fails with `BucketNotFoundError`."""
+    return defer.ensureDeferred(_bind(js, bucket))
+
+
+async def _create(js, bucket: str, history: int, replicas: int, description: str | None, options: dict) -> "KeyValue":
     info = await js.add_stream(stream_config(bucket, history, replicas, description, **options))
     return KeyValue(js, bucket, direct=bool(info.get("config", {}).get("allow_direct")))
 
 
-async def bind(js: JetStream, bucket: str) -> "KeyValue":
+async def _bind(js, bucket: str) -> "KeyValue":
     validate_bucket(bucket)
     try:
         info = await js.stream_info(f"KV_{bucket}")
@@ -188,16 +199,21 @@ async def bind(js: JetStream, bucket: str) -> "KeyValue":
 
 
 class KeyValue:
-    """A bucket; every method returns a Deferred. Build it with `JetStream.create_key_value` or
-    `JetStream.key_value`. `direct`: read with direct get (`allow_direct` streams)."""
+    """A bucket through `js` (a `JetStream`); every method returns a Deferred. Build it with
+    `create_key_value` or `key_value`. `direct`: read with direct get (`allow_direct` streams)."""
 
-    def __init__(self, js: JetStream, bucket: str, *, direct: bool = True):
+    def __init__(self, js, bucket: str, *, direct: bool = True):
         validate_bucket(bucket)
         self.js = js
         self.bucket = bucket
         self.stream = f"KV_{bucket}"
         self.prefix = f"$KV.{bucket}."
         self.direct = direct
+
+    @property
+    def clock(self):
+        """The client's reactor, so tests with a fake one stay consistent."""
+        return self.js.client.reactor
 
     def __repr__(self) -> str:
         return f"<KeyValue {self.bucket!r}>"
@@ -224,7 +240,7 @@ class KeyValue:
         subject = self.prefix + key
         if self.direct:
             try:
-                msg = await self.js.client.request(f"{API_PREFIX}.DIRECT.GET.{self.stream}.{subject}", b"",
+                msg = await self.js.client.request(f"{api.API_PREFIX}.DIRECT.GET.{self.stream}.{subject}", b"",
                                                    self.js.timeout)
             except NoRespondersError:
                 pass  # no replica answers direct gets (yet): ask the stream leader
@@ -265,7 +281,7 @@ class KeyValue:
         watcher = self.watch(key, entries.append, include_history=True)
         try:
             await watcher.initial_done.addTimeout(
-                timeout, self._reactor(), onTimeoutCancel=timeout_as(f"history of {key!r} in bucket {self.bucket!r}"))
+                timeout, self.clock, onTimeoutCancel=timeout_as(f"history of {key!r} in bucket {self.bucket!r}"))
         finally:
             watcher.stop()
         return entries
@@ -328,12 +344,9 @@ class KeyValue:
         (`*`, `>`). The returned watcher's `initial_done` fires once the current entries are in."""
         validate_watch_key(key)
         watcher = KeyWatcher(self, key, callback, include_history=include_history, idle_heartbeat=idle_heartbeat,
-                             reactor=self._reactor())
+                             clock=self.clock)
         watcher.start()
         return watcher
-
-    def _reactor(self):
-        return self.js.client._reactor  # the client's clock, so tests with a fake reactor stay consistent
 
 
 class KeyWatcher:
@@ -344,7 +357,7 @@ class KeyWatcher:
     `flow_control_answered` the flow-control requests it answered.
     """
 
-    def __init__(self, kv: KeyValue, key: str, callback, *, include_history: bool, idle_heartbeat: float, reactor):
+    def __init__(self, kv: KeyValue, key: str, callback, *, include_history: bool, idle_heartbeat: float, clock):
         if idle_heartbeat <= 0:
             raise ValueError("idle_heartbeat must be positive")
         self.kv = kv
@@ -355,9 +368,8 @@ class KeyWatcher:
         self.initial_done: defer.Deferred = defer.Deferred()
         self.consumers_created = 0
         self.flow_control_answered = 0
-        self.deliver_subject: str | None = None
         self.consumer_name: str | None = None
-        self._reactor = reactor
+        self._clock = clock
         self._client = kv.js.client
         self._sub = None
         self._consumer_seq = 0
@@ -368,16 +380,12 @@ class KeyWatcher:
         self._creating = False
         self._caught_up = False
         self._heartbeat_check = task.LoopingCall(self._check_heartbeats)
-        self._heartbeat_check.clock = reactor
+        self._heartbeat_check.clock = clock
 
     @property
     def subscription(self):
         """The inbox subscription of the current consumer (None while re-creating it)."""
         return self._sub
-
-    @property
-    def last_revision(self) -> int:
-        return self._last_stream_seq
 
     def start(self) -> None:
         self._client.add_listener("reconnected", self._reconnected)
@@ -417,8 +425,8 @@ class KeyWatcher:
             sub.unsubscribe()
         name, self.consumer_name = self.consumer_name, None
         if name is not None and self._client.is_connected:
-            deleted = self._client.request(f"{API_PREFIX}.CONSUMER.DELETE.{self.kv.stream}.{name}", b"",
-                                           self.kv.js.timeout)
+            deleted = defer.ensureDeferred(
+                api.request(self._client, f"CONSUMER.DELETE.{self.kv.stream}.{name}", None, self.kv.js.timeout))
             deleted.addErrback(lambda _: None)  # it may be gone already; inactive_threshold reaps it anyway
 
     async def _create_until_done(self) -> None:
@@ -440,16 +448,16 @@ class KeyWatcher:
                     self._want_consumer = True
                     delay = _RETRY_DELAYS[min(attempt, len(_RETRY_DELAYS) - 1)]
                     attempt += 1
-                    await task.deferLater(self._reactor, delay)
+                    await task.deferLater(self._clock, delay)
         finally:
             self._creating = False
 
     async def _create_consumer(self) -> None:
         inbox = self._client.new_inbox()
         sub = self._client.subscribe(inbox, lambda msg: self._on_message(sub, msg))
-        self._sub, self.deliver_subject = sub, inbox
+        self._sub = sub
         self._consumer_seq = 0
-        self._last_activity = self._reactor.seconds()
+        self._last_activity = self._clock.seconds()
         config = {
             "deliver_subject": inbox,
             "filter_subject": self.kv.prefix + self.key,
@@ -465,15 +473,13 @@ class KeyWatcher:
             config.update(deliver_policy="by_start_sequence", opt_start_seq=self._last_stream_seq + 1)
         else:
             config["deliver_policy"] = "all" if self.include_history else "last_per_subject"
-        reply = await self._client.request(f"{API_PREFIX}.CONSUMER.CREATE.{self.kv.stream}",
-                                           _json({"stream_name": self.kv.stream, "config": config}),
-                                           self.kv.js.timeout)
-        info = parse_json_reply(reply)
+        info = await api.request(self._client, f"CONSUMER.CREATE.{self.kv.stream}",
+                                 {"stream_name": self.kv.stream, "config": config}, self.kv.js.timeout)
         if self._sub is not sub:  # reset (or stopped) while the request was out: that one is stale
             name = info.get("name")
             if name:
-                self._client.request(f"{API_PREFIX}.CONSUMER.DELETE.{self.kv.stream}.{name}", b"",
-                                     self.kv.js.timeout).addErrback(lambda _: None)
+                defer.ensureDeferred(api.request(self._client, f"CONSUMER.DELETE.{self.kv.stream}.{name}", None,
+                                                 self.kv.js.timeout)).addErrback(lambda _: None)
             return
         self.consumer_name = info.get("name")
         self.consumers_created += 1
@@ -487,7 +493,7 @@ class KeyWatcher:
     def _on_message(self, sub, msg) -> None:
         if sub is not self._sub or self._stopped:
             return  # a dropped consumer's late message
-        self._last_activity = self._reactor.seconds()
+        self._last_activity = self._clock.seconds()
         if msg.status is not None:
             self._on_status(msg)
             return
@@ -530,7 +536,7 @@ class KeyWatcher:
     def _check_heartbeats(self) -> None:
         if self._creating or self._stopped:
             return
-        if self._reactor.seconds() - self._last_activity > 2 * self.idle_heartbeat:
+        if self._clock.seconds() - self._last_activity > 2 * self.idle_heartbeat:
             self._reset(f"no heartbeat for {2 * self.idle_heartbeat}s")
 
     def _maybe_initial_done(self) -> None:
@@ -541,7 +547,3 @@ class KeyWatcher:
 
 def _from_ns(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // _NS, timezone.utc).replace(microsecond=ns % _NS // 1000)
-
-
-def _json(body: dict) -> bytes:
-    return json.dumps(body).encode()

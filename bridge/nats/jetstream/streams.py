@@ -1,29 +1,20 @@
-"""JetStream on the core client: a JSON request/reply API on `$JS.API.>` and headers on publishes.
+"""JetStream on the core client: the stream API (`api.request` on `$JS.API.>`) and headers on publishes.
 
-Everything here is a plain `Client.request`; nothing in the client knows about JetStream. The
-API answers JSON, with an `"error"` object when it refuses (`errors.api_error` picks the
-exception); nobody answering at all (503) means the server has no JetStream.
+Everything here is a plain `Client.request`; nothing in the client knows about JetStream.
+Key-value buckets (`kv.create_key_value`, `kv.key_value`) take a `JetStream` from here.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from twisted.internet import defer
 
-from bridge.nats.errors import (
-    JetStreamError,
-    JetStreamNotEnabledError,
-    NoRespondersError,
-    NoStreamResponseError,
-    api_error,
-)
+from bridge.nats.errors import JetStreamError, NoRespondersError, NoStreamResponseError
+from bridge.nats.jetstream.api import parse_json_reply, request
 from bridge.nats.protocol import Headers
 
-__all__ = ["JetStream", "PubAck", "API_PREFIX"]
-
-API_PREFIX = "$JS.API"
+__all__ = ["JetStream", "PubAck"]
 
 
 @dataclass(frozen=True)
@@ -35,20 +26,6 @@ class PubAck:
     seq: int
     duplicate: bool = False
     domain: str | None = None
-
-
-def parse_json_reply(msg) -> dict:
-    """The JSON body of an API answer; its `"error"` raised as a `JetStreamApiError`."""
-    try:
-        body = json.loads(msg.data)
-    except ValueError as exc:
-        raise JetStreamError(f"JetStream answered something that is not JSON: {msg.data[:80]!r}") from exc
-    if not isinstance(body, dict):
-        raise JetStreamError(f"JetStream answered JSON that is not an object: {msg.data[:80]!r}")
-    error = body.get("error")
-    if error:
-        raise api_error(error)
-    return body
 
 
 class JetStream:
@@ -64,13 +41,7 @@ class JetStream:
 
     async def api(self, verb: str, body: dict | None = None, timeout: float | None = None) -> dict:
         """Request `$JS.API.<verb>` with `body` as JSON; the answer's JSON, or its error raised."""
-        payload = b"" if body is None else json.dumps(body).encode()
-        subject = f"{API_PREFIX}.{verb}"
-        try:
-            msg = await self.client.request(subject, payload, timeout or self.timeout)
-        except NoRespondersError:
-            raise JetStreamNotEnabledError(f"no JetStream answered on {subject!r}") from None
-        return parse_json_reply(msg)
+        return await request(self.client, verb, body, timeout or self.timeout)
 
     def account_info(self) -> defer.Deferred:
         return defer.ensureDeferred(self.api("INFO"))
@@ -119,19 +90,3 @@ class JetStream:
         if "stream" not in body or "seq" not in body:
             raise JetStreamError(f"a publish on {subject!r} got an answer that is no PubAck: {body!r}")
         return PubAck(body["stream"], int(body["seq"]), bool(body.get("duplicate", False)), body.get("domain"))
-
-    # --- key-value -------------------------------------------------------------------------
-
-    def create_key_value(self, bucket: str, history: int = 10, replicas: int = 1,
-                         description: str | None = None, **options) -> defer.Deferred:
-        """Create (or open, when the config matches) the bucket; fires with a `KeyValue`."""
-        from bridge.nats.jetstream import kv
-
-        return defer.ensureDeferred(kv.create(self, bucket, history=history, replicas=replicas,
-                                              description=description, **options))
-
-    def key_value(self, bucket: str) -> defer.Deferred:
-        """Bind to an existing bucket; fails with `BucketNotFoundError`."""
-        from bridge.nats.jetstream import kv
-
-        return defer.ensureDeferred(kv.bind(self, bucket))
