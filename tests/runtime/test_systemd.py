@@ -12,6 +12,7 @@ import socket
 import time
 
 import pytest
+from twisted.logger import capturedLogs
 
 from bridge.runtime.systemd import Notifier, socket_address, watchdog_interval
 from bridge.testing.bridgeproc import BridgeProcess, memory_config
@@ -90,11 +91,14 @@ def test_path_socket_gets_the_datagram(tmp_path):
         listener.close()
 
 
-def test_nobody_listening_is_not_an_error(tmp_path):
+def test_nobody_listening_is_logged_once_never_raised(tmp_path):
     notifier = Notifier(str(tmp_path / "gone"))
-    notifier.notify(WATCHDOG="1")  # logged once, never raised: systemd may restart under us
-    notifier.notify(WATCHDOG="1")
+    with capturedLogs() as events:
+        notifier.notify(WATCHDOG="1")  # systemd may restart under us: never an exception
+        notifier.notify(WATCHDOG="1")
     notifier.close()
+    warnings = [event for event in events if "cannot notify systemd" in event.get("log_format", "")]
+    assert len(warnings) == 1, events
 
 
 @pytest.mark.parametrize(
