@@ -11,6 +11,7 @@ import importlib
 
 _EXPORTS = {
     "Client": "bridge.nats.client",
+    "Credentials": "bridge.nats.auth",
     "ClientOptions": "bridge.nats.options",
     "KeepAlive": "bridge.nats.options",
     "Reconnect": "bridge.nats.options",

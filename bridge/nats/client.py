@@ -25,7 +25,6 @@ from twisted.python.failure import Failure
 
 from bridge import __version__
 from bridge.nats import protocol as wire
-from bridge.nats.auth import Credentials
 from bridge.nats.connection import Connection, ConnectionSettings, Lifeline, PoolEndpoint
 from bridge.nats.errors import (
     AuthConfigError,
@@ -118,9 +117,7 @@ class Client(Service):
         self._rng = random.Random()
         self._pool = ServerPool(options.servers, randomize=options.randomize, rng=self._rng)
         self.name = options.name
-        self._credentials = Credentials(user=options.user, password=options.password, token=options.token,
-                                        nkey_seed=options.nkey_seed, nkey_seed_file=options.nkey_seed_file,
-                                        creds_file=options.creds_file)
+        self._credentials = options.credentials
         self._credentials.check()
         tls = options.tls
         if tls is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterable, Mapping
 
+from bridge.nats.auth import Credentials
 from bridge.nats.tls import TlsOptions
 
 __all__ = ["ClientOptions", "DEFAULT_URL", "KeepAlive", "Reconnect"]
@@ -63,8 +64,8 @@ class KeepAlive:
 class ClientOptions:
     """Servers (randomized unless `randomize=False`), who we are, how to log in, and the limits.
 
-    Authentication: at most one of user+password, token, nkey_seed/nkey_seed_file, creds_file
-    (`auth.Credentials` checks the combination and the files). `tls` is a `TlsOptions`, a dict of
+    Authentication: `credentials`, at most one of user+password, token, nkey_seed/nkey_seed_file,
+    creds_file (`Credentials.check()` checks the combination and the files when the client is made). `tls` is a `TlsOptions`, a dict of
     its fields, or any object with those attributes. Publishes wait in a queue of at most
     `buffer_size` bytes while there is no connection or the server is not taking data;
     `connect_timeout` s bounds each attempt from dialing to the handshake's PONG.
@@ -74,12 +75,7 @@ class ClientOptions:
     name: str | None = None
     randomize: bool = True
     echo: bool = True
-    user: str | None = None
-    password: str | None = None
-    token: str | None = None
-    nkey_seed: str | None = None
-    nkey_seed_file: str | None = None
-    creds_file: str | None = None
+    credentials: Credentials = field(default_factory=Credentials)
     tls: Any = None
     reconnect: Reconnect = field(default_factory=Reconnect)
     keepalive: KeepAlive = field(default_factory=KeepAlive)
@@ -95,6 +91,8 @@ class ClientOptions:
             object.__setattr__(self, "tls", TlsOptions(**self.tls))
         if not isinstance(self.reconnect, Reconnect):
             raise TypeError(f"reconnect must be a Reconnect, not {type(self.reconnect).__name__}")
+        if not isinstance(self.credentials, Credentials):
+            raise TypeError(f"credentials must be Credentials, not {type(self.credentials).__name__}")
         if not isinstance(self.keepalive, KeepAlive):
             raise TypeError(f"keepalive must be a KeepAlive, not {type(self.keepalive).__name__}")
         _not_negative(self, "buffer_size")
@@ -104,13 +102,13 @@ class ClientOptions:
     def from_keywords(cls, servers: str | Iterable[str] = (DEFAULT_URL,), **keywords) -> "ClientOptions":
         """One flat set of keywords (`max_delay=1, ping_interval=5, name=...`), each sent to the
         value it belongs to; what is not given keeps that value's default."""
-        parts: dict[type, dict] = {Reconnect: {}, KeepAlive: {}, cls: {}}
-        owners = {item.name: part for part in (Reconnect, KeepAlive) for item in fields(part)}
-        own = {item.name for item in fields(cls)} - {"servers", "reconnect", "keepalive"}
+        parts: dict[type, dict] = {Reconnect: {}, KeepAlive: {}, Credentials: {}, cls: {}}
+        owners = {item.name: part for part in (Reconnect, KeepAlive, Credentials) for item in fields(part)}
+        own = {item.name for item in fields(cls)} - {"servers", "reconnect", "keepalive", "credentials"}
         for name, value in keywords.items():
             owner = owners.get(name) or (cls if name in own else None)
             if owner is None:
                 raise TypeError(f"unknown client option {name!r}")
             parts[owner][name] = value
         return cls(servers, reconnect=Reconnect(**parts[Reconnect]), keepalive=KeepAlive(**parts[KeepAlive]),
-                   **parts[cls])
+                   credentials=Credentials(**parts[Credentials]), **parts[cls])

@@ -27,7 +27,7 @@ from bridge.config.redact import redact_url
 from bridge.config.sources import file_source
 from bridge.devices import open_device
 from bridge.devices.worker import DeviceWorker
-from bridge.nats import Client, ClientOptions, KeepAlive, NatsError, Reconnect
+from bridge.nats import Client, ClientOptions, Credentials, KeepAlive, NatsError, Reconnect
 from bridge.nats.repeats import RepeatSummary
 from bridge.runtime.documents import encode, info_document, status_document, utc_now
 from bridge.runtime.publications import SensorPublication
@@ -65,11 +65,8 @@ def client_for(config: BridgeConfig, reactor=None) -> Client:
         servers=tuple(nats.servers),
         name=nats.name or f"bridge-{config.device.id}",
         randomize=nats.randomize,
-        user=nats.user,
-        password=nats.password,
-        token=nats.token,
-        nkey_seed_file=nats.nkey_seed_file,
-        creds_file=nats.creds_file,
+        credentials=Credentials(user=nats.user, password=nats.password, token=nats.token,
+                                nkey_seed_file=nats.nkey_seed_file, creds_file=nats.creds_file),
         tls=tls,
         reconnect=Reconnect(initial_delay=reconnect.initial_delay, max_delay=reconnect.max_delay,
                             jitter=reconnect.jitter, max_attempts=reconnect.max_attempts),

@@ -18,6 +18,7 @@ from bridge.nats import (
     Client,
     ClientOptions,
     ConnectionClosedError,
+    Credentials,
     Headers,
     InvalidSubjectError,
     MaxPayloadError,
@@ -531,9 +532,9 @@ def test_backoff_tries_every_server_at_once_then_backs_off_with_jitter():
 
 def test_constructor_rejects_unusable_settings(tmp_path):
     with pytest.raises(NatsError, match="cannot read"):
-        Client(ClientOptions(["nats://h:1"], creds_file=str(tmp_path / "missing.creds")))
+        Client(ClientOptions(["nats://h:1"], credentials=Credentials(creds_file=str(tmp_path / "missing.creds"))))
     with pytest.raises(NatsError, match="only one"):
-        Client(ClientOptions(["nats://h:1"], token="t", nkey_seed="SU..."))
+        Client(ClientOptions(["nats://h:1"], credentials=Credentials(token="t", nkey_seed="SU...")))
     with pytest.raises(NatsError, match="cannot read"):
         Client(ClientOptions(["nats://h:1"], tls={"ca_file": str(tmp_path / "missing.pem")}))
     with pytest.raises(ValueError, match="unknown event"):
