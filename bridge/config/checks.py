@@ -15,7 +15,8 @@ from bridge.config.document import Document, Path, parse_value
 from bridge.config.errors import ConfigIssue, format_path
 from bridge.config.limits import MAX_SUBJECT_BYTES
 from bridge.config.model import ACTIONS, POLLED_SENSORS, NatsConfig, ReconnectConfig
-from bridge.config.units import parse_duration
+from bridge.config.units import parse_duration, parse_listen
+from bridge.nats.subjects import validate_subject
 
 Found = Iterator[tuple[Path, ConfigIssue]]
 AUTH_KINDS = (("user/password", ("user", "password")), ("token", ("token",)),
@@ -77,8 +78,6 @@ def _entries(document: Document, key: str) -> Iterator[tuple[int, dict]]:
 
 
 def _subject(document: Document, path: Path, subject: Any, wildcards: bool) -> Found:
-    from bridge.nats.subjects import validate_subject
-
     if isinstance(subject, str) and subject:
         size = len(subject.encode("utf-8", "surrogatepass"))
         if size > MAX_SUBJECT_BYTES:
@@ -211,8 +210,6 @@ def _files(document: Document, config_dir: FilePath) -> Found:
 
 
 def _web(document: Document, config_dir: FilePath) -> Found:
-    from bridge.config.units import parse_listen
-
     listen = document.get(("web", "listen"))
     if isinstance(listen, str):
         try:

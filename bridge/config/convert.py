@@ -6,6 +6,8 @@ import dataclasses
 from pathlib import Path as FilePath
 from typing import Any
 
+import yaml
+
 from bridge.actions import normalise_defaults
 from bridge.config.checks import resolve_file
 from bridge.config.document import Path
@@ -148,8 +150,6 @@ def to_plain(config: BridgeConfig, secret_paths: set[Path]) -> dict:
 
 def to_yaml(config: BridgeConfig, secret_paths: set[Path]) -> str:
     """`to_plain` as YAML, for `bridge validate --print`."""
-    import yaml
-
     return yaml.safe_dump(to_plain(config, secret_paths), sort_keys=False, default_flow_style=None,
                           allow_unicode=True, width=100)
 

@@ -11,6 +11,8 @@ from functools import lru_cache
 from pathlib import Path as FilePath
 from typing import Any, Iterator
 
+from jsonschema import Draft202012Validator
+
 from bridge.config.document import Document, Path
 from bridge.config.errors import ConfigIssue, did_you_mean
 from bridge.config.redact import redact_url
@@ -67,8 +69,6 @@ def stored_schema_text() -> str:
 
 @lru_cache(maxsize=1)
 def _validator() -> Any:
-    from jsonschema import Draft202012Validator
-
     return Draft202012Validator(_schema())
 
 

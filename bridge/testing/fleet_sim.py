@@ -17,9 +17,24 @@ did: the benches' cheap signal, the bridge code itself is unchanged.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import signal
 import sys
+import tempfile
+import time
+from pathlib import Path
 from typing import Iterator, Sequence
 
+from twisted.internet import defer
+from twisted.logger import LogLevel
+
+from bridge.cli.exit import ExitStatus
+from bridge.cli.logs import start_logging
+from bridge.config import load_config
+from bridge.devices import open_device
+from bridge.fleet.follow import ConfigCache, ConfigFollower, boot_config
+from bridge.runtime.bridge import Bridge
 from bridge.testing.helpers import announce_ready, helper_process
 
 PREFIX = "sim"
@@ -49,12 +64,6 @@ nats: {{servers: {servers}, randomize: false}}
 def sim_configs(devices: Sequence[str], servers: Sequence[str], fleet_key: str | None = None) -> list:
     """The typed, validated configs of simulated bridges: memory driver, one `clear` subscription
     (with `fleet_key`: a fleet bootstrap for that key instead, no subscriptions)."""
-    import json
-    import os
-    import tempfile
-
-    from bridge.config import load_config
-
     with tempfile.TemporaryDirectory(prefix="fleet-sim-") as folder:
         path = os.path.join(folder, "sim.yml")
         with open(path, "w") as file:
@@ -70,11 +79,6 @@ def start_bridges(count: int, servers: Sequence[str], reactor=None, first: int =
 
     With `fleet_key`, each bridge gets a `ConfigFollower` (cache in `cache_root`/DEVICE-ID), started
     once all bridges run; `on_applied(bridge, revision)` is called after each revision it applied."""
-    from twisted.internet import defer
-
-    from bridge.devices import open_device
-    from bridge.runtime.bridge import Bridge
-
     configs = sim_configs([device_id(number, prefix) for number in range(first, first + count)], servers, fleet_key)
     bridges = [Bridge(config, reactor, device=open_device(config.device)) for config in configs]
     followers = [_follower(bridge, config, cache_root, on_applied) for bridge, config in zip(bridges, configs)] \
@@ -88,10 +92,6 @@ def start_bridges(count: int, servers: Sequence[str], reactor=None, first: int =
 def _follower(bridge, bootstrap, cache_root: str, on_applied):
     """What `bridge run` wires to a fleet bridge (bridge/cli/run.py `fleet_start`), with a hook that
     tells the harness each revision applied."""
-    from pathlib import Path
-
-    from bridge.fleet.follow import ConfigCache, ConfigFollower, boot_config
-
     class ReportingFollower(ConfigFollower):
         def on_entry(self, entry) -> None:
             before = self.applied_revision
@@ -106,8 +106,7 @@ def _follower(bridge, bootstrap, cache_root: str, on_applied):
     return ReportingFollower(bridge, bootstrap, cache, revision)
 
 
-def stop_bridges(bridges) -> "Deferred":  # noqa: F821
-    from twisted.internet import defer
+def stop_bridges(bridges) -> defer.Deferred:
 
     for bridge in bridges:
         if bridge.config_origin is not None:
@@ -128,8 +127,8 @@ def simulated_fleet(count: int, servers: Sequence[str], processes: int = 4,
             share = count // processes + (1 if index < count % processes else 0)
             if share:
                 extra = ("--fleet", fleet_key) if fleet_key is not None else ()
-                popens.append(stack.enter_context(helper_process("bridge.testing.fleet_sim", ",".join(_rotated(servers, index)), share, first,
-                                                         *extra, timeout=120)))
+                popens.append(stack.enter_context(helper_process(
+                    "bridge.testing.fleet_sim", ",".join(_rotated(servers, index)), share, first, *extra, timeout=120)))
             first += share
         yield popens
 
@@ -141,14 +140,9 @@ def _rotated(servers: Sequence[str], index: int) -> list[str]:
 
 
 def main(argv: Sequence[str]) -> int:
-    import signal
-    import tempfile
-    import time
 
     from twisted.internet import reactor
 
-    from bridge.cli.exit import ExitStatus
-    from bridge.cli.logs import start_logging
 
     argv = list(argv)
     fleet_key = None
@@ -158,7 +152,6 @@ def main(argv: Sequence[str]) -> int:
         del argv[at:at + 2]
     servers, count = argv[0].split(","), int(argv[1])
     first = int(argv[2]) if len(argv) > 2 else 0
-    from twisted.logger import LogLevel
 
     start_logging("text", level=LogLevel.warn)
     state = {"bridges": [], "exit": ExitStatus.OK}
