@@ -11,8 +11,6 @@ from functools import lru_cache
 from pathlib import Path as FilePath
 from typing import Any, Iterator
 
-from jsonschema import Draft202012Validator
-
 from bridge.config.document import Document, Path
 from bridge.config.errors import ConfigIssue, did_you_mean
 from bridge.config.redact import redact_url
@@ -69,6 +67,10 @@ def stored_schema_text() -> str:
 
 @lru_cache(maxsize=1)
 def _validator() -> Any:
+    # Loaded when a file is first checked: `bridge --help`, `bridge schema` and importing the
+    # config package stay fast (tests/config/test_loader.py holds that).
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(_schema())
 
 
