@@ -6,6 +6,8 @@ A journal records what each part does, in order: the bridge's start and stop, th
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -214,3 +216,11 @@ def test_a_bridge_that_gave_up_reconnecting_exits_unreachable():
     assert exit_status(process) == ExitStatus.OK
     bridge.gave_up = True
     assert exit_status(process) == ExitStatus.UNREACHABLE
+
+
+def test_a_bridge_without_a_web_view_never_loads_twisted_web():
+    """twisted.web is a tenth of an idle bridge's memory; `bridge run` loads it only for a web view."""
+    code = ("import sys; import bridge.cli.run, bridge.runtime.process, bridge.runtime.bridge; "
+            "print('twisted.web' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
