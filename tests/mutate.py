@@ -41,6 +41,12 @@ MODULES: dict[str, list[str]] = {
     "bridge/nats/outbound.py": ["tests/nats/test_client_units.py"],
     "bridge/nats/requests.py": ["tests/nats/test_client_units.py"],
     "bridge/nats/repeats.py": ["tests/nats/test_client_units.py"],
+    "bridge/runtime/intake.py": ["tests/runtime/test_intake.py", "tests/runtime/test_subscriptions.py"],
+    "bridge/runtime/publications.py": ["tests/runtime/test_publications.py"],
+    "bridge/fleet/follow.py": ["tests/fleet/test_follow.py"],
+    "bridge/config/checks.py": ["tests/config/test_loader.py", "tests/config/test_fleet_block.py",
+                                "tests/config/test_untrusted.py", "tests/config/test_errors.py"],
+    "bridge/actions.py": ["tests/test_actions.py"],
 }
 
 ROOT = Path(__file__).resolve().parent.parent
