@@ -39,7 +39,7 @@ subscriptions:
     action: clear
 """
 
-INVALID = "version: 1\nsubscriptions: 7\n"
+INVALID = "version: 1\nsubscriptions: 7\npublications: 8\n"
 
 
 def test_cluster_size_counts_connect_urls_with_the_answering_server_once():
@@ -111,18 +111,23 @@ class FakeWatcher:
 
 
 class FakeBucket:
-    """Answers `key_value` with NatsError `missing` times, then with itself."""
+    """Answers `key_value` with NatsError `missing` times, then with itself; `broken` raises it."""
 
-    def __init__(self, missing=0):
+    def __init__(self, missing=0, broken=None):
         self.missing = missing
+        self.broken = broken
         self.asked = []
         self.watching = []
+        self.clients = []
 
     def __call__(self, client):  # stands in for JetStream(client)
+        self.clients.append(client)
         return self
 
     async def key_value(self, bucket):
         self.asked.append(bucket)
+        if self.broken is not None:
+            raise self.broken
         if self.missing:
             self.missing -= 1
             raise NatsError("bucket not found")
@@ -136,7 +141,8 @@ class FakeBucket:
 
 
 def entry(revision, text=STORED, operation="PUT"):
-    return KvEntry("configs", "pis", text.encode(), revision, datetime.now(timezone.utc), operation)
+    value = text if isinstance(text, bytes) else text.encode()
+    return KvEntry("configs", "pis", value, revision, datetime.now(timezone.utc), operation)
 
 
 def follower(bootstrap, tmp_path, applied_revision=0):
@@ -154,6 +160,12 @@ def test_the_cache_file_holds_bucket_key_revision_and_text_and_nothing_else(tmp_
     cache.save(3, "text")
     assert json.loads(cache.path.read_text()) == {"bucket": "b", "key": "k", "revision": 3, "text": "text"}
     assert [path.name for path in tmp_path.iterdir()] == [cache.path.name]
+
+
+def test_the_cache_makes_the_state_directory_and_its_parents(tmp_path):
+    cache = ConfigCache(tmp_path / "state" / "bridge", "b", "k")
+    cache.save(3, "text")
+    assert cache.load() == (3, "text")
 
 
 def test_a_cache_of_another_bucket_or_key_is_not_used(tmp_path):
@@ -204,6 +216,8 @@ def test_boot_ignores_an_invalid_cached_revision_saying_why(bootstrap, tmp_path,
     [(level, text)] = texts(events)
     assert level == "error"
     assert text.startswith("the cached kv:configs/pis@5 is invalid, starting without it: kv:configs/pis@5:2:")
+    assert [issue.split(": error: ")[0] for issue in text.split(": ", 1)[1].split("; ")] == [
+        "kv:configs/pis@5:2:16", "kv:configs/pis@5:3:15"]
 
 
 def test_a_follower_reports_what_runs_before_any_revision(bootstrap, tmp_path):
@@ -228,7 +242,8 @@ def test_an_invalid_revision_is_refused_and_the_running_one_kept(bootstrap, tmp_
     following.on_entry(entry(4, INVALID))
     assert bridge.reloaded == [] and cache.load() is None
     error = following.info()["error"]
-    assert error.startswith("kv:configs/pis@4:2:") and following.info()["revision"] is None
+    assert [issue.split(": error: ")[0] for issue in error.split("; ")] == ["kv:configs/pis@4:2:16", "kv:configs/pis@4:3:15"]
+    assert following.info()["revision"] is None
     assert following.metadata() == {"config": "kv:configs/pis@0", "config_error": error}
     assert texts(events) == [("error", f"refused kv:configs/pis@4, keeping no stored config: {error}")]
     following.on_entry(entry(5))
@@ -315,6 +330,36 @@ def test_a_failure_while_following_is_logged_once(bootstrap, tmp_path, events, m
     bucket.watcher.initial_done.errback(RuntimeError("watch broke"))
     results = []
     done.addBoth(results.append)
+    assert results == [None]
+    assert texts(events) == [("critical", "following configs/pis failed")]
+    assert events[0]["log_failure"].check(RuntimeError)
+
+
+def test_a_follower_without_a_cached_revision_applies_the_first_one(bootstrap, tmp_path):
+    following = ConfigFollower(FakeBridge(), bootstrap, ConfigCache(tmp_path, "configs", "pis"))
+    following.on_entry(entry(1))
+    assert following.info()["revision"] == 1 and len(following.bridge.reloaded) == 1
+
+
+def test_a_value_that_is_not_utf8_is_refused_not_raised(bootstrap, tmp_path, events):
+    following, bridge, _ = follower(bootstrap, tmp_path)
+    following.on_entry(entry(4, b"version: 1\nsubscriptions: \xff\n"))
+    assert bridge.reloaded == [] and "\ufffd" in following.info()["error"]
+
+
+def test_the_bucket_is_looked_up_through_the_bridges_client(bootstrap, tmp_path, monkeypatch):
+    bucket = FakeBucket()
+    monkeypatch.setattr(streams, "JetStream", bucket)
+    following, bridge, _ = follower(bootstrap, tmp_path)
+    following.start()
+    assert bucket.clients == [bridge.client]
+
+
+def test_a_bucket_lookup_that_fails_at_once_is_logged(bootstrap, tmp_path, events, monkeypatch):
+    monkeypatch.setattr(streams, "JetStream", FakeBucket(broken=RuntimeError("no JetStream")))
+    following, _, _ = follower(bootstrap, tmp_path)
+    results = []
+    following.start().addBoth(results.append)
     assert results == [None]
     assert texts(events) == [("critical", "following configs/pis failed")]
     assert events[0]["log_failure"].check(RuntimeError)
