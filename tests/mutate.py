@@ -41,6 +41,21 @@ MODULES: dict[str, list[str]] = {
     "bridge/nats/outbound.py": ["tests/nats/test_outbound.py"],
     "bridge/nats/requests.py": ["tests/nats/test_requests.py"],
     "bridge/nats/repeats.py": ["tests/nats/test_repeats.py"],
+    "bridge/runtime/intake.py": ["tests/runtime/test_intake.py", "tests/runtime/test_subscriptions.py"],
+    "bridge/runtime/publications.py": ["tests/runtime/test_publications.py"],
+    "bridge/fleet/follow.py": ["tests/fleet/test_follow.py"],
+    # Without the tests that read the repository's configs/ and schema/ (not in mutmut's copy) or run subprocesses.
+    "bridge/config/checks.py": [
+        "tests/config/test_loader.py", "tests/config/test_fleet_block.py", "tests/config/test_untrusted.py",
+        "tests/config/test_errors.py",
+        "--deselect=tests/config/test_errors.py::test_real_subprocess_exit_codes_and_messages",
+        "--deselect=tests/config/test_fleet_block.py::test_the_shipped_stored_example_is_valid_for_a_pi_and_points_editors_at_its_schema",
+        "--deselect=tests/config/test_loader.py::test_configs_folder_has_the_four_documented_files",
+        "--deselect=tests/config/test_loader.py::test_demo_config_runs_locally_with_the_web_view",
+        "--deselect=tests/config/test_loader.py::test_schema_folder_holds_a_symlink_to_the_packaged_schema",
+        "--deselect=tests/config/test_loader.py::test_validating_never_loads_twisted_or_openssl",
+    ],
+    "bridge/actions.py": ["tests/test_actions.py"],
 }
 
 ROOT = Path(__file__).resolve().parent.parent

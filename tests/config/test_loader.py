@@ -514,3 +514,119 @@ def test_validating_never_loads_twisted_or_openssl():
             "print(code, sorted(m for m in ('twisted', 'OpenSSL') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
     assert out.strip().splitlines()[-1] == "0 []"
+
+
+# -- rules the schema cannot express (checks.py), each with its message and where it points ----------
+
+def check_messages(tmp_path: Path, text: str) -> list[str]:
+    path = write(tmp_path, BASE + textwrap.dedent(text))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return [message.removeprefix(f"{path}:") for message in messages(caught.value)]
+
+
+def test_hostname_is_no_variable_name(tmp_path):
+    assert check_messages(tmp_path, "vars:\n  HOSTNAME: x\n") == [
+        "5:3: error: vars.HOSTNAME: HOSTNAME is built in (the machine's host name); pick another name"]
+
+
+def test_burst_needs_a_rate(tmp_path):
+    assert check_messages(tmp_path, """\
+        subscriptions:
+          - {subject: a, action: clear, burst: 3}
+          - {subject: b, action: clear, burst: 3, rate: 1/s}
+        """) == ["5:33: error: subscriptions[0].burst: burst only applies with a rate; set rate (e.g. 20/s) or drop burst"]
+
+
+def test_locked_names_keys_of_the_action(tmp_path):
+    assert check_messages(tmp_path, """\
+        subscriptions:
+          - {subject: a, action: clear, locked: [color, colour]}
+        """) == ["5:49: error: subscriptions[0].locked[1]: locked names no key for clear (did you mean 'color'?); "
+                 "allowed: color"]
+
+
+def test_the_joystick_takes_no_timing(tmp_path):
+    assert check_messages(tmp_path, """\
+        publications:
+          - {subject: j, sensor: joystick, interval: 1s, change: 1, heartbeat: 5s}
+        """) == [
+        "5:36: error: publications[0].interval: the joystick is event driven: remove 'interval'",
+        "5:50: error: publications[0].change: the joystick is event driven: remove 'change'",
+        "5:61: error: publications[0].heartbeat: the joystick is event driven: remove 'heartbeat'",
+    ]
+
+
+def test_a_polled_sensor_needs_an_interval_above_zero(tmp_path):
+    assert check_messages(tmp_path, """\
+        publications:
+          - {subject: t, sensor: temperature}
+          - {subject: h, sensor: humidity, interval: 0s}
+        """) == [
+        "5:5: error: publications[0].interval: missing required key 'interval': sensor 'temperature' is polled "
+        "(e.g. interval: 10s)",
+        "6:46: error: publications[1].interval: interval must be more than 0",
+    ]
+
+
+def test_a_heartbeat_needs_change_and_at_least_the_interval(tmp_path):
+    assert check_messages(tmp_path, """\
+        publications:
+          - {subject: a, sensor: temperature, interval: 10s, heartbeat: 1m}
+          - {subject: b, sensor: temperature, interval: 10s, change: 1, heartbeat: 9s}
+          - {subject: c, sensor: temperature, interval: 10s, change: 1, heartbeat: 10s}
+        """) == [
+        "5:54: error: publications[0].heartbeat: heartbeat only matters with 'change' (without it every reading is "
+        "published)",
+        "6:76: error: publications[1].heartbeat: heartbeat (9s) must be at least the interval (10s)",
+    ]
+
+
+@pytest.mark.parametrize("reconnect, column", [("{max_delay: 50ms}", 26), ("{initial_delay: 6s}", 14)])
+def test_max_delay_is_at_least_initial_delay_whichever_is_left_to_its_default(tmp_path, reconnect, column):
+    text = BASE.replace("nats:\n", f"nats:\n  reconnect: {reconnect}\n")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert [message.removeprefix(f"{path}:") for message in messages(caught.value)] == [
+        f"3:{column}: error: nats.reconnect.max_delay: max_delay must be at least initial_delay"]
+
+
+def test_equal_delays_and_a_ping_interval_are_fine(tmp_path):
+    text = BASE.replace("nats:\n", "nats:\n  reconnect: {initial_delay: 2s, max_delay: 2s}\n  ping_interval: 1s\n")
+    assert load_config(write(tmp_path, text)).nats.servers
+
+
+def test_the_ping_interval_is_above_zero(tmp_path):
+    text = BASE.replace("nats:\n", "nats:\n  ping_interval: 0s\n")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert messages(caught.value) == [f"{path}:3:18: error: nats.ping_interval: ping_interval must be more than 0"]
+
+
+def test_one_kind_of_authentication(tmp_path):
+    text = BASE.replace("nats:\n", "nats:\n  user: u\n  password: p\n  token: t\n")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert messages(caught.value) == [
+        f"{path}:5:3: error: nats.token: use one kind of authentication (user/password, token, nkey_seed_file or "
+        "creds_file); found user/password and token"]
+
+
+def test_a_credentials_path_must_be_a_file(tmp_path):
+    (tmp_path / "creds").mkdir()
+    text = BASE.replace("nats:\n", "nats:\n  creds_file: creds\n")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert messages(caught.value) == [f"{path}:3:15: error: nats.creds_file: not a file: {tmp_path / 'creds'}"]
+
+
+def test_the_web_listen_address_is_checked(tmp_path):
+    path = write(tmp_path, BASE + "web:\n  listen: 'nowhere:port'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert messages(caught.value) == [
+        f"{path}:5:12: error: web.listen: expected HOST:PORT, like 127.0.0.1:8080, got a string 'nowhere:port'"]
