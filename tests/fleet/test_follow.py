@@ -17,7 +17,6 @@ from bridge.config import load_config
 from bridge.fleet import follow
 from bridge.fleet.follow import BUCKET_RETRY, ConfigCache, ConfigFollower, boot_config, state_directory
 from bridge.nats import NatsError
-from bridge.nats.jetstream import streams
 from bridge.nats.jetstream.kv import DEL, KvEntry
 
 BOOTSTRAP = """\
@@ -108,6 +107,12 @@ class FakeWatcher:
 
     def stop(self):
         self.stopped = True
+
+
+def use_bucket(monkeypatch, bucket) -> None:
+    """The follower reaches JetStream through `bucket` instead of a server."""
+    monkeypatch.setattr(follow, "JetStream", bucket)
+    monkeypatch.setattr(follow, "key_value", lambda js, name: js.key_value(name))
 
 
 class FakeBucket:
@@ -270,7 +275,7 @@ def test_the_revision_started_from_the_cache_is_not_applied_again(bootstrap, tmp
 
 def test_following_waits_for_the_bucket_then_watches_the_key(bootstrap, tmp_path, events, monkeypatch):
     bucket = FakeBucket(missing=2)
-    monkeypatch.setattr(streams, "JetStream", bucket)
+    use_bucket(monkeypatch, bucket)
     following, bridge, _ = follower(bootstrap, tmp_path)
     done = following.start()
     assert bucket.asked == ["configs"] and bucket.watching == []
@@ -291,7 +296,7 @@ def test_following_waits_for_the_bucket_then_watches_the_key(bootstrap, tmp_path
 
 def test_a_key_without_a_value_is_waited_for_once(bootstrap, tmp_path, events, monkeypatch):
     bucket = FakeBucket()
-    monkeypatch.setattr(streams, "JetStream", bucket)
+    use_bucket(monkeypatch, bucket)
     following, _, _ = follower(bootstrap, tmp_path)
     done = following.start()
     bucket.watcher.initial_done.callback(None)
@@ -302,7 +307,7 @@ def test_a_key_without_a_value_is_waited_for_once(bootstrap, tmp_path, events, m
 
 def test_stopping_while_waiting_for_the_bucket_ends_following(bootstrap, tmp_path, monkeypatch):
     bucket = FakeBucket(missing=1)
-    monkeypatch.setattr(streams, "JetStream", bucket)
+    use_bucket(monkeypatch, bucket)
     following, bridge, _ = follower(bootstrap, tmp_path)
     done = following.start()
     following.stop()
@@ -313,7 +318,7 @@ def test_stopping_while_waiting_for_the_bucket_ends_following(bootstrap, tmp_pat
 
 def test_stopping_before_the_first_values_ends_following_quietly(bootstrap, tmp_path, events, monkeypatch):
     bucket = FakeBucket()
-    monkeypatch.setattr(streams, "JetStream", bucket)
+    use_bucket(monkeypatch, bucket)
     following, _, _ = follower(bootstrap, tmp_path)
     done = following.start()
     bucket.watcher.initial_done.cancel()  # what KeyWatcher.stop does before the first values
@@ -324,7 +329,7 @@ def test_stopping_before_the_first_values_ends_following_quietly(bootstrap, tmp_
 
 def test_a_failure_while_following_is_logged_once(bootstrap, tmp_path, events, monkeypatch):
     bucket = FakeBucket()
-    monkeypatch.setattr(streams, "JetStream", bucket)
+    use_bucket(monkeypatch, bucket)
     following, _, _ = follower(bootstrap, tmp_path)
     done = following.start()
     bucket.watcher.initial_done.errback(RuntimeError("watch broke"))
@@ -349,14 +354,14 @@ def test_a_value_that_is_not_utf8_is_refused_not_raised(bootstrap, tmp_path, eve
 
 def test_the_bucket_is_looked_up_through_the_bridges_client(bootstrap, tmp_path, monkeypatch):
     bucket = FakeBucket()
-    monkeypatch.setattr(streams, "JetStream", bucket)
+    use_bucket(monkeypatch, bucket)
     following, bridge, _ = follower(bootstrap, tmp_path)
     following.start()
     assert bucket.clients == [bridge.client]
 
 
 def test_a_bucket_lookup_that_fails_at_once_is_logged(bootstrap, tmp_path, events, monkeypatch):
-    monkeypatch.setattr(streams, "JetStream", FakeBucket(broken=RuntimeError("no JetStream")))
+    use_bucket(monkeypatch, FakeBucket(broken=RuntimeError("no JetStream")))
     following, _, _ = follower(bootstrap, tmp_path)
     results = []
     following.start().addBoth(results.append)
