@@ -19,8 +19,7 @@ MEANING = {
     ExitStatus.FAILED: "the command ran and did not succeed: an invalid config, a device that cannot start, "
                        "an error reply, a timeout or no responders, nothing to roll back to",
     ExitStatus.USAGE: "bad usage or an unreadable file: nothing was tried",
-    ExitStatus.UNREACHABLE: "no NATS server could be reached (bridge run: gave up reconnecting, "
-                            "nats.reconnect.max_attempts used up)",
+    ExitStatus.UNREACHABLE: "no NATS server could be reached (bridge run: nats.reconnect.max_attempts used up)",
 }
 
 

@@ -106,10 +106,9 @@ def add_run(commands) -> None:
             "SIGHUP re-reads the file; an invalid file is logged and the running config kept. " + statuses_used({
                 ExitStatus.OK: "after a graceful stop",
                 ExitStatus.FAILED: "invalid config, device unavailable, unusable credential or TLS files, web port "
-                                   "taken, no server took the first connection, or another running bridge has the "
-                                   "same device id",
+                                   "taken, or another running bridge has the same device id",
                 ExitStatus.USAGE: "unreadable file or bad usage",
-                ExitStatus.UNREACHABLE: "gave up reconnecting (nats.reconnect.max_attempts used up)",
+                ExitStatus.UNREACHABLE: "nats.reconnect.max_attempts used up, at start-up or later",
             })
         ),
     )

@@ -41,6 +41,10 @@ JOYSTICK_POLL_INTERVAL = 0.05
 STOP_TIMEOUT = 10.0
 
 
+class NoServerReached(Exception):
+    """No server took the first connection within nats.reconnect.max_attempts attempts."""
+
+
 class BridgeState(enum.Enum):
     STARTING = "starting"  # opening the device, connecting, subscribing
     RUNNING = "running"
@@ -155,7 +159,14 @@ class Bridge:
             driver=self.config.device.driver,
             servers=", ".join(self.client.servers),  # without any user:password from the URLs
         )
-        yield self.client.connect()
+        try:
+            yield self.client.connect()
+        except Exception as error:  # noqa: BLE001 - refused, unreachable, TLS, auth: the client said which
+            if self.stopping:
+                return
+            self.gave_up = True
+            raise NoServerReached("no NATS server took the connection (nats.reconnect.max_attempts used up); "
+                                  "stopping") from error
         if self.stopping:
             return
         yield check_device_id_free(self.client, self.device_id, self.instance_id, self.reactor)

@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 
 from bridge.devices import DeviceUnavailable
 from bridge.nats import AuthConfigError, TlsError
+from bridge.runtime.bridge import NoServerReached
 from bridge.runtime.srv import DuplicateDeviceError
 from bridge.runtime.systemd import Notifier, start_watchdog
 
@@ -44,7 +45,7 @@ class WebViewUnavailable(Exception):
 
 
 # Start failures that one sentence explains; any other is logged with its traceback.
-EXPLAINED = (DeviceUnavailable, AuthConfigError, TlsError, DuplicateDeviceError, WebViewUnavailable)
+EXPLAINED = (DeviceUnavailable, AuthConfigError, TlsError, DuplicateDeviceError, NoServerReached, WebViewUnavailable)
 
 
 def release_startup_garbage() -> None:

@@ -390,6 +390,24 @@ def test_bridge_exits_unreachable_when_it_gives_up_reconnecting(tmp_path):
     assert any("gave up reconnecting" in str(r.get("message")) for r in process.log_records()), process.logs()
 
 
+def test_bridge_that_never_reaches_a_server_exits_unreachable_in_one_sentence(tmp_path):
+    with NatsServer() as never_started:
+        pass  # a loopback port nobody listens on
+    text = config_text(never_started.url, "nowhere", subscriptions="").replace(
+        "reconnect: {initial_delay: 50ms, max_delay: 500ms}",
+        "reconnect: {initial_delay: 50ms, max_delay: 100ms, max_attempts: 2}",
+    )
+    process = BridgeProcess(text, tmp_path, "nowhere").start()
+    try:
+        assert process.process.wait(30) == ExitStatus.UNREACHABLE, process.logs()
+    finally:
+        process.kill()
+    errors = [str(r.get("message")) for r in process.log_records() if r.get("level") in ("error", "critical")]
+    assert errors[0].startswith("giving up after 2 failed connection attempts: "), process.logs()
+    assert errors[1:] == ["no NATS server took the connection (nats.reconnect.max_attempts used up); stopping"]
+    assert "Traceback" not in process.logs()
+
+
 def test_sighup_that_changes_only_args_leaves_no_request_unanswered(module_nats_server, nats_py, tmp_path):
     colours = ("#000001", "#000002")
     process = BridgeProcess(reload_config(module_nats_server.url, colours[0]), tmp_path, DEVICE_ID).start()
