@@ -1,5 +1,5 @@
-"""The package's import graph: no module of bridge/ imports itself back through others, and the
-core client never imports JetStream (arrows point down).
+"""The package's shape: no module of bridge/ imports itself back through others, none reads another
+object's private state, and the core client never imports JetStream (arrows point down).
 
 Read from the source with `ast`, function-level imports included, so a lazy import cannot hide a cycle.
 """
@@ -110,3 +110,50 @@ def test_the_jetstream_modules_share_the_api_module_not_each_other():
     assert "bridge.nats.jetstream.streams" not in graph["bridge.nats.jetstream.kv"]
     assert "bridge.nats.jetstream.api" in graph["bridge.nats.jetstream.streams"]
     assert "bridge.nats.jetstream.api" in graph["bridge.nats.jetstream.kv"]
+
+
+# Private attributes of the sense_hat library that its public API does not offer: the framebuffer's
+# device path and the font's glyphs (bridge/devices/hat.py, sensehat.py).
+THIRD_PARTY_PRIVATE = {"_fb_device", "_get_char_pixels", "_trim_whitespace"}
+
+
+def own_private_names(tree: ast.AST) -> set[str]:
+    """The private attributes the classes of this module give their instances (`self._x = ...`)."""
+    return {node.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and node.attr.startswith("_")
+            and isinstance(node.value, ast.Name) and node.value.id == "self"}
+
+
+def private_reach_ins(source: str) -> list[str]:
+    """`something._name` on anything but `self`/`cls`: reached through another object (`self.queue._x`)
+    always counts; on a plain name it counts unless `_name` is state this module's own classes keep
+    (a class may compare itself with another instance of itself)."""
+    tree = ast.parse(source)
+    own = own_private_names(tree)
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")):
+            continue
+        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            continue
+        if node.attr in THIRD_PARTY_PRIVATE:
+            continue
+        if isinstance(node.value, ast.Attribute) or node.attr not in own:
+            found.append(f"line {node.lineno}: .{node.attr}")
+    return found
+
+
+def test_the_reach_in_finder_sees_another_modules_private_state():
+    assert private_reach_ins("def f(client):\n    return client._reactor\n") == ["line 2: ._reactor"]
+    assert private_reach_ins("def f(self):\n    self._queue._paused = True\n") == ["line 2: ._paused"]
+    assert private_reach_ins("class W:\n    def __init__(self):\n        self._reactor = None\n"
+                             "    def clock(self):\n        return self.js.client._reactor\n") == ["line 5: ._reactor"]
+    assert private_reach_ins("class A:\n    def __init__(self):\n        self._x = 1\n"
+                             "    def __eq__(self, other):\n        return self._x == other._x\n") == []
+    assert private_reach_ins("def f(self):\n    return self._queue, cls._x, hat._fb_device\n") == []
+
+
+def test_no_module_of_bridge_reads_another_modules_private_state():
+    found = {name: reach_ins for name, path in all_modules().items()
+             if (reach_ins := private_reach_ins(path.read_text(encoding="utf-8")))}
+    assert found == {}
