@@ -203,6 +203,9 @@ class DeviceWorker:
                         same_key.add(work)
             if self._sleeping:
                 self._condition.notify()
+                # Cleared here, not only by the thread once it holds the GIL again: until then every
+                # message of the same read would see it set and take the lock to notify once more.
+                self._sleeping = False
 
     def call(self, fn: Callable, *args: Any) -> Deferred:
         """Run fn(*args) on the device thread, in order with the actions (sensor reads and the like)."""

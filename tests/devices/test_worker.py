@@ -351,3 +351,34 @@ def test_pending_bytes_bounds_what_waits_by_size(worker, device):
     device.gate.set()
     yield defer.gatherResults([running, first, fits, lone])
     assert worker.pending_bytes("k") == 0
+
+
+class CountingCondition:
+    """A stand-in for the worker's condition that counts the wake-ups it is asked for."""
+
+    def __init__(self, lock):
+        self.lock = lock
+        self.notified = 0
+
+    def __enter__(self):
+        return self.lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self.lock.__exit__(*exc)
+
+    def notify(self):
+        self.notified += 1
+
+
+def test_a_sleeping_thread_is_woken_once_for_a_run_of_work_from_one_reactor_turn():
+    """White-box: the thread is asleep (no thread runs, so it cannot wake in between); ten items
+    enqueued in one turn must cost one notify, not one each."""
+    clock = task.Clock()
+    worker = DeviceWorker(MemoryDevice(), clock)
+    worker._condition = CountingCondition(worker._lock)
+    worker._sleeping = True
+    for _ in range(10):
+        worker.call(lambda: None)
+    clock.advance(0)  # the hand-over of the items staged after the first
+    assert len(worker._waiting) == 10
+    assert worker._condition.notified == 1
