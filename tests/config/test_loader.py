@@ -55,6 +55,14 @@ def messages(error: ConfigError) -> list[str]:
     return [str(issue) for issue in error.errors]
 
 
+def refusal(tmp_path: Path, text: str) -> tuple[Path, list[str]]:
+    """The file written for `text`, and the messages loading it is refused with."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return path, messages(caught.value)
+
+
 # -- shipped files and schema ------------------------------------------------------------------------
 
 def test_configs_folder_has_the_four_documented_files():
@@ -212,10 +220,8 @@ def test_substituted_text_is_read_as_yaml_where_a_number_or_boolean_is_needed(tm
 
 
 def test_substituted_text_that_is_no_number_is_reported_as_written(tmp_path):
-    path = write(tmp_path, BASE + "vars: {rot: ninety}\ndevice:\n  rotation: ${rot}\n")
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    assert messages(caught.value) == [
+    path, refused = refusal(tmp_path, BASE + "vars: {rot: ninety}\ndevice:\n  rotation: ${rot}\n")
+    assert refused == [
         f"{path}:6:13: error: device.rotation: 'ninety' is not a rotation; expected one of: 0, 90, 180, 270"]
 
 
@@ -232,10 +238,8 @@ def test_short_host_name_drops_the_domain(monkeypatch):
 
 
 def test_substitution_cycles_are_reported_once(tmp_path):
-    path = write(tmp_path, BASE + "vars:\n  a: x${b}\n  b: y${a}\n")
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    assert messages(caught.value) == [f"{path}:5:6: error: vars.a: substitution cycle: a -> b -> a"]
+    path, refused = refusal(tmp_path, BASE + "vars:\n  a: x${b}\n  b: y${a}\n")
+    assert refused == [f"{path}:5:6: error: vars.a: substitution cycle: a -> b -> a"]
 
 
 def test_file_substitution_is_relative_to_the_config_file_not_the_working_directory(tmp_path, monkeypatch):
@@ -291,10 +295,8 @@ def test_validate_summary_print_and_json_mask_passwords_in_server_urls(tmp_path,
 
 
 def test_passwords_in_server_urls_never_appear_in_error_messages(tmp_path):
-    path = write(tmp_path, "version: 1\nnats:\n  servers: ['nats://pi:s3cret@host:4222 x', 'nats://t0ken@host x']\n")
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    assert messages(caught.value) == [
+    path, refused = refusal(tmp_path, "version: 1\nnats:\n  servers: ['nats://pi:s3cret@host:4222 x', 'nats://t0ken@host x']\n")
+    assert refused == [
         f"{path}:3:14: error: nats.servers[0]: a server URL looks like nats://HOST:PORT or tls://HOST:PORT (port 1..65535), "
         "got a string 'nats://pi:********@host:4222 x'",
         f"{path}:3:46: error: nats.servers[1]: a server URL looks like nats://HOST:PORT or tls://HOST:PORT (port 1..65535), "
@@ -599,18 +601,14 @@ def test_equal_delays_and_a_ping_interval_are_fine(tmp_path):
 
 def test_the_ping_interval_is_above_zero(tmp_path):
     text = BASE.replace("nats:\n", "nats:\n  ping_interval: 0s\n")
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    assert messages(caught.value) == [f"{path}:3:18: error: nats.ping_interval: ping_interval must be more than 0"]
+    path, refused = refusal(tmp_path, text)
+    assert refused == [f"{path}:3:18: error: nats.ping_interval: ping_interval must be more than 0"]
 
 
 def test_one_kind_of_authentication(tmp_path):
     text = BASE.replace("nats:\n", "nats:\n  user: u\n  password: p\n  token: t\n")
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    assert messages(caught.value) == [
+    path, refused = refusal(tmp_path, text)
+    assert refused == [
         f"{path}:5:3: error: nats.token: use one kind of authentication (user/password, token, nkey_seed_file or "
         "creds_file); found user/password and token"]
 
@@ -618,15 +616,11 @@ def test_one_kind_of_authentication(tmp_path):
 def test_a_credentials_path_must_be_a_file(tmp_path):
     (tmp_path / "creds").mkdir()
     text = BASE.replace("nats:\n", "nats:\n  creds_file: creds\n")
-    path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    assert messages(caught.value) == [f"{path}:3:15: error: nats.creds_file: not a file: {tmp_path / 'creds'}"]
+    path, refused = refusal(tmp_path, text)
+    assert refused == [f"{path}:3:15: error: nats.creds_file: not a file: {tmp_path / 'creds'}"]
 
 
 def test_the_web_listen_address_is_checked(tmp_path):
-    path = write(tmp_path, BASE + "web:\n  listen: 'nowhere:port'\n")
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    assert messages(caught.value) == [
+    path, refused = refusal(tmp_path, BASE + "web:\n  listen: 'nowhere:port'\n")
+    assert refused == [
         f"{path}:5:12: error: web.listen: expected HOST:PORT, like 127.0.0.1:8080, got a string 'nowhere:port'"]
