@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bridge.actions import (
@@ -16,6 +17,7 @@ from bridge.actions import (
     Limits,
     PayloadError,
     check_defaults,
+    check_locked,
     execute,
     normalise_defaults,
     parse_colour,
@@ -194,7 +196,7 @@ def test_parse_colour_accepts_lists_tuples_and_hex(value, expected):
     assert parse_colour(value) == expected
 
 
-@pytest.mark.parametrize("value", [[1, 2], [1, 2, 3, 4], [-1, 0, 0], [0, 0, 256], [1.0, 2, 3], [True, 0, 0], "red", "#12345", "#1234567", None, 7])
+@pytest.mark.parametrize("value", [[1, 2], [1, 2, 3, 4], [-1, 0, 0], [256, 0, 0], [0, 256, 0], [0, 0, 256], [1.0, 2, 3], [True, 0, 0], "red", "#12345", "#1234567", None, 7])
 def test_parse_colour_rejects_everything_else(value):
     with pytest.raises(ValueError, match=r'must be \[r, g, b\] with each 0..255, or "#rrggbb"'):
         parse_colour(value)
@@ -320,6 +322,8 @@ def test_set_rotation_text_that_is_digits_but_not_an_int_is_a_payload_error(payl
 
 @settings(max_examples=300, deadline=None)
 @given(text=st.text(st.sampled_from(' \t\n\r\u00a0\u2028{}[]"0a:,'), max_size=12))
+@example(text="0\u00a0")  # whitespace to str.strip(), not to JSON
+@example(text="{}\u2028")
 def test_loads_agrees_with_json_loads(text):
     # actions._loads is a faster json.loads: it must accept exactly what json.loads accepts.
     from bridge.actions import _Invalid, _loads
@@ -385,3 +389,99 @@ def test_read_sensors_reports_a_failed_read_as_null_not_as_a_value():
     assert readings["humidity"] is None and readings["pressure"] is None
     assert readings["temperature"] == 0.0  # 0 °C is a real temperature
     assert readings["orientation"] == {"pitch": 1.0, "roll": 2.0, "yaw": 3.0}
+
+
+def test_check_locked_names_every_entry_that_is_no_key_of_the_action():
+    allowed = "allowed: text, text_colour, back_colour, scroll_speed"
+    assert check_locked("show_message", ["text", "colour", 5, "scroll_speed", "speed"]) == [
+        (1, f"unknown key for show_message (did you mean 'text_colour'?); {allowed}"),
+        (4, f"unknown key for show_message; {allowed}"),  # 5 is no name at all: the schema reports it
+    ]
+    assert check_locked("flip_h", ["x"]) == [(0, "unknown key for flip_h; allowed: none")]
+    assert check_locked("clear", ["color"]) == []
+    assert check_locked("no_such_action", ["x"]) == []  # the action itself is reported by the config checks
+
+
+def test_a_long_value_is_shown_cut_to_sixty_characters():
+    shown_whole, cut = "x" * 58, "x" * 59  # their repr is 60 and 61 characters
+    with pytest.raises(PayloadError) as raised:
+        parse("show_letter", shown_whole)
+    assert str(raised.value) == f"show_letter: letter must be exactly one character, got '{shown_whole}'"
+    with pytest.raises(PayloadError) as raised:
+        parse("show_letter", cut)
+    assert str(raised.value) == f"show_letter: letter must be exactly one character, got '{'x' * 56}..."
+
+
+def test_a_value_nested_too_deeply_to_show_is_described_not_shown():
+    deep_list, deep_object = [], {}
+    for _ in range(100_000):
+        deep_list, deep_object = [deep_list], {"a": deep_object}
+    with pytest.raises(ValueError, match=r", got a JSON list nested too deeply to show$"):
+        parse_colour(deep_list)
+    with pytest.raises(ValueError, match=r", got a JSON object nested too deeply to show$"):
+        parse_colour(deep_object)
+
+
+class RecordingDevice(MemoryDevice):
+    """Records the keyword options each display call got."""
+
+    def __init__(self):
+        super().__init__()
+        self.options = []
+
+    def show_message(self, *args, **options):
+        self.options.append(("show_message", options))
+        super().show_message(*args, **options)
+
+    def show_letter(self, *args, **options):
+        self.options.append(("show_letter", options))
+        super().show_letter(*args, **options)
+
+
+def test_only_a_scroll_is_handed_the_interrupt_event():
+    interrupt = threading.Event()
+    device = RecordingDevice()
+    execute(device, parse("show_message", "hi"), interrupt)
+    execute(device, parse("show_letter", "A"), interrupt)
+    execute(device, parse("show_message", "ho"))
+    assert device.options == [("show_message", {"interrupt": interrupt}), ("show_letter", {}), ("show_message", {})]
+    assert device.messages == ["hi", "ho"]
+
+
+@pytest.mark.parametrize("action,payload,message", [
+    ("set_pixel", b"[0, 0, [1, 2, 3]]", "set_pixel: payload must be a JSON object, got [0, 0, [1, 2, 3]]"),
+    ("set_pixels", b'"red"', 'set_pixels: payload must be a JSON list of 64 colours or {"pixels": [...]}, got \'red\''),
+    ("set_pixels", b'{"pixels": "red"}', 'set_pixels: pixels must be a list of exactly 64 colours, got \'red\''),
+    ("set_pixels", b'{"pixels": 5}', "set_pixels: pixels must be a list of exactly 64 colours, got 5"),
+    ("show_message", b'{"text": "hi", "scroll_speed": "fast"}',
+     "show_message: scroll_speed must be seconds per column, more than 0 and at most 1, got 'fast'"),
+    ("show_message", b'{"text": "hi", "scroll_speed": 1.5}',
+     "show_message: scroll_speed must be seconds per column, more than 0 and at most 1, got 1.5"),
+    ("clear", b'{"color": "red"}', 'clear: color must be [r, g, b] with each 0..255, or "#rrggbb", got \'red\''),
+])
+def test_an_error_shows_the_value_it_refused(action, payload, message):
+    with pytest.raises(PayloadError) as raised:
+        parse_command(action, payload, {})
+    assert str(raised.value) == message
+
+
+def test_the_slowest_scroll_speed_is_one_second_per_column():
+    assert parse("show_message", '{"text": "hi", "scroll_speed": 1}').args == ("hi", WHITE, BLACK, 1.0)
+
+
+def test_an_empty_letter_payload_or_object_takes_the_letter_from_the_args():
+    defaults = normalise_defaults("show_letter", {"letter": "X"})
+    assert parse("show_letter", "", defaults).args == ("X", WHITE, BLACK)
+    assert parse("show_letter", "{}", defaults).args == ("X", WHITE, BLACK)
+    assert parse("show_letter", "Y", defaults).args == ("Y", WHITE, BLACK)
+
+
+def test_read_sensors_reports_an_orientation_with_a_failed_axis_as_null():
+    class FailedPitch:
+        def read(self, sensor):
+            value = {"orientation": {"pitch": float("nan"), "roll": 2.0, "yaw": 3.0}}.get(sensor, 20.0)
+            return value, "unit"
+
+    readings = read_sensors(FailedPitch())
+    assert readings["orientation"] is None
+    assert readings["temperature"] == 20.0

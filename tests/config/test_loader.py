@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -624,3 +625,89 @@ def test_the_web_listen_address_is_checked(tmp_path):
     path, refused = refusal(tmp_path, BASE + "web:\n  listen: 'nowhere:port'\n")
     assert refused == [
         f"{path}:5:12: error: web.listen: expected HOST:PORT, like 127.0.0.1:8080, got a string 'nowhere:port'"]
+
+
+def test_a_listen_port_the_schema_lets_through_is_still_checked(tmp_path):
+    # The schema's pattern takes any five digits; only the rule knows a port ends at 65535.
+    assert check_messages(tmp_path, "web:\n  listen: '127.0.0.1:70000'\n") == [
+        "5:12: error: web.listen: expected HOST:PORT with a port 0..65535, got '127.0.0.1:70000'"]
+
+
+def test_a_subject_may_be_exactly_as_long_as_the_limit_counted_in_bytes(tmp_path):
+    longest, one_byte_over = "a" * 3072, "é" * 1536 + "a"
+    assert check_messages(tmp_path, f"""\
+        subscriptions:
+          - {{subject: {longest}, action: clear}}
+          - {{subject: {one_byte_over}, action: clear}}
+        """) == [
+        "6:15: error: subscriptions[1].subject: the subject is 3073 bytes, longer than the 3072 a subject may be "
+        "here (nats-server takes a protocol line of at most 4096 bytes, and the subject shares it with a reply "
+        "subject or queue group and sizes); shorten it"]
+
+
+def test_an_entry_whose_subject_is_no_text_gets_the_schemas_error_and_later_duplicates_are_still_found(tmp_path):
+    assert check_messages(tmp_path, """\
+        subscriptions:
+          - {subject: 5, action: clear}
+          - {subject: a, action: clear}
+          - {subject: a, action: clear}
+        """) == [
+        "5:15: error: subscriptions[0].subject: expected a string, got 5",
+        "7:15: error: subscriptions[2].subject: same subject and action as subscriptions[1] (line 6)",
+    ]
+
+
+def test_an_unknown_args_key_points_at_the_key_a_bad_value_at_the_value(tmp_path):
+    assert check_messages(tmp_path, """\
+        subscriptions:
+          - {subject: a, action: clear, args: {colour: '#000000'}}
+          - {subject: b, action: clear, args: {color: '#00000'}}
+        """) == [
+        "5:40: error: subscriptions[0].args.colour: unknown key for clear (did you mean 'color'?); allowed: color",
+        "6:48: error: subscriptions[1].args.color: must be [r, g, b] with each 0..255, or \"#rrggbb\", got '#00000'",
+    ]
+
+
+def test_a_file_key_that_is_no_text_gets_the_schemas_error_only(tmp_path):
+    text = BASE.replace("nats:\n", "nats:\n  creds_file: 5\n")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert messages(caught.value) == [f"{path}:3:15: error: nats.creds_file: expected a string, got 5"]
+
+
+def test_a_credentials_file_the_bridge_may_not_read_is_reported(tmp_path, monkeypatch):
+    # The tests run as root, who may read any file: os.access is told this one is unreadable.
+    (tmp_path / "seed.nk").write_text("SU...")
+    unreadable = str(tmp_path / "seed.nk")
+    readable = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **options: path != unreadable and readable(path, mode, **options))
+    text = BASE.replace("nats:\n", "nats:\n  nkey_seed_file: seed.nk\n")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert messages(caught.value) == [f"{path}:3:19: error: nats.nkey_seed_file: cannot read {unreadable}: permission denied"]
+
+
+def test_substituted_args_are_read_as_yaml_in_every_subscription(tmp_path):
+    path = write(tmp_path, BASE + textwrap.dedent("""\
+        vars: {speed: '0.05'}
+        subscriptions:
+          - {subject: a, action: clear}
+          - {subject: b, action: show_message, args: {scroll_speed: '${speed}'}}
+        """))
+    assert [entry.args for entry in load_config(path).subscriptions] == [{}, {"scroll_speed": 0.05}]
+
+
+def test_args_text_is_read_as_yaml_only_where_substituted_and_only_when_that_makes_it_valid(tmp_path):
+    assert check_messages(tmp_path, """\
+        vars: {speed: '5'}
+        subscriptions:
+          - {subject: a, action: show_message, args: {scroll_speed: '0.05'}}
+          - {subject: b, action: show_message, args: {scroll_speed: '${speed}'}}
+        """) == [
+        "6:62: error: subscriptions[0].args.scroll_speed: must be seconds per column, more than 0 and at most 1, "
+        "got '0.05'",
+        "7:62: error: subscriptions[1].args.scroll_speed: must be seconds per column, more than 0 and at most 1, "
+        "got '5'",
+    ]
