@@ -114,7 +114,7 @@ def _subscriptions(document: Document, config_dir: FilePath) -> Found:
         action, args = entry.get("action"), entry.get("args")
         if action in ACTIONS and isinstance(args, dict):
             for key, message in check_defaults(action, args):
-                path = base + ("args", key) if key in args else base + ("args",)
+                path = base + ("args", key)
                 yield path, document.issue(path, message, key=message.startswith("unknown key"))
         locked = entry.get("locked")
         if action in ACTIONS and isinstance(locked, list):
