@@ -22,7 +22,8 @@ FLAVOURS = {
 }
 # Test modules whose server-backed tests run against every flavour.
 FLAVOURED_MODULES = ("tests.nats.test_client", "tests.nats.test_client_failover", "tests.nats.test_client_auth",
-                     "tests.nats.test_client_interop", "tests.harness.test_natsauth", "tests.nats.test_client_hardening")
+                     "tests.nats.test_client_interop", "tests.harness.test_natsauth", "tests.nats.test_client_hardening",
+                     "tests.nats.test_jetstream", "tests.nats.test_kv")
 
 
 def in_ci() -> bool:

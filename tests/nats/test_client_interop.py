@@ -6,46 +6,19 @@ reactor as Deferreds, so neither event loop ever blocks the other.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
-import nats
 import pytest
 import pytest_twisted
-from twisted.internet import defer, threads
+from twisted.internet import defer
 
 from bridge.nats import Headers
 from tests.harness.nats_client import Collector, connected
-
-
-class NatsPy:
-    """A connected nats-py client living on an asyncio loop in a background thread."""
-
-    def __init__(self, url: str):
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="nats-py", daemon=True)
-        self._thread.start()
-        self.nc = asyncio.run_coroutine_threadsafe(nats.connect(url, allow_reconnect=False), self.loop).result(10)
-
-    def run(self, coroutine) -> defer.Deferred:
-        """Run `coroutine` on the nats-py loop; fires with its result in the reactor thread."""
-        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        return threads.deferToThread(future.result, 10)
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.nc.close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
+from tests.harness.natspy import NatsPy
 
 
 @pytest.fixture
 def natspy(nats_server):
-    client = NatsPy(nats_server.url)
-    try:
+    with NatsPy(nats_server.url) as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest_twisted.ensureDeferred

@@ -19,23 +19,7 @@ from bridge.nats import (
     WrongLastSequenceError,
 )
 from bridge.nats.jetstream import create_key_value
-from tests.harness.flavours import FLAVOURS
 from tests.harness.nats_client import connected
-
-
-def pytest_generate_tests(metafunc):
-    if "nats_flavour" in metafunc.fixturenames:
-        metafunc.parametrize("nats_flavour", list(FLAVOURS), indirect=True, ids=list(FLAVOURS))
-
-
-@pytest.fixture
-def js_server(nats_flavour):
-    """One nats-server with JetStream, its store in a directory of its own."""
-    server = nats_flavour.server(jetstream=True)
-    try:
-        yield server.start()
-    finally:
-        server.cleanup()
 
 
 async def jetstream(make_client, server) -> JetStream:

@@ -6,15 +6,13 @@ buckets are the official clients' buckets, both ways.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from datetime import datetime, timedelta, timezone
 
 import nats
 import nats.js.errors
 import pytest
 import pytest_twisted
-from twisted.internet import defer, task, threads
+from twisted.internet import task
 
 from bridge.nats import (
     BucketNotFoundError,
@@ -30,24 +28,9 @@ from bridge.nats import (
     NatsError,
 )
 from bridge.nats.jetstream.kv import create_key_value, key_value, parse_ack_reply, parse_time
-from tests.harness.flavours import FLAVOURS
 from tests.harness.nats_client import connected
+from tests.harness.natspy import NatsPy
 from tests.harness.reactor import running_reactor, wait_until
-
-
-def pytest_generate_tests(metafunc):
-    if "nats_flavour" in metafunc.fixturenames:
-        metafunc.parametrize("nats_flavour", list(FLAVOURS), indirect=True, ids=list(FLAVOURS))
-
-
-@pytest.fixture
-def js_server(nats_flavour):
-    """One nats-server with JetStream; its store directory survives stop()/start()."""
-    server = nats_flavour.server(jetstream=True)
-    try:
-        yield server.start()
-    finally:
-        server.cleanup()
 
 
 async def jetstream(make_client, urls, **options) -> JetStream:
@@ -216,34 +199,10 @@ async def test_history_is_oldest_first_with_markers_and_purge_drops_it(js_server
 # --- nats-py, both ways --------------------------------------------------------------------------
 
 
-class NatsPy:
-    """A connected nats-py client on an asyncio loop in a background thread."""
-
-    def __init__(self, url: str):
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="nats-py", daemon=True)
-        self._thread.start()
-        self.nc = asyncio.run_coroutine_threadsafe(nats.connect(url, allow_reconnect=False), self.loop).result(10)
-        self.js = self.nc.jetstream()
-
-    def run(self, coroutine) -> defer.Deferred:
-        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        return threads.deferToThread(future.result, 10)
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.nc.close(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-        self.loop.close()
-
-
 @pytest.fixture
 def natspy(js_server):
-    client = NatsPy(js_server.url)
-    try:
+    with NatsPy(js_server.url) as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest_twisted.ensureDeferred
