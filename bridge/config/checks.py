@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 
 from bridge.actions import check_defaults, check_locked
 from bridge.config.document import Document, Path, parse_value
-from bridge.config.errors import ConfigIssue, format_path
+from bridge.config.errors import ConfigIssue, did_you_mean, format_path
 from bridge.config.limits import MAX_SUBJECT_BYTES
 from bridge.config.model import ACTIONS, POLLED_SENSORS, NatsConfig, ReconnectConfig
 from bridge.config.units import parse_duration, parse_listen
@@ -63,10 +63,21 @@ def coerce_substituted_args(document: Document, substituted: set[Path]) -> None:
 
 
 def _vars(document: Document, config_dir: FilePath) -> Found:
-    variables = document.get(("vars",))
-    if isinstance(variables, dict) and "HOSTNAME" in variables:
-        path = ("vars", "HOSTNAME")
-        yield path, document.issue(path, "HOSTNAME is built in (the machine's host name); pick another name", key=True)
+    for where in (("vars",), ("fleet", "vars")):
+        variables = document.get(where)
+        if isinstance(variables, dict) and "HOSTNAME" in variables:
+            path = where + ("HOSTNAME",)
+            yield path, document.issue(path, "HOSTNAME is built in (the machine's host name); pick another name", key=True)
+    public = document.get(("fleet", "public"))
+    if isinstance(public, list):
+        exported = document.get(("fleet", "vars"), {})
+        names = list(exported) if isinstance(exported, dict) else []
+        for index, name in enumerate(public):
+            if isinstance(name, str) and name not in names:
+                path = ("fleet", "public", index)
+                known = ", ".join(names) or "none defined"
+                hint = did_you_mean(name, names) or f" (fleet.vars: {known})"
+                yield path, document.issue(path, f"public names {name!r}, which is not one of fleet.vars{hint}")
 
 
 def _entries(document: Document, key: str) -> Iterator[tuple[int, dict]]:

@@ -123,7 +123,10 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
                         stall_timeout=parse_duration(data["web"].get("stall_timeout", default.stall_timeout)))
     fleet = None
     if "fleet" in data:
-        fleet = FleetConfig(key=data["fleet"]["key"], bucket=data["fleet"].get("bucket", FleetConfig.bucket))
+        fleet_data = data["fleet"]
+        fleet = FleetConfig(key=fleet_data["key"], bucket=fleet_data.get("bucket", FleetConfig.bucket),
+                            vars={name: str(value) for name, value in fleet_data.get("vars", {}).items()},
+                            public=tuple(fleet_data.get("public", ())))
     return BridgeConfig(
         device=device,
         nats=nats,
@@ -140,6 +143,11 @@ def to_plain(config: BridgeConfig, secret_paths: set[Path]) -> dict:
     """The fully resolved config as plain data, defaults filled in, units spelled out, secrets masked."""
     data = _plain(dataclasses.asdict(config), (), secret_paths)
     data.pop("source")
+    fleet = data.get("fleet")
+    if fleet is not None:
+        for name in fleet.pop("secret_vars"):
+            fleet["vars"][name] = MASK
+        data["fleet"] = {key: value for key, value in fleet.items() if value or key not in ("vars", "public")}
     web = data.pop("web", None)
     if web is not None:
         host = f"[{web['host']}]" if ":" in web["host"] else web["host"]

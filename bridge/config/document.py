@@ -6,6 +6,7 @@ compose the node graph ourselves so every error can name its line and column.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _TEXT_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool")}
 VARS = "vars"
+EXPORTED_VARS = ("fleet", "vars")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
@@ -106,12 +109,21 @@ class YamlError(Exception):
 
 def parse_document(text: str, file: str) -> Document:
     """Parse one YAML document; raises YamlError with positioned issues."""
+    surrogate = _SURROGATE.search(text)
+    if surrogate:
+        line, column = text_position(text, surrogate.start())
+        raise YamlError([ConfigIssue(file, line, column, "<yaml>", f"U+{ord(surrogate.group()):04X} is half of a "
+                                     "UTF-16 pair, not a character: the text was decoded wrongly")])
     loader = _Loader(text)
     try:
         try:
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as error:
             raise YamlError([_syntax_issue(error, text, file)]) from None
+        except yaml.reader.ReaderError as error:
+            raise YamlError([_reader_issue(error, text, file)]) from None
+        except yaml.YAMLError as error:
+            raise YamlError([ConfigIssue(file, 1, 1, "<yaml>", f"YAML syntax: {_sentence(error)}")]) from None
         except RecursionError:
             raise YamlError([ConfigIssue(file, 1, 1, "<yaml>", "nesting is too deep")]) from None
         if node is None:
@@ -131,6 +143,28 @@ def parse_value(text: str) -> Any:
     except YamlError:
         return text
     return text if document.issues else document.data
+
+
+def text_position(text: str, offset: int) -> tuple[int, int]:
+    """(line, column), both from 1, of the character at `offset` in `text`."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _reader_issue(error: yaml.reader.ReaderError, text: str, file: str) -> ConfigIssue:
+    """A character YAML does not allow in a document (a control character, NUL): where it is."""
+    character = chr(error.character) if isinstance(error.character, int) else None
+    offset = text.find(character) if character is not None else -1
+    if offset < 0:
+        offset = error.position if isinstance(error.position, int) and 0 <= error.position <= len(text) else 0
+    line, column = text_position(text, offset)
+    what = f"the character U+{ord(character):04X}" if character is not None else "a character"
+    return ConfigIssue(file, line, column, "<yaml>", f"{what} is not allowed in YAML text (control characters "
+                                                     "and NUL are not; write it as an escape in double quotes)")
+
+
+def _sentence(error: yaml.YAMLError) -> str:
+    return " ".join(str(error).split()) or "invalid YAML"
 
 
 def _unsupported(tag: str) -> str:
@@ -207,7 +241,8 @@ class _Builder:
         if style in ("'", '"'):
             start = Position(start.file, start.line, start.column + 1, exact)
         self.values[path] = start
-        if len(path) == 2 and path[0] == VARS and node.tag in _TEXT_TAGS:
+        is_var = (len(path) == 2 and path[0] == VARS) or (len(path) == 3 and path[:2] == EXPORTED_VARS)
+        if is_var and node.tag in _TEXT_TAGS:
             return node.value  # a variable is the text as written: NO stays 'NO', 010 stays '010'
         try:
             return self.loader.construct_object(node, deep=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -15,9 +16,9 @@ from bridge.config.errors import ConfigError, ConfigFileError, ConfigIssue
 from bridge.config.limits import MAX_CONFIG_BYTES, NotRegular, TooLarge, format_limit, read_regular_file
 from bridge.config.model import BridgeConfig
 from bridge.config.overrides import apply_overrides
-from bridge.config.redact import mask_value
+from bridge.config.redact import mask_all, mask_value
 from bridge.config.schema import STORED_KEYS, describe, is_secret, schema_issues
-from bridge.config.substitute import DEVICE_ID, Substitution
+from bridge.config.substitute import DEVICE_ID, StoredScope, Substitution
 
 
 @dataclass
@@ -38,14 +39,36 @@ def load(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Loaded:
 
 
 _PLACEHOLDER_SERVER = "nats://127.0.0.1:4222"
+_NO_FOLDER = FilePath("/")  # a stored config names no files, so nothing resolves against its folder
+
+
+def stored_text(raw: bytes, source: str) -> str:
+    """A stored config's text from the bytes of a key's value; ConfigError when too large or not UTF-8."""
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([ConfigIssue(source, 0, 0, "<file>", f"larger than {format_limit(MAX_CONFIG_BYTES)}, the "
+                                       "most a config may be; a config this size is a mistake (or an attack): check "
+                                       "what wrote it")])
+    return _decode(raw, source)
 
 
 def load_stored(text: str, bootstrap: BridgeConfig, source: str) -> BridgeConfig:
     """A stored config (a fleet key's value: version, vars, subscriptions, publications) checked
     exactly like a file, with `bootstrap`'s device (so `${device.id}` is this Pi's id), and merged
-    into `bootstrap`. `source` names it in errors and logs, e.g. `kv:bridge_config/pis@7`."""
+    into `bootstrap`. `source` names it in errors and logs, e.g. `kv:bridge_config/pis@7`.
+
+    It reads nothing of the machine checking it: `${HOSTNAME}` is `bootstrap.hostname` (the device
+    id when None), the bootstrap's `fleet.vars` are the only vars exported to it, and `${env:...}`
+    and `${file:...}` are errors. Messages mask the bootstrap's secrets."""
     try:
-        document = parse_document(text, source)
+        return _load_stored(text, bootstrap, source)
+    except ConfigError as error:
+        raise type(error)([dataclasses.replace(issue, message=mask_all(issue.message, bootstrap.secrets))
+                           for issue in error.errors]) from None
+
+
+def _load_stored(text: str, bootstrap: BridgeConfig, source: str) -> BridgeConfig:
+    try:
+        document = parse_document(text.removeprefix("\ufeff"), source)
     except YamlError as error:
         raise ConfigError(sorted(error.issues, key=lambda issue: _order(issue, source))) from None
     if not isinstance(document.data, dict):
@@ -63,16 +86,19 @@ def load_stored(text: str, bootstrap: BridgeConfig, source: str) -> BridgeConfig
     document.data["device"] = {"id": device.id, "driver": device.driver, "rotation": device.rotation,
                                "low_light": device.low_light}
     document.data["nats"] = {"servers": [_PLACEHOLDER_SERVER]}  # checked already, in the bootstrap file
-    config_dir = FilePath(os.path.abspath(bootstrap.source)).parent
-    stored = _check(document, config_dir, source, ()).config
+    fleet = bootstrap.fleet
+    scope = StoredScope(hostname=bootstrap.hostname or device.id, exported=dict(fleet.vars) if fleet else {},
+                        secret_names=fleet.secret_vars if fleet else frozenset())
+    stored = _check(document, _NO_FOLDER, source, (), scope).config
     return dataclasses.replace(bootstrap, subscriptions=stored.subscriptions, publications=stored.publications,
                                version=stored.version, source=source)
 
 
-def _check(document: Document, config_dir: FilePath, file: str, overrides: Sequence[str]) -> Loaded:
+def _check(document: Document, config_dir: FilePath, file: str, overrides: Sequence[str],
+           stored: StoredScope | None = None) -> Loaded:
     issues = [issue for _, issue in document.issues]
     issues += apply_overrides(document, overrides)
-    substitution = Substitution(document, config_dir)
+    substitution = Substitution(document, config_dir, stored=stored)
     substitution.run()
     issues += substitution.issues
     skip = set(substitution.failed_paths) | {path for path, _ in document.issues}
@@ -93,9 +119,17 @@ def _check(document: Document, config_dir: FilePath, file: str, overrides: Seque
     error_paths = {path for path, _ in found}
     found += semantic_issues(document, config_dir, lambda path: skipped(path) or path in error_paths)
     issues += _mask_secrets(found, document, substitution.secret_paths)
+    private = set().union(*substitution.private.values())
     if issues:
+        issues = [dataclasses.replace(issue, message=mask_all(issue.message, private)) for issue in issues]
         raise ConfigError(sorted(set(issues), key=lambda issue: _order(issue, file)))
     config = to_model(document.data, config_dir, file)
+    config = dataclasses.replace(config, hostname=substitution.hostname,
+                                 secrets=_model_secrets(config, substitution.private))
+    if config.fleet is not None:
+        secret_vars = {name for name in config.fleet.vars
+                       if ("fleet", "vars", name) in substitution.private and name not in config.fleet.public}
+        config = dataclasses.replace(config, fleet=dataclasses.replace(config.fleet, secret_vars=frozenset(secret_vars)))
     return Loaded(config, substitution.secret_paths)
 
 
@@ -108,6 +142,13 @@ def _mask_secrets(found: list[tuple[Path, ConfigIssue]], document: Document, sec
             issue = dataclasses.replace(issue, message=mask_value(issue.message, value))
         issues.append(issue)
     return issues
+
+
+def _model_secrets(config: BridgeConfig, private: dict[Path, set[str]]) -> frozenset[str]:
+    """What the running bridge masks: every text read from a file or the environment, except exported
+    vars the bootstrap made public (and the device id, never recorded: it names the Pi in every subject)."""
+    public = {("fleet", "vars", name) for name in config.fleet.public} if config.fleet else set()
+    return frozenset(text for path, texts in private.items() if path not in public for text in texts)
 
 
 def _order(issue: ConfigIssue, file: str) -> tuple:
@@ -132,13 +173,18 @@ def read_text(file: str) -> str:
         limit = format_limit(MAX_CONFIG_BYTES)
         raise ConfigError([ConfigIssue(file, 0, 0, "<file>", f"larger than {limit}, the most a config file may be; "
                                        "a config this size is a mistake (or an attack): check what wrote it")]) from None
+    return _decode(raw, file)
+
+
+def _decode(raw: bytes, file: str) -> str:
+    """UTF-8 (a leading BOM dropped); ConfigError at the first byte that is not."""
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        start = error.start + (len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0)
+        line = raw[:start].count(b"\n") + 1
+        column = start - (raw.rfind(b"\n", 0, start) + 1) + 1
         raise ConfigError([ConfigIssue(file, line, column, "<file>", "not UTF-8 text")]) from None
-    return text
 
 
 def _parse_text(text: str, file: str) -> Document:

@@ -105,10 +105,14 @@ class WebConfig:
 
 @dataclass(frozen=True)
 class FleetConfig:
-    """A bootstrap file's `fleet:`: where the stored config (vars, subscriptions, publications) lives."""
+    """A bootstrap file's `fleet:`: where the stored config (vars, subscriptions, publications) lives,
+    and the vars this Pi exports to it."""
 
     key: str
     bucket: str = "bridge_config"
+    vars: Mapping[str, str] = field(default_factory=dict)  # resolved here; they override the stored config's
+    public: tuple[str, ...] = ()  # vars that may be shown although read from a file or the environment
+    secret_vars: frozenset[str] = frozenset()  # vars read (even partly) from a file or the environment, not public
 
 
 @dataclass(frozen=True)
@@ -121,3 +125,9 @@ class BridgeConfig:
     version: int = 1
     source: str = "<config>"  # the file it came from (or kv:BUCKET/KEY@REV), for log lines and reloads
     fleet: FleetConfig | None = None  # set: a bootstrap file; the rest comes from the stored config
+    # The host name ${HOSTNAME} resolved to (a stored config resolves it to this, not to the machine
+    # checking it); None: the device id stands for it.
+    hostname: str | None = None
+    # Every text read from a file or the environment (the device id aside: it is public by nature);
+    # log lines and replies quoting one mask it with `bridge.config.redact.mask_secrets`.
+    secrets: frozenset[str] = frozenset()

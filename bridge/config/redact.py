@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Iterable, Protocol
 
 MASK = "********"
 # A quoted value in a message, whole ('abc') or cut short for length ('abc...' or 'abc...).
 _QUOTED = re.compile(r"""(['"])((?:(?!\1)[^\\]|\\.)*?)(\1|\.\.\.\1?)""")
 _SHORTEST_CUT = 8  # a value is cut only past 50 characters; shorter "abc..." is text, not a cut value
+# Shorter secrets are masked only where quoted whole: 'lab' or '7' must not blank every such letter.
+SHORTEST_ANYWHERE = 4
 
 
 def _secret_span(url: str) -> tuple[int, int] | None:
@@ -53,3 +56,23 @@ def mask_value(message: str, secret: str) -> str:
         return match.group(0)
 
     return _QUOTED.sub(hide, message)
+
+
+def mask_all(message: str, secrets: Iterable[str]) -> str:
+    """`message` with each of `secrets` masked: quoted whole (`mask_value`), and anywhere once it is
+    SHORTEST_ANYWHERE characters or longer (a path or a number in a message is not quoted). Longest
+    first, so a secret that holds another is masked whole."""
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        message = mask_value(message, secret)
+        if len(secret) >= SHORTEST_ANYWHERE:
+            message = message.replace(secret, MASK)
+    return message
+
+
+class _HasSecrets(Protocol):
+    secrets: frozenset[str]
+
+
+def mask_secrets(message: str, config: _HasSecrets) -> str:
+    """A log line, reply or `$SRV` metadata value about `config` (a BridgeConfig) with its secrets masked."""
+    return mask_all(message, config.secrets)

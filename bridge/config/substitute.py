@@ -7,6 +7,11 @@ that text as YAML (so `rotation: ${rot}` and `rotation: "${env:ROT}"` both work)
 A default may itself hold references (`${env:ROOM:-${room}}`); braces are matched in one pass
 (`_closings`) and a default is expanded by the same code as any value, so one size limit
 (MAX_EXPANDED_CHARS, checked as pieces are added) and one nesting limit hold for every combination.
+
+A stored config (a fleet key's value, `StoredScope`) is data shared by the fleet: it may not read the
+Pi running it, so `${env:...}` and `${file:...}` are errors there, `${HOSTNAME}` is the host name the
+Pi's bootstrap saw, and the bootstrap's exported `fleet.vars` resolve (overriding the stored config's
+own vars), except the secret ones.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, Mapping
 
@@ -35,6 +40,7 @@ _MARK = re.compile(r"\$\$\{|\$\{|\}")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV = re.compile(r"\s*env:([A-Za-z_][A-Za-z0-9_]*)(:-)?")
 BUILTINS = ("HOSTNAME", "device.id", "env:NAME", "file:PATH")
+STORED_BUILTINS = ("HOSTNAME", "device.id")
 DEVICE_ID = ("device", "id")
 
 
@@ -43,12 +49,22 @@ def machine_hostname() -> str:
     return socket.gethostname().split(".")[0]
 
 
+@dataclass(frozen=True)
+class StoredScope:
+    """What a stored config may read of the Pi it runs on: nothing but what its bootstrap gives it."""
+
+    hostname: str
+    exported: Mapping[str, str] = field(default_factory=dict)  # the bootstrap's fleet.vars
+    secret_names: frozenset[str] = frozenset()  # exported vars read from a file or the environment
+
+
 @dataclass
 class _Resolved:
     value: Any
     secret: bool = False  # came (partly) from ${file:...}
     device_id: bool = False  # used ${device.id}
     ok: bool = True
+    private: tuple[str, ...] = ()  # the texts read from a file or the environment that went into it
 
 
 class _Failed(Exception):
@@ -58,12 +74,17 @@ class _Failed(Exception):
 class Substitution:
     """Resolve every `${...}` in a document in place, collecting issues instead of stopping."""
 
-    def __init__(self, document: Document, config_dir: FilePath, environ: Mapping[str, str] | None = None):
+    def __init__(self, document: Document, config_dir: FilePath, environ: Mapping[str, str] | None = None,
+                 stored: StoredScope | None = None):
         self.document = document
         self.config_dir = config_dir
         self.environ = os.environ if environ is None else environ
+        self.stored = stored
+        self.hostname = stored.hostname if stored else machine_hostname()
         self.issues: list[ConfigIssue] = []
         self.secret_paths: set[Path] = set()  # values to mask in --print and error messages
+        # path -> the texts read from a file or the environment that went into its value, and the value
+        self.private: dict[Path, set[str]] = {}
         self.device_id_paths: set[Path] = set()  # values built from ${device.id}
         self.failed_paths: set[Path] = set()  # values left unresolved (errors already reported)
         self.substituted_paths: set[Path] = set()  # text built by substitution (may be read as YAML later)
@@ -110,6 +131,9 @@ class Substitution:
         self.substituted_paths.add(path)
         if resolved.secret:
             self.secret_paths.add(path)
+        if resolved.private and path != DEVICE_ID:  # the device id is public by nature: it names the Pi
+            texts = {*resolved.private, _as_text(resolved.value)}
+            self.private[path] = {text for text in texts if text}
         if resolved.device_id:
             self.device_id_paths.add(path)
         parent = self.document.get(path[:-1])
@@ -163,6 +187,7 @@ class Substitution:
                         else:
                             result.secret |= resolved.secret
                             result.device_id |= resolved.device_id
+                            result.private += resolved.private
                             piece += _as_text(resolved.value)
                 pieces.append(piece)
                 size += len(piece)
@@ -184,6 +209,14 @@ class Substitution:
                    path: Path) -> _Resolved:
         """The reference text[start:end] (between `${` and `}`); `position` is where the whole value starts."""
         name = text[start:end].strip()
+        if name.startswith(("env:", "file:")) and self.stored:
+            reference = name.split(":-", 1)[0]
+            what = "environment" if name.startswith("env:") else "files"
+            self._issue(position.at_offset(start - 2), path,
+                        f"'${{{reference}}}': a stored config is data shared by the fleet and may not read a Pi's "
+                        f"{what}; export what each Pi contributes from its bootstrap file (fleet: vars: {{NAME: ...}}) "
+                        "and use it here as ${NAME}")
+            raise _Failed
         if name.startswith("env:"):
             return self._env(text, start, end, closings, position, path)
         position = position.at_offset(start - 2)  # where this reference starts, for its messages
@@ -192,14 +225,16 @@ class Substitution:
                                         "${env:NAME:-default} default, not inside another name")
             raise _Failed
         if name == "HOSTNAME":
-            return _Resolved(machine_hostname())
+            return _Resolved(self.hostname)
         if name == "device.id":
             resolved = self._device_id()
             if not resolved.ok:
                 raise _Failed
-            return _Resolved(resolved.value, resolved.secret, True)
+            return _Resolved(resolved.value, resolved.secret, True)  # public by nature: it names the Pi
         if name.startswith("file:"):
             return self._file(name[len("file:") :], position, path)
+        if self.stored and name in self.stored.exported:
+            return self._exported(name, position, path)
         variables = self.document.get(("vars",))
         if _VAR_NAME.fullmatch(name) and isinstance(variables, dict) and name in variables:
             resolved = self._var(name)
@@ -207,10 +242,13 @@ class Substitution:
                 raise _Failed
             return resolved
         choices = list(variables) if isinstance(variables, dict) else []
-        hint = did_you_mean(name, choices + list(BUILTINS))
+        if self.stored:
+            choices += [exported for exported in self.stored.exported if exported not in choices]
+        builtins = STORED_BUILTINS if self.stored else BUILTINS
+        hint = did_you_mean(name, choices + list(builtins))
         if not hint:
             known = ", ".join(choices) if choices else "none defined"
-            hint = f" (vars: {known}; built in: {', '.join(BUILTINS)})"
+            hint = f" (vars: {known}; built in: {', '.join(builtins)})"
         self._issue(position, path, f"undefined substitution '${{{name}}}'{hint}")
         raise _Failed
 
@@ -224,7 +262,7 @@ class Substitution:
         variable = match.group(1)
         value = self.environ.get(variable, "")
         if value:
-            return _Resolved(value)
+            return _Resolved(value, private=(value,))
         if match.group(2) is not None:
             # The default is expanded only when it is used, as in the shell.
             return self._expand(text, match.end(), end, closings, position, path)
@@ -256,7 +294,17 @@ class Substitution:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
             self._issue(position, path, f"${{file:{name}}}: cannot read {target}: {reason}")
             raise _Failed from None
-        return _Resolved(content.rstrip("\r\n"), secret=True)
+        content = content.rstrip("\r\n")
+        return _Resolved(content, secret=True, private=(content,))
+
+    def _exported(self, name: str, position: Position, path: Path) -> _Resolved:
+        """A var the Pi's bootstrap exports; refused when it is a secret of the Pi."""
+        if name in self.stored.secret_names:
+            self._issue(position, path, f"'${{{name}}}' would publish a secret of this Pi: its bootstrap's "
+                                        f"fleet.vars.{name} comes from ${{file:...}} or ${{env:...}}; export a plain "
+                                        f"value, or list {name} in the bootstrap's fleet.public if anyone may see it")
+            raise _Failed
+        return _Resolved(self.stored.exported[name])
 
     def _var(self, name: str) -> _Resolved:
         if name in self._vars:

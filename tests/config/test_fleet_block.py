@@ -112,6 +112,29 @@ def test_stored_yaml_errors_and_a_missing_version(bootstrap):
     assert errors("- 1\n", bootstrap)[0].startswith(f"{SOURCE}:1:1: error: <root>: a stored config is a mapping")
 
 
+@pytest.mark.parametrize("block, message", [
+    ("  public: [site, zonee]\n", "3:18: error: fleet.public[1]: public names 'zonee', which is not one of "
+                                  "fleet.vars; did you mean 'zone'?"),
+    ("  public: [x]\n", "3:12: error: fleet.public[0]: public names 'x', which is not one of fleet.vars "
+                        "(fleet.vars: zone, site)"),
+    ("  vars: {HOSTNAME: x}\n", "3:10: error: fleet.vars.HOSTNAME: HOSTNAME is built in (the machine's host name); "
+                                "pick another name"),
+    ("  vars: {1a: x}\n", "3:10: error: fleet.vars.1a: variable names use letters, digits and '_' and do not start "
+                          "with a digit, got '1a'"),
+    ("  vars: {a: [1]}\n", "3:13: error: fleet.vars.a: a variable is a string, number or true/false, got a list"),
+    ("  vars: {}\n  public: [y]\n", "4:12: error: fleet.public[0]: public names 'y', which is not one of fleet.vars "
+                                   "(fleet.vars: none defined)"),
+])
+def test_fleet_vars_and_public_are_checked(tmp_path, block, message):
+    path = tmp_path / "bridge.yml"
+    exports = "" if "vars" in block else "  vars: {zone: z, site: s}\n"
+    path.write_text(f"version: 1\nfleet:\n{block}{exports}  key: pis\ndevice: {{id: pi7}}\n"
+                    "nats: {servers: [nats://127.0.0.1:4222]}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert [str(issue) for issue in caught.value.errors] == [f"{path}:{message}"]
+
+
 # --- the stored form's own schema, for editors -----------------------------------------------------
 
 
