@@ -12,13 +12,13 @@ import json
 import sys
 import traceback
 
-from bench import BENCHMARKS
+from bench import BENCHMARKS, Figure
 
-ROW_KEYS = ("ours", "baseline", "unit", "target")
+ROW_KEYS = ("ours", "baseline", "unit")
 
 
 def main(argv: list[str]) -> int:
-    known = dict(BENCHMARKS)
+    known = {figure.name: figure for figure in BENCHMARKS}
     unknown = [name for name in argv if name not in known]
     if unknown:
         print(f"bench: unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
@@ -26,7 +26,8 @@ def main(argv: list[str]) -> int:
     requested = set(argv) or set(known)
     status = 0
     rows = []
-    for name, better in BENCHMARKS:
+    for figure in BENCHMARKS:
+        name = figure.name
         if name not in requested:
             continue
         if importlib.util.find_spec(f"bench.{name}") is None:
@@ -36,45 +37,55 @@ def main(argv: list[str]) -> int:
             continue
         print(f"bench: running {name} ...", file=sys.stderr, flush=True)
         try:
-            row = make_row(name, importlib.import_module(f"bench.{name}").run())
+            row = make_row(figure, importlib.import_module(f"bench.{name}").run())
         except Exception:
             traceback.print_exc()
             print(f"bench: {name} failed; no figure for it", file=sys.stderr)
             status = 1
             continue
         print(json.dumps(row), flush=True)
-        rows.append((row, better))
+        rows.append((row, figure.better))
     if rows:
         print_table(rows)
     return status
 
 
-def make_row(name: str, result: dict) -> dict:
+def make_row(figure: Figure, result: dict) -> dict:
     missing = [key for key in ROW_KEYS if key not in result]
     if missing:
-        raise ValueError(f"bench.{name}.run() did not return {', '.join(missing)}")
+        raise ValueError(f"bench.{figure.name}.run() did not return {', '.join(missing)}")
     ours, baseline = result["ours"], result["baseline"]
-    ratio = round(ours / baseline, 2) if baseline is not None else None
-    extra = {key: value for key, value in result.items() if key not in ROW_KEYS}
-    return {"name": name, "ours": ours, "baseline": baseline, "unit": result["unit"], "ratio": ratio,
-            "target": result["target"], **extra}  # fmt: skip
+    if baseline is None:
+        ratio = None
+    else:
+        ratio = round(result.get("ratio", ours / baseline), 2)
+    extra = {key: value for key, value in result.items() if key not in (*ROW_KEYS, "ratio")}
+    return {"name": figure.name, "ours": ours, "baseline": baseline, "unit": result["unit"], "ratio": ratio,
+            "target": figure.target, "goal": figure.goal, **extra}  # fmt: skip
 
 
 def print_table(rows: list[tuple[dict, str]]) -> None:
-    header = ("figure", "ours", "baseline", "unit", "ratio", "target", "met")
+    header = ("figure", "ours", "baseline", "unit", "ratio", "target", "met", "goal", "reached")
     lines = [header]
     for row, better in rows:
         measured = row["ours"] if row["ratio"] is None else row["ratio"]
-        met = measured >= row["target"] if better == "higher" else measured <= row["target"]
+        sign = "≥ " if better == "higher" else "≤ "
+        goal = row["goal"]
         lines.append((
             row["name"], number(row["ours"]), number(row["baseline"]), row["unit"], number(row["ratio"]),
-            ("≥ " if better == "higher" else "≤ ") + number(row["target"]), "yes" if met else "NO",
+            sign + number(row["target"]), "yes" if meets(measured, row["target"], better) else "NO",
+            "-" if goal is None else sign + number(goal),
+            "-" if goal is None else ("yes" if meets(measured, goal, better) else "no"),
         ))  # fmt: skip
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     print(file=sys.stderr)
     for line in lines:
         print("  ".join(cell.rjust(width) if i in (1, 2, 4) else cell.ljust(width)
                         for i, (cell, width) in enumerate(zip(line, widths))).rstrip(), file=sys.stderr)  # fmt: skip
+
+
+def meets(measured: float, bound: float, better: str) -> bool:
+    return measured >= bound if better == "higher" else measured <= bound
 
 
 def number(value) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from bridge.testing.helpers import announce_ready, helper_process
+from bridge.testing.procfs import CLOCK_TICKS_PER_SECOND, cpu_ticks
 
 ROUNDS = 3
 REPO = Path(__file__).resolve().parent.parent
@@ -33,19 +36,74 @@ def measure(module: str, *args: object, timeout: float = 120.0) -> dict:
     return json.loads(lines[-1])
 
 
-def alternate(rounds: int, ours: Callable[[], float], baseline: Callable[[], float]) -> tuple[list, list]:
-    """ours, baseline, ours, ... so that drift on a shared machine hits both sides alike."""
+def alternate(rounds: int, ours: Callable[[], object], baseline: Callable[[], object], warm_up: int = 0
+              ) -> tuple[list, list]:
+    """ours, baseline, ours, ... so that drift on a shared machine hits both sides alike; the first
+    `warm_up` pairs (page cache, server buffers, CPU frequency) are run and dropped."""
     our_values, baseline_values = [], []
-    for _ in range(rounds):
-        our_values.append(ours())
-        baseline_values.append(baseline())
+    for index in range(warm_up + rounds):
+        our_value, baseline_value = ours(), baseline()
+        if index >= warm_up:
+            our_values.append(our_value)
+            baseline_values.append(baseline_value)
     return our_values, baseline_values
 
 
-def our_pubsub_rate(url: str, subject: str, count: int, send: Callable, **client_options) -> float:
-    """Messages/s from the first publish to the `count`th delivery back on the same connection,
-    with our client: it subscribes to `subject`, flushes, then `send(client.publish)` publishes
-    everything in a plain loop (what a user writes)."""
+def compare_rounds(ours: list[float], baseline: list[float]) -> tuple[float, float, float]:
+    """(median of ours, median of baseline, median of the per-round ratios ours / baseline).
+
+    The ratio of a row is taken per round: the two sides of a round run back to back, so a
+    neighbour's load that lasts a few seconds raises or lowers both; the median then drops the
+    rounds where a burst hit only one side. A ratio of the two medians would pair values from
+    different minutes.
+    """
+    if len(ours) != len(baseline) or not ours:
+        raise ValueError(f"rounds do not pair up: {len(ours)} of ours, {len(baseline)} of the baseline")
+    ratios = [our_value / baseline_value for our_value, baseline_value in zip(ours, baseline)]
+    return statistics.median(ours), statistics.median(baseline), statistics.median(ratios)
+
+
+def cpu_us_per_message(ticks: int, messages: int) -> float:
+    """CPU microseconds per message from a difference of /proc clock ticks."""
+    return ticks * 1_000_000 / CLOCK_TICKS_PER_SECOND / messages
+
+
+def rate_and_cpu_row(ours: list[dict], baseline: list[dict]) -> dict:
+    """The row of a throughput figure from its rounds, each a measurement's JSON: `rate` (msgs/s),
+    `messages` and `cpu_ticks` (the measured process's CPU over the same span).
+
+    `ours`/`baseline`/`ratio` are wall-clock rates; the CPU figures sit beside them, with
+    `cpu_ratio` (ours ÷ baseline CPU µs per message, per-round median: lower is better) and
+    `cpu_ticks_min` (the smallest sample of a round: one tick in it is the CPU figure's resolution).
+    """
+    our_rate, baseline_rate, ratio = compare_rounds([r["rate"] for r in ours], [r["rate"] for r in baseline])
+    our_cpu = [cpu_us_per_message(r["cpu_ticks"], r["messages"]) for r in ours]
+    baseline_cpu = [cpu_us_per_message(r["cpu_ticks"], r["messages"]) for r in baseline]
+    our_cpu_median, baseline_cpu_median, cpu_ratio = compare_rounds(our_cpu, baseline_cpu)
+    return {
+        "ours": round(our_rate),
+        "baseline": round(baseline_rate),
+        "unit": "msgs/s",
+        "ratio": ratio,
+        "ours_rounds": [round(r["rate"]) for r in ours],
+        "baseline_rounds": [round(r["rate"]) for r in baseline],
+        "ours_cpu_us_per_msg": round(our_cpu_median, 2),
+        "baseline_cpu_us_per_msg": round(baseline_cpu_median, 2),
+        "cpu_ratio": round(cpu_ratio, 2),
+        "ours_cpu_rounds": [round(value, 2) for value in our_cpu],
+        "baseline_cpu_rounds": [round(value, 2) for value in baseline_cpu],
+        "cpu_ticks_min": min(r["cpu_ticks"] for r in ours + baseline),
+    }
+
+
+def our_pubsub_rate(url: str, subject: str, count: int, send: Callable, bursts: int = 1, **client_options) -> dict:
+    """Our client's race: it subscribes to `subject`, flushes, then `send(client.publish)`
+    publishes a burst of `count` messages in a plain loop (what a user writes); the next burst
+    starts once the last one is delivered back on the same connection.
+
+    Returns `rate` (messages/s from the first publish to the last delivery), `messages` and
+    `cpu_ticks` (this process, all threads, over the same span).
+    """
     from twisted.internet import defer, reactor
 
     from bridge.nats import Client, ClientOptions
@@ -56,21 +114,25 @@ def our_pubsub_rate(url: str, subject: str, count: int, send: Callable, **client
     @defer.inlineCallbacks
     def race():
         yield client.connect()
-        finished = defer.Deferred()
+        finished = None
         received = 0
 
         def on_message(_msg):
             nonlocal received
             received += 1
             if received == count:
-                finished.callback(time.perf_counter())
+                received = 0
+                finished.callback(None)
 
         client.subscribe(subject, on_message)
         yield client.flush()
-        started = time.perf_counter()
-        send(client.publish)
-        ended = yield finished
-        outcome["rate"] = count / (ended - started)
+        ticks_before, started = cpu_ticks(os.getpid()), time.perf_counter()
+        for _ in range(bursts):
+            finished = defer.Deferred()
+            send(client.publish)
+            yield finished
+        ended, ticks_after = time.perf_counter(), cpu_ticks(os.getpid())
+        outcome["result"] = race_result(count * bursts, ended - started, ticks_after - ticks_before)
         yield client.close()
 
     def done(result):
@@ -79,59 +141,61 @@ def our_pubsub_rate(url: str, subject: str, count: int, send: Callable, **client
 
     reactor.callWhenRunning(lambda: race().addBoth(done))
     reactor.run()
-    if "rate" not in outcome:
+    if "result" not in outcome:
         raise RuntimeError(f"our client did not finish: {outcome.get('failure')}")
-    return outcome["rate"]
+    return outcome["result"]
 
 
-def nats_py_pubsub_rate(url: str, subject: str, count: int, send: Callable) -> float:
+def nats_py_pubsub_rate(url: str, subject: str, count: int, send: Callable, bursts: int = 1) -> dict:
     """The same with nats-py; `send(nc.publish)` is a coroutine awaiting each publish."""
     import asyncio
 
     import nats
 
-    async def race() -> float:
+    async def race() -> dict:
         nc = await nats.connect(url)
-        finished = asyncio.get_running_loop().create_future()
+        finished = None
         received = 0
 
         async def on_message(_msg):
             nonlocal received
             received += 1
             if received == count:
-                finished.set_result(time.perf_counter())
+                received = 0
+                finished.set_result(None)
 
         await nc.subscribe(subject, cb=on_message)
         await nc.flush()
-        started = time.perf_counter()
-        await send(nc.publish)
-        await nc.flush()
-        ended = await finished
+        ticks_before, started = cpu_ticks(os.getpid()), time.perf_counter()
+        for _ in range(bursts):
+            finished = asyncio.get_running_loop().create_future()
+            await send(nc.publish)
+            await nc.flush()
+            await finished
+        ended, ticks_after = time.perf_counter(), cpu_ticks(os.getpid())
         await nc.close()
-        return count / (ended - started)
+        return race_result(count * bursts, ended - started, ticks_after - ticks_before)
 
     return asyncio.run(race())
 
 
-def rates_through_one_server(module: str, rounds: int, target: float) -> dict:
-    """A row from `python -m bench.<module> ours|baseline URL` (each prints {"rate": msgs/s}) run
-    in alternating rounds against one nats-server: the medians of both sides."""
-    import statistics
+def race_result(messages: int, seconds: float, ticks: int) -> dict:
+    """What a throughput measurement prints: the input of `rate_and_cpu_row`."""
+    return {"rate": messages / seconds, "messages": messages, "seconds": seconds, "cpu_ticks": ticks}
 
+
+def rounds_through_one_server(module: str, rounds: int, warm_up: int = 0) -> tuple[list[dict], list[dict]]:
+    """Alternating rounds of `python -m bench.<module> ours|baseline URL` (each prints a
+    `race_result`) against one nats-server."""
     from bridge.testing.nats_server import NatsServer
 
     with NatsServer() as server:
-        our_rates, their_rates = alternate(
+        return alternate(
             rounds,
-            lambda: measure(module, "ours", server.url)["rate"],
-            lambda: measure(module, "baseline", server.url)["rate"],
+            lambda: measure(module, "ours", server.url),
+            lambda: measure(module, "baseline", server.url),
+            warm_up,
         )
-    return {
-        "ours": round(statistics.median(our_rates)),
-        "baseline": round(statistics.median(their_rates)),
-        "unit": "msgs/s",
-        "target": target,
-    }
 
 
 def helper(module: str, *args: object, timeout: float = 30.0):
@@ -157,21 +221,25 @@ def serve_with_nats_py(url: str, callbacks: dict) -> None:
     asyncio.run(serve())
 
 
-def bridge_against_baseline(module: str, device_id: str, subscriptions: str, ours: tuple, baseline: tuple):
-    """Alternate rounds of `python -m bench.<module> *args(url)` against a `bridge run` with these
-    subscriptions and against the module's nats-py `baseline` helper, both running throughout.
+def bridge_against_baseline(module: str, device_id: str, subscriptions: str, ours: Callable, baseline: Callable,
+                            rounds: int = ROUNDS, warm_up: int = 0) -> tuple[list, list]:
+    """Alternate rounds of a `python -m bench.<module> ...` measurement against a `bridge run`
+    with these subscriptions and against the module's nats-py `baseline` helper, both running
+    throughout.
 
-    `ours` and `baseline` are the measurement's arguments after the URL; returns both lists of results.
+    `ours(url, pid)` and `baseline(url, pid)` give the measurement's arguments, `pid` being the
+    consumer's process (to read its CPU from /proc); returns both lists of results.
     """
     from bridge.testing.nats_server import NatsServer
 
     with NatsServer() as server, outside_client(server.url) as outside:
         config = bridge_config(device_id, [server.url], subscriptions)
-        with running_bridge(config, device_id, outside), helper(module, "baseline", server.url):
+        with running_bridge(config, device_id, outside) as bridge, helper(module, "baseline", server.url) as helped:
             return alternate(
-                ROUNDS,
-                lambda: measure(module, ours[0], server.url, *ours[1:]),
-                lambda: measure(module, baseline[0], server.url, *baseline[1:]),
+                rounds,
+                lambda: measure(module, *ours(server.url, bridge.process.pid)),
+                lambda: measure(module, *baseline(server.url, helped.pid)),
+                warm_up,
             )
 
 

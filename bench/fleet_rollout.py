@@ -33,7 +33,6 @@ from pathlib import Path
 COUNT = 200
 PROCESSES = 4
 ROUNDS = 3
-TARGET_SECONDS = 3.0
 KEY = "pis"
 WAIT = 120.0  # seconds to give a rollout before calling it failed
 
@@ -145,7 +144,7 @@ def run() -> dict:
                 deploy_seconds.append(exited - began)
                 _check_outside(servers, revision)
     return {"ours": round(max(0.0, statistics.median(seconds)), 3), "baseline": None, "unit": "s",
-            "target": TARGET_SECONDS, "bridges": COUNT, "servers": "3-node JetStream cluster",
+            "bridges": COUNT, "servers": "3-node JetStream cluster",
             "rounds_s": [round(value, 3) for value in seconds],
             "from_stored_seconds": round(statistics.median(from_stored), 3),
             "from_deploy_start_seconds": round(statistics.median(from_start), 3),

@@ -3,9 +3,10 @@
 One client process subscribes, flushes, then publishes every message as fast as its API allows
 (a plain loop of `publish` calls: what a user writes) and receives them back on the same
 connection. The figure is messages received per wall-clock second, from the first publish to the
-last delivery. Each round is a fresh process per side, alternating ours and nats-py.
+last delivery, with each side's CPU per message beside it (bench.common.rate_and_cpu_row). Each
+round is a fresh process per side, alternating ours and nats-py.
 
-    python -m bench.pubsub ours|baseline URL     # one measurement, prints {"rate": ...}
+    python -m bench.pubsub ours|baseline URL     # one measurement, prints {"rate": ..., "cpu_ticks": ...}
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ MESSAGES = 200_000
 PAYLOAD = b"0123456789abcdef"
 SUBJECT = "bench.pubsub"
 ROUNDS = 5
-TARGET_RATIO = 1
 
 
-def ours(url: str) -> float:
+def ours(url: str) -> dict:
     from bench.common import our_pubsub_rate
 
     def send(publish):
@@ -30,7 +30,7 @@ def ours(url: str) -> float:
     return our_pubsub_rate(url, SUBJECT, MESSAGES, send)
 
 
-def baseline(url: str) -> float:
+def baseline(url: str) -> dict:
     from bench.common import nats_py_pubsub_rate
 
     async def send(publish):
@@ -41,11 +41,11 @@ def baseline(url: str) -> float:
 
 
 def run() -> dict:
-    from bench.common import rates_through_one_server
+    from bench.common import rate_and_cpu_row, rounds_through_one_server
 
-    return rates_through_one_server("pubsub", ROUNDS, TARGET_RATIO)
+    return rate_and_cpu_row(*rounds_through_one_server("pubsub", ROUNDS))
 
 
 if __name__ == "__main__":
     side, url = sys.argv[1:]
-    print(json.dumps({"rate": {"ours": ours, "baseline": baseline}[side](url)}))
+    print(json.dumps({"ours": ours, "baseline": baseline}[side](url)))

@@ -4,10 +4,12 @@ The same 5,000 messages for both sides, drawn once from a fixed seed: payloads o
 (log-uniform, random bytes, so CRLFs turn up inside them), every second one with two headers
 (an HMSG on the way back), every third one with a reply subject. One client process subscribes,
 flushes, publishes them all in a plain loop of `publish` calls and receives them back on the same
-connection. The figure is messages received per wall-clock second from the first publish to the
-last delivery; each round is a fresh process per side, alternating ours and nats-py.
+connection, BURSTS times in a row (the next burst once the last one is back). The figure is
+messages received per wall-clock second from the first publish to the last delivery, with the
+process's CPU per message over the same span beside it; each round is a fresh process per side,
+alternating ours and nats-py, after one warm-up pair.
 
-    python -m bench.pubsub_mixed ours|baseline URL     # one measurement, prints {"rate": ...}
+    python -m bench.pubsub_mixed ours|baseline URL     # one measurement, prints {"rate": ..., "cpu_ticks": ...}
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ MESSAGES = 5_000  # ≈ 30 MB each way: well inside nats-server's 64 MB slow-con
 # Our publish() cannot yield to the reactor, so the whole burst is queued before the first byte is
 # written (nats-py's awaited publish flushes every 2 MB instead): the queue must hold it.
 OUR_BUFFER_SIZE = 64 * 1024 * 1024
+# One burst costs either side 6–10 clock ticks of CPU on this box: BURSTS of them make a round's
+# CPU sample 60–100 ticks, so one tick is under 2 % of it.
+BURSTS = 10
 SUBJECT = "bench.mixed"
 ROUNDS = 7
-TARGET_RATIO = 1
+WARM_UP = 1
 
 
 def make_messages() -> list[tuple[str, bytes, str | None, dict | None]]:
@@ -37,7 +42,7 @@ def make_messages() -> list[tuple[str, bytes, str | None, dict | None]]:
     return messages
 
 
-def ours(url: str) -> float:
+def ours(url: str) -> dict:
     from bench.common import our_pubsub_rate
 
     messages = make_messages()
@@ -46,10 +51,10 @@ def ours(url: str) -> float:
         for subject, payload, reply, headers in messages:
             publish(subject, payload, reply=reply, headers=headers)
 
-    return our_pubsub_rate(url, SUBJECT, MESSAGES, send, buffer_size=OUR_BUFFER_SIZE)
+    return our_pubsub_rate(url, SUBJECT, MESSAGES, send, BURSTS, buffer_size=OUR_BUFFER_SIZE)
 
 
-def baseline(url: str) -> float:
+def baseline(url: str) -> dict:
     from bench.common import nats_py_pubsub_rate
 
     messages = make_messages()
@@ -58,15 +63,15 @@ def baseline(url: str) -> float:
         for subject, payload, reply, headers in messages:
             await publish(subject, payload, reply=reply or "", headers=headers)
 
-    return nats_py_pubsub_rate(url, SUBJECT, MESSAGES, send)
+    return nats_py_pubsub_rate(url, SUBJECT, MESSAGES, send, BURSTS)
 
 
 def run() -> dict:
-    from bench.common import rates_through_one_server
+    from bench.common import rate_and_cpu_row, rounds_through_one_server
 
-    return rates_through_one_server("pubsub_mixed", ROUNDS, TARGET_RATIO)
+    return rate_and_cpu_row(*rounds_through_one_server("pubsub_mixed", ROUNDS, WARM_UP))
 
 
 if __name__ == "__main__":
     side, url = sys.argv[1:]
-    print(json.dumps({"rate": {"ours": ours, "baseline": baseline}[side](url)}))
+    print(json.dumps({"ours": ours, "baseline": baseline}[side](url)))

@@ -16,7 +16,6 @@ import sys
 
 PROCESSES = 3
 IDLE_SECONDS = 3.0
-TARGET_RATIO = 1.6
 ACTIONS = ("show_message", "show_letter", "set_pixel", "set_pixels", "clear", "set_rotation", "flip_h", "flip_v",
            "low_light", "get_pixels")  # one subscription each: 10
 SENSORS = ("temperature", "humidity", "pressure", "orientation", "joystick")
@@ -76,7 +75,6 @@ def run() -> dict:
         "ours": round(statistics.median(ours), 1),
         "baseline": round(statistics.median(theirs), 1),
         "unit": "MiB",
-        "target": TARGET_RATIO,
     }
 
 
