@@ -16,22 +16,20 @@ import signal
 import sys
 from typing import Callable, Sequence
 
-from twisted.logger import Logger
-
 from bridge.cli.configs import config_error_status
 from bridge.cli.exit import ExitStatus
-from bridge.cli.logs import start_logging
 from bridge.config.errors import ConfigError
-from bridge.config.isolated import BadOverride, ConfigCheckFailed, load_config_at_start, load_config_isolated
+from bridge.config.isolated import BadOverride, ConfigCheckFailed, check_config_at_start, load_config_isolated
 from bridge.config.units import parse_listen
 from bridge.nats.tls import forgo_tls
 
-log = Logger(namespace="bridge")
-
 
 def command(args: argparse.Namespace) -> int:
+    checking = check_config_at_start(args.file, args.overrides)
+    # Twisted's core (~0.1 s of imports; no TLS library) loads while the child checks.
+    import twisted.internet.defer  # noqa: F401
     try:
-        config = load_config_at_start(args.file, args.overrides)
+        config = checking.result()
     except BadOverride as error:
         print(f"bridge run: --set: {error}", file=sys.stderr)
         return ExitStatus.USAGE
@@ -71,7 +69,9 @@ def run_bridge(
 
     # Imported only now: the reactor and the runtime (Twisted's endpoints) load pyOpenSSL when it is allowed.
     from twisted.internet import reactor
+    from twisted.logger import Logger
 
+    from bridge.cli.logs import start_logging
     from bridge.runtime.bridge import Bridge
     from bridge.runtime.process import bridge_process, run_process
 
@@ -82,6 +82,7 @@ def run_bridge(
         follower = None
     else:  # the stored config follows its key; SIGHUP has nothing to re-read
         follower = follower_for(bridge)
+        log = Logger(namespace="bridge")
 
         def reload(bridge) -> None:
             log.info("SIGHUP ignored: this bridge follows {source}; restart it to re-read {path}",
@@ -114,6 +115,9 @@ def config_reloader(config_path: str, overrides: Sequence[str], load: Callable =
     Deferred; the reactor never waits for it), the result applied on the reactor. A SIGHUP that
     arrives while a reload is reading makes it read once more afterwards, so the last change is
     never missed."""
+    from twisted.logger import Logger
+
+    log = Logger(namespace="bridge")
     state = {"reading": False, "again": False}
 
     def reload(bridge) -> None:

@@ -7,7 +7,8 @@ pickled (the child is our own): the typed `BridgeConfig`, or the `ConfigError`'s
 here again as the same class), or one sentence saying why the child could not check at all
 (`ConfigCheckFailed`).
 
-`load_config_at_start` and `load_stored_at_start` block: for start-up, before the reactor runs.
+`check_config_at_start` (its `result()`) and `load_stored_at_start` block: for start-up, before the
+reactor runs.
 `load_config_isolated` and `load_stored_isolated` run the child on the reactor (SIGHUP, a new
 fleet revision) and return a Deferred.
 """
@@ -37,14 +38,36 @@ class BadOverride(ValueError):
     """A `--set` that is not KEY=VALUE with a dotted key; the message says which."""
 
 
-def load_config_at_start(path: str, overrides: Sequence[str] = ()) -> BridgeConfig:
-    """`load_config(path, overrides)` in a child; blocks until it is done."""
-    return _run_child(("file", os.fspath(path), list(overrides)))
+class CheckAtStart:
+    """A checker started now and asked later: it imports the loader before it reads the request,
+    so what the caller does in between (importing Twisted, say) runs alongside. `result()` blocks:
+    for start-up, before the reactor runs."""
+
+    def __init__(self, request: tuple):
+        self.request = pickle.dumps(request)
+        try:
+            self.child = subprocess.Popen(child_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE)
+        except OSError as error:
+            self.child = None
+            self.unstarted = f"cannot start the config checker: {error.strerror or error}"
+
+    def result(self) -> BridgeConfig:
+        if self.child is None:
+            raise ConfigCheckFailed(self.unstarted)
+        stdout, stderr = self.child.communicate(self.request)
+        status = self.child.returncode
+        return outcome(stdout, stderr, status, -status if status < 0 else None)  # < 0: killed by that signal
+
+
+def check_config_at_start(path: str, overrides: Sequence[str] = ()) -> CheckAtStart:
+    """`load_config(path, overrides)` in a child, started now: its `result()` is the config."""
+    return CheckAtStart(("file", os.fspath(path), list(overrides)))
 
 
 def load_stored_at_start(text: str, bootstrap: BridgeConfig, source: str) -> BridgeConfig:
     """`load_stored(text, bootstrap, source)` in a child; blocks until it is done."""
-    return _run_child(("stored", text, bootstrap, source))
+    return CheckAtStart(("stored", text, bootstrap, source)).result()
 
 
 def load_config_isolated(path: str, overrides: Sequence[str] = (), reactor=None) -> Deferred:
@@ -63,14 +86,6 @@ def child_command() -> list[str]:
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return [sys.executable, "-P", "-c",
             f"import sys; sys.path.insert(0, {package_root!r}); from bridge.config.isolated import main; main()"]
-
-
-def _run_child(request: tuple) -> BridgeConfig:
-    try:
-        child = subprocess.run(child_command(), input=pickle.dumps(request), capture_output=True)
-    except OSError as error:
-        raise ConfigCheckFailed(f"cannot start the config checker: {error.strerror or error}") from None
-    return outcome(child.stdout, child.stderr, child.returncode)
 
 
 def _spawn_child(request: tuple, reactor) -> Deferred:
@@ -139,6 +154,8 @@ def check(request: tuple) -> tuple:
 
 
 def main() -> None:
+    import bridge.config.loader  # noqa: F401 (before the request comes: see CheckAtStart)
+
     request = pickle.loads(sys.stdin.buffer.read())
     sys.stdout.buffer.write(pickle.dumps(check(request)))
     sys.stdout.flush()

@@ -3,16 +3,19 @@ process would give it: the same typed config, the same errors with the same issu
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import pytest_twisted
 
+import bridge.config.isolated
+
 from bridge.config import ConfigError, ConfigFileError, load_config, load_stored
 from bridge.config.isolated import (
     BadOverride,
     ConfigCheckFailed,
-    load_config_at_start,
+    check_config_at_start,
     load_config_isolated,
     load_stored_at_start,
     load_stored_isolated,
@@ -45,6 +48,10 @@ def write(tmp_path: Path, text: str, name: str = "pi.yml") -> str:
     return str(path)
 
 
+def at_start(path: str, overrides=()):
+    return check_config_at_start(path, overrides).result()
+
+
 def in_process_error(load, *arguments) -> ConfigError:
     with pytest.raises(ConfigError) as caught:
         load(*arguments)
@@ -54,7 +61,7 @@ def in_process_error(load, *arguments) -> ConfigError:
 def test_a_valid_file_comes_back_as_the_config_loading_it_here_gives(tmp_path, monkeypatch):
     monkeypatch.setenv("PI_ROOM", "attic")  # the child sees this process's environment
     path = write(tmp_path, CONFIG)
-    config = load_config_at_start(path, ["nats.name=kitchen"])
+    config = at_start(path, ["nats.name=kitchen"])
     assert config == load_config(path, ["nats.name=kitchen"])
     assert config.device.id == "pi-attic" and config.nats.name == "kitchen"
 
@@ -67,20 +74,20 @@ def test_a_valid_file_comes_back_as_the_config_loading_it_here_gives(tmp_path, m
 def test_an_unusable_file_comes_back_as_the_same_error_with_the_same_issues(tmp_path, text, overrides, error_class):
     path = write(tmp_path, text) if text is not None else str(tmp_path / "missing.yml")
     expected = in_process_error(load_config, path, overrides)
-    got = in_process_error(load_config_at_start, path, overrides)
+    got = in_process_error(at_start, path, overrides)
     assert type(got) is type(expected) is error_class
     assert got.errors == expected.errors and str(got) == str(expected)
 
 
 def test_a_set_that_is_not_key_equals_value_is_a_bad_override(tmp_path):
     with pytest.raises(BadOverride, match="expected KEY=VALUE, got 'nats.name'"):
-        load_config_at_start(write(tmp_path, CONFIG), ["nats.name"])
+        at_start(write(tmp_path, CONFIG), ["nats.name"])
 
 
 def test_a_module_in_the_working_directory_does_not_shadow_one_the_child_imports(tmp_path, monkeypatch):
     (tmp_path / "yaml.py").write_text("raise SystemExit('the decoy yaml was imported')\n")
     monkeypatch.chdir(tmp_path)
-    assert load_config_at_start(write(tmp_path, CONFIG)).device.id == "pi-lab"
+    assert at_start(write(tmp_path, CONFIG)).device.id == "pi-lab"
 
 
 def test_a_stored_revision_checked_at_start_is_merged_into_the_bootstrap(tmp_path):
@@ -121,3 +128,19 @@ def test_a_checker_that_ends_without_an_answer_is_one_sentence(stderr, status, s
     with pytest.raises(ConfigCheckFailed) as caught:
         outcome(b"", stderr, status, signum)
     assert str(caught.value) == sentence
+
+
+KILLS_ITSELF = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+
+
+def test_a_checker_killed_at_start_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setattr(bridge.config.isolated, "child_command", lambda: KILLS_ITSELF)
+    with pytest.raises(ConfigCheckFailed, match="^the config checker was killed by SIGKILL without an answer$"):
+        at_start(write(tmp_path, CONFIG))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_checker_killed_on_the_reactor_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setattr(bridge.config.isolated, "child_command", lambda: KILLS_ITSELF)
+    with pytest.raises(ConfigCheckFailed, match="^the config checker was killed by SIGKILL without an answer$"):
+        await load_config_isolated(write(tmp_path, CONFIG))
