@@ -2,6 +2,8 @@
 
 SIGINT/SIGTERM stop gracefully (drain, finish the current action, say offline, exit 0); SIGHUP
 re-reads the file and applies the difference, keeping the old config when the new one is invalid.
+The file is checked in a short-lived child process, at start and on SIGHUP alike
+(bridge/config/isolated.py): the YAML parser and jsonschema never stay resident in the bridge.
 Under a `Type=notify` unit systemd hears READY=1 once the bridge is connected and subscribed,
 STATUS= on each connect and disconnect, WATCHDOG=1 from the reactor and STOPPING=1 (bridge/runtime/systemd.py).
 What runs is the service tree of bridge/runtime/process.py, which `bridge demo` runs too.
@@ -14,32 +16,40 @@ import signal
 import sys
 from typing import Callable, Sequence
 
-from twisted.internet.threads import deferToThread
-from twisted.logger import Logger
-
-from bridge.cli.configs import with_config
+from bridge.cli.configs import config_error_status
 from bridge.cli.exit import ExitStatus
-from bridge.cli.logs import start_logging
-from bridge.config import ConfigError, load_config
+from bridge.config.errors import ConfigError
+from bridge.config.isolated import BadOverride, ConfigCheckFailed, check_config_at_start, load_config_isolated
 from bridge.config.units import parse_listen
-from bridge.fleet.follow import ConfigCache, ConfigFollower, boot_config, state_directory
 from bridge.nats.tls import forgo_tls
-
-log = Logger(namespace="bridge")
 
 
 def command(args: argparse.Namespace) -> int:
-    return with_config("run", args.overrides,
-                       lambda: run_bridge(args.file, args.overrides, log_format=args.log_format, web=args.web))
+    checking = check_config_at_start(args.file, args.overrides)
+    # Twisted's core (~0.1 s of imports; no TLS library) loads while the child checks.
+    import twisted.internet.defer  # noqa: F401
+    try:
+        config = checking.result()
+    except BadOverride as error:
+        print(f"bridge run: --set: {error}", file=sys.stderr)
+        return ExitStatus.USAGE
+    except ConfigError as error:
+        print(error, file=sys.stderr)  # it says everything, file and line included
+        return config_error_status(error)
+    except ConfigCheckFailed as error:
+        print(f"bridge run: {error}", file=sys.stderr)
+        return ExitStatus.FAILED
+    return run_bridge(config, args.file, args.overrides, log_format=args.log_format, web=args.web)
 
 
 def run_bridge(
+    config,
     config_path: str,
     overrides: Sequence[str] = (),
     log_format: str = "text",
     web: str | None = None,
 ) -> int:
-    config = load_config(config_path, overrides)  # a ConfigError here is the CLI's to report
+    """Run `config` (checked from `config_path` with `overrides`, which SIGHUP checks again)."""
     follower_for = None
     if config.fleet is not None:
         config, follower_for = fleet_start(config)
@@ -59,7 +69,9 @@ def run_bridge(
 
     # Imported only now: the reactor and the runtime (Twisted's endpoints) load pyOpenSSL when it is allowed.
     from twisted.internet import reactor
+    from twisted.logger import Logger
 
+    from bridge.cli.logs import start_logging
     from bridge.runtime.bridge import Bridge
     from bridge.runtime.process import bridge_process, run_process
 
@@ -70,6 +82,7 @@ def run_bridge(
         follower = None
     else:  # the stored config follows its key; SIGHUP has nothing to re-read
         follower = follower_for(bridge)
+        log = Logger(namespace="bridge")
 
         def reload(bridge) -> None:
             log.info("SIGHUP ignored: this bridge follows {source}; restart it to re-read {path}",
@@ -83,6 +96,8 @@ def run_bridge(
 def fleet_start(bootstrap):
     """A `fleet:` bootstrap: the config to start with (the cached revision, if any) and what makes
     the bridge's `ConfigFollower` (it watches the key once the bridge runs)."""
+    from bridge.fleet.follow import ConfigCache, ConfigFollower, boot_config, state_directory
+
     cache = ConfigCache(state_directory(), bootstrap.fleet.bucket, bootstrap.fleet.key)
     config, revision = boot_config(bootstrap, cache)
     return config, lambda bridge: ConfigFollower(bridge, bootstrap, cache, revision)
@@ -95,12 +110,14 @@ def exit_status(process) -> int:
     return ExitStatus.FAILED if process.failed_to_start else ExitStatus.OK
 
 
-def config_reloader(config_path: str, overrides: Sequence[str], defer_to_thread: Callable | None = None) -> Callable:
-    """SIGHUP's `reload(bridge)`: the file is read and checked on a thread (reading may be slow and
-    `${file:...}` reads other files), the result applied on the reactor. A SIGHUP that arrives while
-    a reload is reading makes it read once more afterwards, so the last change is never missed."""
-    if defer_to_thread is None:
-        defer_to_thread = deferToThread
+def config_reloader(config_path: str, overrides: Sequence[str], load: Callable = load_config_isolated) -> Callable:
+    """SIGHUP's `reload(bridge)`: the file is read and checked in a child process (`load` returns a
+    Deferred; the reactor never waits for it), the result applied on the reactor. A SIGHUP that
+    arrives while a reload is reading makes it read once more afterwards, so the last change is
+    never missed."""
+    from twisted.logger import Logger
+
+    log = Logger(namespace="bridge")
     state = {"reading": False, "again": False}
 
     def reload(bridge) -> None:
@@ -109,13 +126,16 @@ def config_reloader(config_path: str, overrides: Sequence[str], defer_to_thread:
             return
         state["reading"] = True
         log.info("SIGHUP: reloading {path}", path=config_path)
-        reading = defer_to_thread(load_config, config_path, overrides)
+        reading = load(config_path, overrides)
         reading.addCallbacks(bridge.reload, rejected)
         reading.addErrback(lambda failure: log.failure("reload failed, keeping the running config", failure))
         reading.addBoth(finished, bridge)
 
     def rejected(failure) -> None:
-        failure.trap(ConfigError)
+        failure.trap(ConfigError, ConfigCheckFailed)
+        if failure.check(ConfigCheckFailed):
+            log.error("reload failed, keeping the running config: {reason}", reason=str(failure.value))
+            return
         for issue in failure.value.errors:
             log.error("reload rejected, keeping the running config: {issue}", issue=str(issue))
 

@@ -7,10 +7,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from twisted.internet import defer
 
 import bridge.config.substitute
-from bridge.cli.run import config_reloader
 from bridge.config import ConfigError, ConfigFileError, load_config
 from bridge.config.limits import MAX_CONFIG_BYTES, MAX_FILE_BYTES
 from bridge.config.redact import mask_value
@@ -229,39 +227,3 @@ def test_a_url_password_in_a_duplicate_server_is_masked(tmp_path):
 ])
 def test_mask_value_masks_only_whole_quoted_values(message, secret, shown):
     assert mask_value(message, secret) == shown
-
-
-# -- SIGHUP reads on a thread -----------------------------------------------------------------------
-
-class Recorder:
-    def __init__(self):
-        self.calls = []
-        self.configs = []
-
-    def defer_to_thread(self, function, *args):
-        reading = defer.Deferred()
-        self.calls.append((function, args, reading))
-        return reading
-
-    def reload(self, config):
-        self.configs.append(config)
-
-
-def test_sighup_reads_the_config_on_a_thread_and_applies_it_on_the_reactor(tmp_path):
-    path = str(write(tmp_path, BASE))
-    recorder = Recorder()
-    reload = config_reloader(path, ["vars.a=1"], defer_to_thread=recorder.defer_to_thread)
-    reload(recorder)
-    assert [(function, args) for function, args, _ in recorder.calls] == [(load_config, (path, ["vars.a=1"]))]
-    assert recorder.configs == []  # nothing read on the calling (reactor) thread
-
-    reload(recorder)  # a second SIGHUP while the first is reading: read again once it is done
-    reload(recorder)
-    assert len(recorder.calls) == 1
-    recorder.calls[0][2].callback("first")
-    assert recorder.configs == ["first"] and len(recorder.calls) == 2
-
-    recorder.calls[1][2].errback(ConfigError([]))  # rejected: logged, the running config kept
-    assert recorder.configs == ["first"] and len(recorder.calls) == 2
-    reload(recorder)
-    assert len(recorder.calls) == 3

@@ -413,7 +413,7 @@ def test_sighup_that_changes_only_args_leaves_no_request_unanswered(module_nats_
     process = BridgeProcess(reload_config(module_nats_server.url, colours[0]), tmp_path, DEVICE_ID).start()
     try:
         process.wait_ready(nats_py)
-        result = unanswered_across_reloads(process, nats_py, module_nats_server.url, colours, rate=2000, seconds=4.0)
+        result = unanswered_across_reloads(process, nats_py, module_nats_server.url, colours, rate=2000, seconds=6.0)
         info = process.info(nats_py)
     finally:
         assert process.stop() == 0

@@ -1,7 +1,8 @@
 """The process's service tree in memory: start order, reverse stop order, and how a failed start ends the run.
 
 A journal records what each part does, in order: the bridge's start and stop, the web view's port
-(on a memory reactor that can refuse a port), systemd's notifications and the follower.
+(on a memory reactor that can refuse a port), systemd's notifications and the follower. SIGHUP's
+reloader runs on a `load` that answers when the test says.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs
 
 from bridge.cli.exit import ExitStatus
-from bridge.cli.run import exit_status
+from bridge.cli.run import config_reloader, exit_status
+from bridge.config.errors import ConfigError, ConfigIssue
+from bridge.config.isolated import ConfigCheckFailed
 from bridge.devices import DeviceUnavailable
 from bridge.runtime.process import bridge_process
 
@@ -224,3 +227,55 @@ def test_a_bridge_without_a_web_view_never_loads_twisted_web():
             "print('twisted.web' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+# -- SIGHUP: the config is checked in a child process, applied on the reactor ----------------------
+
+class Reloads:
+    """A `load` that records each call and answers only when told; and the bridge it reloads."""
+
+    def __init__(self):
+        self.calls = []
+        self.configs = []
+
+    def load(self, path, overrides) -> defer.Deferred:
+        reading = defer.Deferred()
+        self.calls.append((path, overrides, reading))
+        return reading
+
+    def reload(self, config):
+        self.configs.append(config)
+
+
+def test_sighup_checks_the_config_off_the_reactor_and_applies_it_on_the_reactor():
+    reloads = Reloads()
+    reload = config_reloader("pi.yml", ["vars.a=1"], load=reloads.load)
+    reload(reloads)
+    assert [(path, overrides) for path, overrides, _ in reloads.calls] == [("pi.yml", ["vars.a=1"])]
+    assert reloads.configs == []  # nothing checked while the reactor waited
+
+    reload(reloads)  # a second SIGHUP while the first is reading: read again once it is done
+    reload(reloads)
+    assert len(reloads.calls) == 1
+    reloads.calls[0][2].callback("first")
+    assert reloads.configs == ["first"] and len(reloads.calls) == 2
+
+    with capturedLogs() as events:
+        reloads.calls[1][2].errback(ConfigError([ConfigIssue("pi.yml", 3, 5, "device.id", "bad id")]))
+    assert reloads.configs == ["first"]  # rejected: logged, the running config kept
+    assert [event["issue"] for event in events] == ["pi.yml:3:5: error: device.id: bad id"]
+    reload(reloads)
+    assert len(reloads.calls) == 3
+
+
+def test_a_reload_whose_checker_failed_keeps_the_running_config_and_says_why_in_one_line():
+    reloads = Reloads()
+    reload = config_reloader("pi.yml", [], load=reloads.load)
+    reload(reloads)
+    with capturedLogs() as events:
+        reloads.calls[0][2].errback(ConfigCheckFailed("the config checker was killed by SIGKILL without an answer"))
+    assert reloads.configs == []
+    assert [(event["log_level"].name, event["reason"], event.get("log_failure")) for event in events] == [
+        ("error", "the config checker was killed by SIGKILL without an answer", None)]
+    reload(reloads)
+    assert len(reloads.calls) == 2  # the next SIGHUP reads again
