@@ -5,6 +5,7 @@ errors and `bridge.config.isolated` must not bring them into a long-running `bri
 """
 
 from bridge.config.errors import ConfigError, ConfigFileError, ConfigIssue
+
 __all__ = ["ConfigError", "ConfigFileError", "ConfigIssue", "load_config", "load_stored", "schema_text", "stored_text"]
 
 
