@@ -22,4 +22,5 @@ BENCHMARKS = (
     ("reload_loss", "lower"),
     ("fleet_discovery", "lower"),
     ("fleet_rollout", "lower"),
+    ("fleet_rollout_wait", "lower"),
 )
