@@ -4,16 +4,17 @@ First the device ids known from the status stream (below), then one scatter-gath
 `$SRV.INFO.bridge` and one on `$SRV.STATS.bridge`, at once, each collecting answers until `--timeout`
 or until every known device id answered; without known ids, until none came for a quarter of the
 timeout. The answers are joined by instance id (bridge/fleet/listing.py), each with how long it took
-(INFO). A device id that more than one bridge reports is flagged: its commands reach all of them. Like `bridge send` it tries each server once (UNREACHABLE when none took the
-connection); OK when it ran, whatever it found.
+(INFO). A device id that more than one bridge reports is flagged: its commands reach all of them.
+Like `bridge send` it tries each server once (UNREACHABLE when none took the connection); OK when
+it ran, whatever it found.
 
 Last seen: when the JetStream stream `BRIDGE_STATUS` exists (it captures `bridge.*.status` and keeps
 the last message per subject; bridge/fleet/status.py), `bridge fleet` also reads the last
 status of every device id in it, and lists the devices that did not answer `$SRV` as not answering,
 with the server's time of their last status and what it said (`offline` after a graceful stop,
 `online` when the process died without a goodbye): a bridge that answers late, within the timeout,
-is listed as answering. Without JetStream or without that stream the
-listing is only what `$SRV` answered.
+is listed as answering. Without JetStream or without that stream the listing is only what `$SRV`
+answered.
 """
 
 from __future__ import annotations
