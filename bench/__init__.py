@@ -40,4 +40,5 @@ BENCHMARKS = (
     Figure("reload_loss", "lower", 0),
     Figure("fleet_discovery", "lower", 2.0),
     Figure("fleet_rollout", "lower", 3.0, 1.0),
+    Figure("fleet_rollout_wait", "lower", 3.0, 1.0),
 )

@@ -3,16 +3,16 @@
 `bridge run` does with a `fleet:` bootstrap), on a 3-node JetStream cluster (the bucket R3, as
 `bridge deploy` creates it there), the bridges spread over the nodes.
 
-Revision A is deployed (`bridge deploy`, the CLI, as a subprocess) and the fleet started; once all
-200 run A, each of 3 rollouts deploys a new revision (the same subscriptions, another `args` colour)
+Revision A is deployed (`bridge deploy --no-wait`, the CLI, as a subprocess) and the fleet started;
+once all 200 run A, each of 3 rollouts deploys a new revision (the same subscriptions, another `args` colour)
 and the figure is the seconds from that `bridge deploy` process exiting until the last of the 200
 bridges applied the new revision (the median of the 3). Each helper process prints
 `applied REVISION MONOTONIC` when the last of its bridges applied it; the bench takes the latest
 stamp over the 4 helpers (CLOCK_MONOTONIC is system-wide, so the stamps compare with the bench's
 own). A negative round (in `rounds_s`) means the whole fleet ran the new revision before the deploy
 process had exited (it still closes its connection and its interpreter); the figure is then 0.
-`from_stored_seconds` is the same measured from the moment `bridge deploy` printed the new revision
-(the put acknowledged by the cluster): the propagation itself. `from_deploy_start_seconds` is the
+`from_stored_seconds` is the same measured from the moment `bridge deploy` printed
+`stored revision N` (the put acknowledged by the cluster): the propagation itself. `from_deploy_start_seconds` is the
 same measured from the deploy's start (interpreter start, imports, validation, connect, put).
 After A and after every rollout `bridge fleet --json` (untimed) must list all 200 at the new
 revision: the outside view agrees with the signal. No baseline.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import statistics
 import subprocess
 import sys
@@ -46,27 +47,32 @@ subscriptions:
 """
 
 
-def _deploy(folder: Path, servers: list[str], number: int) -> tuple[int, float, float, float]:
-    """`bridge deploy` of a new revision: (revision, monotonic start, stored, exit). *stored* is when
-    its output's last line (the revision, printed once the put was acknowledged) arrived: the
-    command runs unbuffered so the line comes as it is printed, not at exit."""
+STORED_LINE = re.compile(r"stored revision (\d+) ")
+
+
+def _deploy(folder: Path, servers: list[str], number: int, *options: str) -> tuple[int, float, float, float, list]:
+    """`bridge deploy --no-wait` (or with `options` instead) of a new revision: (revision, monotonic
+    start, stored, exit, stdout lines). *stored* is when its line `stored revision N (...)`, printed
+    once the put was acknowledged, arrived: the command runs unbuffered so the line comes as it is
+    printed, not at exit."""
     import os
 
     from bench.common import REPO
 
     path = folder / f"rollout-{number}.yml"
     path.write_text(STORED.format(red=(number * 37) % 256, green=(number * 91) % 256))
-    argv = [sys.executable, "-m", "bridge", "deploy", str(path), "--key", KEY]
+    argv = [sys.executable, "-m", "bridge", "deploy", str(path), "--key", KEY, *(options or ("--no-wait",))]
     for url in servers:
         argv += ["--server", url]
     environ = dict(os.environ, PYTHONUNBUFFERED="1")
     began = time.monotonic()
     process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environ)
-    output, stored = [], None
+    output, stored, revision = [], None, None
     for line in process.stdout:
         output.append(line)
-        if line.strip().isdigit():
-            stored = time.monotonic()
+        found = STORED_LINE.match(line)
+        if found:
+            stored, revision = time.monotonic(), int(found.group(1))
     errors = process.stderr.read()
     code = process.wait(60)
     exited = time.monotonic()
@@ -74,7 +80,7 @@ def _deploy(folder: Path, servers: list[str], number: int) -> tuple[int, float, 
     process.stderr.close()
     if code != 0 or stored is None:
         raise RuntimeError(f"bridge deploy exited {code}:\n{errors}{''.join(output)}")
-    return int(output[-1]), began, stored, exited
+    return revision, began, stored, exited, output
 
 
 def _read_lines(popens) -> "queue.Queue":
@@ -136,7 +142,7 @@ def run() -> dict:
             start_seconds = time.perf_counter() - started
             _check_outside(servers, first)
             for number in range(1, ROUNDS + 1):
-                revision, began, stored, exited = _deploy(Path(folder), servers, number)
+                revision, began, stored, exited, _ = _deploy(Path(folder), servers, number)
                 last = _all_applied(lines, len(popens), revision)
                 seconds.append(last - exited)
                 from_start.append(last - began)

@@ -12,14 +12,21 @@ class ExitStatus(enum.IntEnum):
     FAILED = 1
     USAGE = 2
     UNREACHABLE = 3
+    REFUSED = 4
+    NOT_ANSWERED = 5
+    CONFLICT = 6
 
 
 MEANING = {
     ExitStatus.OK: "done: valid, sent (reply ok), stored, listed, or stopped gracefully",
     ExitStatus.FAILED: "the command ran and did not succeed: an invalid config, a device that cannot start, "
                        "an error reply, a timeout or no responders, nothing to roll back to",
-    ExitStatus.USAGE: "bad usage or an unreadable file: nothing was tried",
+    ExitStatus.USAGE: "bad usage or an unreadable file: nothing was tried (also: NATS refused permission)",
     ExitStatus.UNREACHABLE: "no NATS server could be reached (bridge run: nats.reconnect.max_attempts used up)",
+    ExitStatus.REFUSED: "bridge deploy --wait: stored, and some Pi refused the revision",
+    ExitStatus.NOT_ANSWERED: "bridge deploy --wait: stored, and some Pi did not apply or refuse it in time",
+    ExitStatus.CONFLICT: "bridge deploy: someone else deployed meanwhile (or not the --expect-revision): "
+                         "nothing stored",
 }
 
 

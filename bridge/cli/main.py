@@ -158,7 +158,8 @@ def add_fleet(commands) -> None:
     add_server_option(parser)
     parser.add_argument("--json", dest="as_json", action="store_true", help="a JSON list, one object per bridge")
     parser.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS",
-                        help="wait at most this long for answers; it ends sooner once none came for 0.2s (default 2)")
+                        help="wait at most this long for answers; it ends sooner once every bridge known from the status "
+                             "stream answered (without that stream: once none came for a quarter of it) (default 2)")
 
 
 def add_deploy(commands) -> None:
@@ -167,13 +168,17 @@ def add_deploy(commands) -> None:
         help="store a config for many Pis in a NATS key-value bucket (their fleet: key)",
         description=(
             "Check FILE as a stored config (version, vars, subscriptions, publications) and store it as the next "
-            "revision of KEY in the bucket (created if missing: history 10, up to 3 replicas); every bridge whose "
-            "bootstrap file names that key applies it. Nothing is stored when FILE is invalid. " + statuses_used({
-                ExitStatus.OK: "stored (or valid with --dry-run, or listed)",
-                ExitStatus.FAILED: "invalid file, nothing to roll back to, or a server error (a concurrent change, "
-                                   "no leader in time)",
-                ExitStatus.USAGE: "unreadable file or bad usage",
+            "revision of KEY in the bucket (created if missing: history 10, up to 3 replicas), compare-and-set "
+            "against the revision read first; every bridge whose bootstrap file names that key applies it, and "
+            "each one's outcome is printed (up to 2 s; --wait waits longer and sets the exit status). Nothing is "
+            "stored when FILE is invalid or has the current content. " + statuses_used({
+                ExitStatus.OK: "stored, unchanged, valid with --dry-run, listed or shown",
+                ExitStatus.FAILED: "invalid file, nothing to roll back to, or a server error (no leader in time)",
+                ExitStatus.USAGE: "unreadable file, bad usage, or NATS refused this user permission",
                 ExitStatus.UNREACHABLE: UNREACHABLE_HELP,
+                ExitStatus.REFUSED: "with --wait, some Pi refused the revision",
+                ExitStatus.NOT_ANSWERED: "with --wait, some Pi did not apply or refuse it in time",
+                ExitStatus.CONFLICT: "someone else deployed meanwhile, or the key is not at --expect-revision",
             })
         ),
     )
@@ -182,12 +187,25 @@ def add_deploy(commands) -> None:
     parser.add_argument("--bucket", default="bridge_config", metavar="B", help="the key-value bucket (default bridge_config)")
     add_server_option(parser)
     parser.add_argument("--dry-run", action="store_true", help="only check FILE; store nothing")
-    parser.add_argument("--device-id", default="example", metavar="ID",
-                        help="the ${device.id} to check FILE with (default example); each Pi uses its own")
+    parser.add_argument("--device-id", dest="device_ids", action="append", metavar="ID",
+                        help="check FILE as the Pi with this device id does (repeatable; default example)")
+    parser.add_argument("--fleet", action="store_true",
+                        help="with --dry-run: check FILE for every device id following KEY now (asks $SRV)")
+    parser.add_argument("--expect-revision", type=int, metavar="N",
+                        help="store only if KEY is at revision N now (0: KEY must have none); for scripts")
+    waiting = parser.add_mutually_exclusive_group()
+    waiting.add_argument("--wait", nargs="?", type=float, const=30.0, metavar="SECONDS",
+                         help="wait until every Pi following KEY applied or refused the revision (default 30 s); "
+                              "the exit status says how it went")
+    waiting.add_argument("--no-wait", action="store_true", help="do not ask the Pis what they did")
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--rollback", action="store_true",
-                      help="store the previous revision's content as a new revision (no FILE)")
-    what.add_argument("--history", action="store_true", help="list the key's revisions with their times (no FILE)")
+                      help="store the content of the revision before the current one as a new revision, walking "
+                           "back over rollbacks, invalid revisions and the current content (no FILE)")
+    what.add_argument("--history", action="store_true",
+                      help="list the key's revisions: time, size, rollbacks, the current one, refusals (no FILE)")
+    what.add_argument("--show", type=int, metavar="REV", help="print the text of revision REV (no FILE)")
+    parser.add_argument("--to", type=int, metavar="REV", help="roll back to revision REV (implies --rollback)")
 
 
 def add_demo(commands) -> None:

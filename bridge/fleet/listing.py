@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 from bridge import timestamps
-from bridge.config.sources import parse_source
+from bridge.config.sources import KV, parse_source
 
 
 def add_last_seen(entries: list[dict], statuses: dict | None) -> list[dict]:
@@ -26,17 +26,39 @@ def add_last_seen(entries: list[dict], statuses: dict | None) -> list[dict]:
         document = known.get("document") or {}
         entries.append({
             "device": device, "id": None, "version": document.get("version"), "host": None, "driver": None,
-            "server": None, "config": parse_config_source(None), "started": None, "uptime": None,
-            "received": None, "errors": None, "endpoints": [], "duplicate": False,
+            "server": None, "config": config_of({}), "started": None, "uptime": None,
+            "received": None, "errors": None, "endpoints": [], "duplicate": False, "latency_ms": None,
             "answering": False, "last_seen": known.get("last_seen"), "last_status": known.get("last_status"),
         })
     return entries
 
 
-def parse_config_source(source: str | None, error: str | None = None) -> dict:
-    """`file:PATH` or `kv:BUCKET/KEY@REV` (metadata `config`) as the JSON output's `config`;
-    `error`: why the latest revision was refused (metadata `config_error`), if it was."""
-    return {"source": source, **parse_source(source), "error": error or None}
+def source_parts(source: str | None) -> dict:
+    """`parse_source`, also for `kv:BUCKET/KEY` without `@REV` (a follower with nothing applied yet);
+    `revision` None, never 0, when none is applied."""
+    if source and source.startswith(KV) and "@" not in source:
+        return {"file": None, "key": source[len(KV):] or None, "revision": None}
+    parsed = parse_source(source)
+    return {**parsed, "revision": parsed["revision"] or None}
+
+
+def config_of(metadata: dict) -> dict:
+    """The `$SRV` metadata `config`, `config_error`, `config_refused` and `config_stale` as the JSON
+    output's `config`; `revision` is null (never 0) while nothing is applied."""
+    source = metadata.get("config") or None
+    refused = source_parts(metadata.get("config_refused"))
+    return {"source": source, **source_parts(source),
+            "error": metadata.get("config_error") or None, "refused_revision": refused["revision"],
+            "stale": metadata.get("config_stale") == "true"}
+
+
+def shown_source(config: dict) -> str:
+    """The CONFIG column: the source, `@-` for a key with nothing applied yet, `(stale)` when the
+    revision came from a cache the bucket did not confirm."""
+    if config["source"] is None:
+        return "-"
+    shown = f"kv:{config['key']}@{config['revision'] or '-'}" if config["key"] else config["source"]
+    return shown + (" (stale)" if config["stale"] else "")
 
 
 def _uptime(started: str | None, now: datetime) -> float | None:
@@ -44,10 +66,12 @@ def _uptime(started: str | None, now: datetime) -> float | None:
     return None if moment is None else round((now - moment).total_seconds(), 3)
 
 
-def build_entries(infos: Sequence[dict], stats: Sequence[dict], now: datetime | None = None) -> list[dict]:
+def build_entries(infos: Sequence[dict], stats: Sequence[dict], now: datetime | None = None,
+                  latencies: dict | None = None) -> list[dict]:
     """One entry per bridge instance (by id), sorted by device id; `duplicate` marks a device id
-    that several instances report."""
+    that several instances report; `latencies`: seconds each instance id took to answer."""
     now = now or datetime.now(timezone.utc)
+    latencies = latencies or {}
     by_id: dict[str, dict] = {}
     for document in list(infos) + list(stats):
         by_id.setdefault(document.get("id"), {}).setdefault(document["type"].rsplit(".", 1)[-1], document)
@@ -79,13 +103,14 @@ def build_entries(infos: Sequence[dict], stats: Sequence[dict], now: datetime | 
             "host": metadata.get("host"),
             "driver": metadata.get("driver"),
             "server": metadata.get("server") or None,
-            "config": parse_config_source(metadata.get("config"), metadata.get("config_error")),
+            "config": config_of(metadata),
             "started": stat.get("started"),
             "uptime": _uptime(stat.get("started"), now),
             "received": received,
             "errors": errors,
             "endpoints": endpoints,
             "duplicate": False,
+            "latency_ms": None if latencies.get(instance_id) is None else round(latencies[instance_id] * 1000, 1),
         })
     devices = Counter(entry["device"] for entry in entries)
     for entry in entries:
@@ -119,7 +144,7 @@ def format_table(entries: Sequence[dict], now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     silent = [entry for entry in entries if entry.get("answering") is False]
     entries = [entry for entry in entries if entry.get("answering") is not False]
-    headers = ("DEVICE", "HOST", "VERSION", "CONFIG", "SERVER", "UPTIME", "RECEIVED", "ERRORS")
+    headers = ("DEVICE", "HOST", "VERSION", "CONFIG", "SERVER", "UPTIME", "RECEIVED", "ERRORS", "LATENCY")
     rows = []
     for entry in entries:
         device = entry["device"] or "?"
@@ -127,19 +152,21 @@ def format_table(entries: Sequence[dict], now: datetime | None = None) -> str:
             device + (" (DUPLICATE)" if entry["duplicate"] else ""),
             entry["host"] or "-",
             entry["version"] or "-",
-            entry["config"]["source"] or "-",
+            shown_source(entry["config"]),
             entry["server"] or "-",
             _duration(entry["uptime"]),
             "-" if entry["received"] is None else str(entry["received"]),
             "-" if entry["errors"] is None else str(entry["errors"]),
+            "-" if entry.get("latency_ms") is None else f"{entry['latency_ms']:.0f}ms",
         ))
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [headers, *rows]]
     lines.append(f"{len(entries)} bridge(s)")
     for entry in entries:
-        if entry["config"]["error"]:
-            lines.append(f"{entry['device']}: runs {entry['config']['source']}; refused the latest revision: "
-                         f"{entry['config']['error']}")
+        config = entry["config"]
+        if config["error"]:
+            refused = f"revision {config['refused_revision']}" if config["refused_revision"] else "the latest revision"
+            lines.append(f"{entry['device']}: runs {shown_source(config)}; refused {refused}: {config['error']}")
     duplicates = sorted({entry["device"] for entry in entries if entry["duplicate"]}, key=str)
     for device in duplicates:
         count = sum(1 for entry in entries if entry["device"] == device)

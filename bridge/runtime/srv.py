@@ -6,8 +6,9 @@ subscriptions, so a request reaches every bridge and each answers. `<id>` is ran
 the device id is in the metadata. The endpoints are the config's `subscriptions:` with their
 counts; the protocol only reports them, their subjects and queue groups stay as configured.
 
-Scatter-gather (`gather`): publish once with a reply inbox and collect every answer until a quiet
-period or a deadline; `bridge fleet` and the duplicate device id check at start-up use it.
+Scatter-gather (`gather`): publish once with a reply inbox and collect every answer until a deadline,
+or sooner when the caller knows who answers; `bridge fleet`, `bridge deploy` and the duplicate
+device id check at start-up use it.
 
 The documents are built by pure functions (`ping_response`, `info_response`, `stats_response`);
 `ServiceResponder` owns the nine subscriptions and asks its callables for the current facts.
@@ -35,7 +36,6 @@ VERBS = ("PING", "INFO", "STATS")
 PING_RESPONSE = "io.nats.micro.v1.ping_response"
 INFO_RESPONSE = "io.nats.micro.v1.info_response"
 STATS_RESPONSE = "io.nats.micro.v1.stats_response"
-QUIET = 0.2  # scatter-gather: the answers are all in once none came for this long
 DUPLICATE_WINDOW = 0.5  # how long a starting bridge listens for another one with its device id
 
 _ID_ALPHABET = string.digits + string.ascii_letters
@@ -185,14 +185,24 @@ class ServiceResponder:
         return respond
 
 
-def gather(client, subject: str, reactor, *, timeout: float, quiet: float = QUIET) -> defer.Deferred:
+class Answer(NamedTuple):
+    """One reply to a scatter-gather request and how long after the request it came."""
+
+    msg: Any
+    latency: float  # seconds
+
+
+def gather(client, subject: str, reactor, *, timeout: float, quiet: float | None = None,
+           until: Callable[[list], bool] | None = None) -> defer.Deferred:
     """Scatter-gather: publish an empty request on `subject` with a fresh inbox as reply subject;
-    fires with every answer (`Msg`s, in arrival order) once `quiet` seconds pass without one, or at
-    `timeout`, or at once when the server says nobody listens (a 503 status)."""
+    fires with every `Answer` (in arrival order) at `timeout`, or sooner: once `until(answers)` is
+    true, once `quiet` seconds passed without an answer after the first one, or at once when the
+    server says nobody listens (a 503 status)."""
     inbox = client.new_inbox()
-    answers: list = []
+    answers: list[Answer] = []
     done: defer.Deferred = defer.Deferred()
     timers: dict = {}
+    asked = reactor.seconds()
 
     def finish() -> None:
         if done.called:
@@ -209,7 +219,12 @@ def gather(client, subject: str, reactor, *, timeout: float, quiet: float = QUIE
         if msg.status == 503 and not msg.payload:
             finish()
             return
-        answers.append(msg)
+        answers.append(Answer(msg, reactor.seconds() - asked))
+        if until is not None and until(answers):
+            finish()
+            return
+        if quiet is None:
+            return
         waiting = timers.get("quiet")
         if waiting is not None and waiting.active():
             waiting.reset(quiet)
@@ -226,16 +241,37 @@ def gather(client, subject: str, reactor, *, timeout: float, quiet: float = QUIE
     return done
 
 
-def decode_answers(answers: Sequence[Any], response_type: str) -> list[dict]:
-    """The JSON documents of type `response_type` among `answers`; anything else is skipped."""
-    documents = []
-    for msg in answers:
+def answered_by_all(expected: set) -> Callable[[list], bool]:
+    """`gather`'s `until`: true once the answers' metadata name every device id in `expected`."""
+    seen: set = set()
+
+    def until(answers: list) -> bool:
         try:
-            document = json.loads(msg.payload)
+            document = json.loads(answers[-1].msg.payload)
+        except ValueError:
+            return False
+        if isinstance(document, dict):
+            seen.add((document.get("metadata") or {}).get("device"))
+        return expected <= seen
+
+    return until
+
+
+def decode_answers(answers: Sequence[Answer], response_type: str) -> list[dict]:
+    """The JSON documents of type `response_type` among `answers`; anything else is skipped."""
+    return [document for document, _ in timed_documents(answers, response_type)]
+
+
+def timed_documents(answers: Sequence[Answer], response_type: str) -> list[tuple[dict, float]]:
+    """(document, latency in seconds) of each answer of type `response_type`; anything else is skipped."""
+    documents = []
+    for answer in answers:
+        try:
+            document = json.loads(answer.msg.payload)
         except ValueError:
             continue
         if isinstance(document, dict) and document.get("type") == response_type:
-            documents.append(document)
+            documents.append((document, answer.latency))
     return documents
 
 

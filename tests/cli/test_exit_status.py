@@ -56,7 +56,8 @@ def missing(tmp_path) -> str:
 
 def test_the_table_numbers_are_the_documented_ones():
     assert [(status.name, int(status)) for status in ExitStatus] == [
-        ("OK", 0), ("FAILED", 1), ("USAGE", 2), ("UNREACHABLE", 3)]
+        ("OK", 0), ("FAILED", 1), ("USAGE", 2), ("UNREACHABLE", 3), ("REFUSED", 4), ("NOT_ANSWERED", 5),
+        ("CONFLICT", 6)]
     assert set(MEANING) == set(ExitStatus)
 
 
@@ -149,13 +150,22 @@ def test_deploy_checks_the_file_in_process(invalid, missing, tmp_path):
     assert main(["deploy", "--key", "pis"]) == ExitStatus.USAGE
     assert main(["deploy", STORED, "--key", "pis", "--history"]) == ExitStatus.USAGE
     assert main(["deploy", STORED, "--key", "no spaces"]) == ExitStatus.USAGE
+    assert main(["deploy", "--key", "pis", "--history", "--to", "3"]) == ExitStatus.USAGE
+    assert main(["deploy", STORED, "--key", "pis", "--fleet"]) == ExitStatus.USAGE
+    assert main(["deploy", STORED, "--key", "pis", "--dry-run", "--wait"]) == ExitStatus.USAGE
+    assert main(["deploy", STORED, "--key", "pis", "--wait=0"]) == ExitStatus.USAGE
+    assert main(["deploy", STORED, "--key", "pis", "--expect-revision", "-1"]) == ExitStatus.USAGE
+    assert main(["deploy", STORED, "--key", "pis", "--wait", "--no-wait"]) == ExitStatus.USAGE
 
 
-def test_deploy_stored_nothing_to_roll_back_and_unreachable(server, closed_url):
+def test_deploy_stored_nothing_to_roll_back_conflict_and_unreachable(server, closed_url):
     key = "exit_status"
     assert bridge("deploy", "--key", key, "--server", server.url, "--history").returncode == ExitStatus.FAILED
     assert bridge("deploy", STORED, "--key", key, "--server", server.url).returncode == ExitStatus.OK
     assert bridge("deploy", "--key", key, "--server", server.url, "--rollback").returncode == ExitStatus.FAILED
+    assert bridge("deploy", "--key", key, "--server", server.url, "--show", "99").returncode == ExitStatus.FAILED
+    stale = bridge("deploy", STORED, "--key", key, "--server", server.url, "--expect-revision", "0")
+    assert (stale.returncode, "not the expected 0" in stale.stderr) == (ExitStatus.CONFLICT, True)
     gone = bridge("deploy", STORED, "--key", key, "--server", closed_url)
     assert (gone.returncode, "cannot connect" in gone.stderr) == (ExitStatus.UNREACHABLE, True)
 

@@ -34,10 +34,10 @@ def test_demo_server_has_jetstream_and_its_store_is_removed_at_exit(emulator_if_
         assert deploy.group(3) == nats_url and example.parent == store.parent
         stored = run_printed(deploy.group(1))
         assert stored.returncode == 0, stored.stderr
-        assert stored.stdout.splitlines()[-1] == "1"
+        assert stored.stdout.splitlines() == ["stored revision 1 (new key)"]
         revisions = run_printed(history)
         assert revisions.returncode == 0, revisions.stderr
-        assert revisions.stdout.split()[0] == "1" and revisions.stdout.rstrip().endswith("(current)")
+        assert revisions.stdout.split()[0] == "1" and revisions.stdout.rstrip().endswith("current")
         listed = json.loads(run_printed(fleet + " --json").stdout)  # the demo bridge runs from its file
         assert [(e["device"], e["config"]["file"] is not None) for e in listed] == [("demo", True)]
         demo.process.send_signal(signal.SIGINT)

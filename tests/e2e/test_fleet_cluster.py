@@ -21,7 +21,7 @@ import pytest
 from bridge.testing.bridgeproc import BridgeProcess
 from bridge.testing.nats_server import NatsCluster
 from bridge.testing.outside import OutsideClient
-from tests.harness.fleet import BUCKET, KEY, deploy
+from tests.harness.fleet import BUCKET, KEY, deploy, stored_revision
 from tests.harness.polling import wait_for
 
 ROLLOUT_BOUND = 20.0  # seconds from the kill to all three bridges answering on B's subject
@@ -97,7 +97,7 @@ def test_a_rollout_reaches_every_bridge_when_the_stream_leaders_node_is_killed(c
     created = deploy(urls[0], text=REVISION_A, folder=tmp_path)
     assert created.returncode == 0, created.stderr
     assert "3 replica(s)" in created.stderr
-    revision_a = int(created.stdout.split()[-1])
+    revision_a = stored_revision(created.stdout)
 
     bridges = []
     try:
@@ -126,7 +126,7 @@ def test_a_rollout_reaches_every_bridge_when_the_stream_leaders_node_is_killed(c
             def deploy_b():
                 result = deploy(survivor.url, text=REVISION_B, folder=tmp_path)
                 attempts.append(result)
-                return int(result.stdout.split()[-1]) if result.returncode == 0 else None
+                return stored_revision(result.stdout) if result.returncode == 0 else None
 
             try:
                 revision_b = wait_for(deploy_b, ROLLOUT_BOUND, f"a deploy through {survivor.url}")

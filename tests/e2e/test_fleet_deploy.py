@@ -10,11 +10,13 @@ import time
 
 import pytest
 
+from bridge.cli.exit import ExitStatus
 from bridge.testing.bridgeproc import BridgeProcess, memory_config
 from bridge.testing.nats_server import NatsServer
 from bridge.testing.outside import OutsideClient
-from tests.harness.fleet import BUCKET, KEY, deploy, deployed
+from tests.harness.fleet import BUCKET, KEY, deploy, deployed, stored_revision
 from tests.harness.polling import wait_for
+from tests.harness.srv_responder import FakeBridge
 
 def bootstrap(url: str, device_id: str, key: str = KEY, bucket: str = BUCKET) -> str:
     return memory_config(url, device_id, fleet=f"{{key: {key}, bucket: {bucket}}}")
@@ -175,8 +177,10 @@ def test_rollback_stores_the_previous_content_as_a_new_revision_and_history_list
     newer = deployed(module_nats_server.url, stored([6, 6, 6]), folder)
     result = deploy(module_nats_server.url, "--rollback")
     assert result.returncode == 0, result.stderr
-    rolled = int(result.stdout.split()[-1])
+    rolled = stored_revision(result.stdout)
     assert rolled > newer
+    assert f"from revision {newer} to the content of revision {older}" in result.stdout
+    assert sorted(result.stdout.splitlines()[-2:]) == ["pi1  applied", "pi2  applied"]
     wait_applied(bridges, nats_py, rolled)
     assert first_pixel(nats_py, "pi1") == [5, 5, 5]
 
@@ -185,8 +189,197 @@ def test_rollback_stores_the_previous_content_as_a_new_revision_and_history_list
     lines = listing.stdout.splitlines()
     revisions = [int(line.split()[0]) for line in lines]
     assert revisions[-3:] == [older, newer, rolled]
-    assert lines[-1].endswith("(current)")
+    assert lines[-1].endswith(f"bytes  rollback to {older}, current")
     assert all(line.split()[1].endswith("Z") and line.split()[1][:2] == "20" for line in lines)
+
+
+def revisions_of(url: str, key: str) -> list[tuple[int, str]]:
+    """(revision, text) of every kept PUT of `key`, read with `--history` and `--show`."""
+    listing = deploy(url, "--history", key=key)
+    assert listing.returncode == 0, listing.stderr
+    kept = []
+    for line in listing.stdout.splitlines():
+        revision = int(line.split()[0])
+        if "bytes" in line:
+            shown = deploy(url, "--show", str(revision), key=key)
+            assert shown.returncode == 0, shown.stderr
+            kept.append((revision, shown.stdout))
+    return kept
+
+
+def test_two_rollbacks_go_back_twice_then_there_is_nothing_earlier(module_nats_server, folder):
+    url, key = module_nats_server.url, "chain"
+    first, second, third = (deployed(url, stored([n, n, n]), folder, key) for n in (1, 2, 3))
+    back = deploy(url, "--rollback", key=key)
+    assert back.returncode == 0, back.stderr
+    again = deploy(url, "--rollback", key=key)
+    assert again.returncode == 0, again.stderr
+    texts = dict(revisions_of(url, key))
+    assert texts[stored_revision(back.stdout)] == stored([2, 2, 2])
+    assert texts[stored_revision(again.stdout)] == stored([1, 1, 1])  # on back, not forth to x3
+    last = deploy(url, "--rollback", key=key)
+    assert last.returncode == ExitStatus.FAILED
+    assert "has no earlier valid revision to go back to" in last.stderr
+    assert [revision for revision, _ in revisions_of(url, key)][-1] == stored_revision(again.stdout)
+
+
+def test_rollback_walks_over_an_invalid_revision_and_works_after_a_delete(module_nats_server, nats_py, folder):
+    url, key = module_nats_server.url, "walk"
+    good = deployed(url, stored([1, 1, 1]), folder, key)
+
+    async def put_bad_then_good_then_delete():
+        kv = await nats_py.nc.jetstream().key_value(BUCKET)
+        await kv.put(key, stored([2, 2, 2]).replace("action: clear", "action: clean").encode())
+        await kv.put(key, stored([3, 3, 3]).encode())
+        await kv.delete(key)
+
+    nats_py._run(put_bad_then_good_then_delete())
+    back = deploy(url, "--rollback", key=key)
+    assert back.returncode == 0, back.stderr
+    assert "skipping revision" in back.stderr and "'clean' is not an action" in back.stderr
+    assert f"to the content of revision {good}" in back.stdout
+    assert "(after the DEL marker" in back.stdout
+    assert dict(revisions_of(url, key))[stored_revision(back.stdout)] == stored([1, 1, 1])
+
+
+def test_rollback_to_a_named_revision_and_the_ones_it_refuses(module_nats_server, nats_py, folder):
+    url, key = module_nats_server.url, "named"
+    first = deployed(url, stored([1, 1, 1]), folder, key)
+    deployed(url, stored([2, 2, 2]), folder, key)
+    to_first = deploy(url, "--to", str(first), key=key)
+    assert to_first.returncode == 0, to_first.stderr
+    assert dict(revisions_of(url, key))[stored_revision(to_first.stdout)] == stored([1, 1, 1])
+    same = deploy(url, "--rollback", "--to", str(first), key=key)
+    assert (same.returncode, "nothing stored" in same.stdout) == (ExitStatus.OK, True)
+    missing = deploy(url, "--to", "999", key=key)
+    assert (missing.returncode, "is not in the kept history" in missing.stderr) == (ExitStatus.FAILED, True)
+
+    async def delete():
+        kv = await nats_py.nc.jetstream().key_value(BUCKET)
+        await kv.delete(key)
+        return (await kv.history(key))[-1].revision
+
+    deleted = nats_py._run(delete())
+    refused = deploy(url, "--to", str(deleted), key=key)
+    assert (refused.returncode, "is a DEL marker" in refused.stderr) == (ExitStatus.FAILED, True)
+    assert "deleted" in deploy(url, "--history", key=key).stdout.splitlines()[-1]
+
+
+def test_show_prints_a_revision_exactly(module_nats_server, folder):
+    revision = deployed(module_nats_server.url, stored([4, 4, 4]), folder, "shown")
+    shown = deploy(module_nats_server.url, "--show", str(revision), key="shown")
+    assert (shown.returncode, shown.stdout) == (0, stored([4, 4, 4]))
+
+
+def test_compare_and_set_new_key_replaced_unchanged_and_expect_revision(module_nats_server, folder):
+    url, key = module_nats_server.url, "cas"
+    created = deploy(url, text=stored([1, 0, 0]), folder=folder, key=key)
+    assert created.returncode == 0, created.stderr
+    first = stored_revision(created.stdout)
+    assert f"stored revision {first} (new key)" in created.stdout
+    replaced = deploy(url, "--expect-revision", str(first), text=stored([2, 0, 0]), folder=folder, key=key)
+    second = stored_revision(replaced.stdout)
+    assert f"stored revision {second} (replaced {first})" in replaced.stdout
+    unchanged = deploy(url, text=stored([2, 0, 0]), folder=folder, key=key)
+    assert unchanged.returncode == 0 and "has this content already; nothing stored" in unchanged.stdout
+    stale = deploy(url, "--expect-revision", str(first), text=stored([3, 0, 0]), folder=folder, key=key)
+    assert stale.returncode == ExitStatus.CONFLICT
+    assert stale.stderr == f"bridge deploy: kv:{BUCKET}/{key} is at revision {second}, not the expected {first}; " \
+                           "nothing stored\n"
+    assert [revision for revision, _ in revisions_of(url, key)] == [first, second]
+
+
+def applying(nats_py, key: str):
+    """A follower's metadata: it runs the key's latest revision."""
+    async def metadata():
+        entry = await (await nats_py.nc.jetstream().key_value(BUCKET)).get(key)
+        return {"config": f"kv:{BUCKET}/{key}@{entry.revision}"}
+
+    return metadata
+
+
+def refusing(nats_py, key: str, running: int):
+    """A follower's metadata: it keeps `running` and refuses every later revision."""
+    async def metadata():
+        entry = await (await nats_py.nc.jetstream().key_value(BUCKET)).get(key)
+        if entry.revision == running:
+            return {"config": f"kv:{BUCKET}/{key}@{running}"}
+        return {"config": f"kv:{BUCKET}/{key}@{running}", "config_refused": f"kv:{BUCKET}/{key}@{entry.revision}",
+                "config_error": f"kv:{BUCKET}/{key}@{entry.revision}:4:13: error: nope"}
+
+    return metadata
+
+
+def test_deploy_wait_reports_each_pi_and_exits_by_what_the_fleet_did(module_nats_server, nats_py, folder):
+    url, key = module_nats_server.url, "waited"
+    first = deployed(url, stored([1, 1, 1]), folder, key)
+    with FakeBridge(nats_py, "pi-3", applying(nats_py, key)), \
+            FakeBridge(nats_py, "pi-4", applying(nats_py, key), delay=0.5), \
+            FakeBridge(nats_py, "other", {"config": f"kv:{BUCKET}/another@5"}):
+        done = deploy(url, "--wait=10", text=stored([2, 2, 2]), folder=folder, key=key)
+        assert done.returncode == ExitStatus.OK, done.stderr
+        assert done.stdout.splitlines()[1:] == ["pi-3  applied", "pi-4  applied"]
+        with FakeBridge(nats_py, "pi-7", refusing(nats_py, key, first)):
+            refused = deploy(url, "--wait=10", text=stored([3, 3, 3]), folder=folder, key=key)
+            assert refused.returncode == ExitStatus.REFUSED, refused.stderr
+            revision = stored_revision(refused.stdout)
+            assert refused.stdout.splitlines()[1:] == [
+                "pi-3  applied", "pi-4  applied", f"pi-7  refused: kv:{BUCKET}/{key}@{revision}:4:13: error: nope"]
+            history = deploy(url, "--history", key=key)
+            assert history.stdout.splitlines()[-1].endswith("current, refused by 1 Pi(s)")
+        with FakeBridge(nats_py, "pi-9", {"config": f"kv:{BUCKET}/{key}@{first}"}):
+            late = deploy(url, "--wait=1", text=stored([4, 4, 4]), folder=folder, key=key)
+            assert late.returncode == ExitStatus.NOT_ANSWERED, late.stderr
+            assert late.stdout.splitlines()[-1] == f"pi-9  not applied yet (runs revision {first})"
+            summary = deploy(url, text=stored([5, 5, 5]), folder=folder, key=key)
+            assert summary.returncode == ExitStatus.OK, summary.stderr  # the summary never sets the status
+            assert "1 of 3 Pi(s) had not decided after 2s" in summary.stderr
+        quiet = deploy(url, "--no-wait", text=stored([6, 6, 6]), folder=folder, key=key)
+        assert quiet.stdout.splitlines() == [f"stored revision {stored_revision(quiet.stdout)} "
+                                             f"(replaced {stored_revision(summary.stdout)})"]
+
+
+def test_a_pi_that_stops_answering_is_reported_as_not_answering(module_nats_server, nats_py, folder):
+    url, key = module_nats_server.url, "silent"
+    deployed(url, stored([1, 1, 1]), folder, key)
+    gone = FakeBridge(nats_py, "pi-5", {"config": f"kv:{BUCKET}/{key}"}).start()
+    stays = FakeBridge(nats_py, "pi-6", applying(nats_py, key)).start()
+    try:
+        argv = [sys.executable, "-m", "bridge", "deploy", "--key", key, "--server", url, "--wait=3"]
+        (folder / "silent.yml").write_text(stored([2, 2, 2]))
+        process = subprocess.Popen([*argv, str(folder / "silent.yml")], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: gone.answered > 0, what="the deploy to ask the fleet")
+        gone.stop()
+        out, err = process.communicate(timeout=60)
+    finally:
+        stays.stop()
+    assert process.returncode == ExitStatus.NOT_ANSWERED, err
+    assert out.splitlines()[1:] == ["pi-5  not answering", "pi-6  applied"]
+
+
+def test_dry_run_checks_each_device_id_and_every_follower(module_nats_server, nats_py, folder):
+    path = folder / "per-device.yml"  # valid for every device id but kitchen, which gets the same subscription twice
+    path.write_text("version: 1\nsubscriptions:\n  - {subject: 'pi.${device.id}.clear', action: clear}\n"
+                    "  - {subject: pi.kitchen.clear, action: clear}\n")
+    argv = [sys.executable, "-m", "bridge", "deploy", str(path), "--key", "dry", "--server", module_nats_server.url,
+            "--dry-run"]
+    hall = subprocess.run([*argv, "--device-id", "hall"], capture_output=True, text=True, timeout=60)
+    assert hall.returncode == 0, hall.stderr
+    both = subprocess.run([*argv, "--device-id", "hall", "--device-id", "kitchen"], capture_output=True, text=True,
+                          timeout=60)
+    assert both.returncode == ExitStatus.FAILED
+    assert "for device hall; not stored" in both.stdout and "invalid for device kitchen:" in both.stderr
+    assert "subscriptions[1].subject: same subject and action as subscriptions[0]" in both.stderr
+    nobody = subprocess.run([*argv, "--fleet"], capture_output=True, text=True, timeout=60)
+    assert (nobody.returncode, "no bridge following" in nobody.stderr) == (ExitStatus.FAILED, True)
+    with FakeBridge(nats_py, "kitchen", {"config": f"kv:{BUCKET}/dry@3"}), \
+            FakeBridge(nats_py, "cellar", {"config": f"kv:{BUCKET}/dry"}), \
+            FakeBridge(nats_py, "attic", {"config": f"kv:{BUCKET}/another@3"}):
+        fleet = subprocess.run([*argv, "--fleet"], capture_output=True, text=True, timeout=60)
+    assert fleet.returncode == ExitStatus.FAILED
+    assert "for device cellar; not stored" in fleet.stdout and "invalid for device kitchen:" in fleet.stderr
+    assert "attic" not in fleet.stdout + fleet.stderr
 
 
 def test_a_bridge_restarted_without_a_server_starts_from_its_cache(tmp_path, monkeypatch):

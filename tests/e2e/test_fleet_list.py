@@ -12,9 +12,12 @@ import pytest
 
 from bridge import __version__
 from bridge.cli.exit import ExitStatus
-from bridge.fleet.listing import build_entries, format_table, parse_config_source
+from bridge.fleet.status import status_stream_config
+from bridge.fleet.listing import build_entries, config_of, format_table, shown_source
 from bridge.testing.bridgeproc import BridgeProcess, memory_config
 from bridge.testing.nats_server import NatsServer
+from bridge.testing.outside import OutsideClient
+from tests.harness.srv_responder import FakeBridge
 
 SENTENCE = "is already used by a running bridge on"
 
@@ -59,7 +62,8 @@ def test_fleet_json_lists_both_bridges_with_their_fields(two_bridges, module_nat
         assert len(entry["id"]) == 22
         assert entry["config"] == {"source": f"file:{process.config_path.resolve()}",
                                    "file": str(process.config_path.resolve()),
-                                   "key": None, "revision": None, "error": None}
+                                   "key": None, "revision": None, "error": None, "refused_revision": None,
+                                   "stale": False}
         assert entry["duplicate"] is False
         assert entry["uptime"] >= 0
         assert [e["subject"] for e in entry["endpoints"]] == [f"fl.{process.device_id}.clear",
@@ -75,7 +79,7 @@ def test_fleet_table_has_a_row_per_bridge(two_bridges, module_nats_server):
     done = fleet("--server", module_nats_server.url)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split() == ["DEVICE", "HOST", "VERSION", "CONFIG", "SERVER", "UPTIME", "RECEIVED", "ERRORS"]
+    assert lines[0].split() == ["DEVICE", "HOST", "VERSION", "CONFIG", "SERVER", "UPTIME", "RECEIVED", "ERRORS", "LATENCY"]
     assert [line.split()[0] for line in lines[1:3]] == ["alpha", "beta"]
     assert lines[3] == "2 bridge(s)"
     assert "DUPLICATE" not in done.stdout
@@ -115,6 +119,35 @@ def test_fleet_flags_duplicate_device_ids(two_bridges, module_nats_server, nats_
     assert "duplicate device id 'beta': 2 bridges answer to it" in table
 
 
+def test_a_bridge_answering_half_a_second_late_is_listed_as_answering_with_its_latency(two_bridges, module_nats_server,
+                                                                                       nats_py):
+    with FakeBridge(nats_py, "slow", {"config": "file:/slow.yml"}, delay=0.5):
+        done = fleet("--server", module_nats_server.url, "--json", "--timeout", "5")
+    assert done.returncode == 0, done.stderr
+    entries = {entry["device"]: entry for entry in json.loads(done.stdout)}
+    assert set(entries) == {"alpha", "beta", "slow"}
+    assert entries["slow"]["answering"] is True and entries["slow"]["latency_ms"] >= 500
+    assert entries["alpha"]["latency_ms"] < entries["slow"]["latency_ms"]
+
+
+def test_with_the_status_stream_a_late_bridge_it_knows_is_waited_for(tmp_path):
+    with NatsServer(jetstream=True) as server, OutsideClient(server.url) as nats_py:
+        async def status_stream():
+            await nats_py.nc.jetstream().add_stream(**{k: v for k, v in status_stream_config().items()
+                                                       if k in ("name", "subjects", "max_msgs_per_subject")})
+            for device in ("fast", "slow"):
+                await nats_py.nc.jetstream().publish(f"bridge.{device}.status", json.dumps(
+                    {"device": device, "status": "online"}).encode())
+
+        nats_py._run(status_stream())
+        with FakeBridge(nats_py, "fast", {"config": "file:/f.yml"}), \
+                FakeBridge(nats_py, "slow", {"config": "file:/s.yml"}, delay=1.5):
+            done = fleet("--server", server.url, "--json", "--timeout", "5")
+    assert done.returncode == 0, done.stderr
+    entries = {entry["device"]: entry for entry in json.loads(done.stdout)}
+    assert [entries[device]["answering"] for device in ("fast", "slow")] == [True, True]
+
+
 def test_fleet_with_no_bridges_exits_0():
     with NatsServer() as empty:
         # With a 10-minute --timeout only an early end (no one answers) finishes within fleet()'s 60 s bound.
@@ -135,11 +168,32 @@ def test_fleet_exits_unreachable_when_no_server_is_reachable_and_usage_for_bad_o
 
 # -- in memory ----------------------------------------------------------------------------------------
 
-def test_parse_config_source():
-    assert parse_config_source("kv:bridges/pi1@42") == {"source": "kv:bridges/pi1@42", "file": None,
-                                                         "key": "bridges/pi1", "revision": 42, "error": None}
-    assert parse_config_source("file:/etc/b.yml")["file"] == "/etc/b.yml"
-    assert parse_config_source(None)["source"] is None
+def test_config_of_reads_the_metadata_contract():
+    assert config_of({"config": "kv:bridges/pi1@42"}) == {
+        "source": "kv:bridges/pi1@42", "file": None, "key": "bridges/pi1", "revision": 42, "error": None,
+        "refused_revision": None, "stale": False}
+    refused = config_of({"config": "kv:b/k@7", "config_error": "kv:b/k@8:1:1: error: no", "config_refused": "kv:b/k@8",
+                         "config_stale": "true"})
+    assert (refused["revision"], refused["refused_revision"], refused["error"], refused["stale"]) == (
+        7, 8, "kv:b/k@8:1:1: error: no", True)
+    assert config_of({"config": "file:/etc/b.yml"})["file"] == "/etc/b.yml"
+    assert config_of({})["source"] is None
+
+
+@pytest.mark.parametrize("source", ["kv:b/k", "kv:b/k@0"])
+def test_nothing_applied_yet_is_revision_null_and_a_dash_never_0(source):
+    config = config_of({"config": source})
+    assert (config["key"], config["revision"]) == ("b/k", None)
+    assert shown_source(config) == "kv:b/k@-"
+
+
+def test_the_table_shows_stale_refusals_and_latency():
+    infos = [{"type": "io.nats.micro.v1.info_response", "id": "a", "version": "1",
+              "metadata": {"device": "pi", "config": "kv:b/k@7", "config_stale": "true", "config_refused": "kv:b/k@8",
+                           "config_error": "kv:b/k@8:1:1: error: bad"}}]
+    table = format_table(build_entries(infos, [], latencies={"a": 0.5123}))
+    assert "kv:b/k@7 (stale)" in table.splitlines()[1] and table.splitlines()[1].endswith("512ms")
+    assert "pi: runs kv:b/k@7 (stale); refused revision 8: kv:b/k@8:1:1: error: bad" in table
 
 
 def test_build_entries_joins_info_and_stats_by_id_and_flags_duplicates():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -25,4 +26,11 @@ def deployed(url: str, text: str, folder: Path, key: str = KEY, *args: str) -> i
     """Deploy `text`, which must succeed; the revision it was stored as."""
     result = deploy(url, *args, text=text, folder=folder, key=key)
     assert result.returncode == 0, result.stderr
-    return int(result.stdout.split()[-1])
+    return stored_revision(result.stdout)
+
+
+def stored_revision(stdout: str) -> int:
+    """The revision `bridge deploy` printed as `stored revision N (...)`."""
+    found = re.search(r"^stored revision (\d+) ", stdout, re.MULTILINE)
+    assert found, f"no stored revision in: {stdout!r}"
+    return int(found.group(1))

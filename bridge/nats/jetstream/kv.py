@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -72,7 +72,8 @@ def validate_watch_key(key: str) -> None:
 
 @dataclass(frozen=True)
 class KvEntry:
-    """One revision of a key. `operation` is PUT, DEL or PURGE (then `value` is empty)."""
+    """One revision of a key. `operation` is PUT, DEL or PURGE (then `value` is empty); `headers`:
+    the stored message's own, e.g. what a writer marked it with."""
 
     bucket: str
     key: str
@@ -80,6 +81,7 @@ class KvEntry:
     revision: int
     created: datetime
     operation: str = PUT
+    headers: Headers | None = field(default=None, compare=False, repr=False)
 
 
 def operation_of(headers: Headers | None) -> str:
@@ -260,7 +262,7 @@ class KeyValue:
         headers = msg.headers or Headers()
         subject = headers.get("Nats-Subject", "")
         return KvEntry(self.bucket, subject[len(self.prefix):], msg.data, int(headers.get("Nats-Sequence", "0")),
-                       parse_time(headers.get("Nats-Time-Stamp", "")), operation_of(headers))
+                       parse_time(headers.get("Nats-Time-Stamp", "")), operation_of(headers), headers)
 
     def _entry_from_stored(self, stored: dict) -> KvEntry:
         headers = None
@@ -268,7 +270,7 @@ class KeyValue:
             headers = parse_headers(base64.b64decode(stored["hdrs"]))[0]
         value = base64.b64decode(stored.get("data") or b"")
         return KvEntry(self.bucket, stored["subject"][len(self.prefix):], value, int(stored["seq"]),
-                       parse_time(stored["time"]), operation_of(headers))
+                       parse_time(stored["time"]), operation_of(headers), headers)
 
     def history(self, key: str, timeout: float | None = None) -> defer.Deferred:
         """Every entry the bucket keeps for `key`, oldest first, markers included; [] if none.
@@ -288,21 +290,21 @@ class KeyValue:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def put(self, key: str, value: bytes) -> defer.Deferred:
-        """Store `value` as the key's new revision; fires with that revision."""
+    def put(self, key: str, value: bytes, headers: Headers | None = None) -> defer.Deferred:
+        """Store `value` (with `headers` of the writer's own) as the key's new revision; fires with that revision."""
         validate_key(key)
-        return defer.ensureDeferred(self._put(key, value))
+        return defer.ensureDeferred(self._put(key, value, headers=headers))
 
-    def update(self, key: str, value: bytes, last: int) -> defer.Deferred:
+    def update(self, key: str, value: bytes, last: int, headers: Headers | None = None) -> defer.Deferred:
         """Store `value` only if the key's latest revision is `last` (0: the key has none);
         else `KeyWrongLastSequenceError`."""
         validate_key(key)
-        return defer.ensureDeferred(self._put(key, value, last=last))
+        return defer.ensureDeferred(self._put(key, value, last=last, headers=headers))
 
-    def create(self, key: str, value: bytes) -> defer.Deferred:
+    def create(self, key: str, value: bytes, headers: Headers | None = None) -> defer.Deferred:
         """Store `value` only if the key has no value (never put, or deleted); else `KeyExistsError`."""
         validate_key(key)
-        return defer.ensureDeferred(self._create(key, value))
+        return defer.ensureDeferred(self._create(key, value, headers))
 
     def delete(self, key: str, last: int | None = None) -> defer.Deferred:
         """Mark the key deleted (its history stays); fires with the marker's revision."""
@@ -322,15 +324,15 @@ class KeyValue:
             raise KeyWrongLastSequenceError(key, exc) from None
         return ack.seq
 
-    async def _create(self, key: str, value: bytes) -> int:
+    async def _create(self, key: str, value: bytes, headers: Headers | None = None) -> int:
         try:
-            return await self._put(key, value, last=0)
+            return await self._put(key, value, last=0, headers=headers)
         except KeyWrongLastSequenceError as exc:
             first_refusal = exc
         latest = await self._last_entry(key)
         if latest is not None and latest.operation != PUT:
             try:
-                return await self._put(key, value, last=latest.revision)
+                return await self._put(key, value, last=latest.revision, headers=headers)
             except KeyWrongLastSequenceError as exc:
                 first_refusal = exc
         raise KeyExistsError(key, first_refusal.api_error)
@@ -508,7 +510,7 @@ class KeyWatcher:
         self._consumer_seq = ack.consumer_seq
         self._last_stream_seq = ack.stream_seq
         entry = KvEntry(self.kv.bucket, msg.subject[len(self.kv.prefix):], msg.data, ack.stream_seq,
-                        _from_ns(ack.timestamp_ns), operation_of(msg.headers))
+                        _from_ns(ack.timestamp_ns), operation_of(msg.headers), msg.headers)
         try:
             self.callback(entry)
         except Exception:  # noqa: BLE001 - one bad callback run must not end the watch
