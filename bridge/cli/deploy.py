@@ -32,7 +32,7 @@ from bridge import timestamps
 from bridge.cli.configs import config_error_status
 from bridge.cli.connect import command_servers, connect_once, run_command
 from bridge.cli.exit import ExitStatus
-from bridge.config import ConfigError, load_stored
+from bridge.config import ConfigError, load_stored, stored_text
 from bridge.config.loader import read_text
 from bridge.config.model import BridgeConfig, DeviceConfig, FleetConfig, NatsConfig
 from bridge.config.sources import kv_key, kv_source
@@ -80,7 +80,7 @@ class Deploy:
 
 def placeholder_bootstrap(device_id: str) -> BridgeConfig:
     """The bootstrap a Pi with this device id gives its stored config, as far as a laptop can know
-    it: the device id, no environment, no exported variables."""
+    it: the device id (which `${HOSTNAME}` resolves to as well), no environment, no exported variables."""
     return BridgeConfig(device=DeviceConfig(id=device_id), nats=NatsConfig(servers=("nats://127.0.0.1:4222",)),
                         source=f"bootstrap of {device_id}", fleet=FleetConfig(key="-"))
 
@@ -450,7 +450,7 @@ def _valid_revision(entry: KvEntry, request: Deploy, quiet: bool = True) -> bool
     source = kv_source(entry.bucket, entry.key, entry.revision)
     for device_id in checked_ids(request):
         try:
-            check_stored(entry.value.decode("utf-8", "replace"), source, device_id)
+            check_stored(stored_text(entry.value, source), source, device_id)
         except ConfigError as error:
             if quiet:
                 print(f"bridge deploy: skipping revision {entry.revision}: invalid for device {device_id}: "
