@@ -26,6 +26,7 @@ from bridge.nats import (
     KvEntry,
     Msg,
     NatsError,
+    PermissionViolationError,
 )
 from bridge.nats.jetstream.kv import create_key_value, key_value, parse_ack_reply, parse_time
 from tests.harness.nats_client import connected
@@ -350,6 +351,84 @@ async def test_watch_continues_across_a_server_restart_without_gaps_or_repeats(j
     assert seen.revisions == [1, 2, 3, 4, 5]
     assert watcher.consumers_created >= 2
     watcher.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_watch_makes_a_new_consumer_at_once_on_a_409_status(js_server, make_client):
+    # Heartbeats too slow to help: only the 409 itself can make it this fast. The server sends it
+    # to pull requests; to a push consumer's inbox it goes straight to the subscription's callback.
+    kv = await bucket(make_client, js_server)
+    await kv.put("k", b"1")
+    seen = Seen()
+    watcher = kv.watch("k", seen, idle_heartbeat=30)
+    await watcher.initial_done
+    subscription = watcher.subscription
+    subscription.callback(Msg(subscription.subject, subscription.sid, None, b"", status=409,
+                              description="Consumer Deleted"))
+    await wait_until(lambda: watcher.consumers_created == 2, 2, "a new consumer within 2 s")
+    await kv.put("k", b"2")
+    await seen.wait_for(2, timeout=2)
+    await sleep(0.2)
+    assert seen.values == [b"1", b"2"]
+    watcher.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_watch_with_the_default_heartbeat_sees_the_next_put_within_2s_after_its_consumer_is_deleted(
+        js_server, natspy, make_client):
+    kv = await bucket(make_client, js_server)
+    await kv.put("k", b"1")
+    seen = Seen()
+    watcher = kv.watch("k", seen)
+    await watcher.initial_done
+    await natspy.run(natspy.js.delete_consumer("KV_cfg", watcher.consumer_name))
+    await natspy.run(natspy.js.publish("$KV.cfg.k", b"2"))
+    await seen.wait_for(2, timeout=2)
+    assert seen.values == [b"1", b"2"]
+    watcher.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_watch_starts_over_from_the_last_value_when_the_bucket_is_created_again(
+        js_server, natspy, make_client):
+    kv = await bucket(make_client, js_server)
+    for value in (b"1", b"2", b"3"):
+        await kv.put("k", value)
+    seen, streams = Seen(), []
+    watcher = kv.watch("k", seen, on_stream=streams.append)
+    await watcher.initial_done
+    assert seen.revisions == [3] and streams == [watcher.stream_created] and streams[0]
+    await natspy.run(natspy.js.delete_key_value("cfg"))
+    await natspy.run(natspy.js.create_key_value(bucket="cfg", history=5))
+    await natspy.run(natspy.js.publish("$KV.cfg.k", b"new 1"))
+    await seen.wait_for(2, timeout=5)
+    assert [(e.revision, e.value) for e in seen.entries] == [(3, b"3"), (1, b"new 1")]
+    assert len(streams) == 2 and streams[1] != streams[0] and watcher.stream_created == streams[1]
+    watcher.stop()
+
+
+PERMISSIONS = """
+authorization {
+  users: [
+    { user: reader, password: pw, permissions: {
+        publish: ["$JS.API.STREAM.INFO.>", "allowed.>"], subscribe: ["_INBOX.>", "allowed.>"] } }
+    { user: no_inbox, password: pw, permissions: { publish: "allowed.>", subscribe: "allowed.>" } }
+  ]
+}
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_request_the_server_refuses_fails_at_once_with_a_permission_error(nats_flavour, make_client):
+    with nats_flavour.server(config=PERMISSIONS, jetstream=True) as server:
+        js = JetStream(await connected(make_client([server.url], user="reader", password="pw")), timeout=30)
+        with pytest.raises(PermissionViolationError, match="STREAM.CREATE.KV_cfg"):
+            await create_key_value(js, "cfg")
+        with pytest.raises(BucketNotFoundError):  # an allowed call on the same connection still works
+            await key_value(js, "cfg")
+        no_inbox = await connected(make_client([server.url], user="no_inbox", password="pw"))
+        with pytest.raises(PermissionViolationError, match="_INBOX"):
+            await no_inbox.request("allowed.x", b"", timeout=30)
 
 
 async def put_retrying(kv: KeyValue, key: str, value: bytes, timeout: float = 20.0) -> int:

@@ -8,6 +8,12 @@ consumer and stream sequences. Delivery is trusted only while the consumer seque
 one and heartbeats keep coming; on a gap, on ~2 missed heartbeats, or once the client reconnected,
 the watcher drops that subscription and consumer and creates a new pair starting right after the
 last stream sequence it delivered. So the callback sees every revision once, in order.
+
+The server says at once when it deletes the consumer (a `409` status on the inbox); a node that
+died says nothing, so heartbeats come every half second and two missed ones start a new consumer.
+Before each consumer the watcher reads the stream's `created` time, its identity: when the stream
+was created again (or its last sequence went below the last one delivered) there is nothing to
+continue from, so it starts over as at first and tells `on_stream`.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ _BUCKET = re.compile(r"[a-zA-Z0-9_-]+\Z")
 _KEY = re.compile(r"[-/_=.a-zA-Z0-9]+\Z")
 _WATCH_TOKEN = re.compile(r"([-/_=a-zA-Z0-9]+|\*|>)\Z")
 _NS = 1_000_000_000
-DEFAULT_IDLE_HEARTBEAT = 5.0
+DEFAULT_IDLE_HEARTBEAT = 0.5
 INACTIVE_THRESHOLD = 300.0  # seconds an abandoned watcher's consumer outlives it on the server
 _RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 
@@ -338,13 +344,15 @@ class KeyValue:
     # --- watching --------------------------------------------------------------------------
 
     def watch(self, key: str, callback: Callable[[KvEntry], object], *, include_history: bool = False,
-              idle_heartbeat: float = DEFAULT_IDLE_HEARTBEAT) -> "KeyWatcher":
+              idle_heartbeat: float = DEFAULT_IDLE_HEARTBEAT,
+              on_stream: Callable[[str | None], object] | None = None) -> "KeyWatcher":
         """Call `callback(entry)` with the key's current entry (every kept one with
         `include_history`), then with each new one, markers included. `key` may be a pattern
-        (`*`, `>`). The returned watcher's `initial_done` fires once the current entries are in."""
+        (`*`, `>`). The returned watcher's `initial_done` fires once the current entries are in.
+        `on_stream(created)` is called with the stream's identity before the first entry from it."""
         validate_watch_key(key)
         watcher = KeyWatcher(self, key, callback, include_history=include_history, idle_heartbeat=idle_heartbeat,
-                             clock=self.clock)
+                             clock=self.clock, on_stream=on_stream)
         watcher.start()
         return watcher
 
@@ -354,10 +362,12 @@ class KeyWatcher:
 
     `initial_done` fires (with None) once the entries present when watching began are delivered,
     or at once when there are none. `consumers_created` counts consumers made for it (1 + resets),
-    `flow_control_answered` the flow-control requests it answered.
+    `flow_control_answered` the flow-control requests it answered; `stream_created` is the identity
+    of the stream it reads.
     """
 
-    def __init__(self, kv: KeyValue, key: str, callback, *, include_history: bool, idle_heartbeat: float, clock):
+    def __init__(self, kv: KeyValue, key: str, callback, *, include_history: bool, idle_heartbeat: float, clock,
+                 on_stream: Callable[[str | None], object] | None = None):
         if idle_heartbeat <= 0:
             raise ValueError("idle_heartbeat must be positive")
         self.kv = kv
@@ -369,6 +379,8 @@ class KeyWatcher:
         self.consumers_created = 0
         self.flow_control_answered = 0
         self.consumer_name: str | None = None
+        self.stream_created: str | None = None
+        self._on_stream = on_stream
         self._clock = clock
         self._client = kv.js.client
         self._sub = None
@@ -458,6 +470,9 @@ class KeyWatcher:
         self._sub = sub
         self._consumer_seq = 0
         self._last_activity = self._clock.seconds()
+        await self._check_stream()
+        if self._sub is not sub:
+            return
         config = {
             "deliver_subject": inbox,
             "filter_subject": self.kv.prefix + self.key,
@@ -487,6 +502,23 @@ class KeyWatcher:
         if info.get("num_pending", 0) == 0 and delivered == 0:
             self._caught_up = True  # nothing to deliver at all
         self._maybe_initial_done()
+
+    async def _check_stream(self) -> None:
+        """Read the stream's identity; start over when it is another stream than the one delivered from."""
+        info = await api.request(self._client, f"STREAM.INFO.{self.kv.stream}", None, self.kv.js.timeout)
+        created = info.get("created")
+        last_seq = (info.get("state") or {}).get("last_seq", 0)
+        known = self.stream_created is not None or self.consumers_created > 0
+        if known and (created != self.stream_created or last_seq < self._last_stream_seq):
+            log.info("KV watcher on {bucket}/{key}: the stream is not the one it read (created {created}, last "
+                     "sequence {last_seq}); starting over", bucket=self.kv.bucket, key=self.key, created=created,
+                     last_seq=last_seq)
+            self._last_stream_seq = 0
+        elif known:
+            return
+        self.stream_created = created
+        if self._on_stream is not None:
+            self._on_stream(created)
 
     # --- delivery --------------------------------------------------------------------------
 
@@ -518,6 +550,9 @@ class KeyWatcher:
             self._maybe_initial_done()
 
     def _on_status(self, msg) -> None:
+        if msg.status == 409:  # "Consumer Deleted", or any other reason the server stopped delivering
+            self._reset(f"the server says {msg.status} {msg.description or ''}".rstrip())
+            return
         if msg.status != 100:
             return
         if msg.reply:  # "FlowControl Request": delivery stalls until it is answered
