@@ -496,3 +496,36 @@ async def test_r3_watch_sees_every_revision_in_order_when_its_node_is_killed(js_
     assert [v for i, v in enumerate(seen.values) if v not in seen.values[:i]] == [b"v%d" % i for i in range(16)]
     assert watcher.consumers_created >= 2
     watcher.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_watch_notices_within_2s_when_the_node_hosting_its_consumer_dies_and_its_own_lives(
+        js_cluster, make_client):
+    """The watcher's server stays up, so no reconnect tells it anything: only the missing
+    heartbeats do. Its server is picked so that the consumer lives on another node."""
+    by_name = {server.name: server for server in js_cluster.servers}
+    writer = KeyValue(await jetstream(make_client, js_cluster.urls, initial_delay=0.05, max_delay=0.2), "fleet")
+    await create_key_value(writer.js, "fleet", history=64, replicas=3)
+    await writer.put("leds", b"v0")
+    for own in js_cluster.servers:
+        kv = KeyValue(await jetstream(make_client, [own.url]), "fleet")
+        seen = Seen()
+        watcher = kv.watch("leds", seen)
+        await watcher.initial_done
+        info = await kv.js.api(f"CONSUMER.INFO.KV_fleet.{watcher.consumer_name}")
+        host = info["cluster"]["leader"]
+        if host != own.name:
+            break
+        watcher.stop()
+    else:
+        pytest.skip("every node placed the consumer on itself")
+    name = watcher.consumer_name
+    by_name[host].kill()
+    await wait_until(lambda: watcher.consumer_name != name, 2, "the lost consumer noticed within 2 s")
+    for i in range(1, 4):
+        await put_retrying(writer, "leds", b"v%d" % i)
+    await seen.wait_for(4, timeout=30)
+    await sleep(0.5)
+    assert seen.revisions == sorted(set(seen.revisions))  # in order, none twice
+    assert [v for i, v in enumerate(seen.values) if v not in seen.values[:i]] == [b"v0", b"v1", b"v2", b"v3"]
+    watcher.stop()
