@@ -28,7 +28,7 @@ from bridge.nats import (
     NatsError,
     PermissionViolationError,
 )
-from bridge.nats.jetstream.kv import create_key_value, key_value, parse_ack_reply, parse_time
+from bridge.nats.jetstream.kv import create_consumer_verb, create_key_value, key_value, parse_ack_reply, parse_time
 from tests.harness.nats_client import connected
 from tests.harness.natspy import NatsPy
 from tests.harness.reactor import running_reactor, wait_until
@@ -529,3 +529,9 @@ async def test_watch_notices_within_2s_when_the_node_hosting_its_consumer_dies_a
     assert seen.revisions == sorted(set(seen.revisions))  # in order, none twice
     assert [v for i, v in enumerate(seen.values) if v not in seen.values[:i]] == [b"v0", b"v1", b"v2", b"v3"]
     watcher.stop()
+
+
+def test_a_watch_names_its_filter_in_the_create_subject_unless_it_is_a_pattern():
+    assert create_consumer_verb("KV_b", "watch_1", "$KV.b.site.pis") == "CONSUMER.CREATE.KV_b.watch_1.$KV.b.site.pis"
+    assert create_consumer_verb("KV_b", "watch_1", "$KV.b.site.*") == "CONSUMER.CREATE.KV_b.watch_1"
+    assert create_consumer_verb("KV_b", "watch_1", "$KV.b.>") == "CONSUMER.CREATE.KV_b.watch_1"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -357,6 +358,15 @@ class KeyValue:
         return watcher
 
 
+def create_consumer_verb(stream: str, name: str, filter_subject: str) -> str:
+    """`CONSUMER.CREATE.<stream>.<name>.<filter>` (servers 2.9+): the filter in the subject lets
+    NATS permissions limit a user to watching its own keys. A pattern cannot be a publish subject,
+    so a watch of one goes without it."""
+    if "*" in filter_subject.split(".") or ">" in filter_subject.split("."):
+        return f"CONSUMER.CREATE.{stream}.{name}"
+    return f"CONSUMER.CREATE.{stream}.{name}.{filter_subject}"
+
+
 class KeyWatcher:
     """An ordered push consumer on a bucket (see the module docstring); `stop()` ends it.
 
@@ -473,9 +483,12 @@ class KeyWatcher:
         await self._check_stream()
         if self._sub is not sub:
             return
+        name = "watch_" + secrets.token_hex(8)
+        filter_subject = self.kv.prefix + self.key
         config = {
+            "name": name,
             "deliver_subject": inbox,
-            "filter_subject": self.kv.prefix + self.key,
+            "filter_subject": filter_subject,
             "ack_policy": "none",
             "max_deliver": 1,
             "flow_control": True,
@@ -488,7 +501,7 @@ class KeyWatcher:
             config.update(deliver_policy="by_start_sequence", opt_start_seq=self._last_stream_seq + 1)
         else:
             config["deliver_policy"] = "all" if self.include_history else "last_per_subject"
-        info = await api.request(self._client, f"CONSUMER.CREATE.{self.kv.stream}",
+        info = await api.request(self._client, create_consumer_verb(self.kv.stream, name, filter_subject),
                                  {"stream_name": self.kv.stream, "config": config}, self.kv.js.timeout)
         if self._sub is not sub:  # reset (or stopped) while the request was out: that one is stale
             name = info.get("name")
