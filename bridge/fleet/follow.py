@@ -293,7 +293,11 @@ class ConfigFollower:
             return
         if self._stopped:
             return
-        self.bridge.reload(config)
+        try:
+            self.bridge.reload(config)
+        except Exception as error:  # noqa: BLE001 - a bug in reload: refused on one line, the follower goes on
+            self._refuse(entry.revision, one_line(error))
+            return
         self.applied = stored
         self.confirmed = True
         self.error = self.refused_revision = None

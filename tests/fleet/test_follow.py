@@ -557,3 +557,19 @@ def test_a_bucket_lookup_that_fails_at_once_is_logged(bootstrap, tmp_path, event
     assert results == [None]
     assert texts(events) == [("critical", "following configs/pis failed")]
     assert events[0]["log_failure"].check(RuntimeError)
+
+
+def test_a_reload_that_raises_is_a_refusal_and_the_follower_goes_on(bootstrap, tmp_path, events):
+    following, bridge, cache = follower(bootstrap, tmp_path)
+
+    def broken(config):
+        raise RuntimeError("reload broke")
+    bridge.reload = broken
+    live(following).on_entry(entry(4))
+    assert following.info()["refused_revision"] == 4 and following.info()["revision"] is None
+    assert cache.load() is None
+    assert texts(events) == [("error", "refused kv:configs/pis@4, keeping no stored config: RuntimeError: reload "
+                                       "broke")]
+    del bridge.reload
+    following.on_entry(entry(5))
+    assert following.info()["revision"] == 5

@@ -390,6 +390,7 @@ class KeyWatcher:
         self.flow_control_answered = 0
         self.consumer_name: str | None = None
         self.stream_created: str | None = None
+        self._stream_read = False
         self._on_stream = on_stream
         self._clock = clock
         self._client = kv.js.client
@@ -521,15 +522,15 @@ class KeyWatcher:
         info = await api.request(self._client, f"STREAM.INFO.{self.kv.stream}", None, self.kv.js.timeout)
         created = info.get("created")
         last_seq = (info.get("state") or {}).get("last_seq", 0)
-        known = self.stream_created is not None or self.consumers_created > 0
-        if known and (created != self.stream_created or last_seq < self._last_stream_seq):
+        if self._stream_read:
+            if created == self.stream_created and last_seq >= self._last_stream_seq:
+                return
             log.info("KV watcher on {bucket}/{key}: the stream is not the one it read (created {created}, last "
                      "sequence {last_seq}); starting over", bucket=self.kv.bucket, key=self.key, created=created,
                      last_seq=last_seq)
             self._last_stream_seq = 0
-        elif known:
-            return
         self.stream_created = created
+        self._stream_read = True
         if self._on_stream is not None:
             self._on_stream(created)
 
