@@ -9,8 +9,9 @@ one and heartbeats keep coming; on a gap, on ~2 missed heartbeats, or once the c
 the watcher drops that subscription and consumer and creates a new pair starting right after the
 last stream sequence it delivered. So the callback sees every revision once, in order.
 
-The server says at once when it deletes the consumer (a `409` status on the inbox); a node that
-died says nothing, so heartbeats come every half second and two missed ones start a new consumer.
+A `409` status on the inbox ("Consumer Deleted") starts a new consumer at once; a consumer deleted
+without a word, or a node that died, says nothing, so heartbeats come every half second and two
+missed ones start a new consumer.
 Before each consumer the watcher reads the stream's `created` time, its identity: when the stream
 was created again (or its last sequence went below the last one delivered) there is nothing to
 continue from, so it starts over as at first and tells `on_stream`.
