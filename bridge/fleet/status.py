@@ -1,8 +1,9 @@
 """The `BRIDGE_STATUS` stream: the last `bridge.<device>.status` message of every device id, which
 `bridge fleet` reads to list the bridges that stopped answering with when they were last seen.
 `bridge deploy` creates it with the config bucket (`ensure_status_stream`). Every bridge publishes
-its status on connect, on changes and as a heartbeat (`StatusHeartbeat`), so that last message is
-at most `HEARTBEAT_INTERVAL` older than the last moment the bridge was alive."""
+its status on connect, on changes and as a heartbeat (`StatusHeartbeat`, every `nats.status_interval`,
+30 s by default), so that last message is at most that much older than the last moment the bridge
+was alive."""
 
 from __future__ import annotations
 
@@ -19,14 +20,13 @@ from bridge.nats.errors import JetStreamNotEnabledError, NoMessageFoundError, St
 
 STATUS_STREAM = "BRIDGE_STATUS"
 STATUS_SUBJECTS = "bridge.*.status"
-HEARTBEAT_INTERVAL = 30.0  # seconds
 
 
 class StatusHeartbeat:
     """Calls `publish()` every `interval` seconds of `clock` between `start()` and `stop()`;
     `publish` handles its own errors (a raise would end the heartbeat)."""
 
-    def __init__(self, publish: Callable[[], object], clock, interval: float = HEARTBEAT_INTERVAL):
+    def __init__(self, publish: Callable[[], object], clock, interval: float):
         if interval <= 0:
             raise ValueError("the status heartbeat interval must be more than 0")
         self.interval = interval

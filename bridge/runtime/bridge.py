@@ -27,7 +27,7 @@ from bridge.config.redact import redact_url
 from bridge.config.sources import file_source
 from bridge.devices import open_device
 from bridge.devices.worker import DeviceWorker
-from bridge.fleet.status import HEARTBEAT_INTERVAL, StatusHeartbeat
+from bridge.fleet.status import StatusHeartbeat
 from bridge.nats import Client, ClientOptions, Credentials, KeepAlive, NatsError, Reconnect
 from bridge.nats.repeats import RepeatSummary
 from bridge.runtime.documents import encode, info_document, status_document, utc_now
@@ -85,8 +85,7 @@ class Bridge:
     """The whole running bridge for one config file."""
 
     def __init__(self, config: BridgeConfig, reactor, device=None, *,
-                 clock: Callable[[], float] = time.monotonic, hang_after: float = HANG_AFTER,
-                 status_interval: float = HEARTBEAT_INTERVAL):
+                 clock: Callable[[], float] = time.monotonic, hang_after: float = HANG_AFTER):
         self.reactor = reactor
         self.config = config
         self.device_id = config.device.id
@@ -116,7 +115,7 @@ class Bridge:
             log, "{n} info request(s) could not be answered (latest reply subject {reply!r}: {error})", reactor
         )
         self._joystick_loop: task.LoopingCall | None = None
-        self.heartbeat = StatusHeartbeat(self._publish_status_if_connected, reactor, status_interval)
+        self.heartbeat = StatusHeartbeat(self._publish_status_if_connected, reactor, config.nats.status_interval)
         self._info_subscription = None
         self.gave_up = False  # the client stopped reconnecting (nats.reconnect.max_attempts)
         self.listeners: list[Callable[[str], None]] = []  # told "connected" / "disconnected"

@@ -109,8 +109,8 @@ async def test_a_running_bridge_keeps_its_last_status_fresh_with_heartbeats(js_s
     js = JetStream(await connected(make_client([js_server.url])), timeout=5.0)
     await ensure_status_stream(js)
     config_path = tmp_path / "ls-heart.yml"
-    config_path.write_text(memory_config(js_server.url, "ls-heart"))
-    bridge = Bridge(load_config(config_path), running_reactor(), status_interval=0.2)
+    config_path.write_text(memory_config(js_server.url, "ls-heart") + "  status_interval: 200ms\n")
+    bridge = Bridge(load_config(config_path), running_reactor())
     await within(bridge.start(), 30.0, "bridge.start()")
     try:
         first = (await read_last_statuses(js))["ls-heart"]["document"]
