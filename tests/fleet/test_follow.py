@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 
 from bridge.cli.deploy import cluster_size, replicas_for
 from bridge.config import load_config
+from bridge.config.sources import parse_source
 from bridge.fleet import follow
 from bridge.fleet.follow import (
     BUCKET_RETRY,
@@ -573,3 +574,10 @@ def test_a_reload_that_raises_is_a_refusal_and_the_follower_goes_on(bootstrap, t
     del bridge.reload
     following.on_entry(entry(5))
     assert following.info()["revision"] == 5
+
+
+def test_bridge_fleet_reads_the_key_and_no_revision_from_a_follower_with_none_applied(bootstrap, tmp_path):
+    following, _, _ = follower(bootstrap, tmp_path)
+    assert parse_source(following.metadata()["config"]) == {"file": None, "key": "configs/pis", "revision": None}
+    live(following).on_entry(entry(4))
+    assert parse_source(following.metadata()["config"]) == {"file": None, "key": "configs/pis", "revision": 4}
