@@ -199,6 +199,9 @@ def _reconnect(document: Document, config_dir: FilePath) -> Found:
     if _duration(document.get(("nats", "ping_interval"), NatsConfig.ping_interval)) == 0:
         path = ("nats", "ping_interval")
         yield path, document.issue(path, "ping_interval must be more than 0")
+    if _duration(document.get(("nats", "status_interval"), NatsConfig.status_interval)) == 0:
+        path = ("nats", "status_interval")
+        yield path, document.issue(path, "status_interval must be more than 0")
 
 
 def resolve_file(config_dir: FilePath, name: str) -> str:

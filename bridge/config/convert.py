@@ -34,7 +34,7 @@ from bridge.config.units import (
     parse_size,
 )
 
-_DURATIONS = {"initial_delay", "max_delay", "ping_interval", "interval", "heartbeat", "stall_timeout"}
+_DURATIONS = {"initial_delay", "max_delay", "ping_interval", "status_interval", "interval", "heartbeat", "stall_timeout"}
 
 
 def _optional_duration(value: Any) -> float | None:
@@ -86,6 +86,7 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
         ping_interval=parse_duration(nats_data.get("ping_interval", NatsConfig.ping_interval)),
         max_outstanding_pings=nats_data.get("max_outstanding_pings", NatsConfig.max_outstanding_pings),
         buffer_size=parse_size(nats_data.get("buffer_size", NatsConfig.buffer_size)),
+        status_interval=parse_duration(nats_data.get("status_interval", NatsConfig.status_interval)),
     )
     subscriptions = tuple(
         SubscriptionConfig(

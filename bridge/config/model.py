@@ -61,6 +61,7 @@ class NatsConfig:
     ping_interval: float = KeepAlive.ping_interval
     max_outstanding_pings: int = KeepAlive.max_outstanding_pings
     buffer_size: int = ClientOptions.buffer_size
+    status_interval: float = 30.0  # the bridge's status heartbeat, not a client option
 
 
 @dataclass(frozen=True)

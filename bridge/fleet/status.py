@@ -1,6 +1,9 @@
 """The `BRIDGE_STATUS` stream: the last `bridge.<device>.status` message of every device id, which
 `bridge fleet` reads to list the bridges that stopped answering with when they were last seen.
-`bridge deploy` creates it with the config bucket (`ensure_status_stream`)."""
+`bridge deploy` creates it with the config bucket (`ensure_status_stream`). Every bridge publishes
+its status on connect, on changes and as a heartbeat (`StatusHeartbeat`, every `nats.status_interval`,
+30 s by default), so that last message is at most that much older than the last moment the bridge
+was alive."""
 
 from __future__ import annotations
 
@@ -8,13 +11,35 @@ import base64
 import binascii
 import json
 
-from twisted.internet import defer
+from typing import Callable
+
+from twisted.internet import defer, task
 
 from bridge import timestamps
 from bridge.nats.errors import JetStreamNotEnabledError, NoMessageFoundError, StreamNameInUseError, StreamNotFoundError
 
 STATUS_STREAM = "BRIDGE_STATUS"
 STATUS_SUBJECTS = "bridge.*.status"
+
+
+class StatusHeartbeat:
+    """Calls `publish()` every `interval` seconds of `clock` between `start()` and `stop()`;
+    `publish` handles its own errors (a raise would end the heartbeat)."""
+
+    def __init__(self, publish: Callable[[], object], clock, interval: float):
+        if interval <= 0:
+            raise ValueError("the status heartbeat interval must be more than 0")
+        self.interval = interval
+        self._loop = task.LoopingCall(publish)
+        self._loop.clock = clock
+
+    def start(self) -> None:
+        if not self._loop.running:
+            self._loop.start(self.interval, now=False)  # the status was just published on connect
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
 
 
 def status_stream_config(replicas: int = 1) -> dict:

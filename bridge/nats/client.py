@@ -32,6 +32,7 @@ from bridge.nats.errors import (
     InvalidSubjectError,
     MaxPayloadError,
     NatsError,
+    PermissionViolationError,
     ServerError,
     TlsError,
     classify_server_error,
@@ -431,6 +432,8 @@ class Client(Service):
 
     def _server_error(self, conn: Connection, message: str) -> None:
         error = self._report_server_error(conn.server, message)
+        if isinstance(error, PermissionViolationError):
+            self._requests.refused(error)
         if error.fatal:
             log.error("{error}; the server will close the connection", error=error)
         else:

@@ -3,13 +3,17 @@ each request gets a token; the reply's subject names the waiting Deferred."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Callable
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from bridge.nats.errors import NatsTimeoutError, NoRespondersError
+from bridge.nats.errors import NatsTimeoutError, NoRespondersError, PermissionViolationError
+
+# The server's text names the subject Go-quoted: `Permissions Violation for Publish to "SUBJ"`.
+_VIOLATION = re.compile(r'permissions violation for (publish|subscription) to "([^"]*)"', re.IGNORECASE)
 
 
 def new_inbox() -> str:
@@ -55,6 +59,22 @@ class RequestMux:
         waiting, self._waiting = self._waiting, {}
         for reply, _subject in waiting.values():
             reply.errback(error)
+
+    def refused(self, error: PermissionViolationError) -> None:
+        """The server refused a publish or a subscription: the requests it concerns fail now with
+        `error` instead of timing out (all of them when it was the shared inbox)."""
+        match = _VIOLATION.search(str(error))
+        if match is None:
+            return
+        operation, subject = match.group(1).lower(), match.group(2)
+        if operation == "subscription":
+            if self.subscription is not None and subject == self._prefix + "*":
+                self.fail_all(error)
+            return
+        for token, (reply, requested) in list(self._waiting.items()):
+            if requested == subject:
+                del self._waiting[token]
+                reply.errback(error)
 
     def _on_reply(self, msg) -> None:
         entry = self._waiting.pop(msg.subject[len(self._prefix):], None)

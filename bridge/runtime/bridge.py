@@ -27,6 +27,7 @@ from bridge.config.redact import redact_url
 from bridge.config.sources import file_source
 from bridge.devices import open_device
 from bridge.devices.worker import DeviceWorker
+from bridge.fleet.status import StatusHeartbeat
 from bridge.nats import Client, ClientOptions, Credentials, KeepAlive, NatsError, Reconnect
 from bridge.nats.repeats import RepeatSummary
 from bridge.runtime.documents import encode, info_document, status_document, utc_now
@@ -114,6 +115,7 @@ class Bridge:
             log, "{n} info request(s) could not be answered (latest reply subject {reply!r}: {error})", reactor
         )
         self._joystick_loop: task.LoopingCall | None = None
+        self.heartbeat = StatusHeartbeat(self._publish_status_if_connected, reactor, config.nats.status_interval)
         self._info_subscription = None
         self.gave_up = False  # the client stopped reconnecting (nats.reconnect.max_attempts)
         self.listeners: list[Callable[[str], None]] = []  # told "connected" / "disconnected"
@@ -173,6 +175,7 @@ class Bridge:
         self._device_id_checked = True
         if self.client.is_connected:
             self._publish_status()
+        self.heartbeat.start()
         self._apply_subscriptions(self.config.subscriptions)
         self._apply_publications(self.config.publications)
         self._info_subscription = self.client.subscribe(self.info_subject, self._on_info_request)
@@ -330,6 +333,9 @@ class Bridge:
         self.client.publish(self.status_subject, encode(document))
 
     def _on_hangs_changed(self, hung: list) -> None:
+        self._publish_status_if_connected()
+
+    def _publish_status_if_connected(self) -> None:
         if self.client is not None and self.client.is_connected and not self.stopping:
             try:
                 self._publish_status()
@@ -417,6 +423,7 @@ class Bridge:
         self.state = BridgeState.STOPPING
         for publication in self.publications:
             publication.stop()
+        self.heartbeat.stop()
         self._update_joystick_loop()
         if self.watchdog is not None:
             self.watchdog.stop()

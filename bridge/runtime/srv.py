@@ -10,6 +10,10 @@ Scatter-gather (`gather`): publish once with a reply inbox and collect every ans
 or sooner when the caller knows who answers; `bridge fleet`, `bridge deploy` and the duplicate
 device id check at start-up use it.
 
+An endpoint's error reply carries ADR-32's `Nats-Service-Error` (one sentence) and
+`Nats-Service-Error-Code` (HTTP-like: 400 a request it cannot use, 503 one it dropped, 500 a
+failure) headers as well as its JSON body (`service_error_headers`).
+
 The documents are built by pure functions (`ping_response`, `info_response`, `stats_response`);
 `ServiceResponder` owns the nine subscriptions and asks its callables for the current facts.
 """
@@ -25,7 +29,9 @@ from typing import Any, Callable, NamedTuple, Sequence
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from bridge.nats import NatsError
+from bridge.actions import PayloadError
+from bridge.devices.worker import Dropped
+from bridge.nats import Headers, NatsError
 from bridge.runtime.documents import encode
 
 log = Logger(namespace="bridge")
@@ -93,6 +99,22 @@ def endpoints_of(subscriptions: Sequence[Any]) -> list[Endpoint]:
         endpoints.append(Endpoint(name, config.subject, config.queue, config.action, stats.received,
                                   stats.errors + stats.dropped, item.last_error, stats.processing_ns))
     return endpoints
+
+
+def service_error_code(error: BaseException) -> int:
+    """ADR-32's `Nats-Service-Error-Code` for an endpoint's error: 400 a request it cannot use,
+    503 one it dropped (overflow, rate), 500 anything that failed while running."""
+    if isinstance(error, PayloadError):
+        return 400
+    if isinstance(error, Dropped):
+        return 503
+    return 500
+
+
+def service_error_headers(error: BaseException) -> Headers:
+    """The ADR-32 headers of an endpoint's error reply; the sentence on one line."""
+    sentence = " ".join(str(error).split()) or type(error).__name__
+    return Headers([("Nats-Service-Error", sentence), ("Nats-Service-Error-Code", str(service_error_code(error)))])
 
 
 def ping_response(identity: Identity) -> dict:

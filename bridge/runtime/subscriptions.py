@@ -18,6 +18,7 @@ from bridge.config.model import SubscriptionConfig
 from bridge.devices.worker import DeviceWorker, Dropped
 from bridge.nats import NatsError
 from bridge.runtime.intake import Intake
+from bridge.runtime.srv import service_error_headers
 
 log = Logger(namespace="bridge")
 
@@ -122,7 +123,8 @@ class ActionSubscription:
         if not reply:
             return
         try:
-            self.client.publish(reply, reply_payload(result))
+            headers = service_error_headers(result) if isinstance(result, BaseException) else None
+            self.client.publish(reply, reply_payload(result), headers=headers)
         except NatsError as error:
             log.warn("could not reply on {reply}: {error}", reply=reply, error=str(error))
 

@@ -92,18 +92,12 @@ def start_bridges(count: int, servers: Sequence[str], reactor=None, first: int =
 def _follower(bridge, bootstrap, cache_root: str, on_applied):
     """What `bridge run` wires to a fleet bridge (bridge/cli/run.py `fleet_start`), with a hook that
     tells the harness each revision applied."""
-    class ReportingFollower(ConfigFollower):
-        def on_entry(self, entry) -> None:
-            before = self.applied_revision
-            super().on_entry(entry)
-            if on_applied is not None and self.applied_revision != before:
-                on_applied(self.bridge, self.applied_revision)
-
     cache = ConfigCache(Path(cache_root) / bridge.device_id, bootstrap.fleet.bucket, bootstrap.fleet.key)
-    config, revision = boot_config(bootstrap, cache)  # an empty cache: the bootstrap alone
+    config, cached = boot_config(bootstrap, cache)  # an empty cache: the bootstrap alone
     if config is not bootstrap:
         raise RuntimeError("the simulated bridges start with empty caches")
-    return ReportingFollower(bridge, bootstrap, cache, revision)
+    report = None if on_applied is None else (lambda revision: on_applied(bridge, revision))
+    return ConfigFollower(bridge, bootstrap, cache, cached, on_applied=report)
 
 
 def stop_bridges(bridges) -> defer.Deferred:

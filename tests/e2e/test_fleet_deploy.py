@@ -125,7 +125,8 @@ def test_a_deploy_is_applied_by_every_bridge_and_so_is_a_change(module_nats_serv
     wait_applied(bridges, nats_py, second)
     for bridge in bridges:
         assert first_pixel(nats_py, bridge.device_id) == [0, 20, 0]
-        assert config_of(bridge, nats_py) == {"key": KEY, "bucket": BUCKET, "revision": second, "error": None}
+        assert config_of(bridge, nats_py) == {"key": KEY, "bucket": BUCKET, "revision": second, "error": None,
+                                              "refused_revision": None, "stale": False}
 
 
 def test_an_invalid_file_is_refused_and_nothing_is_stored(module_nats_server, nats_py, folder, bridges):
@@ -424,7 +425,8 @@ def test_a_bridge_waits_for_an_absent_bucket_and_key_logging_once_then_applies_i
         rev = deployed(module_nats_server.url, stored([9, 9, 9]), folder, "later", "--bucket", "later_configs")
         for device in [bridge]:
             wait_for(lambda: config_of(device, nats_py) == {"key": "later", "bucket": "later_configs", "revision": rev,
-                                                             "error": None}, what=f"the apply:\n{bridge.logs()}")
+                                                             "error": None, "refused_revision": None, "stale": False},
+                     what=f"the apply:\n{bridge.logs()}")
         assert first_pixel(nats_py, "pi4") == [9, 9, 9]
         assert bridge.logs().count("waiting for later_configs/later") == 1
     finally:

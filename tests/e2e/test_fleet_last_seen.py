@@ -12,14 +12,18 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import pytest_twisted
+from twisted.internet import task
 
 from bridge.fleet.listing import add_last_seen, format_table
-from bridge.fleet.status import STATUS_STREAM, ensure_status_stream, status_from_message
+from bridge.config import load_config
+from bridge.fleet.status import STATUS_STREAM, ensure_status_stream, read_last_statuses, status_from_message
 from bridge.nats import JetStream
+from bridge.runtime.bridge import Bridge
 from bridge.testing.bridgeproc import BridgeProcess, memory_config
 from bridge.testing.nats_server import NatsServer
 from bridge.testing.outside import OutsideClient
 from tests.harness.nats_client import connected
+from tests.harness.reactor import running_reactor, within
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +100,30 @@ async def test_fleet_lists_stopped_and_killed_bridges_with_last_seen(js_server, 
     assert lines[4].split()[:5] == ["ls-killed", "not", "answering,", "last", "seen"]
     assert lines[4].endswith("last status online") and lines[5].endswith("last status offline")
     assert stopped["last_seen"] in lines[5] and " ago), " in lines[5]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_running_bridge_keeps_its_last_status_fresh_with_heartbeats(js_server, make_client, tmp_path):
+    """A bridge connected once keeps publishing: BRIDGE_STATUS's last message for it is replaced
+    without any reconnect (an in-process bridge with a short heartbeat, on the real reactor)."""
+    js = JetStream(await connected(make_client([js_server.url])), timeout=5.0)
+    await ensure_status_stream(js)
+    config_path = tmp_path / "ls-heart.yml"
+    config_path.write_text(memory_config(js_server.url, "ls-heart") + "  status_interval: 200ms\n")
+    bridge = Bridge(load_config(config_path), running_reactor())
+    await within(bridge.start(), 30.0, "bridge.start()")
+    try:
+        first = (await read_last_statuses(js))["ls-heart"]["document"]
+        latest = first
+        for _ in range(100):  # up to 10 s for the heartbeat to replace it
+            await task.deferLater(running_reactor(), 0.1)
+            latest = (await read_last_statuses(js))["ls-heart"]["document"]
+            if latest["time"] > first["time"]:
+                break
+        assert latest["time"] > first["time"] and latest["status"] == "online"
+        assert bridge.client.stats.reconnects == 0
+    finally:
+        await bridge.stop()
 
 
 def test_fleet_with_jetstream_but_no_status_stream_works_as_before(tmp_path):

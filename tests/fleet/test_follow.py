@@ -1,9 +1,12 @@
 """The fleet config in memory: cluster size for replicas, the cache file, the state directory, the
-boot config, and `ConfigFollower` on a fake key-value bucket and a fake bridge (no server)."""
+boot config, and `ConfigFollower` on a fake key-value bucket and a fake bridge (no server): the
+revisions it applies, refuses, confirms and takes from a bucket created again."""
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,8 +17,17 @@ from twisted.python.failure import Failure
 
 from bridge.cli.deploy import cluster_size, replicas_for
 from bridge.config import load_config
+from bridge.config.sources import parse_source
 from bridge.fleet import follow
-from bridge.fleet.follow import BUCKET_RETRY, ConfigCache, ConfigFollower, boot_config, state_directory
+from bridge.fleet.follow import (
+    BUCKET_RETRY,
+    ConfigCache,
+    ConfigFollower,
+    StoredRevision,
+    boot_config,
+    content_hash,
+    state_directory,
+)
 from bridge.nats import NatsError
 from bridge.nats.jetstream.kv import DEL, KvEntry
 
@@ -50,18 +62,60 @@ def test_cluster_size_counts_connect_urls_with_the_answering_server_once():
     assert replicas_for({}) == 1
 
 
+def stored(revision, text="version: 1\n", stream="2026-01-01T00:00:00Z") -> StoredRevision:
+    return StoredRevision.of(revision, text.encode(), stream)
+
+
 def test_the_cache_keeps_one_file_per_bucket_and_key(tmp_path):
     one = ConfigCache(tmp_path / "new", "b", "site/pis")
     assert one.load() is None
-    one.save(7, "version: 1\n")
-    assert one.load() == (7, "version: 1\n")
+    one.save(stored(7))
+    assert one.load() == stored(7)
     assert ConfigCache(tmp_path / "new", "b", "site/other").load() is None
     assert one.path.parent == tmp_path / "new" and "/" not in one.path.name
 
 
-def test_a_damaged_cache_is_ignored(tmp_path):
+def test_cache_file_names_cannot_collide_and_stay_readable(tmp_path):
+    names = {ConfigCache(tmp_path, bucket, key).path.name
+             for bucket, key in [("a-b", "c"), ("a", "b-c"), ("a", "b.c"), ("a--b", "c"), ("a", "-b-c")]}
+    assert len(names) == 5
+    assert ConfigCache(tmp_path, "configs", "site/pis").path.name == "fleet-configs.site%2Fpis.json"
+
+
+def test_the_cache_file_is_readable_by_its_owner_only_and_leaves_no_temporary_file(tmp_path):
     cache = ConfigCache(tmp_path, "b", "k")
-    cache.path.write_text("{not json")
+    cache.save(stored(1))
+    cache.save(stored(2))
+    assert stat.S_IMODE(os.stat(cache.path).st_mode) == 0o600
+    assert [path.name for path in tmp_path.iterdir()] == [cache.path.name]
+
+
+def test_the_cache_is_synced_to_disk_before_and_after_the_rename(tmp_path, monkeypatch):
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(("fsync", os.path.isdir(f"/proc/self/fd/{fd}"))),
+                                                  real_fsync(fd)))
+    monkeypatch.setattr(os, "replace", lambda *args: (calls.append(("replace",)), real_replace(*args)))
+    ConfigCache(tmp_path, "b", "k").save(stored(1))
+    assert calls == [("fsync", False), ("replace",), ("fsync", True)]
+
+
+def test_a_cache_whose_text_does_not_match_its_hash_is_ignored(tmp_path, events):
+    cache = ConfigCache(tmp_path, "b", "k")
+    cache.save(stored(3))
+    document = json.loads(cache.path.read_text())
+    cache.path.write_text(json.dumps({**document, "text": "version: 2\n"}))
+    assert cache.load() is None
+    assert texts(events) == [("warn", f"ignoring the config cache {cache.path}: ValueError: its text does not "
+                                      "match its sha256")]
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", '"text"', "\x00\xff", '{"bucket": "b", "key": "k"}',
+                                     '{"bucket": "b", "key": "k", "revision": "x", "text": "", "sha256": "",'
+                                     ' "stream_created": null}'])
+def test_a_damaged_cache_is_ignored(tmp_path, content):
+    cache = ConfigCache(tmp_path, "b", "k")
+    cache.path.write_text(content, encoding="latin-1")
     assert cache.load() is None
 
 
@@ -87,6 +141,11 @@ def bootstrap(tmp_path):
     path = tmp_path / "bridge.yml"
     path.write_text(BOOTSTRAP)
     return load_config(path)
+
+
+def sync_thread(function, *args):
+    """`deferToThread` in the test's thread: the result at once."""
+    return defer.maybeDeferred(function, *args)
 
 
 class FakeBridge:
@@ -138,11 +197,16 @@ class FakeBucket:
             raise NatsError("bucket not found")
         return self
 
-    def watch(self, key, callback):
+    def watch(self, key, callback, on_stream):
         self.watcher = FakeWatcher()
         self.watching.append(key)
         self.callback = callback
+        on_stream(STREAM)
         return self.watcher
+
+
+STREAM = "2026-12-01T10:00:00.123456789Z"  # the bucket stream's `created`: its identity
+NEW_STREAM = "2026-12-03T08:00:00.5Z"
 
 
 def entry(revision, text=STORED, operation="PUT"):
@@ -150,31 +214,38 @@ def entry(revision, text=STORED, operation="PUT"):
     return KvEntry("configs", "pis", value, revision, datetime.now(timezone.utc), operation)
 
 
-def follower(bootstrap, tmp_path, applied_revision=0):
+def follower(bootstrap, tmp_path, booted_from=None, defer_to_thread=sync_thread):
     bridge = FakeBridge()
     cache = ConfigCache(tmp_path / "state", "configs", "pis")
-    return ConfigFollower(bridge, bootstrap, cache, applied_revision), bridge, cache
+    following = ConfigFollower(bridge, bootstrap, cache, booted_from, defer_to_thread=defer_to_thread)
+    return following, bridge, cache
+
+
+def live(following, stream=STREAM):
+    """The follower as it is once its watcher read the stream."""
+    following.on_stream(stream)
+    return following
 
 
 def test_an_empty_state_directory_variable_means_the_users():
     assert state_directory({"STATE_DIRECTORY": ""}) == Path.home() / ".local/state/bridge"
 
 
-def test_the_cache_file_holds_bucket_key_revision_and_text_and_nothing_else(tmp_path):
+def test_the_cache_file_holds_bucket_key_revision_stream_text_and_hash(tmp_path):
     cache = ConfigCache(tmp_path, "b", "k")
-    cache.save(3, "text")
-    assert json.loads(cache.path.read_text()) == {"bucket": "b", "key": "k", "revision": 3, "text": "text"}
-    assert [path.name for path in tmp_path.iterdir()] == [cache.path.name]
+    cache.save(stored(3, "text", STREAM))
+    assert json.loads(cache.path.read_text()) == {"bucket": "b", "key": "k", "revision": 3, "text": "text",
+                                                  "stream_created": STREAM, "sha256": content_hash(b"text")}
 
 
 def test_the_cache_makes_the_state_directory_and_its_parents(tmp_path):
     cache = ConfigCache(tmp_path / "state" / "bridge", "b", "k")
-    cache.save(3, "text")
-    assert cache.load() == (3, "text")
+    cache.save(stored(3))
+    assert cache.load() == stored(3)
 
 
 def test_a_cache_of_another_bucket_or_key_is_not_used(tmp_path):
-    ConfigCache(tmp_path, "b", "k").save(3, "text")
+    ConfigCache(tmp_path, "b", "k").save(stored(3))
     cache = ConfigCache(tmp_path, "b", "k")
     cache.bucket = "other"
     assert cache.load() is None
@@ -185,15 +256,15 @@ def test_a_cache_of_another_bucket_or_key_is_not_used(tmp_path):
 
 def test_a_damaged_cache_is_ignored_with_a_warning(tmp_path, events):
     cache = ConfigCache(tmp_path, "b", "k")
-    cache.path.write_text('{"bucket": "b"}')
+    cache.path.write_text('{"bucket": "b", "key": "k"}')
     assert cache.load() is None
-    assert texts(events) == [("warn", f"ignoring the config cache {cache.path}: 'key'")]
+    assert texts(events) == [("warn", f"ignoring the config cache {cache.path}: KeyError: 'revision'")]
 
 
 def test_a_cache_that_cannot_be_written_is_a_warning(tmp_path, events):
     (tmp_path / "file").write_text("")
     cache = ConfigCache(tmp_path / "file", "b", "k")
-    cache.save(3, "text")
+    cache.save(stored(3))
     [(level, text)] = texts(events)
     assert level == "warn"
     assert text.startswith(f"could not cache kv:b/k@3 in {cache.path}: [Errno ")
@@ -201,23 +272,23 @@ def test_a_cache_that_cannot_be_written_is_a_warning(tmp_path, events):
 
 def test_boot_starts_from_the_bootstrap_without_a_cache(bootstrap, tmp_path, events):
     cache = ConfigCache(tmp_path, "configs", "pis")
-    assert boot_config(bootstrap, cache) == (bootstrap, 0)
+    assert boot_config(bootstrap, cache) == (bootstrap, None)
     assert events == []
 
 
 def test_boot_starts_from_a_valid_cached_revision(bootstrap, tmp_path, events):
     cache = ConfigCache(tmp_path, "configs", "pis")
-    cache.save(5, STORED)
-    config, revision = boot_config(bootstrap, cache)
-    assert revision == 5
+    cache.save(stored(5, STORED))
+    config, cached = boot_config(bootstrap, cache)
+    assert cached == stored(5, STORED)
     assert [s.subject for s in config.subscriptions] == ["cmd.pi7"] and config.source == "kv:configs/pis@5"
     assert texts(events) == [("info", f"starting from the cached kv:configs/pis@5 ({cache.path})")]
 
 
 def test_boot_ignores_an_invalid_cached_revision_saying_why(bootstrap, tmp_path, events):
     cache = ConfigCache(tmp_path, "configs", "pis")
-    cache.save(5, INVALID)
-    assert boot_config(bootstrap, cache) == (bootstrap, 0)
+    cache.save(stored(5, INVALID))
+    assert boot_config(bootstrap, cache) == (bootstrap, None)
     [(level, text)] = texts(events)
     assert level == "error"
     assert text.startswith("the cached kv:configs/pis@5 is invalid, starting without it: kv:configs/pis@5:2:")
@@ -225,52 +296,168 @@ def test_boot_ignores_an_invalid_cached_revision_saying_why(bootstrap, tmp_path,
         "kv:configs/pis@5:2:16", "kv:configs/pis@5:3:15"]
 
 
+def test_boot_survives_a_cached_revision_that_makes_load_stored_raise_anything(bootstrap, tmp_path, events,
+                                                                               monkeypatch):
+    def broken(*_):
+        raise RuntimeError("unexpected control character\nsecond line")
+    monkeypatch.setattr(follow, "load_stored", broken)
+    cache = ConfigCache(tmp_path, "configs", "pis")
+    cache.save(stored(5, STORED))
+    assert boot_config(bootstrap, cache) == (bootstrap, None)
+    assert texts(events) == [("error", "the cached kv:configs/pis@5 is invalid, starting without it: "
+                                       "RuntimeError: unexpected control character")]
+
+
 def test_a_follower_reports_what_runs_before_any_revision(bootstrap, tmp_path):
     following, bridge, _ = follower(bootstrap, tmp_path)
     assert bridge.config_origin is following
-    assert following.info() == {"key": "pis", "bucket": "configs", "revision": None, "error": None}
-    assert following.metadata() == {"config": "kv:configs/pis@0"}
+    assert following.info() == {"key": "pis", "bucket": "configs", "revision": None, "error": None,
+                                "refused_revision": None, "stale": False}
+    assert following.metadata() == {"config": "kv:configs/pis"}
 
 
 def test_a_valid_revision_is_applied_cached_and_reported(bootstrap, tmp_path, events):
     following, bridge, cache = follower(bootstrap, tmp_path)
-    following.on_entry(entry(4))
+    live(following).on_entry(entry(4))
     assert [[s.subject for s in config.subscriptions] for config in bridge.reloaded] == [["cmd.pi7"]]
-    assert cache.load() == (4, STORED)
-    assert following.info() == {"key": "pis", "bucket": "configs", "revision": 4, "error": None}
+    assert cache.load() == stored(4, STORED, STREAM)
+    assert following.info() == {"key": "pis", "bucket": "configs", "revision": 4, "error": None,
+                                "refused_revision": None, "stale": False}
     assert following.metadata() == {"config": "kv:configs/pis@4"}
     assert texts(events) == [("info", "applied kv:configs/pis@4")]
 
 
 def test_an_invalid_revision_is_refused_and_the_running_one_kept(bootstrap, tmp_path, events):
     following, bridge, cache = follower(bootstrap, tmp_path)
-    following.on_entry(entry(4, INVALID))
+    live(following).on_entry(entry(4, INVALID))
     assert bridge.reloaded == [] and cache.load() is None
     error = following.info()["error"]
     assert [issue.split(": error: ")[0] for issue in error.split("; ")] == ["kv:configs/pis@4:2:16", "kv:configs/pis@4:3:15"]
-    assert following.info()["revision"] is None
-    assert following.metadata() == {"config": "kv:configs/pis@0", "config_error": error}
+    assert following.info()["revision"] is None and following.info()["refused_revision"] == 4
+    assert following.metadata() == {"config": "kv:configs/pis", "config_error": error,
+                                    "config_refused": "kv:configs/pis@4"}
     assert texts(events) == [("error", f"refused kv:configs/pis@4, keeping no stored config: {error}")]
     following.on_entry(entry(5))
     following.on_entry(entry(6, INVALID))
     assert texts(events)[-1][1].startswith("refused kv:configs/pis@6, keeping kv:configs/pis@5: kv:configs/pis@6:2:")
+    assert following.metadata()["config_refused"] == "kv:configs/pis@6"
     following.on_entry(entry(7))
-    assert following.info()["error"] is None and "config_error" not in following.metadata()
+    assert following.info()["error"] is None and following.info()["refused_revision"] is None
+    assert following.metadata() == {"config": "kv:configs/pis@7"}
+
+
+def test_a_revision_that_makes_load_stored_raise_anything_is_refused_on_one_line(bootstrap, tmp_path, events,
+                                                                                 monkeypatch):
+    def broken(*_):
+        raise ValueError("special characters are not allowed\n  in \"<unicode string>\", position 3")
+    monkeypatch.setattr(follow, "load_stored", broken)
+    following, bridge, _ = follower(bootstrap, tmp_path)
+    live(following).on_entry(entry(4))
+    assert bridge.reloaded == []
+    assert following.info()["error"] == "ValueError: special characters are not allowed"
+    assert following.info()["refused_revision"] == 4
+    assert texts(events) == [("error", "refused kv:configs/pis@4, keeping no stored config: ValueError: special "
+                                       "characters are not allowed")]
+
+
+def test_every_refusal_message_passes_through_the_masking_function(bootstrap, tmp_path, events, monkeypatch):
+    monkeypatch.setattr(follow, "masked", lambda message: message.replace("secret", "***"))
+    monkeypatch.setattr(follow, "load_stored", lambda *_: (_ for _ in ()).throw(RuntimeError("no secret here")))
+    following, _, _ = follower(bootstrap, tmp_path)
+    live(following).on_entry(entry(4))
+    assert following.info()["error"] == "RuntimeError: no *** here"
+    assert "secret" not in texts(events)[0][1]
 
 
 def test_a_delete_keeps_the_running_config(bootstrap, tmp_path, events):
-    following, bridge, _ = follower(bootstrap, tmp_path, applied_revision=3)
-    following.on_entry(entry(4, "", DEL))
+    following, bridge, _ = follower(bootstrap, tmp_path, booted_from=stored(3, STORED, STREAM))
+    live(following).on_entry(entry(4, "", DEL))
     assert bridge.reloaded == [] and following.info()["revision"] == 3
     assert texts(events) == [("warn", "kv:configs/pis@4 deletes the stored config; keeping kv:configs/pis@3")]
 
 
-def test_the_revision_started_from_the_cache_is_not_applied_again(bootstrap, tmp_path, events):
-    following, bridge, _ = follower(bootstrap, tmp_path, applied_revision=3)
-    following.on_entry(entry(3))
+def test_the_cached_revision_confirmed_by_the_live_stream_is_not_applied_again(bootstrap, tmp_path, events):
+    following, bridge, _ = follower(bootstrap, tmp_path, booted_from=stored(3, STORED, STREAM))
+    assert following.info()["stale"] is True and following.metadata()["config_stale"] == "true"
+    live(following).on_entry(entry(3))
     assert bridge.reloaded == [] and events == []
+    assert following.info()["stale"] is False and "config_stale" not in following.metadata()
     following.on_entry(entry(4))
     assert len(bridge.reloaded) == 1
+
+
+def test_a_cached_revision_from_another_stream_is_stale_and_the_same_number_there_is_applied(bootstrap, tmp_path):
+    following, bridge, cache = follower(bootstrap, tmp_path, booted_from=stored(3, STORED, STREAM))
+    live(following, NEW_STREAM)
+    assert following.info()["stale"] is True
+    following.on_entry(entry(3))
+    assert len(bridge.reloaded) == 1
+    assert following.info()["stale"] is False and cache.load() == stored(3, STORED, NEW_STREAM)
+
+
+def test_the_same_number_with_another_text_is_applied(bootstrap, tmp_path):
+    following, bridge, _ = follower(bootstrap, tmp_path, booted_from=stored(3, STORED, STREAM))
+    live(following).on_entry(entry(3, STORED + "publications: []\n"))
+    assert len(bridge.reloaded) == 1 and following.info()["stale"] is False
+
+
+def test_after_the_bucket_is_created_again_a_lower_revision_is_applied_and_until_then_stale(bootstrap, tmp_path,
+                                                                                           events):
+    following, bridge, _ = follower(bootstrap, tmp_path)
+    live(following).on_entry(entry(5))
+    following.on_stream(NEW_STREAM)
+    assert following.info()["stale"] is True and following.info()["revision"] == 5
+    assert texts(events)[-1] == ("warn", "the stream of bucket configs was created again; following pis from its "
+                                         "last value")
+    following.on_entry(entry(1))
+    assert len(bridge.reloaded) == 2
+    assert following.info()["revision"] == 1 and following.info()["stale"] is False
+
+
+def test_revisions_are_checked_off_the_reactor_one_at_a_time_in_order(bootstrap, tmp_path):
+    threads = []
+
+    def on_a_thread(function, *args):
+        threads.append((defer.Deferred(), function, args))
+        return threads[-1][0]
+
+    following, bridge, _ = follower(bootstrap, tmp_path, defer_to_thread=on_a_thread)
+    live(following)
+    following.on_entry(entry(4))
+    following.on_entry(entry(5, INVALID))
+    following.on_entry(entry(6))
+    assert len(threads) == 1 and bridge.reloaded == []  # 5 and 6 wait their turn
+
+    def finish(index):
+        done, function, args = threads[index]
+        try:
+            done.callback(function(*args))
+        except Exception as error:  # noqa: BLE001 - as deferToThread hands it over
+            done.errback(error)
+
+    finish(0)
+    assert following.info()["revision"] == 4 and len(threads) == 2
+    finish(1)
+    assert following.info()["refused_revision"] == 5 and len(threads) == 3
+    finish(2)
+    assert following.info()["revision"] == 6 and following.info()["error"] is None
+    assert [config.source for config in bridge.reloaded] == ["kv:configs/pis@4", "kv:configs/pis@6"]
+
+
+def test_a_revision_applied_is_reported_to_on_applied(bootstrap, tmp_path):
+    applied = []
+    following = ConfigFollower(FakeBridge(), bootstrap, ConfigCache(tmp_path, "configs", "pis"),
+                               on_applied=applied.append, defer_to_thread=sync_thread)
+    following.on_entry(entry(1))
+    following.on_entry(entry(2, INVALID))
+    assert applied == [1]
+
+
+def test_entries_arriving_after_stop_are_not_applied(bootstrap, tmp_path):
+    following, bridge, _ = follower(bootstrap, tmp_path)
+    following.stop()
+    following.on_entry(entry(1))
+    assert bridge.reloaded == []
 
 
 def test_following_waits_for_the_bucket_then_watches_the_key(bootstrap, tmp_path, events, monkeypatch):
@@ -341,7 +528,8 @@ def test_a_failure_while_following_is_logged_once(bootstrap, tmp_path, events, m
 
 
 def test_a_follower_without_a_cached_revision_applies_the_first_one(bootstrap, tmp_path):
-    following = ConfigFollower(FakeBridge(), bootstrap, ConfigCache(tmp_path, "configs", "pis"))
+    following = ConfigFollower(FakeBridge(), bootstrap, ConfigCache(tmp_path, "configs", "pis"),
+                               defer_to_thread=sync_thread)
     following.on_entry(entry(1))
     assert following.info()["revision"] == 1 and len(following.bridge.reloaded) == 1
 
@@ -349,7 +537,9 @@ def test_a_follower_without_a_cached_revision_applies_the_first_one(bootstrap, t
 def test_a_value_that_is_not_utf8_is_refused_not_raised(bootstrap, tmp_path, events):
     following, bridge, _ = follower(bootstrap, tmp_path)
     following.on_entry(entry(4, b"version: 1\nsubscriptions: \xff\n"))
-    assert bridge.reloaded == [] and "\ufffd" in following.info()["error"]
+    assert bridge.reloaded == [] and following.info()["refused_revision"] == 4
+    assert following.info()["error"] == "kv:configs/pis@4: the stored value is not UTF-8 text (invalid start byte " \
+                                        "at byte 26)"
 
 
 def test_the_bucket_is_looked_up_through_the_bridges_client(bootstrap, tmp_path, monkeypatch):
@@ -368,3 +558,26 @@ def test_a_bucket_lookup_that_fails_at_once_is_logged(bootstrap, tmp_path, event
     assert results == [None]
     assert texts(events) == [("critical", "following configs/pis failed")]
     assert events[0]["log_failure"].check(RuntimeError)
+
+
+def test_a_reload_that_raises_is_a_refusal_and_the_follower_goes_on(bootstrap, tmp_path, events):
+    following, bridge, cache = follower(bootstrap, tmp_path)
+
+    def broken(config):
+        raise RuntimeError("reload broke")
+    bridge.reload = broken
+    live(following).on_entry(entry(4))
+    assert following.info()["refused_revision"] == 4 and following.info()["revision"] is None
+    assert cache.load() is None
+    assert texts(events) == [("error", "refused kv:configs/pis@4, keeping no stored config: RuntimeError: reload "
+                                       "broke")]
+    del bridge.reload
+    following.on_entry(entry(5))
+    assert following.info()["revision"] == 5
+
+
+def test_bridge_fleet_reads_the_key_and_no_revision_from_a_follower_with_none_applied(bootstrap, tmp_path):
+    following, _, _ = follower(bootstrap, tmp_path)
+    assert parse_source(following.metadata()["config"]) == {"file": None, "key": "configs/pis", "revision": None}
+    live(following).on_entry(entry(4))
+    assert parse_source(following.metadata()["config"]) == {"file": None, "key": "configs/pis", "revision": 4}

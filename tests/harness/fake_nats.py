@@ -41,7 +41,7 @@ class FakeClient:
     def unsubscribe(self, handle):
         self.log.append(("unsub", handle.subject))
 
-    def publish(self, subject, payload):
+    def publish(self, subject, payload, headers=None):
         self.replies.append((subject, json.loads(payload)))
 
 

@@ -26,8 +26,9 @@ from bridge.nats import (
     KvEntry,
     Msg,
     NatsError,
+    PermissionViolationError,
 )
-from bridge.nats.jetstream.kv import create_key_value, key_value, parse_ack_reply, parse_time
+from bridge.nats.jetstream.kv import create_consumer_verb, create_key_value, key_value, parse_ack_reply, parse_time
 from tests.harness.nats_client import connected
 from tests.harness.natspy import NatsPy
 from tests.harness.reactor import running_reactor, wait_until
@@ -352,6 +353,84 @@ async def test_watch_continues_across_a_server_restart_without_gaps_or_repeats(j
     watcher.stop()
 
 
+@pytest_twisted.ensureDeferred
+async def test_watch_makes_a_new_consumer_at_once_on_a_409_status(js_server, make_client):
+    # Heartbeats too slow to help: only the 409 itself can make it this fast. The server sends it
+    # to pull requests; to a push consumer's inbox it goes straight to the subscription's callback.
+    kv = await bucket(make_client, js_server)
+    await kv.put("k", b"1")
+    seen = Seen()
+    watcher = kv.watch("k", seen, idle_heartbeat=30)
+    await watcher.initial_done
+    subscription = watcher.subscription
+    subscription.callback(Msg(subscription.subject, subscription.sid, None, b"", status=409,
+                              description="Consumer Deleted"))
+    await wait_until(lambda: watcher.consumers_created == 2, 2, "a new consumer within 2 s")
+    await kv.put("k", b"2")
+    await seen.wait_for(2, timeout=2)
+    await sleep(0.2)
+    assert seen.values == [b"1", b"2"]
+    watcher.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_watch_with_the_default_heartbeat_sees_the_next_put_within_2s_after_its_consumer_is_deleted(
+        js_server, natspy, make_client):
+    kv = await bucket(make_client, js_server)
+    await kv.put("k", b"1")
+    seen = Seen()
+    watcher = kv.watch("k", seen)
+    await watcher.initial_done
+    await natspy.run(natspy.js.delete_consumer("KV_cfg", watcher.consumer_name))
+    await natspy.run(natspy.js.publish("$KV.cfg.k", b"2"))
+    await seen.wait_for(2, timeout=2)
+    assert seen.values == [b"1", b"2"]
+    watcher.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_watch_starts_over_from_the_last_value_when_the_bucket_is_created_again(
+        js_server, natspy, make_client):
+    kv = await bucket(make_client, js_server)
+    for value in (b"1", b"2", b"3"):
+        await kv.put("k", value)
+    seen, streams = Seen(), []
+    watcher = kv.watch("k", seen, on_stream=streams.append)
+    await watcher.initial_done
+    assert seen.revisions == [3] and streams == [watcher.stream_created] and streams[0]
+    await natspy.run(natspy.js.delete_key_value("cfg"))
+    await natspy.run(natspy.js.create_key_value(bucket="cfg", history=5))
+    await natspy.run(natspy.js.publish("$KV.cfg.k", b"new 1"))
+    await seen.wait_for(2, timeout=5)
+    assert [(e.revision, e.value) for e in seen.entries] == [(3, b"3"), (1, b"new 1")]
+    assert len(streams) == 2 and streams[1] != streams[0] and watcher.stream_created == streams[1]
+    watcher.stop()
+
+
+PERMISSIONS = """
+authorization {
+  users: [
+    { user: reader, password: pw, permissions: {
+        publish: ["$JS.API.STREAM.INFO.>", "allowed.>"], subscribe: ["_INBOX.>", "allowed.>"] } }
+    { user: no_inbox, password: pw, permissions: { publish: "allowed.>", subscribe: "allowed.>" } }
+  ]
+}
+"""
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_request_the_server_refuses_fails_at_once_with_a_permission_error(nats_flavour, make_client):
+    with nats_flavour.server(config=PERMISSIONS, jetstream=True) as server:
+        js = JetStream(await connected(make_client([server.url], user="reader", password="pw")), timeout=30)
+        with pytest.raises(PermissionViolationError, match="STREAM.CREATE.KV_cfg"):
+            await create_key_value(js, "cfg")
+        with pytest.raises(BucketNotFoundError):  # an allowed call on the same connection still works
+            await key_value(js, "cfg")
+        no_inbox = await connected(make_client([server.url], user="no_inbox", password="pw"))
+        with pytest.raises(PermissionViolationError, match="_INBOX"):
+            await no_inbox.request("allowed.x", b"", timeout=30)
+
+
 async def put_retrying(kv: KeyValue, key: str, value: bytes, timeout: float = 20.0) -> int:
     """A put while the cluster fails over: retried until a stream leader takes it. A retry after a
     lost ack can store the value twice; the tests compare against the stream, not the put count."""
@@ -417,3 +496,42 @@ async def test_r3_watch_sees_every_revision_in_order_when_its_node_is_killed(js_
     assert [v for i, v in enumerate(seen.values) if v not in seen.values[:i]] == [b"v%d" % i for i in range(16)]
     assert watcher.consumers_created >= 2
     watcher.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_watch_notices_within_2s_when_the_node_hosting_its_consumer_dies_and_its_own_lives(
+        js_cluster, make_client):
+    """The watcher's server stays up, so no reconnect tells it anything: only the missing
+    heartbeats do. Its server is picked so that the consumer lives on another node."""
+    by_name = {server.name: server for server in js_cluster.servers}
+    writer = KeyValue(await jetstream(make_client, js_cluster.urls, initial_delay=0.05, max_delay=0.2), "fleet")
+    await create_key_value(writer.js, "fleet", history=64, replicas=3)
+    await writer.put("leds", b"v0")
+    for own in js_cluster.servers:
+        kv = KeyValue(await jetstream(make_client, [own.url]), "fleet")
+        seen = Seen()
+        watcher = kv.watch("leds", seen)
+        await watcher.initial_done
+        info = await kv.js.api(f"CONSUMER.INFO.KV_fleet.{watcher.consumer_name}")
+        host = info["cluster"]["leader"]
+        if host != own.name:
+            break
+        watcher.stop()
+    else:
+        pytest.skip("every node placed the consumer on itself")
+    name = watcher.consumer_name
+    by_name[host].kill()
+    await wait_until(lambda: watcher.consumer_name != name, 2, "the lost consumer noticed within 2 s")
+    for i in range(1, 4):
+        await put_retrying(writer, "leds", b"v%d" % i)
+    await seen.wait_for(4, timeout=30)
+    await sleep(0.5)
+    assert seen.revisions == sorted(set(seen.revisions))  # in order, none twice
+    assert [v for i, v in enumerate(seen.values) if v not in seen.values[:i]] == [b"v0", b"v1", b"v2", b"v3"]
+    watcher.stop()
+
+
+def test_a_watch_names_its_filter_in_the_create_subject_unless_it_is_a_pattern():
+    assert create_consumer_verb("KV_b", "watch_1", "$KV.b.site.pis") == "CONSUMER.CREATE.KV_b.watch_1.$KV.b.site.pis"
+    assert create_consumer_verb("KV_b", "watch_1", "$KV.b.site.*") == "CONSUMER.CREATE.KV_b.watch_1"
+    assert create_consumer_verb("KV_b", "watch_1", "$KV.b.>") == "CONSUMER.CREATE.KV_b.watch_1"

@@ -7,7 +7,7 @@ from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
 from bridge.nats import ConnectionClosedError, NatsTimeoutError
-from bridge.nats.errors import NoRespondersError
+from bridge.nats.errors import NoRespondersError, PermissionViolationError
 from bridge.nats.requests import RequestMux, new_inbox, timeout_as
 from bridge.nats.subscriptions import Msg
 from tests.nats.inmemory import failure_of, result_of
@@ -128,3 +128,34 @@ def test_timeout_as_passes_results_through_and_renames_the_cancellation():
         hook(Failure(defer.CancelledError()), 3)
     with pytest.raises(NatsTimeoutError, match=r"^the thing within 0.25s$"):
         hook(Failure(defer.CancelledError()), 0.25)
+
+
+def test_a_refused_publish_fails_the_requests_on_that_subject_at_once():
+    mux, subscriber, clock = _mux()
+    _, denied = mux.open("$JS.API.STREAM.CREATE.x", 2)
+    _, also_denied = mux.open("$JS.API.STREAM.CREATE.x", 2)
+    _, other = mux.open("$JS.API.INFO", 2)
+    error = PermissionViolationError('Permissions Violation for Publish to "$JS.API.STREAM.CREATE.x"')
+    mux.refused(error)
+    assert failure_of(denied) is error and failure_of(also_denied) is error
+    assert not other.called and len(mux) == 1
+    clock.advance(2)
+    assert isinstance(failure_of(other), NatsTimeoutError)
+
+
+def test_a_refused_inbox_subscription_fails_every_request_and_another_one_none():
+    mux, subscriber, clock = _mux()
+    reply_subject, waiting = mux.open("svc.a", 2)
+    inbox = subscriber.calls[0][0]
+    mux.refused(PermissionViolationError('Permissions Violation for Subscription to "other.>"'))
+    assert not waiting.called
+    error = PermissionViolationError(f'Permissions Violation for Subscription to "{inbox}"')
+    mux.refused(error)
+    assert failure_of(waiting) is error and len(mux) == 0
+
+
+def test_a_permission_error_without_a_subject_fails_nothing():
+    mux, _, _ = _mux()
+    _, waiting = mux.open("svc.a", 2)
+    mux.refused(PermissionViolationError("Permissions Violation"))
+    assert not waiting.called and len(mux) == 1

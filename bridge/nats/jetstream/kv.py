@@ -8,12 +8,20 @@ consumer and stream sequences. Delivery is trusted only while the consumer seque
 one and heartbeats keep coming; on a gap, on ~2 missed heartbeats, or once the client reconnected,
 the watcher drops that subscription and consumer and creates a new pair starting right after the
 last stream sequence it delivered. So the callback sees every revision once, in order.
+
+A `409` status on the inbox ("Consumer Deleted") starts a new consumer at once; a consumer deleted
+without a word, or a node that died, says nothing, so heartbeats come every half second and two
+missed ones start a new consumer.
+Before each consumer the watcher reads the stream's `created` time, its identity: when the stream
+was created again (or its last sequence went below the last one delivered) there is nothing to
+continue from, so it starts over as at first and tells `on_stream`.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
@@ -48,7 +56,7 @@ _BUCKET = re.compile(r"[a-zA-Z0-9_-]+\Z")
 _KEY = re.compile(r"[-/_=.a-zA-Z0-9]+\Z")
 _WATCH_TOKEN = re.compile(r"([-/_=a-zA-Z0-9]+|\*|>)\Z")
 _NS = 1_000_000_000
-DEFAULT_IDLE_HEARTBEAT = 5.0
+DEFAULT_IDLE_HEARTBEAT = 0.5
 INACTIVE_THRESHOLD = 300.0  # seconds an abandoned watcher's consumer outlives it on the server
 _RETRY_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
 
@@ -340,15 +348,26 @@ class KeyValue:
     # --- watching --------------------------------------------------------------------------
 
     def watch(self, key: str, callback: Callable[[KvEntry], object], *, include_history: bool = False,
-              idle_heartbeat: float = DEFAULT_IDLE_HEARTBEAT) -> "KeyWatcher":
+              idle_heartbeat: float = DEFAULT_IDLE_HEARTBEAT,
+              on_stream: Callable[[str | None], object] | None = None) -> "KeyWatcher":
         """Call `callback(entry)` with the key's current entry (every kept one with
         `include_history`), then with each new one, markers included. `key` may be a pattern
-        (`*`, `>`). The returned watcher's `initial_done` fires once the current entries are in."""
+        (`*`, `>`). The returned watcher's `initial_done` fires once the current entries are in.
+        `on_stream(created)` is called with the stream's identity before the first entry from it."""
         validate_watch_key(key)
         watcher = KeyWatcher(self, key, callback, include_history=include_history, idle_heartbeat=idle_heartbeat,
-                             clock=self.clock)
+                             clock=self.clock, on_stream=on_stream)
         watcher.start()
         return watcher
+
+
+def create_consumer_verb(stream: str, name: str, filter_subject: str) -> str:
+    """`CONSUMER.CREATE.<stream>.<name>.<filter>` (servers 2.9+): the filter in the subject lets
+    NATS permissions limit a user to watching its own keys. A pattern cannot be a publish subject,
+    so a watch of one goes without it."""
+    if "*" in filter_subject.split(".") or ">" in filter_subject.split("."):
+        return f"CONSUMER.CREATE.{stream}.{name}"
+    return f"CONSUMER.CREATE.{stream}.{name}.{filter_subject}"
 
 
 class KeyWatcher:
@@ -356,10 +375,12 @@ class KeyWatcher:
 
     `initial_done` fires (with None) once the entries present when watching began are delivered,
     or at once when there are none. `consumers_created` counts consumers made for it (1 + resets),
-    `flow_control_answered` the flow-control requests it answered.
+    `flow_control_answered` the flow-control requests it answered; `stream_created` is the identity
+    of the stream it reads.
     """
 
-    def __init__(self, kv: KeyValue, key: str, callback, *, include_history: bool, idle_heartbeat: float, clock):
+    def __init__(self, kv: KeyValue, key: str, callback, *, include_history: bool, idle_heartbeat: float, clock,
+                 on_stream: Callable[[str | None], object] | None = None):
         if idle_heartbeat <= 0:
             raise ValueError("idle_heartbeat must be positive")
         self.kv = kv
@@ -371,6 +392,9 @@ class KeyWatcher:
         self.consumers_created = 0
         self.flow_control_answered = 0
         self.consumer_name: str | None = None
+        self.stream_created: str | None = None
+        self._stream_read = False
+        self._on_stream = on_stream
         self._clock = clock
         self._client = kv.js.client
         self._sub = None
@@ -460,9 +484,15 @@ class KeyWatcher:
         self._sub = sub
         self._consumer_seq = 0
         self._last_activity = self._clock.seconds()
+        await self._check_stream()
+        if self._sub is not sub:
+            return
+        name = "watch_" + secrets.token_hex(8)
+        filter_subject = self.kv.prefix + self.key
         config = {
+            "name": name,
             "deliver_subject": inbox,
-            "filter_subject": self.kv.prefix + self.key,
+            "filter_subject": filter_subject,
             "ack_policy": "none",
             "max_deliver": 1,
             "flow_control": True,
@@ -475,7 +505,7 @@ class KeyWatcher:
             config.update(deliver_policy="by_start_sequence", opt_start_seq=self._last_stream_seq + 1)
         else:
             config["deliver_policy"] = "all" if self.include_history else "last_per_subject"
-        info = await api.request(self._client, f"CONSUMER.CREATE.{self.kv.stream}",
+        info = await api.request(self._client, create_consumer_verb(self.kv.stream, name, filter_subject),
                                  {"stream_name": self.kv.stream, "config": config}, self.kv.js.timeout)
         if self._sub is not sub:  # reset (or stopped) while the request was out: that one is stale
             name = info.get("name")
@@ -489,6 +519,23 @@ class KeyWatcher:
         if info.get("num_pending", 0) == 0 and delivered == 0:
             self._caught_up = True  # nothing to deliver at all
         self._maybe_initial_done()
+
+    async def _check_stream(self) -> None:
+        """Read the stream's identity; start over when it is another stream than the one delivered from."""
+        info = await api.request(self._client, f"STREAM.INFO.{self.kv.stream}", None, self.kv.js.timeout)
+        created = info.get("created")
+        last_seq = (info.get("state") or {}).get("last_seq", 0)
+        if self._stream_read:
+            if created == self.stream_created and last_seq >= self._last_stream_seq:
+                return
+            log.info("KV watcher on {bucket}/{key}: the stream is not the one it read (created {created}, last "
+                     "sequence {last_seq}); starting over", bucket=self.kv.bucket, key=self.key, created=created,
+                     last_seq=last_seq)
+            self._last_stream_seq = 0
+        self.stream_created = created
+        self._stream_read = True
+        if self._on_stream is not None:
+            self._on_stream(created)
 
     # --- delivery --------------------------------------------------------------------------
 
@@ -520,6 +567,9 @@ class KeyWatcher:
             self._maybe_initial_done()
 
     def _on_status(self, msg) -> None:
+        if msg.status == 409:  # "Consumer Deleted", or any other reason the server stopped delivering
+            self._reset(f"the server says {msg.status} {msg.description or ''}".rstrip())
+            return
         if msg.status != 100:
             return
         if msg.reply:  # "FlowControl Request": delivery stalls until it is answered
