@@ -3,7 +3,7 @@
 At boot the bridge starts from the last applied revision cached on disk (if any), so it comes up
 with its subscriptions even when no server is reachable; that revision counts as `stale` until the
 live bucket stream confirms it. Once connected, `ConfigFollower` watches the key. Each revision is
-checked for this device (`load_stored`, on a thread) and handled in the order it came: a valid one
+checked for this device (`load_stored`, in a short-lived child process: bridge/config/isolated.py) and handled in the order it came: a valid one
 is applied with the same atomic `Bridge.reload` as a SIGHUP and cached; an invalid one is refused,
 logged on one line and reported (`bridge.ID.info` `config`, `$SRV` metadata `config_error` and
 `config_refused`) while the previous revision keeps running.
@@ -12,7 +12,7 @@ A revision is named by its stream too: the bucket's stream `created` time is its
 bucket deleted and created again (its revisions counting from 1 again) is followed from its last
 value, whatever that value's number.
 
-    kv watch -> load_stored (thread) -> Bridge.reload -> ConfigCache.save
+    kv watch -> load_stored (child process) -> Bridge.reload -> ConfigCache.save
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from typing import Callable
 from urllib.parse import quote
 
 from twisted.internet import defer, task
-from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 
-from bridge.config import ConfigError, load_stored
+from bridge.config.errors import ConfigError
+from bridge.config.isolated import load_stored_at_start, load_stored_isolated
 from bridge.config.model import BridgeConfig
+from bridge.config.redact import mask_secrets
 from bridge.config.sources import kv_key, kv_source
 from bridge.nats import NatsError
 from bridge.nats.jetstream.kv import PUT, key_value
@@ -48,10 +49,10 @@ def state_directory(environ=os.environ) -> Path:
     return Path(given) if given else Path.home() / ".local" / "state" / "bridge"
 
 
-def masked(message: str) -> str:
+def masked(message: str, bootstrap: BridgeConfig) -> str:
     """Every refusal message passes here before it is logged or reported: the one place where
     values that came from the Pi's files or environment are hidden."""
-    return message
+    return mask_secrets(message, bootstrap)
 
 
 def content_hash(value: bytes) -> str:
@@ -137,10 +138,10 @@ def boot_config(bootstrap: BridgeConfig, cache: ConfigCache) -> tuple[BridgeConf
         return bootstrap, None
     source = kv_source(cache.bucket, cache.key, cached.revision)
     try:
-        config = load_stored(cached.text, bootstrap, source)
+        config = load_stored_at_start(cached.text, bootstrap, source)
     except Exception as error:  # noqa: BLE001 - a cache that cannot be used must not stop the Pi from booting
         log.error("the cached {source} is invalid, starting without it: {issues}", source=source,
-                  issues=masked(one_line(error)))
+                  issues=masked(one_line(error), bootstrap))
         return bootstrap, None
     log.info("starting from the cached {source} ({path})", source=source, path=str(cache.path))
     return config, cached
@@ -150,11 +151,13 @@ class ConfigFollower:
     """Watches the bootstrap's fleet key once the bridge runs and applies each valid revision.
 
     `booted_from`: the cached revision the bridge started with. `on_applied(revision)` is called
-    after each revision applied. `defer_to_thread(f, *args)` runs the validation off the reactor.
+    after each revision applied. `check(text, bootstrap, source)` validates a revision off the
+    reactor and fires with its config (default: in a child process, so the loader never stays resident).
     """
 
     def __init__(self, bridge, bootstrap: BridgeConfig, cache: ConfigCache, booted_from: StoredRevision | None = None,
-                 *, on_applied: Callable[[int], object] | None = None, defer_to_thread: Callable = deferToThread):
+                 *, on_applied: Callable[[int], object] | None = None,
+                 check: Callable[[str, BridgeConfig, str], defer.Deferred] = load_stored_isolated):
         self.bridge = bridge
         self.bootstrap = bootstrap
         self.bucket = bootstrap.fleet.bucket
@@ -167,7 +170,7 @@ class ConfigFollower:
         self.refused_revision: int | None = None
         self.watcher = None
         self.on_applied = on_applied
-        self._defer_to_thread = defer_to_thread
+        self._check = check
         self._queue: deque = deque()
         self._handling = False
         self._stopped = False
@@ -287,8 +290,8 @@ class ConfigFollower:
                                          f"{error.start})")
             return
         try:
-            config = await self._defer_to_thread(load_stored, stored.text, self.bootstrap, source)
-        except Exception as error:  # noqa: BLE001 - ConfigError, or a bug in load_stored: either way a refusal
+            config = await self._check(stored.text, self.bootstrap, source)
+        except Exception as error:  # noqa: BLE001 - ConfigError, a checker that died, or a bug: a refusal
             self._refuse(entry.revision, one_line(error))
             return
         if self._stopped:
@@ -307,7 +310,7 @@ class ConfigFollower:
             self.on_applied(entry.revision)
 
     def _refuse(self, revision: int, why: str) -> None:
-        self.error = masked(why)
+        self.error = masked(why, self.bootstrap)
         self.refused_revision = revision
         log.error("refused {source}, keeping {running}: {error}", source=kv_source(self.bucket, self.key, revision),
                   running=self._running(), error=self.error)

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.logger import LogLevel
 
 from bridge.cli.exit import ExitStatus
@@ -97,7 +97,16 @@ def _follower(bridge, bootstrap, cache_root: str, on_applied):
     if config is not bootstrap:
         raise RuntimeError("the simulated bridges start with empty caches")
     report = None if on_applied is None else (lambda revision: on_applied(bridge, revision))
-    return ConfigFollower(bridge, bootstrap, cache, cached, on_applied=report)
+    return ConfigFollower(bridge, bootstrap, cache, cached, on_applied=report, check=check_on_a_thread)
+
+
+def check_on_a_thread(text, bootstrap, source) -> defer.Deferred:
+    """A revision checked in this process: a real Pi checks it in a child process of its own
+    (bridge/config/isolated.py), which 200 bridges in a few processes would turn into a
+    benchmark of process start-up."""
+    from bridge.config import load_stored
+
+    return threads.deferToThread(load_stored, text, bootstrap, source)
 
 
 def stop_bridges(bridges) -> defer.Deferred:

@@ -4,6 +4,7 @@ revisions it applies, refuses, confirms and takes from a bucket created again.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -16,7 +17,8 @@ from twisted.logger import Logger, formatEvent
 from twisted.python.failure import Failure
 
 from bridge.cli.deploy import cluster_size, replicas_for
-from bridge.config import load_config
+from bridge.config import load_config, load_stored
+from bridge.config.redact import MASK
 from bridge.config.sources import parse_source
 from bridge.fleet import follow
 from bridge.fleet.follow import (
@@ -143,9 +145,9 @@ def bootstrap(tmp_path):
     return load_config(path)
 
 
-def sync_thread(function, *args):
-    """`deferToThread` in the test's thread: the result at once."""
-    return defer.maybeDeferred(function, *args)
+def check_here(text, bootstrap, source):
+    """The follower's check in the test's process: the result at once."""
+    return defer.maybeDeferred(load_stored, text, bootstrap, source)
 
 
 class FakeBridge:
@@ -214,10 +216,10 @@ def entry(revision, text=STORED, operation="PUT"):
     return KvEntry("configs", "pis", value, revision, datetime.now(timezone.utc), operation)
 
 
-def follower(bootstrap, tmp_path, booted_from=None, defer_to_thread=sync_thread):
+def follower(bootstrap, tmp_path, booted_from=None, check=check_here):
     bridge = FakeBridge()
     cache = ConfigCache(tmp_path / "state", "configs", "pis")
-    following = ConfigFollower(bridge, bootstrap, cache, booted_from, defer_to_thread=defer_to_thread)
+    following = ConfigFollower(bridge, bootstrap, cache, booted_from, check=check)
     return following, bridge, cache
 
 
@@ -300,7 +302,7 @@ def test_boot_survives_a_cached_revision_that_makes_load_stored_raise_anything(b
                                                                                monkeypatch):
     def broken(*_):
         raise RuntimeError("unexpected control character\nsecond line")
-    monkeypatch.setattr(follow, "load_stored", broken)
+    monkeypatch.setattr(follow, "load_stored_at_start", broken)
     cache = ConfigCache(tmp_path, "configs", "pis")
     cache.save(stored(5, STORED))
     assert boot_config(bootstrap, cache) == (bootstrap, None)
@@ -346,12 +348,10 @@ def test_an_invalid_revision_is_refused_and_the_running_one_kept(bootstrap, tmp_
     assert following.metadata() == {"config": "kv:configs/pis@7"}
 
 
-def test_a_revision_that_makes_load_stored_raise_anything_is_refused_on_one_line(bootstrap, tmp_path, events,
-                                                                                 monkeypatch):
+def test_a_revision_whose_check_fails_with_anything_is_refused_on_one_line(bootstrap, tmp_path, events):
     def broken(*_):
-        raise ValueError("special characters are not allowed\n  in \"<unicode string>\", position 3")
-    monkeypatch.setattr(follow, "load_stored", broken)
-    following, bridge, _ = follower(bootstrap, tmp_path)
+        return defer.fail(ValueError("special characters are not allowed\n  in \"<unicode string>\", position 3"))
+    following, bridge, _ = follower(bootstrap, tmp_path, check=broken)
     live(following).on_entry(entry(4))
     assert bridge.reloaded == []
     assert following.info()["error"] == "ValueError: special characters are not allowed"
@@ -360,13 +360,13 @@ def test_a_revision_that_makes_load_stored_raise_anything_is_refused_on_one_line
                                        "characters are not allowed")]
 
 
-def test_every_refusal_message_passes_through_the_masking_function(bootstrap, tmp_path, events, monkeypatch):
-    monkeypatch.setattr(follow, "masked", lambda message: message.replace("secret", "***"))
-    monkeypatch.setattr(follow, "load_stored", lambda *_: (_ for _ in ()).throw(RuntimeError("no secret here")))
-    following, _, _ = follower(bootstrap, tmp_path)
+def test_every_refusal_message_masks_the_bootstraps_secrets(bootstrap, tmp_path, events):
+    with_secret = dataclasses.replace(bootstrap, secrets=frozenset({"hunter22"}))
+    following, _, _ = follower(with_secret, tmp_path, check=lambda *_: defer.fail(RuntimeError("no hunter22 here")))
     live(following).on_entry(entry(4))
-    assert following.info()["error"] == "RuntimeError: no *** here"
-    assert "secret" not in texts(events)[0][1]
+    assert following.info()["error"] == f"RuntimeError: no {MASK} here"
+    assert following.metadata()["config_error"] == f"RuntimeError: no {MASK} here"
+    assert "hunter22" not in texts(events)[0][1]
 
 
 def test_a_delete_keeps_the_running_config(bootstrap, tmp_path, events):
@@ -417,11 +417,11 @@ def test_after_the_bucket_is_created_again_a_lower_revision_is_applied_and_until
 def test_revisions_are_checked_off_the_reactor_one_at_a_time_in_order(bootstrap, tmp_path):
     threads = []
 
-    def on_a_thread(function, *args):
-        threads.append((defer.Deferred(), function, args))
+    def on_a_thread(*args):
+        threads.append((defer.Deferred(), load_stored, args))
         return threads[-1][0]
 
-    following, bridge, _ = follower(bootstrap, tmp_path, defer_to_thread=on_a_thread)
+    following, bridge, _ = follower(bootstrap, tmp_path, check=on_a_thread)
     live(following)
     following.on_entry(entry(4))
     following.on_entry(entry(5, INVALID))
@@ -447,7 +447,7 @@ def test_revisions_are_checked_off_the_reactor_one_at_a_time_in_order(bootstrap,
 def test_a_revision_applied_is_reported_to_on_applied(bootstrap, tmp_path):
     applied = []
     following = ConfigFollower(FakeBridge(), bootstrap, ConfigCache(tmp_path, "configs", "pis"),
-                               on_applied=applied.append, defer_to_thread=sync_thread)
+                               on_applied=applied.append, check=check_here)
     following.on_entry(entry(1))
     following.on_entry(entry(2, INVALID))
     assert applied == [1]
@@ -529,7 +529,7 @@ def test_a_failure_while_following_is_logged_once(bootstrap, tmp_path, events, m
 
 def test_a_follower_without_a_cached_revision_applies_the_first_one(bootstrap, tmp_path):
     following = ConfigFollower(FakeBridge(), bootstrap, ConfigCache(tmp_path, "configs", "pis"),
-                               defer_to_thread=sync_thread)
+                               check=check_here)
     following.on_entry(entry(1))
     assert following.info()["revision"] == 1 and len(following.bridge.reloaded) == 1
 
