@@ -35,10 +35,9 @@ from bridge.cli.exit import ExitStatus
 from bridge.config import ConfigError, load_stored, stored_text
 from bridge.config.loader import read_text
 from bridge.config.model import BridgeConfig, DeviceConfig, FleetConfig, NatsConfig
-from bridge.config.sources import kv_key, kv_source
-from bridge.fleet.listing import source_parts
-from bridge.fleet.rollout import DECIDED, Outcome, State, await_rollout, followers, look
-from bridge.fleet.status import ensure_status_stream
+from bridge.config.sources import kv_key, kv_source, parse_source
+from bridge.fleet.rollout import DECIDED, Outcome, State, await_rollout, expected_followers, followers, look
+from bridge.fleet.status import ensure_status_stream, read_last_statuses
 from bridge.nats.errors import (
     BucketNotFoundError,
     KeyWrongLastSequenceError,
@@ -367,7 +366,9 @@ async def _report(session: Session, kv, request: Deploy, revision: int) -> ExitS
     if request.no_wait:
         return ExitStatus.OK
     timeout = request.wait if request.wait is not None else SUMMARY_WAIT
-    outcomes = await await_rollout(session.client, session.reactor, kv.bucket, request.key, revision, timeout)
+    expected = await _known_followers(session, kv.bucket, request.key)
+    outcomes = await await_rollout(session.client, session.reactor, kv.bucket, request.key, revision, timeout,
+                                   expected)
     if not outcomes:
         print(f"no bridge following {kv_key(kv.bucket, request.key)} answered $SRV", file=sys.stderr)
         return ExitStatus.OK
@@ -379,6 +380,16 @@ async def _report(session: Session, kv, request: Deploy, revision: int) -> ExitS
         print(f"{len(outcomes) - decided} of {len(outcomes)} Pi(s) had not decided after {timeout:g}s; "
               "`bridge deploy --wait` waits longer, `bridge fleet` shows them", file=sys.stderr)
     return rollout_status(outcomes) if request.wait is not None else ExitStatus.OK
+
+
+async def _known_followers(session: Session, bucket: str, key: str) -> set[str]:
+    """The Pis whose last status says they follow the key (none without the status stream, or
+    when this user may not read it: the answers to `$SRV` are then all there is)."""
+    try:
+        statuses = await read_last_statuses(JetStream(session.client))
+    except NatsError:
+        return set()
+    return expected_followers(statuses, bucket, key)
 
 
 async def _dry_run_fleet(session: Session, request: Deploy, text: str) -> ExitStatus:
@@ -480,7 +491,7 @@ def refusals(metadata: Iterable[dict]) -> dict[int, int]:
     """{revision: how many followers refused it} from their `$SRV` metadata `config_refused`."""
     counts: Counter = Counter()
     for one in metadata:
-        revision = source_parts(one.get("config_refused"))["revision"]
+        revision = parse_source(one.get("config_refused"))["revision"]
         if revision is not None:
             counts[revision] += 1
     return dict(counts)

@@ -32,7 +32,7 @@ def parse_source(source: str | None) -> dict:
     if source.startswith(FILE):
         parsed["file"] = source[len(FILE):]
     elif source.startswith(KV):
-        key, _, revision = source[len(KV):].partition("@")  # no `@`: no revision applied yet
+        key, _, revision = source[len(KV):].partition("@")  # no `@` (or `@0`): no revision applied yet
         parsed["key"] = key or None
-        parsed["revision"] = int(revision) if revision.isdigit() else None
+        parsed["revision"] = int(revision) or None if revision.isdigit() else None
     return parsed

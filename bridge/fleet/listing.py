@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 from bridge import timestamps
-from bridge.config.sources import KV, parse_source
+from bridge.config.sources import parse_source
 
 
 def add_last_seen(entries: list[dict], statuses: dict | None) -> list[dict]:
@@ -33,21 +33,12 @@ def add_last_seen(entries: list[dict], statuses: dict | None) -> list[dict]:
     return entries
 
 
-def source_parts(source: str | None) -> dict:
-    """`parse_source`, also for `kv:BUCKET/KEY` without `@REV` (a follower with nothing applied yet);
-    `revision` None, never 0, when none is applied."""
-    if source and source.startswith(KV) and "@" not in source:
-        return {"file": None, "key": source[len(KV):] or None, "revision": None}
-    parsed = parse_source(source)
-    return {**parsed, "revision": parsed["revision"] or None}
-
-
 def config_of(metadata: dict) -> dict:
     """The `$SRV` metadata `config`, `config_error`, `config_refused` and `config_stale` as the JSON
     output's `config`; `revision` is null (never 0) while nothing is applied."""
     source = metadata.get("config") or None
-    refused = source_parts(metadata.get("config_refused"))
-    return {"source": source, **source_parts(source),
+    refused = parse_source(metadata.get("config_refused"))
+    return {"source": source, **parse_source(source),
             "error": metadata.get("config_error") or None, "refused_revision": refused["revision"],
             "stale": metadata.get("config_stale") == "true"}
 

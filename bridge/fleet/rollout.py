@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Iterable
 
 from twisted.internet import defer
 
-from bridge.fleet.listing import source_parts
+from bridge.config.sources import parse_source
 from bridge.runtime.srv import INFO_RESPONSE, SERVICE_NAME, Answer, decode_answers, gather
 
 POLL = 0.25  # seconds between two requests to the fleet
@@ -42,7 +43,7 @@ class Outcome:
 
 def follows(metadata: dict, bucket: str, key: str) -> bool:
     """Whether a bridge's `$SRV` metadata says it follows `bucket`/`key`."""
-    return source_parts(metadata.get("config"))["key"] == f"{bucket}/{key}"
+    return parse_source(metadata.get("config"))["key"] == f"{bucket}/{key}"
 
 
 def outcome(metadata: dict, bucket: str, key: str, revision: int) -> Outcome | None:
@@ -50,10 +51,10 @@ def outcome(metadata: dict, bucket: str, key: str, revision: int) -> Outcome | N
     if not follows(metadata, bucket, key):
         return None
     device = str(metadata.get("device"))
-    running = source_parts(metadata.get("config"))["revision"]
+    running = parse_source(metadata.get("config"))["revision"]
     if running is not None and running >= revision:
         return Outcome(device, State.APPLIED, running)
-    refused = source_parts(metadata.get("config_refused"))["revision"]
+    refused = parse_source(metadata.get("config_refused"))["revision"]
     if refused is not None and refused >= revision:
         return Outcome(device, State.REFUSED, running, metadata.get("config_error") or "no reason given")
     return Outcome(device, State.PENDING, running)
@@ -76,9 +77,19 @@ async def look(client, reactor, timeout: float) -> list[dict]:
     return decode_answers(answers, INFO_RESPONSE)
 
 
-def await_rollout(client, reactor, bucket: str, key: str, revision: int, timeout: float) -> defer.Deferred:
+def expected_followers(statuses: dict | None, bucket: str, key: str) -> set[str]:
+    """The device ids whose last status (`BRIDGE_STATUS`, bridge/fleet/status.py) says they follow
+    `bucket`/`key` and did not stop gracefully: a deploy waits for them however late they answer."""
+    return {device for device, known in (statuses or {}).items()
+            if known.get("last_status") != "offline"
+            and follows({"config": (known.get("document") or {}).get("config")}, bucket, key)}
+
+
+def await_rollout(client, reactor, bucket: str, key: str, revision: int, timeout: float,
+                  expected: Iterable[str] = ()) -> defer.Deferred:
     """Fires with every follower's outcome for `revision` (sorted by device id) once all decided
-    and DISCOVERY s passed, or after `timeout` s; [] when no follower answered.
+    (the `expected` ones included) and DISCOVERY s passed, or after `timeout` s; [] when no
+    follower is known. An expected follower never heard from is SILENT.
 
     Every POLL s one request goes to `$SRV.INFO.bridge`, all with the same reply inbox, so an answer
     to an earlier request still counts. A follower that had not decided and sent nothing for
@@ -87,6 +98,7 @@ def await_rollout(client, reactor, bucket: str, key: str, revision: int, timeout
     started = reactor.seconds()
     outcomes: dict[str, Outcome] = {}
     heard: dict[str, float] = {}
+    expected = set(expected)
     done: defer.Deferred = defer.Deferred()
 
     def finish() -> None:
@@ -97,20 +109,22 @@ def await_rollout(client, reactor, bucket: str, key: str, revision: int, timeout
                 timer.cancel()
         client.unsubscribe(subscription)
         now = reactor.seconds()
+        for device in expected - set(outcomes):
+            outcomes[device] = Outcome(device, State.SILENT)
         for device, known in outcomes.items():
-            if known.state not in DECIDED and now - heard[device] > SILENCE:
+            if known.state is State.PENDING and now - heard[device] > SILENCE:
                 outcomes[device] = Outcome(device, State.SILENT, known.running)
         done.callback(sorted(outcomes.values(), key=lambda o: o.device))
 
     def check() -> None:
-        if reactor.seconds() - started >= min(DISCOVERY, timeout) and \
+        if reactor.seconds() - started >= min(DISCOVERY, timeout) and expected <= set(outcomes) and \
                 all(known.state in DECIDED for known in outcomes.values()):
             finish()
 
     def on_answer(msg) -> None:
         if done.called:
             return
-        if msg.status == 503 and not outcomes:  # nobody listens on $SRV at all
+        if msg.status == 503 and not outcomes:  # nobody listens on $SRV at all: the expected ones are off
             finish()
             return
         for document in decode_answers([Answer(msg, 0.0)], INFO_RESPONSE):

@@ -329,7 +329,8 @@ class Bridge:
         hung = self.watchdog.hung if self.watchdog else []
         if status is None:
             status = "degraded" if hung else "online"
-        document = status_document(self.device_id, status, __version__, hung if status != "offline" else ())
+        document = status_document(self.device_id, status, __version__, hung if status != "offline" else (),
+                                   config=self._config_source())
         self.client.publish(self.status_subject, encode(document))
 
     def _on_hangs_changed(self, hung: list) -> None:
@@ -398,12 +399,18 @@ class Bridge:
             "device": self.device_id,
             "driver": self.config.device.driver,
             "host": socket.gethostname(),
-            "config": file_source(os.path.abspath(self.config.source)),
+            "config": self._config_source(),
             "server": redact_url(url) if url else "",
         }
         if self.config_origin is not None:
             metadata.update(self.config_origin.metadata())
         return Identity(self.instance_id, __version__, metadata)
+
+    def _config_source(self) -> str:
+        """`$SRV` metadata `config`: the followed revision, or the file."""
+        if self.config_origin is not None:
+            return self.config_origin.metadata()["config"]
+        return file_source(os.path.abspath(self.config.source))
 
     def _on_info_request(self, msg) -> None:
         if not msg.reply:

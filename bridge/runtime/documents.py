@@ -22,8 +22,12 @@ def encode(document: dict) -> bytes:
     return json.dumps(document).encode()
 
 
-def status_document(device_id: str, status: str, version: str, hung: Sequence[dict] = ()) -> dict:
+def status_document(device_id: str, status: str, version: str, hung: Sequence[dict] = (), config: str | None = None) -> dict:
+    """`config`: where the config came from (`file:PATH`, `kv:BUCKET/KEY@REV`): the status stream
+    then tells `bridge deploy --wait` which Pis follow a key, even those that answer late."""
     document = {"device": device_id, "status": status, "version": version, "time": utc_now()}
+    if config is not None:
+        document["config"] = config
     if hung:
         document["hung"] = list(hung)
     return document

@@ -11,7 +11,7 @@ import pytest_twisted
 
 from bridge.cli import deploy as cli
 from bridge.cli.exit import ExitStatus
-from bridge.fleet.rollout import Outcome, State
+from bridge.fleet.rollout import Outcome, State, expected_followers
 from bridge.nats.errors import NatsTimeoutError, PermissionViolationError
 from bridge.nats.jetstream.kv import DEL, PUT, KvEntry, create_key_value
 from bridge.nats.jetstream.streams import JetStream
@@ -185,3 +185,14 @@ async def test_a_deploy_that_lost_the_race_stores_nothing_and_says_who_won(js_se
         assert (latest.revision, latest.value) == (racing.raced_revision, b"theirs")
     finally:
         nats_py.close()
+
+
+def test_the_followers_waited_for_are_those_whose_last_status_names_the_key_and_did_not_stop():
+    def known(status, config):
+        return {"last_status": status, "document": {"config": config}}
+
+    statuses = {"a": known("online", "kv:b/k@3"), "b": known("degraded", "kv:b/k"), "c": known("offline", "kv:b/k@3"),
+                "d": known("online", "kv:b/other@3"), "e": known("online", "file:/etc/bridge.yml"),
+                "f": {"last_status": "online", "document": None}}
+    assert expected_followers(statuses, "b", "k") == {"a", "b"}
+    assert expected_followers(None, "b", "k") == set()

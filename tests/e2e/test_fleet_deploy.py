@@ -449,3 +449,25 @@ def test_a_deploy_sets_up_the_status_stream_bridge_fleet_reads_last_seen_from(mo
         return info.config.subjects
 
     assert nats_py._run(stream_subjects()) == ["bridge.*.status"]
+
+
+def test_deploy_waits_for_the_pis_whose_last_status_names_the_key_however_late_they_answer(
+        module_nats_server, nats_py, folder):
+    url, key = module_nats_server.url, "known"
+    first = deployed(url, stored([1, 1, 1]), folder, key)  # also creates BRIDGE_STATUS
+
+    async def statuses():
+        for device, status, config in (("pi-slow", "online", f"kv:{BUCKET}/{key}@{first}"),
+                                       ("pi-gone", "online", f"kv:{BUCKET}/{key}@{first}"),
+                                       ("pi-off", "offline", f"kv:{BUCKET}/{key}@{first}"),
+                                       ("pi-other", "online", f"kv:{BUCKET}/another@{first}")):
+            document = {"device": device, "status": status, "version": "0", "time": "2026-12-03T10:00:00.000Z",
+                        "config": config}
+            await nats_py.nc.publish(f"bridge.{device}.status", json.dumps(document).encode())
+        await nats_py.nc.flush()
+
+    nats_py._run(statuses())
+    with FakeBridge(nats_py, "pi-slow", applying(nats_py, key), delay=2.0):
+        done = deploy(url, "--wait=8", text=stored([2, 2, 2]), folder=folder, key=key)
+    assert done.returncode == ExitStatus.NOT_ANSWERED, done.stderr
+    assert done.stdout.splitlines()[1:] == ["pi-gone  not answering", "pi-slow  applied"]
