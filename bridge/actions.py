@@ -452,6 +452,23 @@ def execute(device, command: Command, interrupt: threading.Event | None = None) 
         raise ActionFailed(f"{command.action}: {error}") from error
 
 
+# Cheap actions whose device method is not named after the action.
+_BATCH_METHODS = {"low_light": "set_low_light"}
+
+
+def is_batchable(action: str) -> bool:
+    """A cheap action that answers nothing: a run of its messages may go to the device as one call."""
+    spec = _SPECS.get(action)
+    return spec is not None and spec.cheap and action != "get_pixels"
+
+
+def execute_batch(device, action: str, calls: list) -> list[tuple[int, ActionFailed]]:
+    """Run `action` once per argument tuple as one device call (`Device.run_batch`, blocking):
+    the (position, ActionFailed) of each call that failed; the others were applied."""
+    failures = device.run_batch(_BATCH_METHODS.get(action, action), calls)
+    return [(position, ActionFailed(f"{action}: {error}")) for position, error in failures]
+
+
 def reply_payload(result: Any) -> bytes:
     """The reply body: {"ok": true}, the query's data, or {"ok": false, "error": ...} for an exception."""
     if isinstance(result, BaseException):

@@ -19,6 +19,8 @@ from bridge.actions import (
     check_defaults,
     check_locked,
     execute,
+    execute_batch,
+    is_batchable,
     normalise_defaults,
     parse_colour,
     parse_command,
@@ -485,3 +487,20 @@ def test_read_sensors_reports_an_orientation_with_a_failed_axis_as_null():
     readings = read_sensors(FailedPitch())
     assert readings["orientation"] is None
     assert readings["temperature"] == 20.0
+
+
+def test_only_cheap_actions_that_answer_nothing_are_batchable():
+    batchable = {action for action in ("show_message", "show_letter", "set_pixel", "set_pixels", "clear",
+                                       "set_rotation", "flip_h", "flip_v", "low_light", "get_pixels",
+                                       "read_sensors", "no_such_action") if is_batchable(action)}
+    assert batchable == {"show_letter", "set_pixel", "set_pixels", "clear", "set_rotation", "flip_h", "flip_v",
+                         "low_light"}
+
+
+def test_execute_batch_runs_each_call_and_names_the_action_in_each_failure():
+    device = MemoryDevice()
+    failures = execute_batch(device, "set_pixel", [(0, 0, (1, 2, 3)), (0, 9, (1, 1, 1)), (1, 0, (4, 5, 6))])
+    assert [(position, str(error)) for position, error in failures] == [(1, "set_pixel: list assignment index out of range")]
+    assert all(isinstance(error, ActionFailed) for _, error in failures)
+    assert device.get_pixels()[:2] == [[1, 2, 3], [4, 5, 6]]
+    assert execute_batch(device, "low_light", [(True,)]) == [] and device.low_light

@@ -32,10 +32,11 @@ class FakeClient:
         self.replies = []
         self.callbacks = {}
 
-    def subscribe(self, subject, callback, queue=None):
+    def subscribe(self, subject, callback, queue=None, batches=False):
+        """`callbacks[subject](msg)` delivers one message, as one read of it would."""
         handle = Handle(self, subject, queue)
         self.log.append(("sub", subject))
-        self.callbacks[subject] = callback
+        self.callbacks[subject] = (lambda msg: callback([msg])) if batches else callback
         return handle
 
     def unsubscribe(self, handle):
