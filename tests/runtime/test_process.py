@@ -224,3 +224,18 @@ def test_a_bridge_without_a_web_view_never_loads_twisted_web():
             "print('twisted.web' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_release_startup_garbage_freezes_start_up_and_raises_the_young_threshold():
+    import gc
+
+    from bridge.runtime.process import GEN0_THRESHOLD, release_startup_garbage
+
+    before = gc.get_threshold()
+    try:
+        release_startup_garbage()
+        assert gc.get_threshold() == (GEN0_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
