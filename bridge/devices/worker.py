@@ -144,7 +144,7 @@ class DeviceWorker:
 
         The per-message path of every subscription, so no Deferred; `context` should be small (the
         reply subject, not the message with its payload): it is kept while the item waits.
-        Overflow "queue": a new item is rejected when `pending_limit` items of its queue_key wait,
+        Overflow "queue": a new item is rejected when `pending_limit` messages of its queue_key wait,
         or when the `size`s of those that wait plus its own would pass `pending_bytes` (one item
         may always wait). Overflow "latest": whatever waits for the key is dropped, and a slow
         item of the key that runs (a scroll) is cut short at its next frame, so only the new one
