@@ -252,7 +252,7 @@ class Client(Service):
             raise ValueError("max_msgs must be a positive integer")
         self._check_control_line(subject, queue)
         sub = self._subscribe(subject, callback, queue, max_msgs)
-        sub.batches = batches
+        sub.set_callback(callback, batches)
         return sub
 
     def unsubscribe(self, sub: Subscription, max_msgs: int | None = None) -> None:

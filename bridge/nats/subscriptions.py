@@ -58,6 +58,12 @@ class Subscription:
     def unsubscribe(self, max_msgs: int | None = None) -> None:
         self._unsubscribe(self, max_msgs)
 
+    def set_callback(self, callback, batches: bool = False) -> None:
+        """Deliver the messages of later reads to `callback` instead, as lists if `batches`
+        (see `Client.subscribe`)."""
+        self.callback = callback
+        self.batches = batches
+
     def drain(self, timeout: float = 2.0):
         """`Client.drain_subscription(self)`: stop without losing messages already sent to it."""
         return self._drain(self, timeout)

@@ -1,9 +1,9 @@
 """`subscriptions:` entries at run time: NATS messages in, device commands out, replies back.
 
 An `ActionSubscription` is given what it uses — the client, the worker its action runs on and a
-`snapshot()` of the display — not the bridge. The client hands it each read's run of messages at
-once; a run of a cheap action that answers nothing (and not `overflow: latest`) goes to the worker
-as one batch, anything else message by message. `plan_reload` decides what a reload does with the
+`snapshot()` of the display — not the bridge. For a cheap action that answers nothing (and not
+`overflow: latest`) the client hands it each read's run of messages at once and the run goes to
+the worker as one batch; anything else comes and goes message by message. `plan_reload` decides what a reload does with the
 running ones; `Bridge` carries the plan out (new subscriptions first, then the removed ones go).
 """
 
@@ -54,8 +54,9 @@ class ActionSubscription:
         self._batches = _batches(config)
 
     def start(self) -> None:
-        self.subscription = self.client.subscribe(self.config.subject, self.on_messages, queue=self.config.queue,
-                                                  batches=True)
+        callback = self.on_messages if self._batches else self.on_message
+        self.subscription = self.client.subscribe(self.config.subject, callback, queue=self.config.queue,
+                                                  batches=self._batches)
 
     def stop(self) -> None:
         if self.subscription is not None:
@@ -72,7 +73,10 @@ class ActionSubscription:
         self.worker = worker
         self._intake.problems.flush(again=False)
         self._intake = Intake(config, self._reactor, log)
-        self._batches = _batches(config)
+        batches = _batches(config)
+        if batches != self._batches and self.subscription is not None:
+            self.subscription.set_callback(self.on_messages if batches else self.on_message, batches)
+        self._batches = batches
 
     def retire(self, totals: SubscriptionStats) -> None:
         """Removed by a reload: drain (messages the server already sent it still arrive and run);
@@ -88,11 +92,7 @@ class ActionSubscription:
         self.stats = totals
 
     def on_messages(self, msgs: list) -> None:
-        """The run of this subscription's messages that one read brought."""
-        if not self._batches:
-            for msg in msgs:
-                self.on_message(msg)
-            return
+        """The run of this subscription's messages that one read brought, for an action that batches."""
         self.stats.received += len(msgs)
         received_at = time.monotonic_ns()
         command = self._intake.command

@@ -255,3 +255,13 @@ def test_a_client_closed_by_a_callback_hands_on_no_later_run():
     client.subscribe("b", close_on_first)
     conn.dataReceived(_msg("a", 1, b"1") + _msg("b", 2, b"x") + _msg("a", 1, b"2"))
     assert got == [b"1", b"x"]
+
+
+def test_set_callback_switches_a_subscription_between_single_messages_and_runs_for_later_reads():
+    client, conn, _transport, _clock = _connected_client()
+    calls = []
+    sub = client.subscribe("a", lambda msg: calls.append(msg.data))
+    conn.dataReceived(_msg("a", 1, b"1") + _msg("a", 1, b"2"))
+    sub.set_callback(lambda msgs: calls.append([msg.data for msg in msgs]), batches=True)
+    conn.dataReceived(_msg("a", 1, b"3") + _msg("a", 1, b"4"))
+    assert calls == [b"1", b"2", [b"3", b"4"]]

@@ -165,12 +165,15 @@ def test_a_reload_between_two_runs_keeps_the_queued_batch_and_parses_the_next_wi
     assert "color is locked" in subscription.last_error
 
 
-def test_a_run_of_an_action_that_is_not_batched_goes_message_by_message():
+def test_only_actions_that_batch_are_subscribed_for_runs_and_a_reload_switches_the_kept_subscription():
     scroll = SubscriptionConfig(subject="t.text", action="show_message")
     latest = SubscriptionConfig(subject="t.pixel", action="set_pixel", overflow="latest")
-    bridge = running_bridge(scroll, latest)
-    for subscription, subject, payload in zip(bridge.subscriptions, ("t.text", "t.pixel"),
-                                              (b"hi", b'{"x": 0, "y": 0, "color": [1, 2, 3]}')):
-        subscription.on_messages([message(subject, payload), message(subject, payload)])
-    assert [calls for _, calls, _ in bridge.worker.queued] == [
-        [("hi", (255, 255, 255), (0, 0, 0), 0.1)]] * 2 + [[(0, 0, (1, 2, 3))]] * 2
+    bridge = running_bridge(scroll, latest, CLEAR_RED)
+    assert bridge.client.batched == {"t.text": False, "t.pixel": False, "t.clear": True}
+    bridge.reload(memory_bridge_config(scroll, PIXEL, SubscriptionConfig(subject="t.clear", action="get_pixels")))
+    assert bridge.client.log.count(("sub", "t.pixel")) == 1  # the NATS subscription was kept
+    assert bridge.client.batched == {"t.text": False, "t.pixel": True, "t.clear": False}
+    bridge.client.callbacks["t.pixel"](pixel_message(0))
+    bridge.client.callbacks["t.text"](message("t.text", b"hi"))
+    assert [calls for _, calls, _ in bridge.worker.queued] == [[(0, 0, (1, 2, 3))], [("hi", (255, 255, 255),
+                                                                                       (0, 0, 0), 0.1)]]
