@@ -95,12 +95,12 @@ class ActionSubscription:
         """The run of this subscription's messages that one read brought, for an action that batches."""
         self.stats.received += len(msgs)
         received_at = time.monotonic_ns()
-        command = self._intake.command
+        command_args = self._intake.command_args
         calls, sizes, subjects, replies = [], [], [], []
         for msg in msgs:
             payload = msg.payload
             try:
-                calls.append(command(payload).args)
+                calls.append(command_args(payload))
             except Exception as error:  # a bad payload, the rate, or a bug: it costs this message only
                 self._settle(msg.subject, msg.reply, False, error)
                 continue
