@@ -3,8 +3,9 @@
 An `ActionSubscription` is given what it uses — the client, the worker its action runs on and a
 `snapshot()` of the display — not the bridge. For a cheap action that answers nothing (and not
 `overflow: latest`) the client hands it each read's run of messages at once and the run goes to
-the worker as one batch; anything else comes and goes message by message. `plan_reload` decides what a reload does with the
-running ones; `Bridge` carries the plan out (new subscriptions first, then the removed ones go).
+the worker as one batch; anything else comes and goes message by message. `plan_reload` decides
+what a reload does with the running ones; `Bridge` carries the plan out (new subscriptions first,
+then the removed ones go).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class ActionSubscription:
             try:
                 calls.append(command_args(payload))
             except Exception as error:  # a bad payload, the rate, or a bug: it costs this message only
-                self._settle(msg.subject, msg.reply, False, error)
+                self._finished((msg.subject, msg.reply, received_at), False, error)
                 continue
             sizes.append(len(payload))
             subjects.append(msg.subject)

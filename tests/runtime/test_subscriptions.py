@@ -121,6 +121,7 @@ def test_a_bad_message_inside_a_run_gets_its_error_reply_and_the_rest_are_applie
     subscription.on_messages([pixel_message(0, "r.0"), message("t.pixel", b"{", "r.1"), pixel_message(1, "r.2")])
     ((reply, answer),) = bridge.client.replies
     assert reply == "r.1" and answer["ok"] is False and answer["error"].startswith("set_pixel: ")
+    assert subscription.stats.processing_ns > 0  # the bad one's, counted as it is answered
     assert len(bridge.worker.queued) == 1  # the two good ones, as one batch
     assert bridge.worker.finish_all() == [(0, 0, (1, 2, 3)), (1, 0, (1, 2, 3))]
     assert bridge.client.replies[1:] == [("r.0", {"ok": True}), ("r.2", {"ok": True})]
