@@ -512,7 +512,7 @@ def test_execute_batch_runs_each_call_and_names_the_action_in_each_failure():
 def _pixel_payloads():
     """set_pixel payloads near the specialised parser's shape: each field valid, off by one, of
     another type, missing or extra; with whitespace, a trailing byte or a duplicate key."""
-    number = st.integers(-2, 300) | st.booleans() | st.floats(0, 8) | st.none() | st.text(max_size=2)
+    number = st.integers(0, 7) | st.integers(-2, 300) | st.booleans() | st.floats(0, 8) | st.none() | st.text(max_size=2)
     colour = st.lists(number, min_size=2, max_size=4) | st.tuples(number, number, number).map(list) | st.just("#ff0000")
     fields = st.fixed_dictionaries({"x": number, "y": number, "color": colour},
                                    optional={"z": number, "text": st.just("hi")})
@@ -527,6 +527,7 @@ def _pixel_payloads():
 @example(payload=b'{"x": 1, "y": 2, "color": [3, 4, 5]}', max_payload=None)
 @example(payload=b'{"x": 1, "y": 2, "color": [3, 4, 5]}', max_payload=20)
 @example(payload=b'{"x": 1, "y": 2, "color": [3, 4, 5]} ', max_payload=None)
+@example(payload=b'{"x": 1, "y": 2, "color": [3, 4, 5]}x', max_payload=None)
 @example(payload=b'{"x": true, "y": 2, "color": [3, 4, 5]}', max_payload=None)
 @example(payload=b'{"x": 1, "y": 2, "color": [3, 4, 256]}', max_payload=None)
 @example(payload=b'\xff', max_payload=None)

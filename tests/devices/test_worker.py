@@ -438,15 +438,43 @@ def test_pending_limit_is_reached_inside_a_batch_the_rest_of_it_is_dropped(worke
 
 
 @pytest_twisted.inlineCallbacks
+def test_a_batch_that_just_fits_pending_limit_is_admitted_whole_and_one_more_is_not(worker, device):
+    running = hold_in_show_message(worker, device)
+    single = enqueued(worker, "k", pixel(5, 5), 3, "queue")
+    fits = batched(worker, "k", [(0, 0), (1, 0)], pending_limit=3)
+    over = batched(worker, "other", [(0, 1), (1, 1), (2, 1), (3, 1)], pending_limit=3)
+    device.gate.set()
+    yield defer.gatherResults([running, single])
+    assert (yield fits) == {0: "ok", 1: "ok"}
+    assert (yield over)[3] == "set_pixel: dropped, 3 messages already waiting (pending_limit, overflow queue)"
+
+
+@pytest_twisted.inlineCallbacks
 def test_pending_bytes_judges_each_message_of_a_batch_as_if_it_came_alone(worker, device):
     running = hold_in_show_message(worker, device)
-    outcomes = batched(worker, "k", [(0, 0), (1, 0), (2, 0)], sizes=[600, 500, 400], pending_bytes=1000)
+    outcomes = batched(worker, "k", [(0, 0), (1, 0), (7, 7)], sizes=[600, 500, 400], pending_bytes=1000)
     assert worker.pending_bytes("k") == 1000 and worker.pending("k") == 2
     device.gate.set()
     yield running
     result = yield outcomes
-    assert result[0] == "ok" and result[2] == "ok" and "(pending_bytes, overflow queue)" in result[1]
+    assert result[0] == "ok" and "(pending_bytes, overflow queue)" in result[1]
+    assert result[2] == "set_pixel: this LED is broken"  # the device's failure, reported on its own message
     assert worker.pending_bytes("k") == 0 and worker.pending("k") == 0
+
+
+def test_what_waits_counts_the_messages_of_batches_left_behind_a_slow_item():
+    """White-box, no thread: the thread takes the first batch; the second still waits behind the scroll."""
+    clock = task.Clock()
+    worker = DeviceWorker(MemoryDevice(), clock)
+    for item in (lambda: batched(worker, "k", [(0, 0), (1, 0)]),
+                 lambda: worker.enqueue("slow", message("hi"), 1000, "queue", lambda *_: None, None),
+                 lambda: batched(worker, "k", [(2, 0), (3, 0), (4, 0)])):
+        item()
+    clock.advance(0)
+    assert worker.pending("k") == 5
+    with worker._lock:
+        taken = worker._take()
+    assert [work.count for work in taken] == [2] and worker.pending("k") == 3
 
 
 @pytest_twisted.inlineCallbacks

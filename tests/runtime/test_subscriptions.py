@@ -142,6 +142,15 @@ def test_a_device_failure_inside_a_batch_fails_only_its_message_with_counts_and_
     assert subscription.last_error == "set_pixel: this LED is broken"
 
 
+def test_a_device_failure_inside_a_batch_without_replies_is_still_counted_and_logged():
+    bridge = running_bridge(PIXEL)
+    (subscription,) = bridge.subscriptions
+    subscription._batch_finished((["t.pixel"] * 2, None, 0), range(2), True, [(0, ActionFailed("set_pixel: no"))])
+    stats = subscription.stats
+    assert (stats.applied, stats.errors, subscription.last_error) == (1, 1, "set_pixel: no")
+    assert stats.processing_ns > 0 and bridge.client.replies == []
+
+
 def test_a_batch_dropped_whole_counts_each_message_dropped():
     bridge = running_bridge(PIXEL)
     (subscription,) = bridge.subscriptions
