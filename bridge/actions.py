@@ -371,6 +371,45 @@ def parse_command(action: str, payload: bytes, defaults: Mapping[str, Any], limi
     return _new_command(Command, (action, tuple(args), spec.cheap))
 
 
+def args_parser(action: str, defaults: Mapping[str, Any], limits: Limits = NO_LIMITS) -> Callable[[bytes], tuple]:
+    """`payload -> parse_command(action, payload, defaults, limits).args` for one subscription.
+
+    For set_pixel without defaults or locked keys, the usual payload (`{"x": 0, "y": 0,
+    "color": [r, g, b]}`, nothing around it) is read without parse_command's general steps;
+    anything else goes to parse_command, so errors and every other form read the same.
+    """
+    if action == "set_pixel" and not defaults and not limits.locked:
+        return _set_pixel_parser(limits)
+
+    def parse(payload: bytes) -> tuple:
+        return parse_command(action, payload, defaults, limits).args
+
+    return parse
+
+
+def _set_pixel_parser(limits: Limits) -> Callable[[bytes], tuple]:
+    max_payload = limits.max_payload
+
+    def parse(payload: bytes) -> tuple:
+        if max_payload is None or len(payload) <= max_payload:
+            try:
+                text = payload.decode("utf-8")
+                value, end = _scan_json(text, 0)
+            except (UnicodeDecodeError, StopIteration, ValueError, RecursionError):
+                value = None
+            if type(value) is dict and len(value) == 3 and end == len(text):
+                x, y, colour = value.get("x"), value.get("y"), value.get("color")
+                if (type(x) is int and type(y) is int and 0 <= x <= 7 and 0 <= y <= 7
+                        and type(colour) is list and len(colour) == 3):
+                    r, g, b = colour
+                    if (type(r) is int and type(g) is int and type(b) is int
+                            and 0 <= r <= 255 and 0 <= g <= 255 and 0 <= b <= 255):
+                        return (x, y, (r, g, b))
+        return parse_command("set_pixel", payload, {}, limits).args
+
+    return parse
+
+
 def check_defaults(action: str, args: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(key, message) for every subscription `args` entry the action cannot use; [] when all fine."""
     spec = _SPECS.get(action)
@@ -450,6 +489,23 @@ def execute(device, command: Command, interrupt: threading.Event | None = None) 
         return getattr(device, command.action)(*command.args)
     except Exception as error:
         raise ActionFailed(f"{command.action}: {error}") from error
+
+
+# Cheap actions whose device method is not named after the action.
+_BATCH_METHODS = {"low_light": "set_low_light"}
+
+
+def is_batchable(action: str) -> bool:
+    """A cheap action that answers nothing: a run of its messages may go to the device as one call."""
+    spec = _SPECS.get(action)
+    return spec is not None and spec.cheap and action != "get_pixels"
+
+
+def execute_batch(device, action: str, calls: list) -> list[tuple[int, ActionFailed]]:
+    """Run `action` once per argument tuple as one device call (`Device.run_batch`, blocking):
+    the (position, ActionFailed) of each call that failed; the others were applied."""
+    failures = device.run_batch(_BATCH_METHODS.get(action, action), calls)
+    return [(position, ActionFailed(f"{action}: {error}")) for position, error in failures]
 
 
 def reply_payload(result: Any) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 
@@ -12,13 +13,17 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bridge.actions import (
+    NO_LIMITS,
     ActionFailed,
     Command,
     Limits,
     PayloadError,
+    args_parser,
     check_defaults,
     check_locked,
     execute,
+    execute_batch,
+    is_batchable,
     normalise_defaults,
     parse_colour,
     parse_command,
@@ -485,3 +490,70 @@ def test_read_sensors_reports_an_orientation_with_a_failed_axis_as_null():
     readings = read_sensors(FailedPitch())
     assert readings["orientation"] is None
     assert readings["temperature"] == 20.0
+
+
+def test_only_cheap_actions_that_answer_nothing_are_batchable():
+    batchable = {action for action in ("show_message", "show_letter", "set_pixel", "set_pixels", "clear",
+                                       "set_rotation", "flip_h", "flip_v", "low_light", "get_pixels",
+                                       "read_sensors", "no_such_action") if is_batchable(action)}
+    assert batchable == {"show_letter", "set_pixel", "set_pixels", "clear", "set_rotation", "flip_h", "flip_v",
+                         "low_light"}
+
+
+def test_execute_batch_runs_each_call_and_names_the_action_in_each_failure():
+    device = MemoryDevice()
+    failures = execute_batch(device, "set_pixel", [(0, 0, (1, 2, 3)), (0, 9, (1, 1, 1)), (1, 0, (4, 5, 6))])
+    assert [(position, str(error)) for position, error in failures] == [(1, "set_pixel: list assignment index out of range")]
+    assert all(isinstance(error, ActionFailed) for _, error in failures)
+    assert device.get_pixels()[:2] == [[1, 2, 3], [4, 5, 6]]
+    assert execute_batch(device, "low_light", [(True,)]) == [] and device.low_light
+
+
+def _pixel_payloads():
+    """set_pixel payloads near the specialised parser's shape: each field valid, off by one, of
+    another type, missing or extra; with whitespace, a trailing byte or a duplicate key."""
+    number = st.integers(0, 7) | st.integers(-2, 300) | st.booleans() | st.floats(0, 8) | st.none() | st.text(max_size=2)
+    colour = st.lists(number, min_size=2, max_size=4) | st.tuples(number, number, number).map(list) | st.just("#ff0000")
+    fields = st.fixed_dictionaries({"x": number, "y": number, "color": colour},
+                                   optional={"z": number, "text": st.just("hi")})
+    shapes = st.sampled_from(["{}", " {}", "{}\n", "{}x", '{}'])
+    objects = st.builds(lambda value, shape: shape.replace("{}", json.dumps(value)), fields, shapes)
+    duplicate = st.builds(lambda value: json.dumps(value)[:-1] + ', "x": 1}', fields)
+    return (objects | duplicate).map(str.encode) | st.binary(max_size=30) | _text_payloads()
+
+
+@settings(max_examples=500, deadline=None)
+@given(payload=_pixel_payloads(), max_payload=st.none() | st.integers(10, 60))
+@example(payload=b'{"x": 1, "y": 2, "color": [3, 4, 5]}', max_payload=None)
+@example(payload=b'{"x": 1, "y": 2, "color": [3, 4, 5]}', max_payload=20)
+@example(payload=b'{"x": 1, "y": 2, "color": [3, 4, 5]} ', max_payload=None)
+@example(payload=b'{"x": 1, "y": 2, "color": [3, 4, 5]}x', max_payload=None)
+@example(payload=b'{"x": true, "y": 2, "color": [3, 4, 5]}', max_payload=None)
+@example(payload=b'{"x": 1, "y": 2, "color": [3, 4, 256]}', max_payload=None)
+@example(payload=b'\xff', max_payload=None)
+def test_the_specialised_set_pixel_parser_agrees_with_parse_command(payload, max_payload):
+    limits = Limits(max_payload=max_payload)
+    try:
+        expected = parse_command("set_pixel", payload, {}, limits).args
+    except PayloadError as error:
+        with pytest.raises(PayloadError) as raised:
+            args_parser("set_pixel", {}, limits)(payload)
+        assert str(raised.value) == str(error)
+    else:
+        assert args_parser("set_pixel", {}, limits)(payload) == expected
+
+
+@pytest.mark.parametrize("action, defaults, limits, payload", [
+    ("set_pixel", {"color": (1, 2, 3)}, NO_LIMITS, b'{"x": 1, "y": 2}'),
+    ("set_pixel", {}, Limits(locked=frozenset({"color"})), b'{"x": 1, "y": 2, "color": [3, 4, 5]}'),
+    ("clear", {"color": (9, 9, 9)}, NO_LIMITS, b""),
+    ("show_message", {}, Limits(max_scroll=1.0), b"a long text"),
+])
+def test_args_parser_of_other_subscriptions_is_parse_command(action, defaults, limits, payload):
+    try:
+        expected = parse_command(action, payload, defaults, limits).args
+    except PayloadError as error:
+        with pytest.raises(PayloadError, match=f"^{re.escape(str(error))}$"):
+            args_parser(action, defaults, limits)(payload)
+    else:
+        assert args_parser(action, defaults, limits)(payload) == expected

@@ -102,6 +102,19 @@ class Device(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def run_batch(self, method: str, calls: Sequence[tuple]) -> list[tuple[int, Exception]]:
+        """`method(*args)` for each argument tuple in order, as one blocking call (the hang
+        watchdog watches it once, not per call): the (position, exception) of each call that
+        raised; the others went through."""
+        run = getattr(self, method)
+        failures = []
+        for position, args in enumerate(calls):
+            try:
+                run(*args)
+            except Exception as error:
+                failures.append((position, error))
+        return failures
+
 
 def rounded(value: Any, digits: int) -> Any:
     """Round a reading (a number or a dict of numbers) to a precision the sensor actually has."""

@@ -5,20 +5,22 @@ anything else for a Deferred; both results come back on the reactor thread. Chea
 pay a thread hop each: the worker takes every waiting cheap item in one go, runs them back to
 back and hands all their results to the reactor in one callFromThread. A slow item (scrolling
 text, a sensor read) is taken alone, so what waits behind it can still be dropped by overflow or
-by stop().
+by stop(). A busy subscription hands over a run of messages of one cheap action as one batch
+item (`enqueue_batch`): one device call for all of them, while pending counts and bytes stay per
+message.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Sequence
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from bridge.actions import Command, execute
+from bridge.actions import Command, execute, execute_batch
 
 log = Logger(namespace="bridge.devices.worker")
 
@@ -29,10 +31,14 @@ class Dropped(Exception):
 
 # done(context, ok, value): how a result (or the exception) reaches the reactor thread.
 Done = Callable[[Any, bool, Any], None]
+# done(context, indices, ok, value) of a batch: on the messages at `indices` of the batch, either
+# ok with the (index, exception) of each call that failed (the others were applied), or not ok
+# with the one exception (Dropped) that befell all of them.
+BatchDone = Callable[[Any, Sequence[int], bool, Any], None]
 
 
 class _Work:
-    __slots__ = ("key", "fn", "args", "done", "context", "cheap", "dropped", "size", "interrupted")
+    __slots__ = ("key", "fn", "args", "done", "context", "cheap", "dropped", "size", "count", "interrupted")
 
     def __init__(self, key: Hashable, fn: Callable, args: tuple, done: Done, context: Any, cheap: bool,
                  size: int = 0):
@@ -43,27 +49,53 @@ class _Work:
         self.context = context
         self.cheap = cheap
         self.dropped = False
-        self.size = size  # bytes it stands for while it waits (its payload's), for pending_bytes
+        self.size = size  # bytes it stands for while it waits (its payloads'), for pending_bytes
+        self.count = 1  # messages it stands for, for pending_limit
         self.interrupted: str | None = None  # why it was cut short, set under the lock while it runs
 
+    def finish(self, ok: bool, value: Any) -> None:
+        self.done(self.context, ok, value)
+
     def fail(self, error: Exception) -> None:
-        self.done(self.context, False, error)
+        self.finish(False, error)
+
+
+class _BatchWork(_Work):
+    """Calls of one cheap action for the messages at `indices` of a batch, run as one device call."""
+
+    __slots__ = ("indices",)
+
+    def finish(self, ok: bool, value: Any) -> None:
+        indices = self.indices
+        if ok and value:
+            value = [(indices[position], error) for position, error in value]
+        self.done(self.context, indices, ok, value)
 
 
 class _Line(deque):
-    """The items of one queue key, in order, with the bytes they stand for.
+    """The items of one queue key, in order, with the messages and bytes they stand for.
 
     No `__init__` of its own: deque's C one is what a new line per key and reactor turn costs.
     """
 
-    __slots__ = ("bytes",)
+    __slots__ = ("bytes", "count")
 
     def add(self, work: _Work) -> None:
         self.append(work)
         self.bytes += work.size
+        self.count += work.count
 
     def take(self) -> None:
-        self.bytes -= self.popleft().size
+        work = self.popleft()
+        self.bytes -= work.size
+        self.count -= work.count
+
+
+def _new_line(work: _Work) -> _Line:
+    line = _Line((work,))
+    line.bytes = work.size
+    line.count = work.count
+    return line
 
 
 def _fire(deferred: Deferred, ok: bool, value: Any) -> None:
@@ -112,7 +144,7 @@ class DeviceWorker:
 
         The per-message path of every subscription, so no Deferred; `context` should be small (the
         reply subject, not the message with its payload): it is kept while the item waits.
-        Overflow "queue": a new item is rejected when `pending_limit` items of its queue_key wait,
+        Overflow "queue": a new item is rejected when `pending_limit` messages of its queue_key wait,
         or when the `size`s of those that wait plus its own would pass `pending_bytes` (one item
         may always wait). Overflow "latest": whatever waits for the key is dropped, and a slow
         item of the key that runs (a scroll) is cut short at its next frame, so only the new one
@@ -130,7 +162,7 @@ class DeviceWorker:
             staged, handed_over = self._staged_by_key.get(queue_key), self._waiting_by_key.get(queue_key)
             if staged is None and handed_over is None:
                 pass  # nothing waits: the common case on a busy subscription, checked in one step
-            elif (len(staged) if staged else 0) + (len(handed_over) if handed_over else 0) >= pending_limit:
+            elif (staged.count if staged else 0) + (handed_over.count if handed_over else 0) >= pending_limit:
                 done(context, False, Dropped(
                     f"{command.action}: dropped, {pending_limit} messages already waiting (pending_limit, overflow queue)"
                 ))
@@ -146,6 +178,58 @@ class DeviceWorker:
         self._stage(_Work(queue_key, execute, (self.device, command, self._interrupt), done, context,
                           command.cheap, size))
 
+    def enqueue_batch(self, queue_key: Hashable, action: str, calls: list, sizes: list, pending_limit: int,
+                      pending_bytes: int | None, done: BatchDone, context: Any) -> None:
+        """Queue the argument tuples of a run of messages of one cheap action as one item.
+
+        Each message is admitted or rejected (overflow "queue") as `enqueue` would judge it alone
+        after the ones before it; rejections are reported at once. The admitted ones run as one
+        device call (`Device.run_batch`): they wait, are dropped by stop() and reported together.
+        `done(context, indices, ok, value)` (see `BatchDone`) runs on the reactor thread.
+        """
+        count = len(calls)
+        if self._stopping:
+            done(context, range(count), False, Dropped(f"{action}: dropped, the device worker is stopping"))
+            return
+        staged, handed_over = self._staged_by_key.get(queue_key), self._waiting_by_key.get(queue_key)
+        waiting = (staged.count if staged else 0) + (handed_over.count if handed_over else 0)
+        waiting_bytes = (staged.bytes if staged else 0) + (handed_over.bytes if handed_over else 0)
+        size = sum(sizes)
+        if waiting + count <= pending_limit and (
+                pending_bytes is None or (waiting_bytes + size <= pending_bytes or not waiting_bytes and count == 1)):
+            indices: Sequence[int] = range(count)
+        else:
+            indices, size = self._admit(action, sizes, pending_limit, pending_bytes, waiting, waiting_bytes, done,
+                                        context)
+            if not indices:
+                return
+            calls = [calls[index] for index in indices]
+        work = _BatchWork(queue_key, execute_batch, (self.device, action, calls), done, context, True, size)
+        work.count = len(indices)
+        work.indices = indices
+        self._stage(work)
+
+    @staticmethod
+    def _admit(action: str, sizes: list, pending_limit: int, pending_bytes: int | None, waiting: int,
+               waiting_bytes: int, done: BatchDone, context: Any) -> tuple[list[int], int]:
+        """The indices of the messages that may wait and their bytes; the others are reported dropped."""
+        admitted = []
+        waiting_before = waiting_bytes
+        for index, size in enumerate(sizes):
+            if waiting >= pending_limit:
+                error = Dropped(f"{action}: dropped, {pending_limit} messages already waiting "
+                                f"(pending_limit, overflow queue)")
+            elif pending_bytes is not None and waiting_bytes and waiting_bytes + size > pending_bytes:
+                error = Dropped(f"{action}: dropped, {waiting_bytes} bytes of messages already waiting and this "
+                                f"one's {size} would pass {pending_bytes} (pending_bytes, overflow queue)")
+            else:
+                admitted.append(index)
+                waiting += 1
+                waiting_bytes += size
+                continue
+            done(context, (index,), False, error)
+        return admitted, waiting_bytes - waiting_before
+
     def _drop_waiting(self, queue_key: Hashable) -> None:
         """overflow "latest": whatever waits for this key, staged or handed over, is dropped."""
         replaced = list(self._staged_by_key.pop(queue_key, ()))
@@ -156,7 +240,7 @@ class DeviceWorker:
             for work in replaced:
                 work.dropped = True
         for work in replaced:
-            work.fail(Dropped(f"{work.args[1].action}: dropped, replaced by a newer message (overflow latest)"))
+            work.fail(Dropped(f"{_name_of(work)}: dropped, replaced by a newer message (overflow latest)"))
 
     def _interrupt_running(self, queue_key: Hashable | None, why: str) -> None:
         """Cut the running slow item short (any key when queue_key is None): it ends as Dropped(why)."""
@@ -171,8 +255,7 @@ class DeviceWorker:
         if work.key is not None:
             same_key = self._staged_by_key.get(work.key)
             if same_key is None:
-                line = self._staged_by_key[work.key] = _Line((work,))
-                line.bytes = work.size
+                self._staged_by_key[work.key] = _new_line(work)
             else:
                 same_key.add(work)
         if self._sleeping:
@@ -197,8 +280,7 @@ class DeviceWorker:
                 if work.key is not None:
                     same_key = by_key.get(work.key)
                     if same_key is None:
-                        line = by_key[work.key] = _Line((work,))
-                        line.bytes = work.size
+                        by_key[work.key] = _new_line(work)
                     else:
                         same_key.add(work)
             if self._sleeping:
@@ -217,9 +299,10 @@ class DeviceWorker:
         return deferred
 
     def pending(self, queue_key: Hashable) -> int:
-        """How many items of this key wait (not counting one that runs)."""
+        """How many messages of this key wait (not counting what runs)."""
         staged = self._staged_by_key.get(queue_key)
-        return len(self._waiting_by_key.get(queue_key, ())) + (len(staged) if staged else 0)
+        waiting = self._waiting_by_key.get(queue_key)
+        return (waiting.count if waiting else 0) + (staged.count if staged else 0)
 
     def pending_bytes(self, queue_key: Hashable) -> int:
         """The sizes of the items of this key that wait, added up."""
@@ -276,9 +359,9 @@ class DeviceWorker:
 
     @staticmethod
     def _deliver(results: list) -> None:
-        for done, context, ok, value in results:
+        for work, ok, value in results:
             try:
-                done(context, ok, value)
+                work.finish(ok, value)
             except Exception:  # one broken completion must not cost the others theirs
                 log.failure("handling the result of a device action failed")
 
@@ -327,15 +410,14 @@ class DeviceWorker:
                 results = []
                 for work in batch:
                     try:
-                        results.append((work.done, work.context, True, work.fn(*work.args)))
+                        results.append((work, True, work.fn(*work.args)))
                     except Exception as error:
-                        results.append((work.done, work.context, False, error))
+                        results.append((work, False, error))
                 if slow is not None:
                     with self._lock:
                         self._running = None
                     if slow.interrupted is not None:
-                        results[0] = (slow.done, slow.context, False,
-                                      Dropped(f"{_name_of(slow)}: interrupted, {slow.interrupted}"))
+                        results[0] = (slow, False, Dropped(f"{_name_of(slow)}: interrupted, {slow.interrupted}"))
                 if results:
                     call_from_thread(self._deliver, results)
         finally:
@@ -345,6 +427,8 @@ class DeviceWorker:
 def _name_of(work: _Work) -> str:
     if work.fn is execute:
         return work.args[1].action
+    if work.fn is execute_batch:
+        return work.args[1]
     return getattr(work.fn, "__name__", "call")
 
 

@@ -36,6 +36,7 @@ class ConnectionHandler(Protocol):
     """What a connection tells its owner once the handshake is done."""
 
     def deliver(self, msg: wire.Msg) -> None: ...
+    def delivered(self) -> None: ...  # the messages of one read are all delivered
     def server_info(self, conn: "Connection", options: dict) -> None: ...
     def server_error(self, conn: "Connection", message: str) -> None: ...
     def connection_lost(self, conn: "Connection", reason: Exception) -> None: ...
@@ -189,7 +190,9 @@ class Connection(protocol.Protocol):
         for event in events:
             if type(event) is msg_class:
                 deliver(event)
-            elif self._lost or self._failure is not None:
+                continue
+            handler.delivered()  # the messages before a PONG or INFO reach their callbacks first
+            if self._lost or self._failure is not None:
                 return  # a callback earlier in this batch closed the connection
             elif isinstance(event, wire.Ping):
                 self.transport.write(wire.PONG)
@@ -200,6 +203,7 @@ class Connection(protocol.Protocol):
                 handler.server_info(self, event.options)
             elif isinstance(event, wire.Err):
                 handler.server_error(self, event.message)
+        handler.delivered()
 
     def ping(self, waiter: defer.Deferred | None = None) -> None:
         """Send PING behind what is queued before it; `waiter` fires on its PONG."""

@@ -44,6 +44,7 @@ class Subscription:
         self.subject = subject
         self.queue = queue
         self.callback = callback
+        self.batches = False  # the callback takes a list of messages (`Client.subscribe(batches=True)`)
         self.max_msgs = max_msgs
         self.delivered = 0
         # Deliveries counted before the SUB was (re)sent on the current connection: the server
@@ -56,6 +57,12 @@ class Subscription:
 
     def unsubscribe(self, max_msgs: int | None = None) -> None:
         self._unsubscribe(self, max_msgs)
+
+    def set_callback(self, callback, batches: bool = False) -> None:
+        """Deliver the messages of later reads to `callback` instead, as lists if `batches`
+        (see `Client.subscribe`)."""
+        self.callback = callback
+        self.batches = batches
 
     def drain(self, timeout: float = 2.0):
         """`Client.drain_subscription(self)`: stop without losing messages already sent to it."""
@@ -115,9 +122,9 @@ class Subscriptions:
             del self._subs[sub.sid]  # the server dropped it too (UNSUB with max)
         return sub
 
-    def run_callback(self, sub: Subscription, msg: Msg) -> None:
+    def run_callback(self, sub: Subscription, msg_or_batch) -> None:
         try:
-            result = sub.callback(msg)
+            result = sub.callback(msg_or_batch)
         except Exception:
             log.failure("callback for {subject!r} raised", subject=sub.subject)
             return

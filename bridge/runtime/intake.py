@@ -2,7 +2,8 @@
 
 In order: the rate limit (a token bucket; past it the message is dropped with "rate limited"),
 then `actions.parse_command` with the subscription's limits (max_payload before anything is
-decoded, locked args, max_scroll). Warnings about messages that were not applied go through one
+decoded, locked args, max_scroll); a batch needs only each command's arguments, read by the
+subscription's `actions.args_parser`. Warnings about messages that were not applied go through one
 `RepeatSummary` per subscription: the first in full, then a count per interval.
 """
 
@@ -13,7 +14,7 @@ from typing import Callable
 
 from twisted.logger import Logger
 
-from bridge.actions import Command, Limits, parse_command
+from bridge.actions import Command, Limits, args_parser, parse_command
 from bridge.config.model import SubscriptionConfig
 from bridge.devices.worker import Dropped
 from bridge.nats.repeats import RepeatSummary
@@ -52,15 +53,24 @@ class Intake:
         self.limits = Limits(config.max_payload, config.max_scroll if config.action == "show_message" else None,
                              frozenset(config.locked))
         self.bucket = None if config.rate is None else TokenBucket(config.rate, config.burst_size, clock)
+        self._parse_args = args_parser(config.action, config.args, self.limits)
         self.problems = RepeatSummary(
             log, "{subject}: {n} message(s) not applied, the latest because: {error}", reactor, interval)
 
     def command(self, payload: bytes) -> Command:
         """The device command, or RateLimited / PayloadError (a bug in parsing: any other exception)."""
+        self._take_token()
+        return parse_command(self.config.action, payload, self.config.args, self.limits)
+
+    def command_args(self, payload: bytes) -> tuple:
+        """`command(payload).args`, for a batch of one action."""
+        self._take_token()
+        return self._parse_args(payload)
+
+    def _take_token(self) -> None:
         if self.bucket is not None and not self.bucket.take():
             raise RateLimited(f"{self.config.action}: rate limited (rate {self.config.rate:g}/s, "
                               f"burst {self.bucket.burst})")
-        return parse_command(self.config.action, payload, self.config.args, self.limits)
 
     def not_applied(self, subject: str, error: BaseException) -> None:
         text = str(error) if isinstance(error, (ValueError, RuntimeError, Dropped)) else f"{type(error).__name__}: {error}"

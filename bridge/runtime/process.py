@@ -48,11 +48,20 @@ class WebViewUnavailable(Exception):
 EXPLAINED = (DeviceUnavailable, AuthConfigError, TlsError, DuplicateDeviceError, NoServerReached, WebViewUnavailable)
 
 
+# The young generation's threshold once start-up is frozen (the default is 700). Under a flood each
+# read's messages live until their batch is queued and are freed by reference counting, so young
+# collections find nothing to free; measured under device_throughput load (medians of 5 and 7
+# rounds on a shared 2-core box), the bridge used 5.2-5.4 CPU us/msg at 10000 against 5.6-7.2 at 700.
+GEN0_THRESHOLD = 10_000
+
+
 def release_startup_garbage() -> None:
-    """Hand the heap that config validation churned through back to the OS (glibc only), and
-    move what start-up built (modules, schema, config) out of the collector's sight for good."""
+    """Hand the heap that config validation churned through back to the OS (glibc only), move what
+    start-up built (modules, schema, config) out of the collector's sight for good, and collect
+    the young generation less often (GEN0_THRESHOLD)."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(GEN0_THRESHOLD, *gc.get_threshold()[1:])
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):

@@ -1,8 +1,11 @@
 """`subscriptions:` entries at run time: NATS messages in, device commands out, replies back.
 
 An `ActionSubscription` is given what it uses — the client, the worker its action runs on and a
-`snapshot()` of the display — not the bridge. `plan_reload` decides what a reload does with the
-running ones; `Bridge` carries the plan out (new subscriptions first, then the removed ones go).
+`snapshot()` of the display — not the bridge. For a cheap action that answers nothing (and not
+`overflow: latest`) the client hands it each read's run of messages at once and the run goes to
+the worker as one batch; anything else comes and goes message by message. `plan_reload` decides
+what a reload does with the running ones; `Bridge` carries the plan out (new subscriptions first,
+then the removed ones go).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 from twisted.logger import Logger
 
-from bridge.actions import reply_payload
+from bridge.actions import is_batchable, reply_payload
 from bridge.config.model import SubscriptionConfig
 from bridge.devices.worker import DeviceWorker, Dropped
 from bridge.nats import NatsError
@@ -50,9 +53,12 @@ class ActionSubscription:
         self.subscription = None
         self._reactor = reactor
         self._intake = Intake(config, reactor, log)  # payload limits, rate, and the summarised log
+        self._batches = _batches(config)
 
     def start(self) -> None:
-        self.subscription = self.client.subscribe(self.config.subject, self.on_message, queue=self.config.queue)
+        callback = self.on_messages if self._batches else self.on_message
+        self.subscription = self.client.subscribe(self.config.subject, callback, queue=self.config.queue,
+                                                  batches=self._batches)
 
     def stop(self) -> None:
         if self.subscription is not None:
@@ -69,6 +75,10 @@ class ActionSubscription:
         self.worker = worker
         self._intake.problems.flush(again=False)
         self._intake = Intake(config, self._reactor, log)
+        batches = _batches(config)
+        if batches != self._batches and self.subscription is not None:
+            self.subscription.set_callback(self.on_messages if batches else self.on_message, batches)
+        self._batches = batches
 
     def retire(self, totals: SubscriptionStats) -> None:
         """Removed by a reload: drain (messages the server already sent it still arrive and run);
@@ -82,6 +92,43 @@ class ActionSubscription:
             self.subscription = None
         totals.add(self.stats)
         self.stats = totals
+
+    def on_messages(self, msgs: list) -> None:
+        """The run of this subscription's messages that one read brought, for an action that batches."""
+        self.stats.received += len(msgs)
+        received_at = time.monotonic_ns()
+        command_args = self._intake.command_args
+        calls, sizes, subjects, replies = [], [], [], []
+        for msg in msgs:
+            payload = msg.payload
+            try:
+                calls.append(command_args(payload))
+            except Exception as error:  # a bad payload, the rate, or a bug: it costs this message only
+                self._finished((msg.subject, msg.reply, received_at), False, error)
+                continue
+            sizes.append(len(payload))
+            subjects.append(msg.subject)
+            replies.append(msg.reply)
+        if calls:
+            config = self.config
+            self.worker.enqueue_batch(self, config.action, calls, sizes, config.pending_limit, config.pending_bytes,
+                                      self._batch_finished, (subjects, replies if any(replies) else None, received_at))
+
+    def _batch_finished(self, context, indices, ok: bool, value: Any) -> None:
+        subjects, replies, received_at = context
+        stats = self.stats
+        stats.processing_ns += (time.monotonic_ns() - received_at) * len(indices)
+        if not ok:
+            for index in indices:
+                self._settle(subjects[index], replies and replies[index], False, value)
+            return
+        if not value and replies is None:
+            stats.applied += len(indices)
+            return
+        failed = dict(value)
+        for index in indices:
+            error = failed.get(index)
+            self._settle(subjects[index], replies and replies[index], error is None, error)
 
     def on_message(self, msg) -> None:
         stats = self.stats
@@ -104,8 +151,12 @@ class ActionSubscription:
 
     def _finished(self, context, ok: bool, result: Any) -> None:
         subject, reply, received_at = context
+        self.stats.processing_ns += time.monotonic_ns() - received_at
+        self._settle(subject, reply, ok, result)
+
+    def _settle(self, subject: str, reply: str | None, ok: bool, result: Any) -> None:
+        """Count one message's outcome, log it if it was not applied, and reply."""
         stats = self.stats
-        stats.processing_ns += time.monotonic_ns() - received_at
         if ok:
             stats.applied += 1
             if reply:
@@ -146,6 +197,10 @@ class ActionSubscription:
             "dropped": stats.dropped,
             "pending": self.pending,
         }
+
+
+def _batches(config: SubscriptionConfig) -> bool:
+    return config.overflow != "latest" and is_batchable(config.action)
 
 
 class ReloadPlan(NamedTuple):

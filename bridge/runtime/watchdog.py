@@ -48,7 +48,7 @@ class WatchedDevice:
 
     WATCHED = frozenset((
         "show_message", "show_letter", "set_pixel", "set_pixels", "get_pixels", "clear", "set_rotation",
-        "flip_h", "flip_v", "set_low_light", "read",
+        "flip_h", "flip_v", "set_low_light", "read", "run_batch",
     ))  # fmt: skip
 
     def __init__(self, device, role: str, clock: Callable[[], float] = time.monotonic):

@@ -382,3 +382,150 @@ def test_a_sleeping_thread_is_woken_once_for_a_run_of_work_from_one_reactor_turn
     clock.advance(0)  # the hand-over of the items staged after the first
     assert len(worker._waiting) == 10
     assert worker._condition.notified == 1
+
+
+# --- batches: a run of one subscription's messages as one item --------------------------------
+
+
+def batched(worker, key, positions, pending_limit=1000, sizes=None, pending_bytes=None):
+    """`worker.enqueue_batch` of set_pixel at `positions`; a Deferred firing with every message's
+    outcome by index ("ok" or the error's text) once all are reported."""
+    calls = [pixel(x, y).args for x, y in positions]
+    outcomes: dict = {}
+    everything = defer.Deferred()
+
+    def done(context, indices, ok, value):
+        failed = dict(value) if ok else {}
+        for index in indices:
+            assert index not in outcomes, f"message {index} reported twice"
+            error = failed.get(index) if ok else value
+            outcomes[index] = "ok" if error is None else str(error)
+        if len(outcomes) == len(calls):
+            everything.callback(dict(sorted(outcomes.items())))
+
+    worker.enqueue_batch(key, "set_pixel", calls, sizes or [10] * len(calls), pending_limit, pending_bytes, done,
+                         None)
+    return everything
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_batch_is_one_watched_device_call_and_a_bad_call_fails_only_its_message(device):
+    from bridge.runtime.watchdog import WatchedDevice
+
+    armed = []
+    worker = DeviceWorker(WatchedDevice(device, "display", lambda: armed.append(1) or 0.0), reactor)
+    worker.start()
+    try:
+        outcomes = yield batched(worker, "k", [(0, 0), (7, 7), (1, 0)])
+    finally:
+        yield worker.stop(WAIT)
+    assert outcomes == {0: "ok", 1: "set_pixel: this LED is broken", 2: "ok"}
+    assert device.log == ["set_pixel 0 0", "set_pixel 1 0"]
+    assert len(armed) == 1
+
+
+@pytest_twisted.inlineCallbacks
+def test_pending_limit_is_reached_inside_a_batch_the_rest_of_it_is_dropped(worker, device):
+    running = hold_in_show_message(worker, device)
+    single = enqueued(worker, "k", pixel(5, 5), 3, "queue")
+    outcomes = batched(worker, "k", [(0, 0), (1, 0), (2, 0), (3, 0)], pending_limit=3)
+    assert worker.pending("k") == 3
+    device.gate.set()
+    yield defer.gatherResults([running, single])
+    dropped = "set_pixel: dropped, 3 messages already waiting (pending_limit, overflow queue)"
+    assert (yield outcomes) == {0: "ok", 1: "ok", 2: dropped, 3: dropped}
+    assert device.log[1:] == ["set_pixel 5 5", "set_pixel 0 0", "set_pixel 1 0"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_batch_that_just_fits_pending_limit_is_admitted_whole_and_one_more_is_not(worker, device):
+    running = hold_in_show_message(worker, device)
+    single = enqueued(worker, "k", pixel(5, 5), 3, "queue")
+    fits = batched(worker, "k", [(0, 0), (1, 0)], pending_limit=3)
+    over = batched(worker, "other", [(0, 1), (1, 1), (2, 1), (3, 1)], pending_limit=3)
+    device.gate.set()
+    yield defer.gatherResults([running, single])
+    assert (yield fits) == {0: "ok", 1: "ok"}
+    assert (yield over)[3] == "set_pixel: dropped, 3 messages already waiting (pending_limit, overflow queue)"
+
+
+@pytest_twisted.inlineCallbacks
+def test_pending_bytes_judges_each_message_of_a_batch_as_if_it_came_alone(worker, device):
+    running = hold_in_show_message(worker, device)
+    outcomes = batched(worker, "k", [(0, 0), (1, 0), (7, 7)], sizes=[600, 500, 400], pending_bytes=1000)
+    assert worker.pending_bytes("k") == 1000 and worker.pending("k") == 2
+    device.gate.set()
+    yield running
+    result = yield outcomes
+    assert result[0] == "ok" and "(pending_bytes, overflow queue)" in result[1]
+    assert result[2] == "set_pixel: this LED is broken"  # the device's failure, reported on its own message
+    assert worker.pending_bytes("k") == 0 and worker.pending("k") == 0
+
+
+def test_what_waits_counts_the_messages_of_batches_left_behind_a_slow_item():
+    """White-box, no thread: the thread takes the first batch; the second still waits behind the scroll."""
+    clock = task.Clock()
+    worker = DeviceWorker(MemoryDevice(), clock)
+    for item in (lambda: batched(worker, "k", [(0, 0), (1, 0)]),
+                 lambda: worker.enqueue("slow", message("hi"), 1000, "queue", lambda *_: None, None),
+                 lambda: batched(worker, "k", [(2, 0), (3, 0), (4, 0)])):
+        item()
+    clock.advance(0)
+    assert worker.pending("k") == 5
+    with worker._lock:
+        taken = worker._take()
+    assert [work.count for work in taken] == [2] and worker.pending("k") == 3
+
+
+@pytest_twisted.inlineCallbacks
+def test_order_is_kept_across_batches_and_single_messages(worker, device):
+    running = hold_in_show_message(worker, device)
+    first = batched(worker, "k", [(0, 0), (1, 0)])
+    single = enqueued(worker, "k", pixel(2, 0), 1000, "queue")
+    last = batched(worker, "other", [(3, 0)])
+    device.gate.set()
+    yield defer.gatherResults([running, first, single, last])
+    assert device.log[1:] == ["set_pixel 0 0", "set_pixel 1 0", "set_pixel 2 0", "set_pixel 3 0"]
+
+
+@pytest_twisted.inlineCallbacks
+def test_stop_drops_every_message_of_a_waiting_batch_and_of_a_late_one(device):
+    worker = DeviceWorker(device, reactor)
+    worker.start()
+    running = hold_in_show_message(worker, device)
+    waiting = batched(worker, "k", [(0, 0), (1, 0)])
+    stopped = worker.stop(WAIT)
+    late = batched(worker, "k", [(2, 0)])
+    device.gate.set()
+    yield stopped
+    yield _settled(running)
+    gone = "set_pixel: dropped, the device worker stopped before running it"
+    assert (yield waiting) == {0: gone, 1: gone}
+    assert (yield late) == {0: "set_pixel: dropped, the device worker is stopping"}
+    assert device.log == ["show_message hold"]
+
+
+class GatedPixelDevice(GatedDevice):
+    """set_pixel at (6, 6) blocks until the gate opens: the thread is then inside a batch."""
+
+    def set_pixel(self, x, y, colour):
+        if (x, y) == (6, 6):
+            self.scrolling.set()
+            assert self.gate.wait(WAIT), "the test never opened the gate"
+        super().set_pixel(x, y, colour)
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_batch_that_runs_when_stop_comes_is_finished_and_reported_applied():
+    """Stop (SIGINT) does not cut a running batch: each of its messages is applied and says so."""
+    device = GatedPixelDevice()
+    worker = DeviceWorker(device, reactor)
+    worker.start()
+    outcomes = batched(worker, "k", [(0, 0), (6, 6), (1, 0)])
+    assert device.scrolling.wait(WAIT)
+    stopped = worker.stop(WAIT)
+    assert not stopped.called
+    device.gate.set()
+    assert (yield stopped) is True
+    assert (yield outcomes) == {0: "ok", 1: "ok", 2: "ok"}
+    assert device.log == ["set_pixel 0 0", "set_pixel 6 6", "set_pixel 1 0"]

@@ -20,6 +20,9 @@ class Handle:
         self.client.log.append(("drain", self.subject))
         return defer.succeed(None)
 
+    def set_callback(self, callback, batches=False):
+        self.client.set_callback(self.subject, callback, batches)
+
 
 class FakeClient:
     """Records subscribe/unsubscribe/publish in one ordered log."""
@@ -31,12 +34,19 @@ class FakeClient:
         self.log = []
         self.replies = []
         self.callbacks = {}
+        self.batched = {}
 
-    def subscribe(self, subject, callback, queue=None):
+    def subscribe(self, subject, callback, queue=None, batches=False):
         handle = Handle(self, subject, queue)
         self.log.append(("sub", subject))
-        self.callbacks[subject] = callback
+        self.set_callback(subject, callback, batches)
         return handle
+
+    def set_callback(self, subject, callback, batches):
+        """`callbacks[subject](msg)` delivers one message, as one read of it would; `batched`
+        says which subjects' callbacks take lists."""
+        self.callbacks[subject] = (lambda msg: callback([msg])) if batches else callback
+        self.batched[subject] = batches
 
     def unsubscribe(self, handle):
         self.log.append(("unsub", handle.subject))

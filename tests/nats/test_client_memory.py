@@ -185,3 +185,83 @@ def test_a_second_drain_or_a_drain_after_close_just_closes():
     second = client.drain()
     assert client.status is Status.CLOSED and result_of(second) is None
     assert not first.called or result_of(first) is None
+
+
+# --- client.py: batch subscriptions, in memory -------------------------------------------------
+
+
+def _msg(subject: str, sid: int, payload: bytes) -> bytes:
+    return b"MSG %s %d %d\r\n%s\r\n" % (subject.encode(), sid, len(payload), payload)
+
+
+def test_a_batch_subscription_gets_each_reads_consecutive_messages_as_one_list_in_order():
+    client, conn, _transport, _clock = _connected_client()
+    calls = []
+    client.subscribe("a", lambda msgs: calls.append(("a", [msg.data for msg in msgs])), batches=True)
+    client.subscribe("b", lambda msg: calls.append(("b", msg.data)))
+    conn.dataReceived(_msg("a", 1, b"1") + _msg("a", 1, b"2") + _msg("b", 2, b"x") + _msg("a", 1, b"3"))
+    conn.dataReceived(_msg("a", 1, b"4"))
+    assert calls == [("a", [b"1", b"2"]), ("b", b"x"), ("a", [b"3"]), ("a", [b"4"])]
+    assert client.stats.msgs_in == 5
+
+
+def test_two_batch_subscriptions_in_one_read_alternate_runs():
+    client, conn, _transport, _clock = _connected_client()
+    calls = []
+    for subject in ("a", "b"):
+        client.subscribe(subject, lambda msgs: calls.append([msg.data for msg in msgs]), batches=True)
+    conn.dataReceived(_msg("a", 1, b"1") + _msg("b", 2, b"2") + _msg("b", 2, b"3") + _msg("a", 1, b"4"))
+    assert calls == [[b"1"], [b"2", b"3"], [b"4"]]
+
+
+def test_a_run_reaches_its_callback_before_a_pong_of_the_same_read_fires_a_flush():
+    client, conn, _transport, clock = _connected_client()
+    seen = []
+    client.subscribe("a", lambda msgs: seen.append(len(msgs)), batches=True)
+    flushed = client.flush()
+    clock.advance(0)
+    flushed.addCallback(lambda _: seen.append("flushed"))
+    conn.dataReceived(_msg("a", 1, b"1") + _msg("a", 1, b"2") + b"PONG\r\n")
+    assert seen == [2, "flushed"]
+
+
+def test_a_batch_is_capped_at_max_batch_messages():
+    from bridge.nats.client import MAX_BATCH
+
+    client, conn, _transport, _clock = _connected_client()
+    sizes = []
+    client.subscribe("a", lambda msgs: sizes.append(len(msgs)), batches=True)
+    conn.dataReceived(_msg("a", 1, b"x") * (MAX_BATCH + 3))
+    assert sizes == [MAX_BATCH, 3]
+
+
+def test_max_msgs_ends_a_batch_subscriptions_run_at_the_limit():
+    client, conn, _transport, _clock = _connected_client()
+    got = []
+    client.subscribe("a", lambda msgs: got.extend(msg.data for msg in msgs), max_msgs=2, batches=True)
+    conn.dataReceived(_msg("a", 1, b"1") + _msg("a", 1, b"2") + _msg("a", 1, b"3"))
+    assert got == [b"1", b"2"]
+
+
+def test_a_client_closed_by_a_callback_hands_on_no_later_run():
+    client, conn, _transport, _clock = _connected_client()
+    got = []
+
+    def close_on_first(msg):
+        got.append(msg.data)
+        client.close()
+
+    client.subscribe("a", lambda msgs: got.extend(msg.data for msg in msgs), batches=True)
+    client.subscribe("b", close_on_first)
+    conn.dataReceived(_msg("a", 1, b"1") + _msg("b", 2, b"x") + _msg("a", 1, b"2"))
+    assert got == [b"1", b"x"]
+
+
+def test_set_callback_switches_a_subscription_between_single_messages_and_runs_for_later_reads():
+    client, conn, _transport, _clock = _connected_client()
+    calls = []
+    sub = client.subscribe("a", lambda msg: calls.append(msg.data))
+    conn.dataReceived(_msg("a", 1, b"1") + _msg("a", 1, b"2"))
+    sub.set_callback(lambda msgs: calls.append([msg.data for msg in msgs]), batches=True)
+    conn.dataReceived(_msg("a", 1, b"3") + _msg("a", 1, b"4"))
+    assert calls == [b"1", b"2", [b"3", b"4"]]

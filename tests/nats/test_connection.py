@@ -17,6 +17,9 @@ class _Handler:
     def deliver(self, msg):
         pass
 
+    def delivered(self):
+        pass
+
     def server_info(self, conn, options):
         pass
 

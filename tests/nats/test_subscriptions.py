@@ -63,6 +63,19 @@ def test_subscriptions_number_sids_from_one_and_remove_only_their_own():
     assert calls == [(2, 5), (2, None)]
 
 
+def test_a_subscription_takes_single_messages_until_set_callback_asks_for_batches():
+    table, _, unsubscribe = _table()
+    sub = table.add("a", None, print, None, unsubscribe)
+    assert sub.batches is False
+    got = []
+    sub.set_callback(got.append, batches=True)
+    assert (sub.callback, sub.batches) == (got.append, True)
+    table.run_callback(sub, ["m1", "m2"])
+    assert got == [["m1", "m2"]]
+    sub.set_callback(print)
+    assert (sub.callback, sub.batches) == (print, False)
+
+
 def test_subscription_repr():
     table, _, unsubscribe = _table()
     plain = table.add("a.b", None, print, None, unsubscribe)

@@ -132,3 +132,23 @@ def test_an_unexpected_error_is_named_by_its_type():
     again, _, events = make()
     again.not_applied("s.x", RuntimeError("show_message: device busy"))
     assert lines(events) == ["s.x: 1 message(s) not applied, the latest because: show_message: device busy"]
+
+
+def test_command_args_share_the_rate_with_commands():
+    intake, _, _ = make(action="clear", rate=0.5, burst=2)
+    assert intake.command_args(b"") == ((0, 0, 0),)
+    intake.command(b"")
+    with pytest.raises(RateLimited, match=r"^clear: rate limited"):
+        intake.command_args(b"")
+
+
+def test_command_args_read_with_the_subscriptions_args_and_limits():
+    pixel = b'{"x": 1, "y": 2, "color": [3, 4, 5]}'
+    assert make(action="set_pixel")[0].command_args(pixel) == (1, 2, (3, 4, 5))
+    assert make(action="set_pixel", args={"color": [9, 9, 9]})[0].command_args(b'{"x": 1, "y": 2}') == (1, 2, (9, 9, 9))
+    with pytest.raises(PayloadError, match="^set_pixel: payload is 36 bytes, more than this subscription's max_payload of 20$"):
+        make(action="set_pixel", max_payload=20)[0].command_args(pixel)
+    with pytest.raises(PayloadError, match="^set_pixel: color is locked"):
+        make(action="set_pixel", args={"color": [9, 9, 9]}, locked=("color",))[0].command_args(pixel)
+    with pytest.raises(PayloadError, match="^set_pixel: x must be an integer 0..7"):
+        make(action="set_pixel")[0].command_args(b'{"x": 8, "y": 0, "color": [0, 0, 0]}')

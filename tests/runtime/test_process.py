@@ -279,3 +279,18 @@ def test_a_reload_whose_checker_failed_keeps_the_running_config_and_says_why_in_
         ("error", "the config checker was killed by SIGKILL without an answer", None)]
     reload(reloads)
     assert len(reloads.calls) == 2  # the next SIGHUP reads again
+
+
+def test_release_startup_garbage_freezes_start_up_and_raises_the_young_threshold():
+    import gc
+
+    from bridge.runtime.process import GEN0_THRESHOLD, release_startup_garbage
+
+    before = gc.get_threshold()
+    try:
+        release_startup_garbage()
+        assert gc.get_threshold() == (GEN0_THRESHOLD, *before[1:])
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
