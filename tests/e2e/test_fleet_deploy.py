@@ -471,3 +471,47 @@ def test_deploy_waits_for_the_pis_whose_last_status_names_the_key_however_late_t
         done = deploy(url, "--wait=8", text=stored([2, 2, 2]), folder=folder, key=key)
     assert done.returncode == ExitStatus.NOT_ANSWERED, done.stderr
     assert done.stdout.splitlines()[1:] == ["pi-gone  not answering", "pi-slow  applied"]
+
+
+def test_no_revision_reads_out_a_secret_of_the_pi_anywhere_it_reports(module_nats_server, nats_py, folder, monkeypatch):
+    """The Pi exports a secret from a file and one from its environment; revisions that try to read
+    them (directly, or through the exported vars) are refused, and neither secret appears in its
+    log, `bridge.ID.info`, `$SRV.INFO` or `bridge fleet --json`."""
+    url, key, device_id = module_nats_server.url, "secrets", "vault"
+    token, room = "t0ken-from-a-file", "room-from-the-env"
+    (folder / "token").write_text(token)
+    fleet = f"{{key: {key}, bucket: {BUCKET}, vars: {{token: '${{file:{folder / 'token'}}}', room: '${{env:PI_ROOM}}', site: lab}}}}"
+    monkeypatch.setenv("PI_ROOM", room)
+    monkeypatch.setenv("STATE_DIRECTORY", str(folder / "state-vault"))
+    bridge = BridgeProcess(memory_config(url, device_id, fleet=fleet), folder, device_id).start()
+    try:
+        bridge.wait_ready(nats_py)
+        plain = deployed(url, stored([1, 1, 1]).replace("fleet.${device.id}.clear", "fleet.${site}.${device.id}.clear")
+                         .replace("vars: {", "vars: {site: nowhere, "), folder, key)
+        wait_for(lambda: config_of(bridge, nats_py)["revision"] == plain, what=f"revision {plain}:\n{bridge.logs()}")
+        cleared = nats_py.request(f"fleet.lab.{device_id}.clear", b"", timeout=5)  # its exported site, not the default
+        assert json.loads(cleared.data)["ok"] is True and first_pixel(nats_py, device_id, False) == [1, 1, 1]
+
+        async def put(text):
+            kv = await nats_py.nc.jetstream().key_value(BUCKET)
+            return await kv.put(key, text.encode())
+
+        attempts = [stored([2, 2, 2]).replace("fleet.${device.id}.clear", reference)
+                    for reference in ("fleet.${token}.clear", "fleet.${room}.clear",
+                                      f"fleet.${{file:{folder / 'token'}}}.clear", "fleet.${env:PI_ROOM}.clear")]
+        for attempt in attempts:
+            revision = nats_py._run(put(attempt))
+            wait_for(lambda: config_of(bridge, nats_py)["refused_revision"] == revision,
+                     what=f"revision {revision} refused:\n{bridge.logs()}")
+            assert config_of(bridge, nats_py)["revision"] == plain
+            seen = [bridge.logs(), json.dumps(bridge.info(nats_py)), json.dumps(srv_metadata(nats_py, device_id)),
+                    subprocess.run([sys.executable, "-m", "bridge", "fleet", "--server", url, "--json"],
+                                   capture_output=True, text=True, timeout=60).stdout]
+            assert device_id in seen[3]
+            for text in seen:
+                assert token not in text and room not in text
+        checked = deploy(url, "--dry-run", text=attempts[2], folder=folder, key=key)
+        assert checked.returncode == ExitStatus.FAILED and ".yml:4:" in checked.stderr and "file:" in checked.stderr
+        assert token not in checked.stderr
+    finally:
+        bridge.stop()
