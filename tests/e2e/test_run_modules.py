@@ -108,3 +108,35 @@ def test_a_module_the_running_bridge_does_not_need_is_not_loaded(loaded, name):
 
 def test_every_loaded_top_level_module_is_allowed(loaded):
     assert {module.split(".")[0] for module in loaded} - ALLOWED == set()
+
+
+def test_a_fleet_bridge_that_applied_a_revision_keeps_no_checker_module(nats_py, tmp_path, monkeypatch):
+    """Stored revisions are checked in a child process too: after the cached boot and a revision
+    applied from the bucket, nothing of the checker is loaded."""
+    from bridge.testing.nats_server import NatsServer
+    from tests.harness.fleet import BUCKET, deployed
+    from tests.harness.polling import wait_for
+
+    server = NatsServer(jetstream=True)
+    try:
+        url = server.start().url
+        stored = "version: 1\nsubscriptions:\n  - subject: m.${device.id}.clear\n    action: clear\n"
+        revision = deployed(url, stored, tmp_path, "modules")
+        monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+        config = memory_config(url, "fleetmodules", fleet=f"{{key: modules, bucket: {BUCKET}}}")
+        bridge = ProbedBridge(config, tmp_path, "fleetmodules").start()
+        try:
+            outside = type(nats_py)(url)
+            try:
+                bridge.wait_ready(outside)
+                wait_for(lambda: bridge.info(outside)["config"]["revision"] == revision, what=bridge.logs())
+                assert outside.request("m.fleetmodules.clear", b"", timeout=10).data
+            finally:
+                outside.close()
+            loaded = bridge.loaded_modules()
+        finally:
+            assert bridge.stop() == 0
+    finally:
+        server.cleanup()
+    assert "bridge.fleet.follow" in loaded
+    assert not {module for module in loaded for name in CHECKER_ONLY if module == name or module.startswith(name + ".")}
