@@ -115,7 +115,7 @@ class OutboundQueue:
         if not self._paused:
             self.write()
         send_now = getattr(transport, "doWrite", None)
-        if send_now is not None and getattr(transport, "connected", False) and not transport.disconnecting:
+        if send_now is not None and not transport.disconnecting:
             send_now()
 
     def control(self, frame: bytes) -> None:

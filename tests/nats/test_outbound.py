@@ -172,6 +172,9 @@ def test_outbound_writes_once_per_reactor_turn():
     assert len(clock.getDelayedCalls()) == 1
     queue.write()  # written early (a close): the scheduled write is cancelled
     assert transport.writes[-1] == b"PONG\r\n" and not clock.getDelayedCalls()
+    queue.control(b"PING\r\n")
+    clock.advance(0)  # ... and goes out at the end of this very turn
+    assert transport.writes[-1] == b"PING\r\n"
 
 
 def test_outbound_schedules_nothing_while_paused_and_resumes_by_writing():
