@@ -21,10 +21,11 @@ from bridge.cli.exit import ExitStatus
 from bridge.config.errors import ConfigError
 from bridge.config.isolated import BadOverride, ConfigCheckFailed, check_config_at_start, load_config_isolated
 from bridge.config.units import parse_listen
-from bridge.nats.tls import forgo_tls
+from bridge.nats.tls import forgo_stdlib_ssl, forgo_tls
 
 
 def command(args: argparse.Namespace) -> int:
+    forgo_stdlib_ssl()
     checking = check_config_at_start(args.file, args.overrides)
     # Twisted's core (~0.1 s of imports; no TLS library) loads while the child checks.
     import twisted.internet.defer  # noqa: F401

@@ -7,6 +7,12 @@ when the kernel stops taking bytes (a slow or frozen server) the transport pause
 stay here, where they count against `limit`; past it `publish()` raises. On a lost connection
 the frames never written stay queued for the next one; what was already written and not
 confirmed by a PONG may be lost, and is counted in `possibly_lost`.
+
+A publish loop that never returns to the reactor (a burst from one callback) would queue all of
+it before the first byte leaves, leaving the server idle meanwhile: while `SEND_EARLY` bytes or
+more wait here, each publish hands them to the transport (unless it paused us) and asks a TCP
+transport to send what the socket takes now (a non-blocking send), so the server forwards while
+we encode.
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ from bridge.nats.errors import OutboundBufferFullError
 # Largest single transport write while catching up: the transport holds at most one of these
 # beyond its own buffer (`connection.TRANSPORT_BUFFER`), so nearly all unsent data is counted here.
 WRITE_CHUNK = 64 * 1024
+# How much may wait before a publish sends it itself (see above). bench pubsub_mixed, 7 alternating
+# rounds: 33.7k msgs/s without, 37.0k with 256 KiB; sending only once per 256 KiB published while
+# the transport holds us paused (29.2k) leaves the socket idle behind a growing queue.
+SEND_EARLY = 256 * 1024
 
 
 class Control(bytes):
@@ -88,8 +98,25 @@ class OutboundQueue:
         self._frames.append(frame)
         self._size += size
         self._queued_msgs += 1
-        if self._write_call is None and self._transport is not None and not self._paused:
+        if self._transport is None:
+            return
+        if self._write_call is None and not self._paused:
             self._write_call = self._reactor.callLater(0, self.write)
+        if self._size >= SEND_EARLY:
+            self._send_early()
+
+    def _send_early(self) -> None:
+        """Write what is queued and let the socket take what it can now, without waiting for
+        the end of the reactor turn. Only TCP transports can send outside the reactor's poll
+        (`doWrite`, a non-blocking send); others get the bytes and send them at the turn's end.
+        A send that finds the connection broken leaves it to the reactor, whose next poll of
+        the socket reports the loss as usual."""
+        transport = self._transport
+        if not self._paused:
+            self.write()
+        send_now = getattr(transport, "doWrite", None)
+        if send_now is not None and not transport.disconnecting:
+            send_now()
 
     def control(self, frame: bytes) -> None:
         """Queue a frame for the current connection only; dropped if it is lost first."""

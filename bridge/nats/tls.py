@@ -41,6 +41,13 @@ def forgo_tls() -> None:
         sys.modules.setdefault(name, None)
 
 
+def forgo_stdlib_ssl() -> None:
+    """Keep Python's own `ssl` module (and the OpenSSL it links) out of this process: ~1 MiB of an
+    idle bridge. The client's TLS is pyOpenSSL's; what would import `ssl` here (asyncio, which
+    Twisted's Deferreds import, and http.client) treats it as optional. Call before those load."""
+    sys.modules.setdefault("ssl", None)
+
+
 def tls_unavailable_reason() -> str | None:
     """Why TLS cannot be used in this process, or None when it can."""
     try:

@@ -32,13 +32,15 @@ CHECKER_ONLY = ("yaml", "_yaml", "jsonschema", "jsonschema_specifications", "ref
                 "bridge.config.overrides", "bridge.config.substitute", "bridge.config.convert")
 # Loaded only when a config asks for them: a fleet key, a web view, TLS.
 NOT_ASKED_FOR = ("bridge.fleet.follow", "bridge.nats.jetstream", "bridge.web", "twisted.web", "OpenSSL", "service_identity")
+# Never used: the client's TLS is pyOpenSSL's (bridge.nats.tls.forgo_stdlib_ssl).
+NEVER = ("ssl", "_ssl")
 
 ALLOWED = {
     # the bridge, Twisted and Twisted's dependencies
     "bridge", "twisted", "zope", "attr", "attrs", "automat", "constantly", "incremental", "typing_extensions",
     # what Twisted's core brings: asyncio (twisted.internet.defer), and through twisted.python.compat's
-    # http.cookiejar: urllib.request, http.client, email, ssl, tempfile and more
-    "asyncio", "_asyncio", "concurrent", "http", "urllib", "email", "ssl", "_ssl", "html", "calendar", "quopri",
+    # http.cookiejar: urllib.request, http.client, email, tempfile and more
+    "asyncio", "_asyncio", "concurrent", "http", "urllib", "email", "html", "calendar", "quopri",
     "tempfile", "random", "_random", "bisect", "_bisect", "hashlib", "_hashlib", "_blake2", "_sha512", "base64",
     "binascii", "ipaddress", "uuid", "_uuid", "platform", "logging", "zipfile", "pickle", "_pickle",
     "_compat_pickle", "inspect", "dis", "opcode", "_opcode", "ast", "_ast", "tokenize", "token", "linecache",
@@ -101,7 +103,7 @@ def test_the_probe_sees_the_running_bridge(loaded):
     assert {"bridge.runtime.bridge", "bridge.devices.memory", "bridge.config.model", "twisted.internet.reactor"} <= loaded
 
 
-@pytest.mark.parametrize("name", CHECKER_ONLY + NOT_ASKED_FOR)
+@pytest.mark.parametrize("name", CHECKER_ONLY + NOT_ASKED_FOR + NEVER)
 def test_a_module_the_running_bridge_does_not_need_is_not_loaded(loaded, name):
     assert not {module for module in loaded if module == name or module.startswith(name + ".")}
 

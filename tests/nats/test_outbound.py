@@ -7,7 +7,7 @@ from twisted.internet import task
 from twisted.internet.testing import StringTransport
 
 from bridge.nats import OutboundBufferFullError
-from bridge.nats.outbound import WRITE_CHUNK, Control, OutboundQueue
+from bridge.nats.outbound import SEND_EARLY, WRITE_CHUNK, Control, OutboundQueue
 
 
 class _Transport:
@@ -37,6 +37,23 @@ class _Transport:
 
     def value(self) -> bytes:
         return b"".join(self.writes)
+
+
+class _SocketTransport(_Transport):
+    """A TCP transport's `doWrite` (the reactor's "the socket is writable"), counted."""
+
+    connected = True
+    disconnecting = False
+
+    def __init__(self):
+        super().__init__()
+        self.sends = 0
+        self.on_send = None
+
+    def doWrite(self):
+        self.sends += 1
+        if self.on_send is not None:
+            self.on_send()
 
 
 def _attached(limit=1000, first=b"SUB a 1\r\n"):
@@ -155,6 +172,9 @@ def test_outbound_writes_once_per_reactor_turn():
     assert len(clock.getDelayedCalls()) == 1
     queue.write()  # written early (a close): the scheduled write is cancelled
     assert transport.writes[-1] == b"PONG\r\n" and not clock.getDelayedCalls()
+    queue.control(b"PING\r\n")
+    clock.advance(0)  # ... and goes out at the end of this very turn
+    assert transport.writes[-1] == b"PING\r\n"
 
 
 def test_outbound_schedules_nothing_while_paused_and_resumes_by_writing():
@@ -191,6 +211,59 @@ def test_a_stale_producer_changes_nothing():
     assert queue.paused and queue.pending_bytes == 1
     new.producer.resumeProducing()
     assert new.writes == [b"x"] and old.writes == [b"SUB a 1\r\n"]
+
+
+def _attached_to_socket(limit=16 * SEND_EARLY):
+    clock = task.Clock()
+    queue = OutboundQueue(limit, clock)
+    transport = _SocketTransport()
+    queue.attach(transport, b"")
+    return queue, transport, clock
+
+
+def test_a_publish_loop_that_never_yields_hands_its_bytes_over_every_send_early_bytes():
+    """Guards OutboundQueue._send_early: without it a burst published in one reactor turn leaves
+    nothing to the socket until the turn ends."""
+    queue, transport, clock = _attached_to_socket()
+    frame = b"x" * 1024
+    per_send = SEND_EARLY // len(frame)
+    for _ in range(per_send - 1):
+        queue.publish(frame)
+    assert transport.writes == [] and transport.sends == 0
+    queue.publish(frame)
+    assert len(b"".join(transport.writes)) == SEND_EARLY and transport.sends == 1
+    assert queue.pending_bytes == 0 and not clock.getDelayedCalls()
+    for _ in range(per_send + 3):
+        queue.publish(frame)
+    assert transport.sends == 2 and queue.pending_bytes == 3 * len(frame)
+    clock.advance(0)  # the rest goes at the end of the turn, as always
+    assert len(b"".join(transport.writes)) == (2 * per_send + 3) * len(frame) and queue.pending_bytes == 0
+
+
+def test_while_paused_with_send_early_bytes_waiting_each_publish_asks_the_socket_and_its_resume_writes():
+    """Paused, the queue keeps its frames and every publish lets the socket send; once a send
+    empties the transport it resumes the queue (as Twisted's doWrite does), which writes what waited."""
+    queue, transport, clock = _attached_to_socket()
+    transport.producer.pauseProducing()
+    for _ in range(SEND_EARLY // 1024 - 1):
+        queue.publish(b"x" * 1024)
+    assert transport.sends == 0
+    queue.publish(b"x" * 1024)
+    queue.publish(b"x" * 1024)
+    assert transport.sends == 2 and transport.writes == [] and queue.pending_bytes == SEND_EARLY + 1024
+    transport.on_send = transport.producer.resumeProducing
+    queue.publish(b"x" * 1024)
+    assert transport.sends == 3 and len(b"".join(transport.writes)) == SEND_EARLY + 2048 and queue.pending_bytes == 0
+
+
+def test_no_early_send_on_a_transport_that_is_closing_or_cannot_send_by_itself():
+    queue, transport, clock = _attached_to_socket()
+    transport.disconnecting = True
+    queue.publish(b"x" * SEND_EARLY)
+    assert transport.sends == 0 and len(b"".join(transport.writes)) == SEND_EARLY
+    queue, transport, clock = _attached(limit=2 * SEND_EARLY, first=b"")
+    queue.publish(b"y" * SEND_EARLY)  # no doWrite (TLS, a test transport): written, sent at the turn's end
+    assert transport.writes == [b"y" * SEND_EARLY]
 
 
 def test_outbound_writes_a_backlog_in_chunks_of_write_chunk():
