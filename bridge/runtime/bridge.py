@@ -172,6 +172,8 @@ class Bridge:
         if self.stopping:
             return
         yield check_device_id_free(self.client, self.device_id, self.instance_id, self.reactor)
+        if self.stopping:  # stopped while the check waited: not RUNNING, so the closed client is no lost server
+            return
         self._device_id_checked = True
         if self.client.is_connected:
             self._publish_status()
