@@ -12,6 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from bridge import actions
 from bridge.actions import (
     NO_LIMITS,
     ActionFailed,
@@ -541,6 +542,18 @@ def test_the_specialised_set_pixel_parser_agrees_with_parse_command(payload, max
         assert str(raised.value) == str(error)
     else:
         assert args_parser("set_pixel", {}, limits)(payload) == expected
+
+
+@pytest.mark.parametrize("payload, args", [
+    (b'{"x": 0, "y": 7, "color": [0, 128, 255]}', (0, 7, (0, 128, 255))),
+    (b'{"x": 7, "y": 0, "color": [255, 0, 1]}', (7, 0, (255, 0, 1))),
+    (b'{"color": [1, 2, 3], "y": 5, "x": 6}', (6, 5, (1, 2, 3))),
+])
+@pytest.mark.parametrize("max_payload", [None, "exactly"])
+def test_the_usual_set_pixel_payload_is_read_without_parse_command(payload, args, max_payload, monkeypatch):
+    parse = args_parser("set_pixel", {}, Limits(max_payload=len(payload) if max_payload else None))
+    monkeypatch.setattr(actions, "parse_command", lambda *_: pytest.fail("the usual payload reached parse_command"))
+    assert parse(payload) == args
 
 
 @pytest.mark.parametrize("action, defaults, limits, payload", [
