@@ -65,7 +65,9 @@ class FakeClient:
 
 
 def start(revision=5, timeout=3.0, expected=()):
+    """`await_rollout` on a clock that does not start at 0 (times count from the start of the wait)."""
     clock, client = task.Clock(), FakeClient()
+    clock.advance(100)
     results = []
     await_rollout(client, clock, "b", "k", revision, timeout, expected).addCallback(results.append)
     return clock, client, results
