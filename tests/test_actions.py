@@ -531,6 +531,10 @@ def _pixel_payloads():
 @example(payload=b'{"x": 1, "y": 2, "color": [3, 4, 5]}x', max_payload=None)
 @example(payload=b'{"x": true, "y": 2, "color": [3, 4, 5]}', max_payload=None)
 @example(payload=b'{"x": 1, "y": 2, "color": [3, 4, 256]}', max_payload=None)
+@example(payload=b'{"x": 8, "y": 2, "color": [3, 4, 5]}', max_payload=None)
+@example(payload=b'{"x": 1, "y": 8, "color": [3, 4, 5]}', max_payload=None)
+@example(payload=b'{"x": 1, "y": 2, "color": [256, 4, 5]}', max_payload=None)
+@example(payload=b'{"x": 1, "y": 2, "color": [3, 256, 5]}', max_payload=None)
 @example(payload=b'\xff', max_payload=None)
 def test_the_specialised_set_pixel_parser_agrees_with_parse_command(payload, max_payload):
     limits = Limits(max_payload=max_payload)
@@ -545,8 +549,8 @@ def test_the_specialised_set_pixel_parser_agrees_with_parse_command(payload, max
 
 
 @pytest.mark.parametrize("payload, args", [
-    (b'{"x": 0, "y": 7, "color": [0, 128, 255]}', (0, 7, (0, 128, 255))),
-    (b'{"x": 7, "y": 0, "color": [255, 0, 1]}', (7, 0, (255, 0, 1))),
+    (b'{"x": 0, "y": 7, "color": [0, 255, 0]}', (0, 7, (0, 255, 0))),
+    (b'{"x": 7, "y": 0, "color": [255, 0, 255]}', (7, 0, (255, 0, 255))),
     (b'{"color": [1, 2, 3], "y": 5, "x": 6}', (6, 5, (1, 2, 3))),
 ])
 @pytest.mark.parametrize("max_payload", [None, "exactly"])
