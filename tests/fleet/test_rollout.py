@@ -54,7 +54,7 @@ class FakeClient:
     def unsubscribe(self, sid) -> None:
         self.unsubscribed.append(sid)
 
-    def publish(self, subject, payload=b"", reply=None) -> None:
+    def publish(self, subject, payload=b"", reply=None) -> None:  # the payload's default as Client.publish's
         self.published.append((subject, payload, reply))
 
     def answer(self, payload: dict | bytes, status=None) -> None:
@@ -113,6 +113,7 @@ def test_followers_are_the_documents_whose_bridge_follows_the_key_by_device_id()
 def test_every_poll_asks_the_fleet_with_one_reply_inbox_and_no_follower_ends_it_after_discovery_time():
     clock, client, results = start(timeout=5.0)
     (inbox, _), = client.subscribers.values()
+    assert inbox == "_INBOX.test.1"
     clock.advance(0)
     assert client.published == [(REQUESTS, b"", inbox)]
     clock.advance(POLL)
