@@ -54,7 +54,7 @@ class FakeClient:
     def unsubscribe(self, sid) -> None:
         self.unsubscribed.append(sid)
 
-    def publish(self, subject, payload=b"", reply=None) -> None:  # the payload's default as Client.publish's
+    def publish(self, subject, payload=b"", reply=None) -> None:  # payload's default: Client.publish's
         self.published.append((subject, payload, reply))
 
     def answer(self, payload: dict | bytes, status=None) -> None:
