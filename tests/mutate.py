@@ -60,7 +60,6 @@ MODULES: dict[str, list[str]] = {
         "--deselect=tests/config/test_loader.py::test_validating_never_loads_twisted_or_openssl",
     ],
     "bridge/actions.py": ["tests/test_actions.py"],
-    "bridge/devices/worker.py": ["tests/devices/test_worker.py"],
 }
 
 ROOT = Path(__file__).resolve().parent.parent
