@@ -437,6 +437,42 @@ def test_a_batch_counts_the_messages_waiting_for_its_key_staged_and_handed_over(
     assert dropped_at_the_door(worker, "k", [10, 10], pending_limit=6) == {1: dropped}
 
 
+def test_a_single_message_batch_passing_pending_bytes_waits_only_when_nothing_else_does():
+    clock = task.Clock()
+    worker = DeviceWorker(MemoryDevice(), clock)
+    assert dropped_at_the_door(worker, "k", [1500], pending_bytes=1000) == {}
+    assert dropped_at_the_door(worker, "other", [600, 600], pending_bytes=1000) == {
+        1: "set_pixel: dropped, 600 bytes of messages already waiting and this one's 600 would pass 1000 "
+           "(pending_bytes, overflow queue)"}
+    assert dropped_at_the_door(worker, "other", [500], pending_bytes=1000) == {
+        0: "set_pixel: dropped, 600 bytes of messages already waiting and this one's 500 would pass 1000 "
+           "(pending_bytes, overflow queue)"}
+
+
+def test_a_batch_that_fits_whole_is_admitted_without_judging_each_message(monkeypatch):
+    """White-box: `_admit` is the slow path, for a batch that does not fit whole."""
+    clock = task.Clock()
+    worker = DeviceWorker(MemoryDevice(), clock)
+    dropped_at_the_door(worker, "k", [300])
+    monkeypatch.setattr(DeviceWorker, "_admit", staticmethod(lambda *_: pytest.fail("a batch that fits was judged")))
+    assert dropped_at_the_door(worker, "k", [300, 400], pending_limit=3, pending_bytes=1000) == {}
+    assert dropped_at_the_door(worker, "other", [700, 300], pending_limit=2, pending_bytes=1000) == {}
+    assert worker.pending("k") == 3 and worker.pending_bytes("k") == 1000
+
+
+def test_a_batch_is_cheap_work_taken_with_the_cheap_items_around_it():
+    """White-box, no thread: the thread takes a batch in one go with the cheap work before and after it."""
+    clock = task.Clock()
+    worker = DeviceWorker(MemoryDevice(), clock)
+    worker.enqueue("single", pixel(0, 0), 1000, "queue", lambda *_: None, None)
+    dropped_at_the_door(worker, "k", [10, 10])
+    dropped_at_the_door(worker, "other", [10, 10, 10])
+    clock.advance(0)
+    with worker._lock:
+        taken = worker._take()
+    assert [work.count for work in taken] == [1, 2, 3]
+
+
 def test_a_batch_counts_the_bytes_waiting_for_its_key_staged_and_handed_over():
     clock = task.Clock()
     worker = DeviceWorker(MemoryDevice(), clock)
