@@ -549,10 +549,10 @@ def test_what_waits_counts_the_messages_of_batches_left_behind_a_slow_item():
                  lambda: batched(worker, "k", [(2, 0), (3, 0), (4, 0)])):
         item()
     clock.advance(0)
-    assert worker.pending("k") == 5
+    assert worker.pending("k") == 5 and worker.pending_bytes("k") == 50
     with worker._lock:
         taken = worker._take()
-    assert [work.count for work in taken] == [2] and worker.pending("k") == 3
+    assert [work.count for work in taken] == [2] and worker.pending("k") == 3 and worker.pending_bytes("k") == 30
 
 
 @pytest_twisted.inlineCallbacks
