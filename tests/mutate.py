@@ -44,6 +44,10 @@ MODULES: dict[str, list[str]] = {
     "bridge/runtime/intake.py": ["tests/runtime/test_intake.py", "tests/runtime/test_subscriptions.py"],
     "bridge/runtime/publications.py": ["tests/runtime/test_publications.py"],
     "bridge/fleet/follow.py": ["tests/fleet/test_follow.py"],
+    "bridge/fleet/rollout.py": [
+        "tests/fleet/test_rollout.py",
+        "tests/cli/test_deploy.py::test_the_followers_waited_for_are_those_whose_last_status_names_the_key_and_did_not_stop",
+    ],
     # Without the tests that read the repository's configs/ and schema/ (not in mutmut's copy) or run subprocesses.
     "bridge/config/checks.py": [
         "tests/config/test_loader.py", "tests/config/test_fleet_block.py", "tests/config/test_untrusted.py",

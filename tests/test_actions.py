@@ -12,6 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from bridge import actions
 from bridge.actions import (
     NO_LIMITS,
     ActionFailed,
@@ -530,6 +531,10 @@ def _pixel_payloads():
 @example(payload=b'{"x": 1, "y": 2, "color": [3, 4, 5]}x', max_payload=None)
 @example(payload=b'{"x": true, "y": 2, "color": [3, 4, 5]}', max_payload=None)
 @example(payload=b'{"x": 1, "y": 2, "color": [3, 4, 256]}', max_payload=None)
+@example(payload=b'{"x": 8, "y": 2, "color": [3, 4, 5]}', max_payload=None)
+@example(payload=b'{"x": 1, "y": 8, "color": [3, 4, 5]}', max_payload=None)
+@example(payload=b'{"x": 1, "y": 2, "color": [256, 4, 5]}', max_payload=None)
+@example(payload=b'{"x": 1, "y": 2, "color": [3, 256, 5]}', max_payload=None)
 @example(payload=b'\xff', max_payload=None)
 def test_the_specialised_set_pixel_parser_agrees_with_parse_command(payload, max_payload):
     limits = Limits(max_payload=max_payload)
@@ -541,6 +546,18 @@ def test_the_specialised_set_pixel_parser_agrees_with_parse_command(payload, max
         assert str(raised.value) == str(error)
     else:
         assert args_parser("set_pixel", {}, limits)(payload) == expected
+
+
+@pytest.mark.parametrize("payload, args", [
+    (b'{"x": 0, "y": 7, "color": [0, 255, 0]}', (0, 7, (0, 255, 0))),
+    (b'{"x": 7, "y": 0, "color": [255, 0, 255]}', (7, 0, (255, 0, 255))),
+    (b'{"color": [1, 2, 3], "y": 5, "x": 6}', (6, 5, (1, 2, 3))),
+])
+@pytest.mark.parametrize("max_payload", [None, "exactly"])
+def test_the_usual_set_pixel_payload_is_read_without_parse_command(payload, args, max_payload, monkeypatch):
+    parse = args_parser("set_pixel", {}, Limits(max_payload=len(payload) if max_payload else None))
+    monkeypatch.setattr(actions, "parse_command", lambda *_: pytest.fail("the usual payload reached parse_command"))
+    assert parse(payload) == args
 
 
 @pytest.mark.parametrize("action, defaults, limits, payload", [

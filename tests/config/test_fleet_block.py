@@ -135,6 +135,19 @@ def test_fleet_vars_and_public_are_checked(tmp_path, block, message):
     assert [str(issue) for issue in caught.value.errors] == [f"{path}:{message}"]
 
 
+@pytest.mark.parametrize("exported, shown", [("[zone]", "a list"), ("5", "5")])
+def test_public_names_of_fleet_vars_that_are_no_mapping_are_all_unknown(tmp_path, exported, shown):
+    path = tmp_path / "bridge.yml"
+    path.write_text(f"version: 1\nfleet:\n  vars: {exported}\n  public: [zone]\n  key: pis\ndevice: {{id: pi7}}\n"
+                    "nats: {servers: [nats://127.0.0.1:4222]}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert [str(issue) for issue in caught.value.errors] == [
+        f"{path}:3:9: error: fleet.vars: expected a mapping, got {shown}",
+        f"{path}:4:12: error: fleet.public[0]: public names 'zone', which is not one of fleet.vars (fleet.vars: none "
+        "defined)"]
+
+
 # --- the stored form's own schema, for editors -----------------------------------------------------
 
 

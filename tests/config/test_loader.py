@@ -606,6 +606,17 @@ def test_the_ping_interval_is_above_zero(tmp_path):
     assert refused == [f"{path}:3:18: error: nats.ping_interval: ping_interval must be more than 0"]
 
 
+def test_the_status_interval_is_above_zero(tmp_path):
+    text = BASE.replace("nats:\n", "nats:\n  status_interval: 0s\n")
+    path, refused = refusal(tmp_path, text)
+    assert refused == [f"{path}:3:20: error: nats.status_interval: status_interval must be more than 0"]
+
+
+def test_a_status_interval_of_one_second_is_fine(tmp_path):
+    text = BASE.replace("nats:\n", "nats:\n  status_interval: 1s\n")
+    assert load_config(write(tmp_path, text)).nats.status_interval == 1
+
+
 def test_one_kind_of_authentication(tmp_path):
     text = BASE.replace("nats:\n", "nats:\n  user: u\n  password: p\n  token: t\n")
     path, refused = refusal(tmp_path, text)

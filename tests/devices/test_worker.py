@@ -393,8 +393,10 @@ def batched(worker, key, positions, pending_limit=1000, sizes=None, pending_byte
     calls = [pixel(x, y).args for x, y in positions]
     outcomes: dict = {}
     everything = defer.Deferred()
+    mine = object()
 
     def done(context, indices, ok, value):
+        assert context is mine, "a batch's report must carry the context it was queued with"
         failed = dict(value) if ok else {}
         for index in indices:
             assert index not in outcomes, f"message {index} reported twice"
@@ -404,8 +406,84 @@ def batched(worker, key, positions, pending_limit=1000, sizes=None, pending_byte
             everything.callback(dict(sorted(outcomes.items())))
 
     worker.enqueue_batch(key, "set_pixel", calls, sizes or [10] * len(calls), pending_limit, pending_bytes, done,
-                         None)
+                         mine)
     return everything
+
+
+def dropped_at_the_door(worker, key, sizes, pending_limit=1000, pending_bytes=None) -> dict:
+    """{index: why} of the messages of a set_pixel batch that `enqueue_batch` dropped at once."""
+    dropped: dict = {}
+
+    def done(_context, indices, ok, value):
+        assert not ok
+        dropped.update((index, str(value)) for index in indices)
+
+    calls = [pixel(index % 8, 0).args for index in range(len(sizes))]
+    worker.enqueue_batch(key, "set_pixel", calls, sizes, pending_limit, pending_bytes, done, None)
+    return dropped
+
+
+def test_a_batch_counts_the_messages_waiting_for_its_key_staged_and_handed_over():
+    """White-box, no thread: what the thread was handed and what is staged since both wait."""
+    clock = task.Clock()
+    worker = DeviceWorker(MemoryDevice(), clock)
+    assert dropped_at_the_door(worker, "k", [10, 10]) == {}
+    clock.advance(0)  # handed over to the (not started) thread
+    assert dropped_at_the_door(worker, "k", [10, 10], pending_limit=4) == {}  # just fits: 2 + 2
+    clock.advance(0)
+    assert dropped_at_the_door(worker, "k", [10]) == {}  # staged
+    assert worker.pending("k") == 5
+    dropped = "set_pixel: dropped, 6 messages already waiting (pending_limit, overflow queue)"
+    assert dropped_at_the_door(worker, "k", [10, 10], pending_limit=6) == {1: dropped}
+
+
+def test_a_single_message_batch_passing_pending_bytes_waits_only_when_nothing_else_does():
+    clock = task.Clock()
+    worker = DeviceWorker(MemoryDevice(), clock)
+    assert dropped_at_the_door(worker, "k", [1500], pending_bytes=1000) == {}
+    assert dropped_at_the_door(worker, "other", [600, 600], pending_bytes=1000) == {
+        1: "set_pixel: dropped, 600 bytes of messages already waiting and this one's 600 would pass 1000 "
+           "(pending_bytes, overflow queue)"}
+    assert dropped_at_the_door(worker, "other", [500], pending_bytes=1000) == {
+        0: "set_pixel: dropped, 600 bytes of messages already waiting and this one's 500 would pass 1000 "
+           "(pending_bytes, overflow queue)"}
+
+
+def test_a_batch_that_fits_whole_is_admitted_without_judging_each_message(monkeypatch):
+    """White-box: `_admit` is the slow path, for a batch that does not fit whole."""
+    clock = task.Clock()
+    worker = DeviceWorker(MemoryDevice(), clock)
+    dropped_at_the_door(worker, "k", [300])
+    monkeypatch.setattr(DeviceWorker, "_admit", staticmethod(lambda *_: pytest.fail("a batch that fits was judged")))
+    assert dropped_at_the_door(worker, "k", [300, 400], pending_limit=3, pending_bytes=1000) == {}
+    assert dropped_at_the_door(worker, "other", [700, 300], pending_limit=2, pending_bytes=1000) == {}
+    assert worker.pending("k") == 3 and worker.pending_bytes("k") == 1000
+
+
+def test_a_batch_is_cheap_work_taken_with_the_cheap_items_around_it():
+    """White-box, no thread: the thread takes a batch in one go with the cheap work before and after it."""
+    clock = task.Clock()
+    worker = DeviceWorker(MemoryDevice(), clock)
+    worker.enqueue("single", pixel(0, 0), 1000, "queue", lambda *_: None, None)
+    dropped_at_the_door(worker, "k", [10, 10])
+    dropped_at_the_door(worker, "other", [10, 10, 10])
+    clock.advance(0)
+    with worker._lock:
+        taken = worker._take()
+    assert [work.count for work in taken] == [1, 2, 3]
+
+
+def test_a_batch_counts_the_bytes_waiting_for_its_key_staged_and_handed_over():
+    clock = task.Clock()
+    worker = DeviceWorker(MemoryDevice(), clock)
+    dropped_at_the_door(worker, "k", [300, 300])
+    clock.advance(0)  # handed over to the (not started) thread
+    dropped_at_the_door(worker, "k", [100])  # staged
+    assert worker.pending_bytes("k") == 700
+    assert dropped_at_the_door(worker, "k", [350, 50], pending_bytes=1000) == {
+        0: "set_pixel: dropped, 700 bytes of messages already waiting and this one's 350 would pass 1000 "
+           "(pending_bytes, overflow queue)"}
+    assert worker.pending_bytes("k") == 750 and worker.pending("k") == 4
 
 
 @pytest_twisted.inlineCallbacks
@@ -471,10 +549,10 @@ def test_what_waits_counts_the_messages_of_batches_left_behind_a_slow_item():
                  lambda: batched(worker, "k", [(2, 0), (3, 0), (4, 0)])):
         item()
     clock.advance(0)
-    assert worker.pending("k") == 5
+    assert worker.pending("k") == 5 and worker.pending_bytes("k") == 50
     with worker._lock:
         taken = worker._take()
-    assert [work.count for work in taken] == [2] and worker.pending("k") == 3
+    assert [work.count for work in taken] == [2] and worker.pending("k") == 3 and worker.pending_bytes("k") == 30
 
 
 @pytest_twisted.inlineCallbacks

@@ -84,6 +84,11 @@ def test_cache_file_names_cannot_collide_and_stay_readable(tmp_path):
     assert ConfigCache(tmp_path, "configs", "site/pis").path.name == "fleet-configs.site%2Fpis.json"
 
 
+def test_a_bucket_name_with_a_slash_still_names_one_file_in_the_state_directory(tmp_path):
+    cache = ConfigCache(tmp_path, "a/b", "k")
+    assert cache.path == tmp_path / "fleet-a%2Fb.k.json"
+
+
 def test_the_cache_file_is_readable_by_its_owner_only_and_leaves_no_temporary_file(tmp_path):
     cache = ConfigCache(tmp_path, "b", "k")
     cache.save(stored(1))
@@ -360,6 +365,12 @@ def test_a_revision_whose_check_fails_with_anything_is_refused_on_one_line(boots
                                        "characters are not allowed")]
 
 
+def test_a_check_that_fails_without_a_message_is_refused_by_the_errors_name(bootstrap, tmp_path):
+    following, _, _ = follower(bootstrap, tmp_path, check=lambda *_: defer.fail(RuntimeError(" \n")))
+    live(following).on_entry(entry(4))
+    assert following.info()["error"] == "RuntimeError"
+
+
 def test_every_refusal_message_masks_the_bootstraps_secrets(bootstrap, tmp_path, events):
     with_secret = dataclasses.replace(bootstrap, secrets=frozenset({"hunter22"}))
     following, _, _ = follower(with_secret, tmp_path, check=lambda *_: defer.fail(RuntimeError("no hunter22 here")))
@@ -374,6 +385,15 @@ def test_a_delete_keeps_the_running_config(bootstrap, tmp_path, events):
     live(following).on_entry(entry(4, "", DEL))
     assert bridge.reloaded == [] and following.info()["revision"] == 3
     assert texts(events) == [("warn", "kv:configs/pis@4 deletes the stored config; keeping kv:configs/pis@3")]
+
+
+def test_a_cached_revision_without_a_stream_identity_is_stale_until_the_live_stream_confirms_it(bootstrap, tmp_path):
+    following, bridge, _ = follower(bootstrap, tmp_path, booted_from=stored(3, STORED, None))
+    assert following.info()["stale"] is True
+    following.on_stream(None)
+    assert following.info()["stale"] is True
+    following.on_entry(entry(3))
+    assert bridge.reloaded == [] and following.info()["stale"] is False
 
 
 def test_the_cached_revision_confirmed_by_the_live_stream_is_not_applied_again(bootstrap, tmp_path, events):
@@ -458,6 +478,15 @@ def test_entries_arriving_after_stop_are_not_applied(bootstrap, tmp_path):
     following.stop()
     following.on_entry(entry(1))
     assert bridge.reloaded == []
+
+
+def test_entries_arriving_after_stop_are_not_even_checked(bootstrap, tmp_path, events):
+    checked = []
+    following, _, _ = follower(bootstrap, tmp_path, check=lambda *args: checked.append(args) or defer.succeed(None))
+    following.stop()
+    following.on_entry(entry(1))
+    following.on_entry(entry(2, b"\xff"))
+    assert checked == [] and following.info()["refused_revision"] is None and events == []
 
 
 def test_following_waits_for_the_bucket_then_watches_the_key(bootstrap, tmp_path, events, monkeypatch):
