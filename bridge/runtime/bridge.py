@@ -315,6 +315,7 @@ class Bridge:
             version=new_config.version,
             source=new_config.source,
             fleet=self.config.fleet,
+            homeassistant=new_config.homeassistant,
         )
         log.info(
             "reloaded {source}: {subs} subscriptions, {pubs} publications",
