@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import socket
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -243,6 +244,15 @@ def _unannounced(subscription: SubscriptionConfig) -> str | None:
 
 def _note(key: str, index: int, what: str, subject: str, problem: str) -> str:
     return f"homeassistant: {key}[{index}] ({what} on {subject}) is not announced: {problem}"
+
+
+def configuration_url(host: str, port: int) -> str:
+    """The web view's address as HA's device page links it; a wildcard listen is this machine's name."""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
 
 
 def device_document(config: BridgeConfig, version: str, configuration_url: str | None) -> dict:
