@@ -20,7 +20,7 @@ from bridge.homeassistant.discovery import (
     topic,
 )
 from bridge.config.model import HomeAssistantConfig, PublicationConfig
-from tests.homeassistant.platforms import commands, problems, refused
+from tests.harness.homeassistant import commands, problems, refused
 
 CONFIG = """\
 version: 1
