@@ -6,7 +6,6 @@ Used by the pure builder's tests and by the MQTT end-to-end test, which plays HA
 
 from __future__ import annotations
 
-import json
 import re
 
 import jinja2
@@ -112,7 +111,3 @@ def refused(subscription: SubscriptionConfig, payload: bytes) -> str | None:
     except PayloadError as error:
         return str(error)
     return None
-
-
-def colour_of(payload: bytes) -> list[int]:
-    return json.loads(payload)["color"]

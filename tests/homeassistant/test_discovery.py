@@ -4,7 +4,6 @@ actions accept, topics MQTT can carry, ids that stay put."""
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 
 import pytest
 
@@ -225,7 +224,7 @@ def test_a_locked_colour_keeps_the_button_and_drops_the_light(tmp_path):
 
 
 def test_a_slow_scroll_speed_shortens_the_text(tmp_path):
-    text = textwrap.dedent(CONFIG).replace("{subject: pi.kitchen.text, action: show_message}",
+    text = CONFIG.replace("{subject: pi.kitchen.text, action: show_message}",
                                            "{subject: pi.kitchen.text, action: show_message, args: {scroll_speed: 0.5}}")
     texts = {document["name"]: document for document in by_component(discovery(load(tmp_path, text), "1.2.3"))["text"]}
     assert texts["Message"]["max"] == 8
