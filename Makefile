@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench mutate install clean
+HA_VENV := .venv-ha
+HA_REQUIREMENTS := tests/homeassistant/requirements-ha.txt
+
+.PHONY: run test test-ha bench mutate install clean
 
 # A failed venv (Debian without python3-venv leaves one with no pip) is removed, so the next
 # `make` tries again instead of finding $(BIN)/python and skipping this step.
@@ -31,6 +34,15 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The slow test against a real Home Assistant, in a venv of its own (installing it takes ~3.5 min here).
+$(HA_VENV)/.installed: $(HA_REQUIREMENTS)
+	$(PYTHON) -m venv $(HA_VENV)
+	$(HA_VENV)/bin/pip install --quiet -r $(HA_REQUIREMENTS)
+	touch $@
+
+test-ha: $(STAMP) $(HA_VENV)/.installed
+	HA_PYTHON=$(abspath $(HA_VENV))/bin/python $(BIN)/python -m pytest tests/homeassistant/real_home_assistant.py $(PYTEST_ARGS)
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
@@ -40,4 +52,4 @@ mutate: $(STAMP)
 	$(BIN)/python -m tests.mutate $(MUTATE_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mutmut mutants
+	rm -rf $(VENV) $(HA_VENV) build *.egg-info .pytest_cache .hypothesis .mutmut mutants

@@ -41,4 +41,5 @@ BENCHMARKS = (
     Figure("fleet_discovery", "lower", 2.0),
     Figure("fleet_rollout", "lower", 3.0, 1.0),
     Figure("fleet_rollout_wait", "lower", 3.0, 1.0),
+    Figure("ha_discovery", "lower", 3.0),
 )

@@ -1,8 +1,9 @@
 """`bridge demo`, what `make run` runs: a local nats-server, the bridge and its LED web view.
 
 Everything runs on this machine: the demo starts its own nats-server on a free loopback port (a
-real server process with JetStream on, its store in a temporary folder; owned by the demo, stopped
-and removed with it), points the config at it, and drives
+real server process with JetStream on, its store in a temporary folder, and its MQTT listener on
+another free loopback port for Home Assistant; owned by the demo, stopped and removed with it),
+points the config at it, and drives
 the emulated HAT (sense-emu, headless) or, without sense-emu, the in-memory device. A deployed
 bridge never does this; it connects to the user's servers.
 """
@@ -65,9 +66,9 @@ def run_demo(config_path: str = DEFAULT_CONFIG, web: str = DEFAULT_WEB, reactor=
         print(f"bridge demo: --web: {error}", file=sys.stderr)
         return ExitStatus.USAGE
 
-    # picks a free port now, so the config can name its URL before it starts; JetStream stores in
+    # picks free ports now, so the config can name its URL before it starts; JetStream stores in
     # the server's own temporary folder, which cleanup() removes
-    server = NatsServer(jetstream=True)
+    server = NatsServer(jetstream=True, mqtt=True)
     try:
         return _run(config_path, server, web_host, web_port, reactor)
     finally:
@@ -134,6 +135,14 @@ def instructions(config: BridgeConfig, server, web_url: str) -> str:
         f"  NATS server:   {server.url} (nats-server pid {server.pid}, stopped with the demo)",
         f"  JetStream:     on, stored in {server.store_dir} (removed with the demo)",
     ]
+    if config.homeassistant is not None:
+        name = config.homeassistant.name or config.device.id
+        lines += [
+            f"  MQTT:          mqtt://127.0.0.1:{server.mqtt_port} (nats-server's MQTT listener)",
+            f"  Home Assistant: add the MQTT integration with these two settings; {name!r} appears under MQTT devices",
+            "    broker: 127.0.0.1",
+            f"    port:   {server.mqtt_port}",
+        ]
     commands = []
     for action, purpose, options, text in EXAMPLES:
         subject = next(

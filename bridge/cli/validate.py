@@ -12,6 +12,7 @@ from bridge.config import ConfigError
 from bridge.config.convert import to_plain, to_yaml
 from bridge.config.loader import load
 from bridge.config.redact import redact_url
+from bridge.homeassistant.discovery import skipped
 
 
 def command(args: argparse.Namespace) -> int:
@@ -21,7 +22,7 @@ def command(args: argparse.Namespace) -> int:
     reports = []
     printed = []
     for file in args.files:
-        report = {"file": file, "valid": False, "errors": [], "summary": None}
+        report = {"file": file, "valid": False, "errors": [], "summary": None, "notes": []}
         if args.print_config:
             report["config"] = None
         reports.append(report)
@@ -42,6 +43,8 @@ def command(args: argparse.Namespace) -> int:
             "publications": len(config.publications),
             "servers": [redact_url(url) for url in config.nats.servers],
         }
+        notes = skipped(config) if config.homeassistant is not None else []
+        report["notes"] = notes
         if args.format == "json":
             if args.print_config:
                 report["config"] = to_plain(config, loaded.secret_paths)
@@ -49,6 +52,8 @@ def command(args: argparse.Namespace) -> int:
             printed.append(f"# {file}\n" + to_yaml(config, loaded.secret_paths))
         else:
             print(_summary(file, report["summary"]))
+            for note in notes:
+                print(f"{file}: note: {note}")
     if args.format == "json":
         print(json.dumps({"valid": status == ExitStatus.OK, "files": reports}, indent=2))
     elif printed:

@@ -28,7 +28,7 @@ FILE_KEYS = (("nats", "nkey_seed_file"), ("nats", "creds_file"),
 def semantic_issues(document: Document, config_dir: FilePath, bad: Callable[[Path], bool]) -> list[tuple[Path, ConfigIssue]]:
     """`bad(path)` says a path already has an error (schema or substitution) and is to be left alone."""
     found: list[tuple[Path, ConfigIssue]] = []
-    for rule in (_vars, _subscriptions, _publications, _auth, _reconnect, _files, _web):
+    for rule in (_vars, _subscriptions, _publications, _auth, _reconnect, _files, _web, _homeassistant):
         found.extend((path, issue) for path, issue in rule(document, config_dir) if not bad(path))
     return found
 
@@ -231,3 +231,9 @@ def _web(document: Document, config_dir: FilePath) -> Found:
         except ValueError as error:
             path = ("web", "listen")
             yield path, document.issue(path, str(error))
+
+
+def _homeassistant(document: Document, config_dir: FilePath) -> Found:
+    path = ("homeassistant", "expire_after")
+    if _duration(document.get(path)) == 0:
+        yield path, document.issue(path, "expire_after must be more than 0; 'off' never expires a sensor")

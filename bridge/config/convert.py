@@ -15,6 +15,7 @@ from bridge.config.model import (
     BridgeConfig,
     DeviceConfig,
     FleetConfig,
+    HomeAssistantConfig,
     NatsConfig,
     PublicationConfig,
     ReconnectConfig,
@@ -34,11 +35,19 @@ from bridge.config.units import (
     parse_size,
 )
 
-_DURATIONS = {"initial_delay", "max_delay", "ping_interval", "status_interval", "interval", "heartbeat", "stall_timeout"}
+_DURATIONS = {"initial_delay", "max_delay", "ping_interval", "status_interval", "interval", "heartbeat", "stall_timeout",
+              "expire_after"}
 
 
 def _optional_duration(value: Any) -> float | None:
     return None if value is None else parse_duration(value)
+
+
+def _expiry(value: Any) -> float | str:
+    """`off` unquoted is YAML's false."""
+    if value is False:
+        return "off"
+    return value if value in ("auto", "off") else parse_duration(value)
 
 
 def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
@@ -128,6 +137,15 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
         fleet = FleetConfig(key=fleet_data["key"], bucket=fleet_data.get("bucket", FleetConfig.bucket),
                             vars={name: str(value) for name, value in fleet_data.get("vars", {}).items()},
                             public=tuple(fleet_data.get("public", ())))
+    homeassistant = None
+    if "homeassistant" in data:
+        ha_data = data["homeassistant"]
+        expire_after = ha_data.get("expire_after", HomeAssistantConfig.expire_after)
+        homeassistant = HomeAssistantConfig(
+            prefix=ha_data.get("prefix", HomeAssistantConfig.prefix),
+            name=ha_data.get("name"),
+            expire_after=_expiry(expire_after),
+        )
     return BridgeConfig(
         device=device,
         nats=nats,
@@ -137,6 +155,7 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
         version=data["version"],
         source=source,
         fleet=fleet,
+        homeassistant=homeassistant,
     )
 
 
@@ -154,7 +173,8 @@ def to_plain(config: BridgeConfig, secret_paths: set[Path]) -> dict:
         host = f"[{web['host']}]" if ":" in web["host"] else web["host"]
         data["web"] = {"listen": f"{host}:{web['port']}", "hosts": web["hosts"], "max_clients": web["max_clients"],
                        "stall_timeout": web["stall_timeout"]}
-    return {key: data[key] for key in ("version", "fleet", "device", "nats", "subscriptions", "publications", "web") if key in data}
+    return {key: data[key] for key in ("version", "fleet", "device", "nats", "subscriptions", "publications", "web",
+                                        "homeassistant") if key in data}
 
 
 def to_yaml(config: BridgeConfig, secret_paths: set[Path]) -> str:

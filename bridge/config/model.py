@@ -105,8 +105,19 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class HomeAssistantConfig:
+    """`homeassistant:`: announce this Pi to Home Assistant (MQTT discovery through nats-server's MQTT listener)."""
+
+    prefix: str = "homeassistant"  # as an MQTT topic: levels separated by '/'
+    name: str | None = None  # None: the device id
+    # Seconds without a reading before HA shows a sensor unavailable; "auto": from each publication's
+    # timing; "off": never.
+    expire_after: float | str = "auto"
+
+
+@dataclass(frozen=True)
 class FleetConfig:
-    """A bootstrap file's `fleet:`: where the stored config (vars, subscriptions, publications) lives,
+    """A bootstrap file's `fleet:`: where the stored config (vars, subscriptions, publications, homeassistant) lives,
     and the vars this Pi exports to it."""
 
     key: str
@@ -132,3 +143,4 @@ class BridgeConfig:
     # Every text read from a file or the environment (the device id aside: it is public by nature);
     # log lines and replies quoting one mask it with `bridge.config.redact.mask_secrets`.
     secrets: frozenset[str] = frozenset()
+    homeassistant: HomeAssistantConfig | None = None

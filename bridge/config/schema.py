@@ -19,7 +19,7 @@ SCHEMA_FILE = FilePath(__file__).with_name("bridge.schema.json")
 # The stored form (a fleet key's value) as its own schema for editors, made from the main one by
 # `stored_schema()`; tests check the shipped file is what it makes.
 STORED_SCHEMA_FILE = FilePath(__file__).with_name("bridge-stored.schema.json")
-STORED_KEYS = ("version", "vars", "subscriptions", "publications")
+STORED_KEYS = ("version", "vars", "subscriptions", "publications", "homeassistant")
 SECRET_KEYS = ("password", "token")
 SERVERS = ("nats", "servers")
 
@@ -44,8 +44,8 @@ def _schema() -> dict:
 
 
 def stored_schema() -> dict:
-    """The schema of a stored config: the main schema's `version`, `vars`, `subscriptions` and
-    `publications`, nothing else (device, nats and web come from each Pi's bootstrap file)."""
+    """The schema of a stored config: the main schema's `STORED_KEYS`, nothing else (device, nats
+    and web come from each Pi's bootstrap file)."""
     main = _schema()
     return {
         "$schema": main["$schema"],

@@ -28,6 +28,8 @@ from bridge.config.sources import file_source
 from bridge.devices import open_device
 from bridge.devices.worker import DeviceWorker
 from bridge.fleet.status import StatusHeartbeat
+from bridge.homeassistant.announcer import Announcer, send_current_readings
+from bridge.homeassistant.discovery import birth_subject, discovery
 from bridge.nats import Client, ClientOptions, Credentials, KeepAlive, NatsError, Reconnect
 from bridge.nats.repeats import RepeatSummary
 from bridge.runtime.documents import encode, info_document, status_document, utc_now
@@ -120,6 +122,8 @@ class Bridge:
         self.gave_up = False  # the client stopped reconnecting (nats.reconnect.max_attempts)
         self.listeners: list[Callable[[str], None]] = []  # told "connected" / "disconnected"
         self.config_origin = None  # a fleet bridge's ConfigFollower: its `info()` and `metadata()` say which revision runs
+        self.homeassistant: Announcer | None = None
+        self.web_url: str | None = None  # the LED web view's address once it listens: HA links the device to it
 
     @property
     def stopping(self) -> bool:
@@ -184,6 +188,11 @@ class Bridge:
         self.service = ServiceResponder(self.client, self._service_identity, lambda: endpoints_of(self.subscriptions),
                                         self.started_time)
         self.service.start(self.instance_id)
+        self.homeassistant = Announcer(
+            self.client, self.reactor, documents=lambda: discovery(self.config, __version__, self.web_url),
+            birth_subject=lambda: birth_subject(self.config) if self.config.homeassistant else None,
+            send_states=self._send_home_assistant_states)
+        self.homeassistant.apply()
         self.state = BridgeState.RUNNING
         try:
             yield self.client.flush()
@@ -248,11 +257,18 @@ class Bridge:
         self.publications = kept
         self._update_joystick_loop()
 
+    def _read_sensor(self, sensor: str) -> defer.Deferred:
+        return self.sensor_worker.call(self._sensor_device.read, sensor)
+
+    def _send_home_assistant_states(self) -> None:
+        self._publish_status_if_connected()
+        send_current_readings(self.publications, self._read_sensor)
+
     def _new_publication(self, config: PublicationConfig) -> SensorPublication:
         return SensorPublication(
             config,
             device_id=self.device_id,
-            read=lambda sensor: self.sensor_worker.call(self._sensor_device.read, sensor),
+            read=self._read_sensor,
             publish=self.client.publish,
             reactor=self.reactor,
             clock=self.clock,
@@ -317,7 +333,10 @@ class Bridge:
             version=new_config.version,
             source=new_config.source,
             fleet=self.config.fleet,
+            homeassistant=new_config.homeassistant,
         )
+        if self.homeassistant is not None:
+            self.homeassistant.apply()
         log.info(
             "reloaded {source}: {subs} subscriptions, {pubs} publications",
             source=new_config.source,
@@ -349,6 +368,8 @@ class Bridge:
         log.info("connected to {url}", url=self.client.connected_url)
         if self._device_id_checked:
             self._publish_status()
+            if self.homeassistant is not None:
+                self.homeassistant.connected()
         for listener in list(self.listeners):
             listener("connected")
 
@@ -430,6 +451,8 @@ class Bridge:
         """Graceful stop: take no more messages, let the current action finish, say offline, close."""
         log.info("bridge {device} stopping", device=self.device_id)
         self.state = BridgeState.STOPPING
+        if self.homeassistant is not None:
+            self.homeassistant.stop()
         for publication in self.publications:
             publication.stop()
         self.heartbeat.stop()

@@ -29,6 +29,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from bridge.devices import DeviceUnavailable
+from bridge.homeassistant.discovery import configuration_url
 from bridge.nats import AuthConfigError, TlsError
 from bridge.runtime.bridge import NoServerReached
 from bridge.runtime.srv import DuplicateDeviceError
@@ -213,6 +214,8 @@ class WebViewService(Service):
         except CannotListenError as error:
             raise WebViewUnavailable(
                 f"cannot serve the web view on {host}:{port}: {error.socketError}") from None
+        address = self.view.port.getHost()
+        self.bridge.web_url = configuration_url(address.host, address.port)
 
     def _listen(self, host: str, port: int) -> WebView:
         # twisted.web is loaded only here: a bridge without a web view saves its ~3.5 MiB.

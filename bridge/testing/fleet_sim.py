@@ -12,6 +12,9 @@ own) and runs a `ConfigFollower` on it, as `bridge run` does, each with its own 
 temporary folder. The helper then also prints `applied REVISION MONOTONIC` once *all* its bridges
 applied that revision, MONOTONIC being `time.monotonic()` (system-wide on Linux) when the last one
 did: the benches' cheap signal, the bridge code itself is unchanged.
+
+With `--homeassistant` each bridge announces itself to Home Assistant (`HA_CONFIG`: two sensors,
+a text, a button and a light), for the ha_discovery bench.
 """
 
 from __future__ import annotations
@@ -53,6 +56,20 @@ subscriptions:
 """
 
 
+HA_CONFIG = """\
+version: 1
+device: {{id: {device}, driver: memory}}
+nats: {{servers: {servers}, randomize: false}}
+homeassistant: {{}}
+subscriptions:
+  - {{subject: 'sim.${{device.id}}.text', action: show_message}}
+  - {{subject: 'sim.${{device.id}}.clear', action: clear}}
+publications:
+  - {{subject: 'sensors.${{device.id}}.temperature', sensor: temperature, interval: 60s}}
+  - {{subject: 'sensors.${{device.id}}.humidity', sensor: humidity, interval: 60s}}
+"""
+
+
 FLEET_BOOTSTRAP = """\
 version: 1
 fleet: {{key: {key}}}
@@ -61,25 +78,29 @@ nats: {{servers: {servers}, randomize: false}}
 """
 
 
-def sim_configs(devices: Sequence[str], servers: Sequence[str], fleet_key: str | None = None) -> list:
+def sim_configs(devices: Sequence[str], servers: Sequence[str], fleet_key: str | None = None,
+                homeassistant: bool = False) -> list:
     """The typed, validated configs of simulated bridges: memory driver, one `clear` subscription
-    (with `fleet_key`: a fleet bootstrap for that key instead, no subscriptions)."""
+    (with `fleet_key`: a fleet bootstrap for that key instead, no subscriptions; with `homeassistant`:
+    `HA_CONFIG`)."""
     with tempfile.TemporaryDirectory(prefix="fleet-sim-") as folder:
         path = os.path.join(folder, "sim.yml")
         with open(path, "w") as file:
-            template = SIM_CONFIG if fleet_key is None else FLEET_BOOTSTRAP
+            template = HA_CONFIG if homeassistant else SIM_CONFIG if fleet_key is None else FLEET_BOOTSTRAP
             file.write(template.format(device=devices[0] if devices else "sim", servers=json.dumps(list(servers)),
                                        key=fleet_key))
         return [load_config(path, [f"device.id={device}"]) for device in devices]
 
 
 def start_bridges(count: int, servers: Sequence[str], reactor=None, first: int = 0, prefix: str = PREFIX,
-                  fleet_key: str | None = None, cache_root: str | None = None, on_applied=None):
+                  fleet_key: str | None = None, cache_root: str | None = None, on_applied=None,
+                  homeassistant: bool = False):
     """Start `count` bridges at once; fires with the list of running `Bridge`s.
 
     With `fleet_key`, each bridge gets a `ConfigFollower` (cache in `cache_root`/DEVICE-ID), started
     once all bridges run; `on_applied(bridge, revision)` is called after each revision it applied."""
-    configs = sim_configs([device_id(number, prefix) for number in range(first, first + count)], servers, fleet_key)
+    configs = sim_configs([device_id(number, prefix) for number in range(first, first + count)], servers, fleet_key,
+                          homeassistant)
     bridges = [Bridge(config, reactor, device=open_device(config.device)) for config in configs]
     followers = [_follower(bridge, config, cache_root, on_applied) for bridge, config in zip(bridges, configs)] \
         if fleet_key is not None else []
@@ -119,7 +140,7 @@ def stop_bridges(bridges) -> defer.Deferred:
 
 @contextlib.contextmanager
 def simulated_fleet(count: int, servers: Sequence[str], processes: int = 4,
-                    fleet_key: str | None = None) -> Iterator[list]:
+                    fleet_key: str | None = None, homeassistant: bool = False) -> Iterator[list]:
     """`count` bridges in `processes` helper processes (`python -m bridge.testing.fleet_sim`), yielded once
     all run; stopped gracefully (SIGTERM) at exit. Yields the Popen objects. Process i lists the
     servers rotated by i, so with a cluster the bridges connect to every node. `fleet_key`: the
@@ -130,6 +151,7 @@ def simulated_fleet(count: int, servers: Sequence[str], processes: int = 4,
             share = count // processes + (1 if index < count % processes else 0)
             if share:
                 extra = ("--fleet", fleet_key) if fleet_key is not None else ()
+                extra += ("--homeassistant",) if homeassistant else ()
                 popens.append(stack.enter_context(helper_process(
                     "bridge.testing.fleet_sim", ",".join(_rotated(servers, index)), share, first, *extra, timeout=120)))
             first += share
@@ -148,6 +170,9 @@ def main(argv: Sequence[str]) -> int:
 
 
     argv = list(argv)
+    homeassistant = "--homeassistant" in argv
+    if homeassistant:
+        argv.remove("--homeassistant")
     fleet_key = None
     if "--fleet" in argv:
         at = argv.index("--fleet")
@@ -182,7 +207,7 @@ def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, terminate)
     reactor.callWhenRunning(lambda: start_bridges(
         count, servers, reactor, first, fleet_key=fleet_key, cache_root=cache_root and cache_root.name,
-        on_applied=on_applied).addCallbacks(ready, failed))
+        on_applied=on_applied, homeassistant=homeassistant).addCallbacks(ready, failed))
     try:
         reactor.run(installSignalHandlers=False)
     finally:

@@ -95,7 +95,8 @@ class NatsServer:
     nats-server to run (default `find_server_binary()`, looked up when the server starts).
     `jetstream=True` runs it with `-js`, storing in `store_dir` (default: a directory of its own
     that lives until `cleanup()`, so a restarted server finds its streams again); `start()` then
-    also waits until JetStream answers (`wait_jetstream`).
+    also waits until JetStream answers (`wait_jetstream`). `mqtt=True` adds the MQTT listener on
+    127.0.0.1:`mqtt_port` (it needs JetStream and a server name, which it brings).
     """
 
     def __init__(
@@ -112,6 +113,7 @@ class NatsServer:
         binary: str | None = None,
         jetstream: bool = False,
         store_dir: str | None = None,
+        mqtt: bool = False,
     ):
         self.binary = binary
         self.port = port or free_port()
@@ -125,9 +127,12 @@ class NatsServer:
         self.process: subprocess.Popen | None = None
         self._workdir = tempfile.mkdtemp(prefix="nats-server-")
         self.log_path = os.path.join(self._workdir, "server.log")
-        self.jetstream = jetstream
+        self.mqtt_port = free_port() if mqtt else None
+        if mqtt and name is None:
+            self.name = f"mqtt-{self.port}"
+        self.jetstream = jetstream or mqtt
         self.store_dir = store_dir or os.path.join(self._workdir, "jetstream")
-        self.monitor_port = free_port() if cluster_name or jetstream else None
+        self.monitor_port = free_port() if cluster_name or self.jetstream else None
 
     @property
     def url(self) -> str:
@@ -143,9 +148,12 @@ class NatsServer:
 
     def command(self) -> list[str]:
         cmd = [self.binary or find_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-l", self.log_path]
-        if self.config is not None:
+        config = self.config
+        if self.mqtt_port is not None:
+            config = f"{config or ''}\nmqtt {{ listen: 127.0.0.1:{self.mqtt_port} }}\n"
+        if config is not None:
             path = os.path.join(self._workdir, "server.conf")
-            Path(path).write_text(self.config)
+            Path(path).write_text(config)
             cmd += ["-c", path]
         if self.name:
             cmd += ["-n", self.name]
@@ -174,7 +182,7 @@ class NatsServer:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
                 raise RuntimeError(f"nats-server exited with {self.process.returncode}: {err}{self.log_tail()}")
-            if self._accepting():
+            if self._accepting() and (self.mqtt_port is None or self._accepting(self.mqtt_port)):
                 if self.jetstream and not self.cluster_name:
                     self.wait_jetstream(max(0.1, deadline - time.monotonic()))
                 return self
@@ -207,9 +215,9 @@ class NatsServer:
             time.sleep(0.05)
         raise RuntimeError(f"JetStream on {self.url} not ready within {timeout}s{self.log_tail()}")
 
-    def _accepting(self) -> bool:
+    def _accepting(self, port: int | None = None) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+            with socket.create_connection(("127.0.0.1", port or self.port), timeout=0.2):
                 return True
         except OSError:
             return False

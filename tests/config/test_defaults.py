@@ -18,6 +18,7 @@ from bridge.config import load_config
 from bridge.config.model import (
     DeviceConfig,
     FleetConfig,
+    HomeAssistantConfig,
     NatsConfig,
     ReconnectConfig,
     SubscriptionConfig,
@@ -35,6 +36,7 @@ PLAIN = {
     "nats": {"servers": ["nats://127.0.0.1:4222"], "tls": {}, "reconnect": {}},
     "subscriptions": [{"subject": "a.b", "action": "clear"}],
     "web": {},
+    "homeassistant": {},
 }
 BOOTSTRAP = {"version": 1, "device": {"id": "pi"}, "nats": {"servers": ["nats://127.0.0.1:4222"]},
              "fleet": {"key": "pi"}}
@@ -42,7 +44,7 @@ BOOTSTRAP = {"version": 1, "device": {"id": "pi"}, "nats": {"servers": ["nats://
 
 MODEL_OF = {("device",): DeviceConfig, ("nats",): NatsConfig, ("nats", "tls"): TlsConfig,
             ("nats", "reconnect"): ReconnectConfig, ("subscriptions", 0): SubscriptionConfig,
-            ("web",): WebConfig, ("fleet",): FleetConfig}
+            ("web",): WebConfig, ("fleet",): FleetConfig, ("homeassistant",): HomeAssistantConfig}
 PARSE = {"#/$defs/duration": parse_duration, "#/$defs/size": parse_size}
 
 
