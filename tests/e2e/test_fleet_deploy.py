@@ -314,8 +314,8 @@ def refusing(nats_py, key: str, running: int):
 def test_deploy_wait_reports_each_pi_and_exits_by_what_the_fleet_did(module_nats_server, nats_py, folder):
     url, key = module_nats_server.url, "waited"
     first = deployed(url, stored([1, 1, 1]), folder, key)
-    with FakeBridge(nats_py, "pi-3", applying(nats_py, key)), \
-            FakeBridge(nats_py, "pi-4", applying(nats_py, key), delay=0.5), \
+    with FakeBridge(nats_py, "pi-3", applying(nats_py, key), announce=True), \
+            FakeBridge(nats_py, "pi-4", applying(nats_py, key), delay=0.5, announce=True), \
             FakeBridge(nats_py, "other", {"config": f"kv:{BUCKET}/another@5"}):
         done = deploy(url, "--wait=10", text=stored([2, 2, 2]), folder=folder, key=key)
         assert done.returncode == ExitStatus.OK, done.stderr

@@ -15,12 +15,15 @@ Metadata = Callable[[], Awaitable[dict]]
 
 class FakeBridge:
     """Answers `$SRV.INFO.bridge` / `$SRV.STATS.bridge` after `delay` s with `await metadata()`
-    (the device id added); `answered` counts its answers; `stop()` unsubscribes."""
+    (the device id added); `answered` counts its answers; `stop()` unsubscribes. `announce`: like a
+    real bridge it publishes its status (`online` with its `config` at start, `offline` at stop)."""
 
-    def __init__(self, nats_py, device: str, metadata: Metadata | dict | None = None, delay: float = 0.0):
+    def __init__(self, nats_py, device: str, metadata: Metadata | dict | None = None, delay: float = 0.0,
+                 announce: bool = False):
         self.nats_py = nats_py
         self.device = device
         self.delay = delay
+        self.announce = announce
         self.instance_id = new_instance_id()
         self._metadata = metadata
         self._subscriptions = []
@@ -47,6 +50,8 @@ class FakeBridge:
         async def subscribe():
             for verb, callback in (("INFO", answer_info), ("STATS", answer_stats)):
                 self._subscriptions.append(await self.nats_py.nc.subscribe(f"$SRV.{verb}.bridge", cb=callback))
+            if self.announce:
+                await self._publish_status("online")
             await self.nats_py.nc.flush()
 
         self.nats_py._run(subscribe())
@@ -56,9 +61,18 @@ class FakeBridge:
         async def unsubscribe():
             for subscription in self._subscriptions:
                 await subscription.unsubscribe()
+            if self.announce:
+                await self._publish_status("offline")
+                await self.nats_py.nc.flush()
 
         self.nats_py._run(unsubscribe())
         self._subscriptions = []
+
+    async def _publish_status(self, status: str) -> None:
+        metadata = await self.metadata()
+        document = {"device": self.device, "status": status, "version": "0.0.0", "time": "2026-01-01T00:00:00.000Z",
+                    "config": metadata.get("config")}
+        await self.nats_py.nc.publish(f"bridge.{self.device}.status", json.dumps(document).encode())
 
     def __enter__(self) -> "FakeBridge":
         return self.start()
