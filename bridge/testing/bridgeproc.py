@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -33,6 +34,16 @@ class BridgeProcess:
             env=env,
         )
         return self
+
+    @contextlib.contextmanager
+    def running(self, outside):
+        """Started and answering `bridge.ID.info` inside the block, stopped after it."""
+        self.start()
+        try:
+            self.wait_ready(outside)
+            yield self
+        finally:
+            self.stop()
 
     def rewrite_config(self, config_text: str) -> None:
         self.config_path.write_text(config_text)

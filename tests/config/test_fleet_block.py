@@ -180,14 +180,17 @@ def test_bridge_schema_stored_prints_it(capsys):
     assert capsys.readouterr().out == stored_schema_text()
 
 
-def test_the_shipped_stored_example_is_valid_for_a_pi_and_points_editors_at_its_schema():
+def test_the_shipped_stored_example_is_valid_for_a_pi_and_points_editors_at_its_schema(monkeypatch):
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[2]
     stored = repo / "configs" / "stored" / "pis.yml"
+    monkeypatch.setenv("SITE", "attic")
     bootstrap = load_config(repo / "configs" / "fleet-pi.yml")
-    assert bootstrap.fleet == FleetConfig(key="pis", bucket="bridge_config")
+    assert (bootstrap.fleet.key, bootstrap.fleet.bucket) == ("pis", "bridge_config")
+    assert bootstrap.fleet.vars == {"site": "attic"} and bootstrap.fleet.public == ("site",)
     config = load_stored(stored.read_text(), bootstrap, "kv:bridge_config/pis@1")
     pi = bootstrap.device.id  # this machine's host name
-    assert [s.subject for s in config.subscriptions] == [f"lab.{pi}.led.show", f"lab.{pi}.led.clear"]
+    assert [s.subject for s in config.subscriptions] == [f"attic.{pi}.led.show", f"attic.{pi}.led.clear"]
+    assert config.homeassistant.name == f"Sense HAT {pi}"
     assert stored.read_text().splitlines()[0] == "# yaml-language-server: $schema=../../schemas/bridge-stored.schema.json"

@@ -45,12 +45,8 @@ SUBSCRIPTIONS = """\
 def bridge(module_nats_server, nats_py, tmp_path_factory):
     process = BridgeProcess(memory_config(module_nats_server.url, "one", SUBSCRIPTIONS),
                             tmp_path_factory.mktemp("svc"), "one")
-    process.start()
-    try:
-        process.wait_ready(nats_py)
+    with process.running(nats_py):
         yield process
-    finally:
-        process.stop()
 
 
 def scatter(nats_py, subject: str, wait: float = 0.5) -> list[dict]:

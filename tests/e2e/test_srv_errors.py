@@ -36,12 +36,8 @@ def test_the_error_header_is_one_line_and_never_empty():
 def bridge(module_nats_server, nats_py, tmp_path_factory):
     process = BridgeProcess(memory_config(module_nats_server.url, "errs", "  - {subject: errs.clear, action: clear}\n"),
                             tmp_path_factory.mktemp("errs"), "errs")
-    process.start()
-    try:
-        process.wait_ready(nats_py)
+    with process.running(nats_py):
         yield process
-    finally:
-        process.stop()
 
 
 def test_an_error_reply_carries_the_adr32_headers_and_a_success_none(bridge, nats_py):

@@ -56,20 +56,17 @@ class _SocketTransport(_Transport):
             self.on_send()
 
 
-def _attached(limit=1000, first=b"SUB a 1\r\n"):
+def _attached(limit=1000, first=b"SUB a 1\r\n", transport_type=_Transport):
+    """A queue on a task.Clock attached to a fresh `transport_type()`, `first` written at attach."""
     clock = task.Clock()
     queue = OutboundQueue(limit, clock)
-    transport = _Transport()
+    transport = transport_type()
     queue.attach(transport, first)
     return queue, transport, clock
 
 
 def _queue(limit=1000):
-    clock = task.Clock()
-    queue = OutboundQueue(limit, clock)
-    transport = StringTransport()
-    queue.attach(transport, b"SUB a 1\r\n")
-    return queue, transport, clock
+    return _attached(limit, transport_type=StringTransport)
 
 
 def test_outbound_queue_holds_frames_while_the_transport_is_paused_and_bounds_them():
@@ -214,11 +211,7 @@ def test_a_stale_producer_changes_nothing():
 
 
 def _attached_to_socket(limit=16 * SEND_EARLY):
-    clock = task.Clock()
-    queue = OutboundQueue(limit, clock)
-    transport = _SocketTransport()
-    queue.attach(transport, b"")
-    return queue, transport, clock
+    return _attached(limit, b"", _SocketTransport)
 
 
 def test_a_publish_loop_that_never_yields_hands_its_bytes_over_every_send_early_bytes():
