@@ -265,3 +265,18 @@ def test_set_callback_switches_a_subscription_between_single_messages_and_runs_f
     sub.set_callback(lambda msgs: calls.append([msg.data for msg in msgs]), batches=True)
     conn.dataReceived(_msg("a", 1, b"3") + _msg("a", 1, b"4"))
     assert calls == [b"1", b"2", [b"3", b"4"]]
+
+
+def test_a_malformed_message_inside_a_run_costs_only_itself():
+    """An HMSG with an unreadable header block between two good messages: the run stays one batch
+    in order, the bad one is delivered with its `problem` and counted, the connection stays up."""
+    client, conn, _transport, _clock = _connected_client()
+    batches = []
+    client.subscribe("a", lambda msgs: batches.append([(msg.data, msg.problem is not None) for msg in msgs]),
+                     batches=True)
+    header = b"NOT A HEADER LINE\r\n\r\n"
+    bad = b"HMSG a 1 %d %d\r\n%sbad\r\n" % (len(header), len(header) + 3, header)
+    conn.dataReceived(_msg("a", 1, b"1") + bad + _msg("a", 1, b"2"))
+    conn.dataReceived(_msg("a", 1, b"3"))
+    assert batches == [[(b"1", False), (b"bad", True), (b"2", False)], [(b"3", False)]]
+    assert client.stats.malformed_msgs == 1 and client.is_connected
