@@ -81,6 +81,10 @@ def server_flavours() -> dict[str, str]:
     return flavours
 
 
+class _MonitorPortTaken(RuntimeError):
+    """The server exited because its monitor port was taken meanwhile."""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -168,6 +172,17 @@ class NatsServer:
         return cmd + self.extra_args
 
     def start(self, timeout: float = 10.0) -> "NatsServer":
+        """Start and wait until it accepts connections. The monitor port is this helper's own (no
+        other server or client names it), so when another process took it between `free_port()`
+        and the server's bind, the server is started again on a fresh one."""
+        for _ in range(3):
+            try:
+                return self._start(timeout)
+            except _MonitorPortTaken:
+                self.monitor_port = free_port()
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> "NatsServer":
         if self.process and self.process.poll() is None:
             return self
         self.process = subprocess.Popen(
@@ -181,6 +196,9 @@ class NatsServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                log = err + self.log_tail()
+                if "can't listen to the monitor port" in log and "address already in use" in log:
+                    raise _MonitorPortTaken(log)
                 raise RuntimeError(f"nats-server exited with {self.process.returncode}: {err}{self.log_tail()}")
             if self._accepting() and (self.mqtt_port is None or self._accepting(self.mqtt_port)):
                 if self.jetstream and not self.cluster_name:
