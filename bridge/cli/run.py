@@ -97,7 +97,8 @@ def run_bridge(
 def fleet_start(bootstrap):
     """A `fleet:` bootstrap: the config to start with (the cached revision, if any) and what makes
     the bridge's `ConfigFollower` (it watches the key once the bridge runs)."""
-    from bridge.fleet.follow import ConfigCache, ConfigFollower, boot_config, state_directory
+    from bridge.fleet.follow import ConfigCache, ConfigFollower, boot_config
+    from bridge.state import state_directory
 
     cache = ConfigCache(state_directory(), bootstrap.fleet.bucket, bootstrap.fleet.key)
     config, revision = boot_config(bootstrap, cache)

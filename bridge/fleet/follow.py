@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,16 +36,11 @@ from bridge.config.sources import kv_key, kv_source
 from bridge.nats import NatsError
 from bridge.nats.jetstream.kv import PUT, key_value
 from bridge.nats.jetstream.streams import JetStream
+from bridge.state import write_private_file
 
 log = Logger(namespace="bridge")
 
 BUCKET_RETRY = 2.0  # seconds between looks for a bucket that does not exist yet
-
-
-def state_directory(environ=os.environ) -> Path:
-    """systemd's StateDirectory= (the first one), else ~/.local/state/bridge."""
-    given = environ.get("STATE_DIRECTORY", "").split(":")[0]
-    return Path(given) if given else Path.home() / ".local" / "state" / "bridge"
 
 
 def masked(message: str, bootstrap: BridgeConfig) -> str:
@@ -100,23 +94,10 @@ class ConfigCache:
         return None
 
     def save(self, stored: StoredRevision) -> None:
-        """Write a temporary file, fsync it, rename it over the cache, fsync the directory: after a
-        power cut the cache is the old revision or the new one, never empty."""
+        """After a power cut the cache is the old revision or the new one, never empty."""
         document = {"bucket": self.bucket, "key": self.key, **asdict(stored)}
-        temporary = self.path.with_name(self.path.name + ".tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                file.write(json.dumps(document))
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self.path)
-            directory = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            write_private_file(self.path, json.dumps(document).encode("utf-8"))
         except OSError as error:
             log.warn("could not cache {source} in {path}: {error}",
                      source=kv_source(self.bucket, self.key, stored.revision), path=str(self.path), error=str(error))

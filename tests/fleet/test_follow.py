@@ -28,9 +28,9 @@ from bridge.fleet.follow import (
     StoredRevision,
     boot_config,
     content_hash,
-    state_directory,
 )
 from bridge.nats import NatsError
+from bridge.state import state_directory
 from bridge.nats.jetstream.kv import DEL, KvEntry
 
 BOOTSTRAP = """\
