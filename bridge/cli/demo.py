@@ -15,6 +15,7 @@ import importlib.util
 import json
 import shlex
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def command(args: argparse.Namespace) -> int:
 
 
 def run_demo(config_path: str = DEFAULT_CONFIG, web: str = DEFAULT_WEB, reactor=None) -> int:
-    """Run until SIGINT/SIGTERM; exit status 0, 1 (bad config, no server, device failed) or 2 (usage)."""
+    """Run until SIGINT, SIGTERM or SIGHUP; exit status 0, 1 (bad config, no server, device failed) or 2 (usage)."""
     try:
         web_host, web_port = parse_listen(web)
     except ValueError as error:
@@ -93,6 +94,9 @@ def _serve(config: BridgeConfig, server, web_host: str, web_port: int, reactor) 
         from twisted.internet import reactor
 
     start_logging("text")
+    # A closed terminal or a dropped SSH session sends SIGHUP, which would kill the demo before it
+    # stops its nats-server and removes its folder: stop as on Ctrl-C instead.
+    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(reactor.stop))
     bridge = Bridge(config, reactor)
     process = bridge_process(bridge, reactor, web_address=(web_host, web_port), any_free_web_port=True)
     Instructions(config, server, process.getServiceNamed(WebViewService.name)).setServiceParent(process)

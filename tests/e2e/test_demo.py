@@ -8,6 +8,9 @@ import signal
 import socket
 import time
 import urllib.request
+from pathlib import Path
+
+import pytest
 
 from bridge.cli.main import main
 from tests.harness.demo import WAIT, DemoProcess, process_exists, run_printed
@@ -72,3 +75,20 @@ def test_demo_with_a_missing_config_says_so_and_starts_nothing(tmp_path, capsys)
 def test_demo_rejects_a_bad_web_address(capsys):
     assert main(["demo", "--web", "localhost"]) == 2
     assert "--web" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGHUP, signal.SIGTERM])
+def test_a_closed_terminal_or_a_kill_stops_the_demos_server_and_removes_its_folder(stop_signal, tmp_path):
+    demo = DemoProcess([], tmp_path / "demo.log")
+    try:
+        nats_pid = int(demo.wait_for_line(r"NATS server:.*\(nats-server pid (\d+)").group(1))
+        store = Path(demo.wait_for_line(r"JetStream:\s+on, stored in (\S+) ").group(1))
+        demo.wait_for_line("Ctrl-C stops")
+        assert process_exists(nats_pid) and store.exists()
+
+        demo.process.send_signal(stop_signal)
+        assert demo.process.wait(WAIT) == 0, demo.logs()
+        assert not process_exists(nats_pid), "the demo left its nats-server running"
+        assert not store.exists(), "the demo left its JetStream folder behind"
+    finally:
+        demo.kill()
