@@ -153,18 +153,18 @@ def instructions(config: BridgeConfig, server, web_url: str) -> str:
             (s.subject for s in config.subscriptions if s.action == action and is_literal(s.subject)), None
         )
         if subject is not None:
-            words = [bridge_command(), "send", "--server", server.url, *options, subject, *text]
+            words = [bridge_command(), "send", *options, subject, *text]
             commands.append(f"  # {purpose}\n  {shlex.join(words)}")
-    commands.append(f"  # list the bridges on this server\n  {shlex.join([bridge_command(), 'fleet', '--server', server.url])}")
+    commands.append(f"  # list the bridges on this server\n  {shlex.join([bridge_command(), 'fleet'])}")
     example = Path(server.store_dir).parent / "stored-example.yml"  # removed with the server's folder
     example.write_text(DEPLOY_EXAMPLE, encoding="utf-8")
-    deploy = [bridge_command(), "deploy", str(example), "--key", "demo", "--server", server.url]
+    deploy = [bridge_command(), "deploy", str(example), "--key", "demo"]
     commands.append(
         "  # store a fleet config in this JetStream (bucket bridge_config, key demo) and list its revisions;\n"
         "  # the demo bridge runs from a file, not fleet:, so its LEDs do not change and `fleet` shows it as file:\n"
         f"  {shlex.join(deploy)}\n  {shlex.join([*deploy[:2], *deploy[3:], '--history'])}")
-    if commands:
-        lines.append("Try, in another terminal:")
-        lines.extend(commands)
+    lines.append("Try, in another terminal (every bridge command connects to $NATS_URL unless given --server):")
+    lines.append(f"  export NATS_URL={server.url}")
+    lines.extend(commands)
     lines.append("Ctrl-C stops the bridge, the web view and the nats-server.")
     return "\n".join(lines)

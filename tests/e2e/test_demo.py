@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.cli.demo import DEFAULT_CONFIG
 from bridge.cli.main import main
 from tests.harness.demo import WAIT, DemoProcess, process_exists, run_printed
 
@@ -26,6 +27,14 @@ def pixel_applied(web_url: str) -> bool:
     return any(s["subject"] == "demo.led.pixel" and s["applied"] for s in state["subscriptions"])
 
 
+def config_comment_commands() -> list[str]:
+    """The `bridge send` lines the demo config's comments suggest."""
+    text = Path(DEFAULT_CONFIG).read_text(encoding="utf-8")
+    commands = [line.lstrip("# ").rstrip() for line in text.splitlines() if line.startswith("#   bridge ")]
+    assert commands, "the demo config suggests no commands any more: update this test"
+    return commands
+
+
 def test_demo_serves_obeys_its_printed_commands_and_stops_everything_on_ctrl_c(emulator_if_installed, tmp_path):
     with socket.socket() as taken:  # the requested web port is busy: the demo takes a free one
         taken.bind(("127.0.0.1", 0))
@@ -36,7 +45,8 @@ def test_demo_serves_obeys_its_printed_commands_and_stops_everything_on_ctrl_c(e
             web_url = demo.wait_for_line(r"LED web view:\s+(http://\S+)").group(1)
             server = demo.wait_for_line(r"NATS server:\s+(nats://\S+) \(nats-server pid (\d+)")
             nats_url, nats_pid = server.group(1), int(server.group(2))
-            show = demo.wait_for_line(r"^\s+(\S*bridge send .* demo\.led\.show .*)$").group(1)
+            exported = {"NATS_URL": demo.wait_for_line(r"^\s+export NATS_URL=(\S+)$").group(1)}
+            show = demo.wait_for_line(r"^\s+(\S*bridge send (?:.* )?demo\.led\.show .*)$").group(1)
             set_pixel = demo.wait_for_line(r"^\s+(\S*bridge send .*--json demo\.led\.pixel .*)$").group(1)
             read_sensors = demo.wait_for_line(r"^\s+(\S*bridge send .*--request demo\.sensors\.read)$").group(1)
             demo.wait_for_line("Ctrl-C stops")
@@ -47,18 +57,24 @@ def test_demo_serves_obeys_its_printed_commands_and_stops_everything_on_ctrl_c(e
             assert state["device"] == "demo"
             assert state["connected"] is True and state["server"] == nats_url
 
-            for command in (show, set_pixel, read_sensors):
-                assert f"--server {nats_url}" in command
-            sent = run_printed(set_pixel)
+            assert exported["NATS_URL"] == nats_url
+            assert "--server" not in show + set_pixel + read_sensors
+            shown = run_printed(show, exported)
+            assert shown.returncode == 0, shown.stderr
+            sent = run_printed(set_pixel, exported)
             assert sent.returncode == 0, sent.stderr
             deadline = time.monotonic() + WAIT
             while not pixel_applied(web_url) and time.monotonic() < deadline:
                 time.sleep(0.1)
             red = get_json(web_url + "state")["pixels"][4 * 8 + 3]
             assert red[0] >= 248 and red[1:] == [0, 0], red  # 248: the emulated framebuffer is RGB565
-            readings = run_printed(read_sensors)
+            readings = run_printed(read_sensors, exported)
             assert readings.returncode == 0, readings.stderr
             assert "temperature" in json.loads(readings.stdout)
+            bridge = show.split(" send ")[0]  # the banner's way to type `bridge` here
+            for suggested in config_comment_commands():
+                pasted = run_printed(suggested.replace("bridge", bridge, 1), exported)
+                assert pasted.returncode == 0, (suggested, pasted.stderr)
 
             demo.process.send_signal(signal.SIGINT)
             assert demo.process.wait(WAIT) == 0, demo.logs()

@@ -70,5 +70,8 @@ def process_exists(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
-def run_printed(command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(shlex.split(command), cwd=REPO, capture_output=True, text=True, timeout=WAIT)
+def run_printed(command: str, exported: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run a command the banner printed, in a shell that did the banner's `export`s."""
+    environment = {key: value for key, value in os.environ.items() if key != "NATS_URL"} | exported
+    return subprocess.run(shlex.split(command), cwd=REPO, capture_output=True, text=True, timeout=WAIT,
+                          env=environment)
