@@ -143,8 +143,7 @@ _skipped_in_ci: list[str] = []
 
 def _note_skip(report) -> None:
     if report.skipped and in_ci() and report.nodeid.startswith(MUST_RUN_IN_CI):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        _skipped_in_ci.append(f"{report.nodeid}: {reason}")
+        _skipped_in_ci.append(f"{report.nodeid}: {skip_reason(report)}")
 
 
 def pytest_collectreport(report):
@@ -153,6 +152,30 @@ def pytest_collectreport(report):
 
 def pytest_runtest_logreport(report):
     _note_skip(report)
+
+
+def skip_reason(report) -> str:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def skip_summary(reports) -> list[str]:
+    """One line per reason, most frequent first: a missing server flavour skips a hundred tests for
+    one reason, which is one thing to fix, not a hundred lines to read."""
+    counts: dict[str, int] = {}
+    for report in reports:
+        reason = skip_reason(report)
+        counts[reason] = counts.get(reason, 0) + 1
+    return [f"SKIPPED {count} test{'s' if count > 1 else ''}: {reason}"
+            for reason, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def pytest_terminal_summary(terminalreporter):
+    skipped = terminalreporter.stats.get("skipped", [])
+    if skipped:  # pyproject's -r leaves skips out: pytest would print one line per test location
+        terminalreporter.section("skips, by reason", sep="-")
+        for line in skip_summary(skipped):
+            terminalreporter.line(line)
 
 
 def pytest_sessionfinish(session, exitstatus):
