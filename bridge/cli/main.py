@@ -126,13 +126,15 @@ def add_send(commands) -> None:
         help="publish a message (or make a request) on a subject",
         description="Publish TEXT (words joined by spaces; '-' reads stdin) on SUBJECT. " + statuses_used({
             ExitStatus.OK: "sent (or reply ok)",
-            ExitStatus.FAILED: "timeout, no responders or an error reply",
+            ExitStatus.FAILED: "timeout, no responders (--request, --check) or an error reply",
             ExitStatus.USAGE: "bad usage",
             ExitStatus.UNREACHABLE: UNREACHABLE_HELP,
         }),
     )
     add_server_option(parser)
     parser.add_argument("--request", "-r", action="store_true", help="wait for the reply and print it")
+    parser.add_argument("--check", action="store_true",
+                        help="fail (status 1) when nothing subscribes to SUBJECT, instead of publishing into the void")
     parser.add_argument("--json", dest="as_json", action="store_true", help="the payload is JSON: check it first (an empty one is bad usage)")
     parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
                         help="wait this long for the reply (--request) or the server's confirmation (default 5)")

@@ -21,7 +21,7 @@ from bridge.nats.subjects import validate_subject
 
 def command(args: argparse.Namespace) -> int:
     return send_message(args.subject, args.text, args.servers, request=args.request,
-                        as_json=args.as_json, timeout=args.timeout)
+                        as_json=args.as_json, timeout=args.timeout, check=args.check)
 
 
 def build_payload(text: Sequence[str], as_json: bool, stdin=None) -> bytes:
@@ -66,6 +66,22 @@ def failure_message(error: Exception, subject: str, request: bool, timeout: floa
     return str(error)
 
 
+async def publish_checked(client, subject: str, payload: bytes, timeout: float) -> bool:
+    """Publish once with a reply subject, so the server answers "no responders" (status 503) when
+    nothing subscribes. The server handles one connection's frames in order, so that status arrives
+    before the flush's PONG: after the flush, no status means some subscriber got the message.
+    Subscribers see an ordinary message (with a reply subject they may ignore)."""
+    statuses = []
+    inbox = client.new_inbox()
+    subscription = client.subscribe(inbox, lambda msg: statuses.append(msg.status))
+    try:
+        client.publish(subject, payload, reply=inbox)
+        await client.flush(timeout=timeout)
+    finally:
+        client.unsubscribe(subscription)
+    return 503 not in statuses
+
+
 def send_message(
     subject: str,
     text: Sequence[str],
@@ -73,6 +89,7 @@ def send_message(
     request: bool = False,
     as_json: bool = False,
     timeout: float = 5.0,
+    check: bool = False,
 ) -> ExitStatus:
     problem = validate_subject(subject, wildcards=False)
     if problem:
@@ -98,9 +115,17 @@ def send_message(
                 sys.stdout.write(reply.payload.decode("utf-8", "replace") + "\n")
                 if reply_failed(reply.payload):
                     return ExitStatus.FAILED
+            elif check:
+                received = yield defer.ensureDeferred(publish_checked(client, subject, payload, timeout))
+                if not received:
+                    print(f"bridge send: nothing subscribes to {subject}: the message reached no one",
+                          file=sys.stderr)
+                    return ExitStatus.FAILED
+                print(f"published {len(payload)} bytes to {subject} (it reached a subscriber)", file=sys.stderr)
             else:
                 client.publish(subject, payload)
                 yield client.flush(timeout=timeout)
+                print(f"published {len(payload)} bytes to {subject}", file=sys.stderr)
         except (NatsError, ValueError) as error:
             print(f"bridge send: {failure_message(error, subject, request, timeout)}", file=sys.stderr)
             return ExitStatus.FAILED

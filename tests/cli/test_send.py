@@ -34,6 +34,25 @@ def test_a_dead_first_server_is_skipped_for_a_live_second_one():
         done = bridge_send("--server", dead, "--server", live.url, "send.failover", "still", "here")
         assert done.returncode == 0, done.stderr
         assert inbox.next().data == b"still here"
+        assert done.stderr.decode() == "published 10 bytes to send.failover\n"
+
+
+def test_check_fails_when_nothing_subscribes_and_says_so():
+    with NatsServer() as server:
+        done = bridge_send("--server", server.url, "--check", "pi.kitchn.led.show", "hello")
+    assert done.returncode == ExitStatus.FAILED
+    assert done.stderr.decode() == "bridge send: nothing subscribes to pi.kitchn.led.show: the message reached no one\n"
+
+
+def test_check_publishes_once_to_a_subscriber_and_says_it_arrived():
+    with NatsServer() as server, OutsideClient(server.url) as outside:
+        inbox = outside.subscribe("pi.kitchen.led.show")
+        outside.flush()
+        done = bridge_send("--server", server.url, "--check", "pi.kitchen.led.show", "hello")
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.decode() == "published 5 bytes to pi.kitchen.led.show (it reached a subscriber)\n"
+        assert inbox.next().data == b"hello"
+        assert inbox.drain() == []  # one message, not a probe and then the message
 
 
 def test_cannot_connect_names_every_server_with_passwords_masked():
