@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_validate(commands)
     add_run(commands)
     add_send(commands)
+    add_sub(commands)
     add_fleet(commands)
     add_deploy(commands)
     add_schema(commands)
@@ -57,7 +58,7 @@ def add_override_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_server_option(parser: argparse.ArgumentParser) -> None:
-    """`--server/-s URL`, shared by the commands that connect once (send, fleet, deploy)."""
+    """`--server/-s URL`, shared by the commands that connect once (send, sub, fleet, deploy)."""
     parser.add_argument(
         "--server", "-s", dest="servers", action="append", default=[], metavar="URL",
         help="NATS server URL, credentials in it as user:password@ or token@ (repeatable: each is tried once, "
@@ -140,6 +141,24 @@ def add_send(commands) -> None:
                         help="wait this long for the reply (--request) or the server's confirmation (default 5)")
     parser.add_argument("subject", metavar="SUBJECT")
     parser.add_argument("text", nargs="*", metavar="TEXT")
+
+
+def add_sub(commands) -> None:
+    parser = commands.add_parser(
+        "sub",
+        help="print the messages on a subject (readings, replies), one line each",
+        description="Subscribe to SUBJECT (wildcards * and > allowed) and print each message: its time, subject and "
+                    "a reading as `sensor value unit`, other JSON compact, text as it is. " + statuses_used({
+                        ExitStatus.OK: "after Ctrl-C or --count messages",
+                        ExitStatus.USAGE: "bad usage",
+                        ExitStatus.UNREACHABLE: UNREACHABLE_HELP + ", or the connection was lost",
+                    }),
+    )
+    add_server_option(parser)
+    parser.add_argument("--count", type=int, metavar="N", help="stop after N messages")
+    parser.add_argument("--json", dest="as_json", action="store_true",
+                        help='one JSON object per line: {"subject", "data" (the payload as JSON, or text), "reply"?}')
+    parser.add_argument("subject", metavar="SUBJECT", help="e.g. sensors.> or sensors.kitchen.temperature")
 
 
 def add_fleet(commands) -> None:
