@@ -181,3 +181,12 @@ def test_the_readme_shows_the_same_table():
     readme = (REPO / "README.md").read_text().replace("`", "")
     for status in ExitStatus:
         assert f"| {status.value} | {status.name} | {MEANING[status]} |" in readme
+
+
+@pytest.mark.parametrize("script", ["bridge", "nats-sense-bridge"])
+def test_both_installed_scripts_are_the_bridge_command(script):
+    """`nats-sense-bridge` is for scripts on systems where `bridge` is iproute2's."""
+    done = subprocess.run([str(Path(sys.executable).parent / script), "validate", VALID],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == ExitStatus.OK, done.stderr
+    assert done.stdout.startswith(f"{VALID}: ok: ")
