@@ -1,7 +1,7 @@
 """`bridge deploy`: store one config for many Pis in a NATS key-value bucket, and say what they did.
 
 The file is a *stored config* (version, vars, subscriptions, publications) checked exactly as each
-Pi will check it (`load_stored`, with a bootstrap built for a device id: `placeholder_bootstrap`).
+Pi will check it (`check_stored`: `load_stored` with a bootstrap built for a device id).
 Nothing is stored unless it is valid, and nothing is overwritten unseen: the write is a
 compare-and-set against the revision read before it (create when the key has none), so a deploy
 that lost a race to another one stores nothing and exits CONFLICT.
@@ -32,9 +32,9 @@ from bridge import timestamps
 from bridge.cli.configs import config_error_status
 from bridge.cli.connect import command_servers, connect_once, run_command
 from bridge.cli.exit import ExitStatus
-from bridge.config import ConfigError, load_stored, stored_text
-from bridge.config.loader import read_text
-from bridge.config.model import BridgeConfig, DeviceConfig, FleetConfig, NatsConfig
+from bridge.config import ConfigError, stored_text
+from bridge.config.loader import EXAMPLE_ID, check_stored, read_text
+from bridge.config.model import BridgeConfig
 from bridge.config.sources import kv_key, kv_source, parse_source
 from bridge.fleet.rollout import DECIDED, Outcome, State, await_rollout, expected_followers, followers, look
 from bridge.fleet.status import ensure_status_stream, read_last_statuses
@@ -52,7 +52,6 @@ from bridge.nats.protocol import Headers
 HISTORY = 10
 SUMMARY_WAIT = 2.0  # seconds the default summary waits for the fleet; it never changes the exit status
 FLEET_LOOK = 2.0  # seconds `--dry-run --fleet` and `--history` ask $SRV for the followers
-EXAMPLE_ID = "example"  # the device id a file is checked for when none is given
 ROLLBACK_OF = "Bridge-Rollback-Of"
 ROLLBACK_TO = "Bridge-Rollback-To"
 
@@ -75,18 +74,6 @@ class Deploy:
     expect_revision: int | None = None
     wait: float | None = None  # --wait TIMEOUT: wait for every follower and let the outcome set the exit status
     no_wait: bool = False
-
-
-def placeholder_bootstrap(device_id: str) -> BridgeConfig:
-    """The bootstrap a Pi with this device id gives its stored config, as far as a laptop can know
-    it: the device id (which `${HOSTNAME}` resolves to as well), no environment, no exported variables."""
-    return BridgeConfig(device=DeviceConfig(id=device_id), nats=NatsConfig(servers=("nats://127.0.0.1:4222",)),
-                        source=f"bootstrap of {device_id}", fleet=FleetConfig(key="-"))
-
-
-def check_stored(text: str, source: str, device_id: str) -> BridgeConfig:
-    """`text` as the Pi `device_id` checks it; raises ConfigError."""
-    return load_stored(text, placeholder_bootstrap(device_id), source)
 
 
 def cluster_size(info: dict) -> int:

@@ -14,7 +14,7 @@ from bridge.config.convert import to_model
 from bridge.config.document import Document, Path, YamlError, parse_document
 from bridge.config.errors import ConfigError, ConfigFileError, ConfigIssue
 from bridge.config.limits import MAX_CONFIG_BYTES, NotRegular, TooLarge, format_limit, read_regular_file
-from bridge.config.model import BridgeConfig
+from bridge.config.model import BridgeConfig, DeviceConfig, FleetConfig, NatsConfig
 from bridge.config.overrides import apply_overrides
 from bridge.config.redact import mask_all, mask_value
 from bridge.config.schema import STORED_KEYS, describe, is_secret, schema_issues
@@ -49,6 +49,21 @@ def stored_text(raw: bytes, source: str) -> str:
                                        "most a config may be; a config this size is a mistake (or an attack): check "
                                        "what wrote it")])
     return _decode(raw, source)
+
+
+EXAMPLE_ID = "example"  # the device id a stored config is checked for when none is given
+
+
+def placeholder_bootstrap(device_id: str) -> BridgeConfig:
+    """The bootstrap a Pi with this device id gives its stored config, as far as a laptop can know
+    it: the device id (which `${HOSTNAME}` resolves to as well), no environment, no exported variables."""
+    return BridgeConfig(device=DeviceConfig(id=device_id), nats=NatsConfig(servers=(_PLACEHOLDER_SERVER,)),
+                        source=f"bootstrap of {device_id}", fleet=FleetConfig(key="-"))
+
+
+def check_stored(text: str, source: str, device_id: str = EXAMPLE_ID) -> BridgeConfig:
+    """`text` as the Pi `device_id` checks it (`bridge deploy --dry-run`); raises ConfigError."""
+    return load_stored(text, placeholder_bootstrap(device_id), source)
 
 
 def load_stored(text: str, bootstrap: BridgeConfig, source: str) -> BridgeConfig:
