@@ -188,7 +188,31 @@ def _syntax_issue(error: yaml.MarkedYAMLError, text: str, file: str) -> ConfigIs
         flow_lines = lines[started.line : mark.line + 1] if started and mark else []
         if "flow" in error.context and any("${" in line for line in flow_lines):
             problem += "; inside [...] or {...} write substitutions in quotes: '${name}'"
+        elif "flow" in error.context:
+            problem += "; inside [...] or {...} quote a value that holds ':', ',', '[' or '{': 'a: b'"
+        elif "quoted scalar" in error.context:
+            problem += "; a quote opened there is never closed"
+        elif "could not find expected ':'" in problem:
+            problem += "; each line of a mapping is 'key: value'"
+    elif "mapping values are not allowed" in problem and mark:
+        problem += "; " + _mapping_value_hint(lines, mark.line)
     return ConfigIssue(file, line, column, "<yaml>", f"YAML syntax: {problem}")
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _mapping_value_hint(lines: list[str], index: int) -> str:
+    """The two usual causes of YAML's "mapping values are not allowed here": a line indented deeper
+    than its sibling above, or an unquoted value that itself holds ': '."""
+    above = next((line for line in reversed(lines[:index]) if line.strip() and not line.lstrip().startswith("#")),
+                 None)
+    here = lines[index] if index < len(lines) else ""
+    if above is not None and _indent(here) > _indent(above) and not above.rstrip().endswith(":"):
+        return (f"this line is indented deeper than the line above ({_indent(here)} spaces, not "
+                f"{_indent(above)}): keys of one mapping start in the same column")
+    return "a value that holds ': ' must be quoted: 'a: b'"
 
 
 class _Builder:

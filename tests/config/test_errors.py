@@ -260,6 +260,32 @@ CASES = [
         nats: {servers: [nats://127.0.0.1:4222]}
         device: {id: ${HOSTNAME}}
         """, 3, "<yaml>", "write substitutions in quotes"),
+    case("a line indented deeper than its sibling", """\
+        version: 1
+        device:
+          id: kitchen
+           driver: memory
+        """, 4, "<yaml>", "this line is indented deeper than the line above (3 spaces, not 2)"),
+    case("an unquoted value holding ': '", """\
+        version: 1
+        nats:
+          servers: [nats://127.0.0.1:4222]
+          name: kitchen: left
+        """, 4, "<yaml>", "a value that holds ': ' must be quoted"),
+    case("an unquoted ':' inside a flow mapping", """\
+        version: 1
+        nats: {servers: [nats://127.0.0.1:4222], name: a: b}
+        """, 2, "<yaml>", "quote a value that holds ':'"),
+    case("a quote never closed", """\
+        version: 1
+        nats:
+          name: "kitchen
+        """, 4, "<yaml>", "a quote opened there is never closed"),
+    case("a key without its colon", """\
+        version: 1
+        nats
+          servers: [nats://127.0.0.1:4222]
+        """, 3, "<yaml>", "each line of a mapping is 'key: value'"),
     case("python object tag", """\
         version: 1
         nats: !!python/object/apply:os.system [echo owned]
