@@ -29,12 +29,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     return importlib.import_module(f"bridge.cli.{args.command}").command(args)
 
 
+ENVIRONMENT = """\
+environment:
+  NATS_URL          the server send, sub, fleet and deploy use without --server
+                    (default nats://127.0.0.1:4222); `bridge demo` prints the export line
+  STATE_DIRECTORY   where bridge run keeps what survives a restart (systemd sets it;
+                    default ~/.local/state/bridge)"""
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps a one-paragraph description; keeps text laid out in lines (examples, tables) as it is."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def examples(*lines: str) -> str:
+    """A command's `--help` ends with a few lines to copy."""
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def with_examples(commands, name: str, example_lines: Sequence[str], **options) -> argparse.ArgumentParser:
+    return commands.add_parser(name, epilog=examples(*example_lines), formatter_class=HelpFormatter, **options)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bridge",
-        description="Drive Raspberry Pi Sense HATs over NATS, declaratively.",
-        epilog=exit_status_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Drive Raspberry Pi Sense HATs over NATS, declaratively. "
+                    "(Installed also as nats-sense-bridge, for systems where `bridge` is iproute2's.)",
+        epilog="\n\n".join([
+            examples("bridge demo                                   # everything local, nothing to set up",
+                     "bridge validate config.yml",
+                     "bridge run config.yml",
+                     "bridge send pi.kitchen.led.show 'hello world'",
+                     "bridge sub 'sensors.>'",
+                     "bridge fleet"),
+            ENVIRONMENT,
+            exit_status_help(),
+        ]),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -67,8 +103,10 @@ def add_server_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_validate(commands) -> None:
-    parser = commands.add_parser(
-        "validate",
+    parser = with_examples(
+        commands, "validate",
+        ["bridge validate config.yml", "bridge validate --set vars.room=lab --print config.yml",
+         "bridge validate --format json configs/*.yml      # for CI"],
         help="check config files",
         description="Check config files. " + statuses_used({
             ExitStatus.OK: "all valid",
@@ -76,7 +114,8 @@ def add_validate(commands) -> None:
             ExitStatus.USAGE: "a file unreadable or bad usage",
         }),
     )
-    parser.add_argument("files", nargs="+", metavar="FILE")
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="a config a bridge runs, a fleet bootstrap, or a stored fleet config")
     add_override_option(parser)
     parser.add_argument("--print", dest="print_config", action="store_true",
                         help="print the fully resolved config as YAML (secrets masked); with --format json, "
@@ -86,8 +125,9 @@ def add_validate(commands) -> None:
 
 
 def add_schema(commands) -> None:
-    parser = commands.add_parser(
-        "schema",
+    parser = with_examples(
+        commands, "schema",
+        ["bridge schema > bridge.schema.json", "bridge schema --stored"],
         help="print the config file's JSON Schema",
         description="Print the JSON Schema (2020-12) of the config file, for editors and CI. " + statuses_used({
             ExitStatus.OK: "printed",
@@ -99,8 +139,10 @@ def add_schema(commands) -> None:
 
 
 def add_run(commands) -> None:
-    parser = commands.add_parser(
-        "run",
+    parser = with_examples(
+        commands, "run",
+        ["bridge run config.yml", "bridge run --web 127.0.0.1:8080 config.yml",
+         "bridge run --log-format json /etc/bridge/config.yml   # under systemd, for a log shipper"],
         help="run the bridge for a config file",
         description=(
             "Connect, subscribe and publish as the config says, until SIGINT/SIGTERM (graceful stop). "
@@ -113,7 +155,7 @@ def add_run(commands) -> None:
             })
         ),
     )
-    parser.add_argument("file", metavar="FILE")
+    parser.add_argument("file", metavar="FILE", help="the config file (or a fleet bootstrap)")
     add_override_option(parser)
     parser.add_argument("--log-format", choices=("text", "json"), default="text",
                         help="json: one JSON object per log line")
@@ -122,8 +164,13 @@ def add_run(commands) -> None:
 
 
 def add_send(commands) -> None:
-    parser = commands.add_parser(
-        "send",
+    parser = with_examples(
+        commands, "send",
+        ["bridge send pi.kitchen.led.show 'hello world'",
+         "bridge send --check pi.kitchen.led.show hi          # fail if nothing subscribes",
+         "bridge send --json pi.kitchen.led.pixel '{\"x\": 3, \"y\": 4, \"color\": [255, 0, 0]}'",
+         "bridge send --request pi.kitchen.sensors.read",
+         "echo hello | bridge send pi.kitchen.led.show -"],
         help="publish a message (or make a request) on a subject",
         description="Publish TEXT (words joined by spaces; '-' reads stdin) on SUBJECT. " + statuses_used({
             ExitStatus.OK: "sent (or reply ok)",
@@ -139,13 +186,15 @@ def add_send(commands) -> None:
     parser.add_argument("--json", dest="as_json", action="store_true", help="the payload is JSON: check it first (an empty one is bad usage)")
     parser.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
                         help="wait this long for the reply (--request) or the server's confirmation (default 5)")
-    parser.add_argument("subject", metavar="SUBJECT")
-    parser.add_argument("text", nargs="*", metavar="TEXT")
+    parser.add_argument("subject", metavar="SUBJECT", help="where to publish, e.g. pi.kitchen.led.show")
+    parser.add_argument("text", nargs="*", metavar="TEXT", help="the payload: words joined by spaces, or - for stdin")
 
 
 def add_sub(commands) -> None:
-    parser = commands.add_parser(
-        "sub",
+    parser = with_examples(
+        commands, "sub",
+        ["bridge sub 'sensors.>'", "bridge sub --count 1 sensors.kitchen.temperature",
+         "bridge sub --json 'bridge.*.status'"],
         help="print the messages on a subject (readings, replies), one line each",
         description="Subscribe to SUBJECT (wildcards * and > allowed) and print each message: its time, subject and "
                     "a reading as `sensor value unit`, other JSON compact, text as it is. " + statuses_used({
@@ -162,8 +211,9 @@ def add_sub(commands) -> None:
 
 
 def add_fleet(commands) -> None:
-    parser = commands.add_parser(
-        "fleet",
+    parser = with_examples(
+        commands, "fleet",
+        ["bridge fleet", "bridge fleet --json --timeout 5"],
         help="list the running bridges (NATS services protocol, $SRV)",
         description=(
             "Ask $SRV.INFO.bridge and $SRV.STATS.bridge and list every bridge that answers: device, host, version, "
@@ -184,8 +234,11 @@ def add_fleet(commands) -> None:
 
 
 def add_deploy(commands) -> None:
-    parser = commands.add_parser(
-        "deploy",
+    parser = with_examples(
+        commands, "deploy",
+        ["bridge deploy pis.yml --key pis --dry-run --device-id kitchen",
+         "bridge deploy pis.yml --key pis --wait",
+         "bridge deploy --key pis --history", "bridge deploy --key pis --rollback"],
         help="store a config for many Pis in a NATS key-value bucket (their fleet: key)",
         description=(
             "Check FILE as a stored config (version, vars, subscriptions, publications) and store it as the next "
@@ -203,7 +256,8 @@ def add_deploy(commands) -> None:
             })
         ),
     )
-    parser.add_argument("file", nargs="?", metavar="FILE")
+    parser.add_argument("file", nargs="?", metavar="FILE", help="the stored config to store (not with --rollback, "
+                        "--history, --show)")
     parser.add_argument("--key", required=True, metavar="NAME", help="the key the Pis' bootstrap files name (fleet.key)")
     parser.add_argument("--bucket", default="bridge_config", metavar="B", help="the key-value bucket (default bridge_config)")
     add_server_option(parser)
@@ -230,8 +284,9 @@ def add_deploy(commands) -> None:
 
 
 def add_demo(commands) -> None:
-    parser = commands.add_parser(
-        "demo",
+    parser = with_examples(
+        commands, "demo",
+        ["bridge demo", "bridge demo --web 127.0.0.1:9000 --config my.yml"],
         help="local nats-server + bridge on an emulated HAT + LED web view (what `make run` runs)",
         description="Start an embedded nats-server on loopback, the bridge and the LED web view; Ctrl-C stops all. "
                     + statuses_used({
