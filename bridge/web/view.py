@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from importlib.resources import files
 from typing import Any
 
@@ -296,7 +297,7 @@ class _Site(server.Site):
     def __init__(self, root: resource.Resource, host_allowed):
         super().__init__(root)
         self._host_allowed = host_allowed
-        self._misdirected = _Text(421, b"this web view does not answer to that Host; open the address it logged\n")
+        self._misdirected = _Misdirected()
 
     def getResourceFor(self, request: server.Request) -> resource.IResource:
         if not self._host_allowed(request.getHeader(b"host")):
@@ -322,6 +323,29 @@ class _Text(resource.Resource):
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         request.setHeader(b"cache-control", b"no-store")
         return self.body
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")
+
+
+def misdirected_text(host_header: bytes | None) -> bytes:
+    """The 421 page: which name was refused and the one key that lets the view answer to it."""
+    name = (host_header or b"").decode("ascii", "replace").rsplit(":", 1)[0] if host_header else ""
+    if not _HOST_NAME.match(name):
+        return (b"this web view answers only to the names it was opened on; open the address the bridge "
+                b"logged, or list the name you use in web.hosts of the bridge's config\n")
+    return (f"this web view does not answer to the name {name!r}; to open it under that name, add it to the "
+            f"bridge's config as web: {{hosts: [{name}]}} and restart the bridge, or open the address the "
+            f"bridge logged\n").encode("ascii")
+
+
+class _Misdirected(_Text):
+    def __init__(self):
+        super().__init__(421, b"")
+
+    def render(self, request: server.Request) -> bytes:
+        self.body = misdirected_text(request.getHeader(b"host"))
+        return super().render(request)
 
 
 class _Root(resource.Resource):

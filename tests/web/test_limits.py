@@ -17,6 +17,7 @@ from bridge.config.model import BridgeConfig, DeviceConfig, NatsConfig, Reconnec
 from bridge.runtime.bridge import Bridge
 from bridge.web import WebOptions, start_web_view
 from bridge.web.options import host_allowed, split_host
+from bridge.web.view import misdirected_text
 from tests.harness.nats_client import connected
 from tests.harness.reactor import running_reactor, wait_until, within
 from tests.harness.webview import WAIT, Running, open_events
@@ -274,8 +275,18 @@ async def test_bound_to_every_address_the_view_answers_addresses_and_configured_
         for host in (f"evil.example:{port}", f"pi.local:{port + 1}"):
             code, _ = await status(port, "/state", host)
             assert code == 421, host
+        code, body = await status(port, "/", f"kitchen-pi.lan:{port}")
+        assert code == 421
+        assert b"add it to the bridge's config as web: {hosts: [kitchen-pi.lan]}" in body
     finally:
         await stop_view(running)
+
+
+def test_the_421_page_names_a_plausible_host_and_never_echoes_anything_else():
+    assert b"'pi.local'" in misdirected_text(b"pi.local:8080")
+    for hostile in (b"<script>alert(1)</script>", b"a b", b"\xff\xfe", b"x" * 300, b"", None):
+        text = misdirected_text(hostile)
+        assert b"web.hosts" in text and b"script" not in text and b"xxx" not in text
 
 
 def test_host_rule():
