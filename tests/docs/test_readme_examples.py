@@ -1,0 +1,77 @@
+"""Every YAML example in the README is checked the way its marker says, so an example a reader
+copies is one the bridge accepts. A block is marked by the HTML comment on the line before it:
+
+  <!-- example: file -->       a config a bridge runs (loaded like `bridge validate`)
+  <!-- example: stored -->     a stored fleet config (checked as a Pi checks it)
+  <!-- example: bootstrap -->  a Pi's fleet bootstrap file
+  <!-- example: fragment -->   a few keys: added to a minimal file, then loaded like `file`
+
+A file the example reads (`${file:...}`, `tls: {ca_file: ...}`) and a variable of the environment
+(`${env:...}`) it names are given to it, as the Pi it was written for has them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bridge.config import load_config
+from bridge.config.loader import check_stored
+
+REPO = Path(__file__).resolve().parents[2]
+DOCUMENTS = [REPO / "README.md", REPO / "deploy" / "README.md"]
+KINDS = ("file", "stored", "bootstrap", "fragment")
+FILE_SUBSTITUTION = re.compile(r"\$\{file:([^}]+)\}")
+ENV_SUBSTITUTION = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)")
+NAMED_FILE = re.compile(r"\b\w+_file: ([\w./-]+)")
+BLOCK = re.compile(r"^(?:<!-- example: (?P<kind>[\w-]+) -->\n)?```yaml\n(?P<text>.*?)^```", re.M | re.S)
+MINIMAL = {"version": 1, "device": {"id": "example", "driver": "memory"}, "nats": {"servers": ["nats://127.0.0.1:4222"]}}
+
+
+def examples() -> list:
+    found = []
+    for document in DOCUMENTS:
+        text = document.read_text(encoding="utf-8")
+        for match in BLOCK.finditer(text):
+            line = text.count("\n", 0, match.start("text")) + 1
+            found.append(pytest.param(match.group("kind"), match.group("text"),
+                                      id=f"{document.relative_to(REPO)}:{line}"))
+    return found
+
+
+def as_on_its_pi(text: str, folder: Path, monkeypatch) -> str:
+    """The example with the files and environment variables it names provided in `folder`."""
+    for name in ENV_SUBSTITUTION.findall(text):
+        monkeypatch.setenv(name, "example")
+    for index, path in enumerate(dict.fromkeys(FILE_SUBSTITUTION.findall(text))):
+        given = folder / f"file-{index}"
+        given.write_text("example\n")
+        text = text.replace(f"${{file:{path}}}", f"${{file:{given}}}")
+    for relative in NAMED_FILE.findall(text):
+        if not relative.startswith("/"):
+            (folder / relative).write_text("")
+    return text
+
+
+@pytest.mark.parametrize("kind, text", examples())
+def test_every_yaml_example_is_valid_as_marked(kind, text, tmp_path, monkeypatch):
+    assert kind in KINDS, f"mark the block with <!-- example: KIND --> on the line before it, KIND one of {KINDS}"
+    if kind == "stored":
+        check_stored(text, "example")
+        return
+    monkeypatch.setenv("HOSTNAME", "example")
+    text = as_on_its_pi(text, tmp_path, monkeypatch)
+    if kind == "fragment":
+        text = yaml.safe_dump(MINIMAL) + text
+    path = tmp_path / "config.yml"
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path)
+    assert (config.fleet is not None) == (kind == "bootstrap" or "\nfleet:" in text)
+
+
+def test_the_examples_are_found():
+    kinds = [param.values[0] for param in examples()]
+    assert len(kinds) >= 5 and {"stored", "bootstrap"} <= set(kinds)
