@@ -239,7 +239,9 @@ def _from_png(path: str) -> Picture:
                 rgba = image.convert("RGBA")
     except FileNotFoundError:
         raise ValueError(f"icon file {path} does not exist") from None
-    except (OSError, UnidentifiedImageError, SyntaxError) as error:  # Pillow raises SyntaxError on broken chunks
+    except UnidentifiedImageError:
+        raise ValueError(f"icon file {path} could not be read: it starts like a PNG but is damaged") from None
+    except (OSError, SyntaxError) as error:  # Pillow raises SyntaxError on broken chunks
         reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
         raise ValueError(f"icon file {path} could not be read: {reason}") from None
     data = rgba.tobytes()
