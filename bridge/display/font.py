@@ -305,13 +305,13 @@ def glyph(char: str) -> list[Column]:
 
 def letter_columns(char: str) -> list[Column]:
     """The 8 columns show_letter draws: the character's untrimmed cell from column 1, as the
-    libraries place it; a character transliterated to several is centred when it fits, else `?`."""
+    libraries place it; a character read as several is centred when they fit, else their first."""
     reading = transliterate(char)
     if len(reading) == 1:
         return [BLANK, *CELLS[reading], BLANK, BLANK]
     columns = list(_glyph(char)) if reading else []
     if len(columns) > 8:
-        return letter_columns("?")
+        return letter_columns(reading[0])
     left = (8 - len(columns)) // 2
     return [BLANK] * left + columns + [BLANK] * (8 - left - len(columns))
 

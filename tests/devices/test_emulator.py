@@ -231,7 +231,7 @@ def framebuffer_after(hat, draw) -> list[bytes]:
     return seen
 
 
-@pytest.mark.parametrize("rotation", [0, 270])
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
 def test_show_letter_draws_the_librarys_own_picture_for_each_of_its_characters(emulated, rotation):
     hat = emulated._hat
     emulated.set_rotation(rotation)
