@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any, Callable, Sequence
 
-from bridge.devices.base import SENSOR_UNITS, Colour, Device, rounded
+from bridge.devices.base import SENSOR_UNITS, THERMAL_ZONE, Colour, Device, read_thermal_zone, rounded
 from bridge.devices.scroll import frame_order, frames, glyph_columns, message_columns
 
 _FRAMEBUFFER_PIXELS = struct.Struct("=64H")  # RGB565, physical order
@@ -51,6 +51,7 @@ class SenseHatDevice(Device):
         self._framebuffer = hat._fb_device
         self._rotation = hat.rotation
         self._low_light = hat.low_light
+        self.thermal_zone = THERMAL_ZONE
 
     # -- display --------------------------------------------------------------------------
 
@@ -113,6 +114,12 @@ class SenseHatDevice(Device):
             return rounded(hat.get_humidity(), 2), unit
         if sensor == "pressure":
             return rounded(hat.get_pressure(), 2), unit
+        if sensor == "temperature_from_humidity":
+            return rounded(hat.get_temperature_from_humidity(), 2), unit
+        if sensor == "temperature_from_pressure":
+            return rounded(hat.get_temperature_from_pressure(), 2), unit
+        if sensor == "cpu_temperature":
+            return read_thermal_zone(self.thermal_zone), unit
         if sensor == "orientation":
             return rounded(hat.get_orientation_degrees(), 2), unit
         # The *_raw getters leave the IMU configuration alone; get_compass() and friends would

@@ -37,6 +37,9 @@ SENSOR_CLASSES = {
     "temperature": ("temperature", "°C"),
     "humidity": ("humidity", "%"),  # the bridge says %RH; HA's humidity class takes only %
     "pressure": ("atmospheric_pressure", "hPa"),
+    "cpu_temperature": ("temperature", "°C"),
+    "temperature_from_humidity": ("temperature", "°C"),
+    "temperature_from_pressure": ("temperature", "°C"),
 }
 # Sensors whose reading is an object: one HA sensor per component.
 SENSOR_AXES = {
@@ -150,7 +153,7 @@ def _sensor_entities(publication: PublicationConfig, setting: float | str) -> It
         return
     device_class, unit = SENSOR_CLASSES[sensor]
     yield Entity("sensor", object_id, {
-        "name": sensor.capitalize(),
+        "name": sensor.replace("_", " ").capitalize(),
         "device_class": device_class,
         "unit_of_measurement": unit,
         "value_template": READING_VALUE,
