@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from bridge.actions import parse_command
+from bridge.config.filters import longest_gap, may_hold_back
 from bridge.config.model import BridgeConfig, HomeAssistantConfig, PublicationConfig, SubscriptionConfig
 from bridge.devices.memory import JOYSTICK_ACTIONS, JOYSTICK_DIRECTIONS
 
@@ -116,10 +117,13 @@ def expire_after(setting: float | str, publication: PublicationConfig) -> int | 
     if setting == "off":
         return None
     if setting == "auto":
+        if may_hold_back(publication.filters):
+            return None  # a filter may hold a steady value back for good
+        gap = longest_gap(publication.interval, publication.filters)
         if publication.change is None:
-            setting = 3 * publication.interval
+            setting = 3 * gap
         elif publication.heartbeat is not None:
-            setting = 3 * publication.heartbeat
+            setting = 3 * max(publication.heartbeat, gap)
         else:
             return None  # readings stop whenever the value stays put
     return max(1, math.ceil(setting))
