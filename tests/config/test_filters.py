@@ -43,6 +43,9 @@ CASES = [
     ("calibrate points not increasing", "temperature", "filters:\n  - calibrate_linear: [[10, 9], [5, 6]]\n",
      "FILE:9:38: error: publications[0].filters[0].calibrate_linear[1][0]: measured values must increase from "
      "point to point: 5 follows 10"),
+    ("calibrate points repeating a measured value", "temperature", "filters:\n  - calibrate_linear: [[0, 0], [10, 9], [10, 11]]\n",
+     "FILE:9:46: error: publications[0].filters[0].calibrate_linear[2][0]: measured values must increase from "
+     "point to point: 10 follows 10"),
     ("one calibrate point", "temperature", "filters:\n  - calibrate_linear: [[10, 9]]\n",
      "FILE:9:27: error: publications[0].filters[0].calibrate_linear: needs at least 2 entries"),
     ("a filter on the joystick", "joystick", "filters:\n  - round: 1\n",
@@ -130,3 +133,9 @@ def test_print_spells_the_chain_as_the_file_does_and_validates_again(tmp_path, c
     again = tmp_path / "printed.yml"
     again.write_text(printed)
     assert load_config(again).publications == load_config(path).publications
+
+
+def test_a_clamp_to_one_value_is_allowed(tmp_path):
+    path = tmp_path / "bridge.yml"
+    path.write_text(publication("humidity", "filters:\n  - clamp: {min: 50, max: 50}\n"))
+    assert load_config(path).publications[0].filters == (spec.Clamp(min=50.0, max=50.0),)

@@ -129,3 +129,16 @@ def test_send_current_ignores_the_deadband_but_not_the_filters():
     publication.send_current()
     publication.stop()
     assert [(body["value"], body["raw"]) for body in sent] == [(21.0, 20.0), (21.1, 20.1)]
+
+
+def test_a_replacement_with_the_same_compensation_keeps_its_average():
+    old, reactor, _ = make([(29.1, 28.1, 40.0)], compensate=spec.CompensateConfig())
+    poll(old, reactor, 1)  # the average holds 21, 21, 21
+    same, reactor, sent = make([(30.0, 30.0, 30.0)], compensate=spec.CompensateConfig(), change=0.5)
+    same.adopt_state(old)
+    poll(same, reactor, 1)
+    assert sent[0]["value"] == pytest.approx((21.0 + 21.0 + 30.0) / 3)
+    changed, reactor, sent = make([(30.0, 30.0, 30.0)], compensate=spec.CompensateConfig(factor=2.0))
+    changed.adopt_state(old)
+    poll(changed, reactor, 1)
+    assert sent[0]["value"] == pytest.approx(30.0)
