@@ -103,8 +103,9 @@ def test_compensation_runs_before_the_filters():
     assert sent[0]["value"] == 22.0
 
 
-def test_a_failed_compensation_input_is_counted_invalid():
-    publication, reactor, sent = make([(29.1, 28.1, math.nan)], compensate=spec.CompensateConfig())
+@pytest.mark.parametrize("inputs", [(29.1, 28.1, math.nan), (0, 28.1, 40.0), (29.1, 0, 40.0)])
+def test_a_failed_compensation_input_is_counted_invalid(inputs):
+    publication, reactor, sent = make([inputs], compensate=spec.CompensateConfig())
     poll(publication, reactor, 1)
     assert sent == [] and publication.info()["invalid"] == 1
 
