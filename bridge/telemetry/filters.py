@@ -13,7 +13,6 @@ taken the short way round).
 from __future__ import annotations
 
 import math
-import statistics
 from bisect import bisect_right
 from collections import deque
 from typing import Any, Callable, Sequence
@@ -186,6 +185,17 @@ def change(previous: Value, current: Value, angles: bool = False) -> float:
     return math.sqrt(total)
 
 
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def median(values: Sequence[float]) -> float:
+    """The middle value; for an even count, the mean of the middle two."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def _amount_for(amount: spec.Amount, component: str, neutral: float) -> float:
     if isinstance(amount, tuple):
         return dict(amount).get(component, neutral)
@@ -202,10 +212,10 @@ def build(config: spec.FilterConfig, sensor: str) -> Filter:
         return PerComponent(lambda component: CalibrateLinear(config.points))
     if isinstance(config, spec.MovingAverage):
         return PerComponent(lambda component: Window(config.window, config.send_every, config.send_first_at,
-                                                     statistics.fmean))
+                                                     mean))
     if isinstance(config, spec.Median):
         return PerComponent(lambda component: Window(config.window, config.send_every, config.send_first_at,
-                                                     statistics.median))
+                                                     median))
     if isinstance(config, spec.ExponentialMovingAverage):
         return PerComponent(lambda component: ExponentialMovingAverage(config.alpha, config.send_every,
                                                                        config.send_first_at))

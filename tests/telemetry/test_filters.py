@@ -152,6 +152,13 @@ def test_an_overflow_inside_the_chain_is_dropped_and_counted():
     assert chain.feed(1e-308, 1.0) == pytest.approx(1.0)  # the average never held the infinity
 
 
+def test_an_average_that_overflows_is_dropped_and_counted():
+    chain = FilterChain([spec.MovingAverage(window=2)], "pressure")
+    assert chain.feed(1.5e308, 0.0) == 1.5e308
+    assert chain.feed(1.5e308, 1.0) is None  # the sum overflows
+    assert chain.invalid == 1
+
+
 numbers = st.floats(allow_nan=True, allow_infinity=True, width=64)
 finite = st.floats(min_value=-1e6, max_value=1e6)
 filter_configs = st.one_of(
