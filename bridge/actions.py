@@ -448,8 +448,9 @@ def normalise_defaults(action: str, args: Mapping[str, Any]) -> dict[str, Any]:
         raise PayloadError(f"{action}: args were not checked: {error}") from None
 
 
-# The sense_hat library returns 0 for a humidity or pressure read that failed (typically the first).
-ZERO_MEANS_FAILED = ("humidity", "pressure")
+# The sense_hat library returns 0 for a humidity or pressure read that failed (typically the first),
+# the temperature either sensor measures included.
+ZERO_MEANS_FAILED = ("humidity", "pressure", "temperature_from_humidity", "temperature_from_pressure")
 
 
 def is_valid_reading(sensor: str, value: Any) -> bool:

@@ -11,8 +11,8 @@ import threading
 import time
 from typing import Any, Callable, Sequence
 
-from bridge.devices.base import SENSOR_UNITS, Colour, Device, rounded
 from bridge.devices import scroll
+from bridge.devices.base import SENSOR_UNITS, THERMAL_ZONE, Colour, Device, read_thermal_zone, rounded
 
 _FRAMEBUFFER_PIXELS = struct.Struct("=64H")  # RGB565, physical order
 
@@ -49,6 +49,7 @@ class SenseHatDevice(Device):
         self._framebuffer = hat._fb_device
         self._rotation = hat.rotation
         self._low_light = hat.low_light
+        self.thermal_zone = THERMAL_ZONE
 
     # -- display --------------------------------------------------------------------------
 
@@ -111,6 +112,12 @@ class SenseHatDevice(Device):
             return rounded(hat.get_humidity(), 2), unit
         if sensor == "pressure":
             return rounded(hat.get_pressure(), 2), unit
+        if sensor == "temperature_from_humidity":
+            return rounded(hat.get_temperature_from_humidity(), 2), unit
+        if sensor == "temperature_from_pressure":
+            return rounded(hat.get_temperature_from_pressure(), 2), unit
+        if sensor == "cpu_temperature":
+            return read_thermal_zone(self.thermal_zone), unit
         if sensor == "orientation":
             return rounded(hat.get_orientation_degrees(), 2), unit
         # The *_raw getters leave the IMU configuration alone; get_compass() and friends would

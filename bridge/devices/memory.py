@@ -106,6 +106,14 @@ class MemoryDevice(Device):
         wave = self._wave
         if sensor == "temperature":
             return rounded(21.0 + wave(elapsed, 900, 1.5, 0.03), 2)
+        # A real HAT sits above the CPU and reads warm: these are what Home Assistant's correction
+        # (mean of the two, minus (cpu - mean) / 1.5) turns back into the room's 21 °C.
+        if sensor == "temperature_from_humidity":
+            return rounded(29.1 + wave(elapsed, 900, 1.5, 0.03), 2)
+        if sensor == "temperature_from_pressure":
+            return rounded(28.1 + wave(elapsed, 900, 1.5, 0.03), 2)
+        if sensor == "cpu_temperature":
+            return rounded(40.0 + wave(elapsed, 900, 1.5, 0.05), 2)
         if sensor == "humidity":
             return rounded(45.0 + wave(elapsed, 1200, 5.0, 0.1, 1.0), 2)
         if sensor == "pressure":

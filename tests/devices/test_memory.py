@@ -124,6 +124,9 @@ def test_every_polled_sensor_has_a_unit_and_a_plausible_value(sensor):
     plausible = {
         "temperature": lambda v: 15 < v < 30,
         "humidity": lambda v: 30 < v < 60,
+        "temperature_from_humidity": lambda v: 25 < v < 33,
+        "temperature_from_pressure": lambda v: 25 < v < 33,
+        "cpu_temperature": lambda v: 35 < v < 45,
         "pressure": lambda v: 1000 < v < 1030,
         "orientation": lambda v: set(v) == {"pitch", "roll", "yaw"} and all(0 <= a < 360 for a in v.values()),
         "accelerometer": lambda v: set(v) == {"x", "y", "z"} and 0.9 < v["z"] < 1.1,
