@@ -5,6 +5,8 @@ copies is one the bridge accepts. A block is marked by the HTML comment on the l
   <!-- example: stored -->     a stored fleet config (checked as a Pi checks it)
   <!-- example: bootstrap -->  a Pi's fleet bootstrap file
   <!-- example: fragment -->   a few keys: added to a minimal file, then loaded like `file`
+  <!-- example: publication -->, <!-- example: subscription -->
+                               entries of that list: put under it in a minimal file, then loaded
 
 A file the example reads (`${file:...}`, `tls: {ca_file: ...}`) and a variable of the environment
 (`${env:...}`) it names are given to it, as the Pi it was written for has them.
@@ -23,7 +25,7 @@ from bridge.config.loader import check_stored
 
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENTS = [REPO / "README.md", REPO / "deploy" / "README.md"]
-KINDS = ("file", "stored", "bootstrap", "fragment")
+KINDS = ("file", "stored", "bootstrap", "fragment", "publication", "subscription")
 FILE_SUBSTITUTION = re.compile(r"\$\{file:([^}]+)\}")
 ENV_SUBSTITUTION = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)")
 NAMED_FILE = re.compile(r"\b\w+_file: ([\w./-]+)")
@@ -66,6 +68,8 @@ def test_every_yaml_example_is_valid_as_marked(kind, text, tmp_path, monkeypatch
     text = as_on_its_pi(text, tmp_path, monkeypatch)
     if kind == "fragment":
         text = yaml.safe_dump(MINIMAL) + text
+    elif kind in ("publication", "subscription"):
+        text = yaml.safe_dump(MINIMAL) + f"{kind}s:\n" + text
     path = tmp_path / "config.yml"
     path.write_text(text, encoding="utf-8")
     config = load_config(path)
