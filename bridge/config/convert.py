@@ -11,6 +11,7 @@ import yaml
 from bridge.actions import normalise_defaults
 from bridge.config.checks import resolve_file
 from bridge.config.document import Path
+from bridge.config.durable import DurableConfig
 from bridge.config.model import (
     BridgeConfig,
     DeviceConfig,
@@ -48,6 +49,13 @@ def _expiry(value: Any) -> float | str:
     if value is False:
         return "off"
     return value if value in ("auto", "off") else parse_duration(value)
+
+
+def _durable(value: dict | None) -> DurableConfig | None:
+    if value is None:
+        return None
+    return DurableConfig(stream=value.get("stream", DurableConfig.stream),
+                         spool=parse_size(value.get("spool", DurableConfig.spool)))
 
 
 def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
@@ -121,6 +129,7 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
             interval=_optional_duration(entry.get("interval")),
             change=None if entry.get("change") is None else float(entry["change"]),
             heartbeat=_optional_duration(entry.get("heartbeat")),
+            durable=_durable(entry.get("durable")),
         )
         for entry in data.get("publications", [])
     )
@@ -199,6 +208,8 @@ def _plain(value: Any, path: Path, secret_paths: set[Path]) -> Any:
     if path and path[0] != "subscriptions" and path[-1] in _DURATIONS and isinstance(value, float):
         return format_duration(value)
     if path and path[-1] == "buffer_size":
+        return format_size(value)
+    if path[:1] == ("publications",) and path[-2:-1] == ("durable",) and path[-1] == "spool":
         return format_size(value)
     if len(path) == 3 and path[0] == "subscriptions":  # the subscription's own keys, not its args
         if path[-1] in ("pending_bytes", "max_payload"):

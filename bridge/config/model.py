@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from bridge.config.durable import DurableConfig
 from bridge.names import ACTIONS, DRIVERS, OVERFLOW_POLICIES, POLLED_SENSORS, SENSORS  # noqa: F401 (re-exported)
 from bridge.nats.options import ClientOptions, KeepAlive, Reconnect
 from bridge.nats.tls import TlsOptions
@@ -93,6 +94,7 @@ class PublicationConfig:
     interval: float | None = None  # None only for joystick
     change: float | None = None
     heartbeat: float | None = None
+    durable: DurableConfig | None = None
 
 
 @dataclass(frozen=True)
