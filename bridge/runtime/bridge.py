@@ -33,6 +33,7 @@ from bridge.homeassistant.announcer import Announcer, send_current_readings
 from bridge.homeassistant.discovery import birth_subject, discovery
 from bridge.nats import Client, ClientOptions, Credentials, KeepAlive, NatsError, Reconnect
 from bridge.nats.jetstream import JetStream
+from bridge.nats.jetstream.streams import replicas_for
 from bridge.nats.repeats import RepeatSummary
 from bridge.runtime.documents import encode, info_document, status_document, utc_now
 from bridge.runtime.publications import SensorPublication
@@ -40,7 +41,7 @@ from bridge.runtime.srv import Identity, ServiceResponder, check_device_id_free,
 from bridge.runtime.subscriptions import ActionSubscription, SubscriptionStats, plan_reload
 from bridge.runtime.watchdog import HANG_AFTER, HangWatchdog, WatchedDevice
 from bridge.state import state_directory
-from bridge.telemetry.durable import DurablePublisher, cluster_size, describe_stream_failure, ensure_stream, spool_thread
+from bridge.telemetry.durable import DurablePublisher, describe_stream_failure, ensure_stream, spool_thread
 from bridge.telemetry.spool import Spool, directory_name
 
 log = Logger(namespace="bridge")
@@ -332,9 +333,9 @@ class Bridge:
         for publication in self.config.publications:
             if publication.durable is not None:
                 subjects_by_stream.setdefault(publication.durable.stream, []).append(publication.subject)
-        servers = cluster_size(self.client.server_info)
+        replicas = replicas_for(self.client.server_info)
         for name, subjects in subjects_by_stream.items():
-            done = ensure_stream(JetStream(self.client), name, subjects, servers)
+            done = ensure_stream(JetStream(self.client), name, subjects, replicas)
             done.addCallback(lambda outcome, name=name: outcome == "created" and log.info(
                 "created stream {name} for durable readings", name=name))
             done.addErrback(lambda failure, name=name: log.warn(

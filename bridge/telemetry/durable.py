@@ -68,28 +68,23 @@ def stream_subjects(subjects) -> list[str]:
     return subjects
 
 
-def cluster_size(server_info: dict) -> int:
-    """Servers in the connected server's cluster, from its INFO (1 without a cluster)."""
-    return max(1, len(set(server_info.get("connect_urls") or ())))
-
-
-def stream_config(name: str, subjects, servers: int) -> dict:
-    """The stream for durable readings: replicated on three servers when there are three, old
-    readings discarded after `MAX_AGE`, repeats within `DUPLICATE_WINDOW` dropped."""
+def stream_config(name: str, subjects, replicas: int) -> dict:
+    """The stream for durable readings: old readings discarded after `MAX_AGE`, repeats within
+    `DUPLICATE_WINDOW` dropped."""
     return {
         "name": name,
         "subjects": stream_subjects(subjects),
         "retention": "limits",
         "storage": "file",
         "discard": "old",
-        "num_replicas": 3 if servers >= 3 else 1,
+        "num_replicas": replicas,
         "max_age": MAX_AGE * NANOSECONDS,
         "duplicate_window": DUPLICATE_WINDOW * NANOSECONDS,
     }
 
 
 @defer.inlineCallbacks
-def ensure_stream(jetstream: JetStream, name: str, subjects, servers: int):
+def ensure_stream(jetstream: JetStream, name: str, subjects, replicas: int):
     """Create the stream unless it exists; fires with "exists" or "created". Raises what the
     server said (a `PermissionViolationError` or `JetStreamApiError` when this user may not)."""
     try:
@@ -97,7 +92,7 @@ def ensure_stream(jetstream: JetStream, name: str, subjects, servers: int):
         return "exists"
     except StreamNotFoundError:
         pass
-    yield jetstream.add_stream(stream_config(name, subjects, servers))
+    yield jetstream.add_stream(stream_config(name, subjects, replicas))
     return "created"
 
 

@@ -1,5 +1,6 @@
-"""Durable readings from outside, on a 3-node JetStream cluster: a real `bridge run` (memory driver,
-a reading every 50 ms, `durable: {stream: SENSORS}`) and the stream read back with nats-py.
+"""Durable readings from outside: on a 3-node JetStream cluster, a real `bridge run` (memory driver,
+a reading every 50 ms, `durable: {stream: SENSORS}`) and the stream read back with nats-py; on one
+server, who creates the stream (`bridge deploy`, or a bridge allowed to) and a bridge that may not.
 
 The accounting: every reading gets the next spool sequence; below the spool's floor every record
 was acked (stored, or a repeat the stream dropped), from the floor on they wait in the spool. So
@@ -20,9 +21,10 @@ import pytest
 
 from bridge.telemetry.spool import FLOOR_FILE, Spool, directory_name
 from bridge.testing.bridgeproc import BridgeProcess, memory_config
-from bridge.testing.nats_server import NatsCluster, free_port
+from bridge.testing.nats_server import NatsCluster, NatsServer, free_port
 from bridge.testing.outside import OutsideClient
 from bridge.timestamps import parse
+from tests.harness.fleet import deployed
 from tests.harness.polling import wait_for
 
 SUBJECT = "sensors.pi1.temperature"
@@ -166,3 +168,53 @@ def test_readings_of_a_bridge_killed_during_an_outage_reach_the_stream_after_its
 
 def _epoch(text: str) -> float:
     return parse(text).timestamp()
+
+
+STORED = f"""\
+version: 1
+publications:
+  - subject: sensors.${{device.id}}.temperature
+    sensor: temperature
+    interval: 1s
+    durable: {{stream: FLEET}}
+"""
+
+
+def test_deploy_creates_the_stream_a_stored_config_publishes_durably_to(tmp_path):
+    with NatsServer(jetstream=True) as server:
+        server.start()
+        deployed(server.url, STORED, tmp_path)
+        with OutsideClient(server.url) as outside:
+            config = outside.request_json("$JS.API.STREAM.INFO.FLEET")["config"]
+    assert config["subjects"] == ["sensors.>"]
+    assert config["num_replicas"] == 1 and config["duplicate_window"] >= 120 * 10**9
+
+
+LIMITED = """\
+accounts {
+  A {
+    jetstream: enabled
+    users = [
+      {user: admin, password: admin}
+      {user: pi, password: pi, permissions: {publish: {deny: ["$JS.API.STREAM.CREATE.>"]}}}
+    ]
+  }
+}
+"""
+
+
+def test_a_bridge_that_may_not_create_the_stream_says_so_once_and_keeps_spooling(tmp_path, state_dir):
+    with NatsServer(jetstream=True, config=LIMITED) as server:
+        server.start()
+        url = server.url.replace("nats://", "nats://pi:pi@")
+        bridge = BridgeProcess(memory_config(url, "pi1", publications=PUBLICATION), tmp_path, "pi1")
+        with OutsideClient(server.url.replace("nats://", "nats://admin:admin@")) as outside:
+            with bridge.running(outside):
+                wait_for(lambda: publication_info(bridge, outside)["spool"]["unacked"] >= 10,
+                         what="readings waiting in the spool")
+                refusals = [line for line in bridge.logs().splitlines() if "could not create stream SENSORS" in line]
+                assert len(refusals) == 1, bridge.logs()
+                assert publication_info(bridge, outside)["spool"]["acked"] == 0
+                outside.request_json("$JS.API.STREAM.CREATE.SENSORS", {"name": "SENSORS", "subjects": ["sensors.>"]})
+                wait_for(lambda: publication_info(bridge, outside)["spool"]["unacked"] <= 1, timeout=30.0,
+                         what="the spooled readings acked once the stream exists")
