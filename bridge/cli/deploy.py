@@ -169,7 +169,7 @@ def deploy(request: Deploy) -> ExitStatus:
     if status != ExitStatus.OK or request.dry_run:
         return status
     return _connected(request, lambda session: _with_bucket(
-        session, request, lambda session, kv: _store(session, kv, request, text), create=True))
+        session, request, lambda session, kv: _streams_and_store(session, kv, request, text), create=True))
 
 
 def check_for_devices(text: str, source: str, device_ids: Sequence[str], verbose: bool) -> ExitStatus:
@@ -284,7 +284,6 @@ async def _store(session: Session, kv, request: Deploy, text: str) -> ExitStatus
     current = await kv.entry(request.key)
     if not _as_expected(kv, request, current):
         return ExitStatus.CONFLICT
-    await _ensure_durable_streams(session, request, text)
     if current is not None and current.operation == PUT and current.value == text.encode():
         print(f"unchanged: {kv_source(kv.bucket, request.key, current.revision)} has this content already; "
               "nothing stored")
@@ -304,6 +303,11 @@ def durable_streams(text: str, source: str, device_ids: Sequence[str]) -> dict[s
             if publication.durable is not None:
                 streams.setdefault(publication.durable.stream, []).append(publication.subject)
     return streams
+
+
+async def _streams_and_store(session: Session, kv, request: Deploy, text: str) -> ExitStatus:
+    await _ensure_durable_streams(session, request, text)
+    return await _store(session, kv, request, text)
 
 
 async def _ensure_durable_streams(session: Session, request: Deploy, text: str) -> None:
