@@ -2,25 +2,22 @@
 a reading every 50 ms, `durable: {stream: SENSORS}`) and the stream read back with nats-py; on one
 server, who creates the stream (`bridge deploy`, or a bridge allowed to) and a bridge that may not.
 
-The accounting: every reading gets the next spool sequence; below the spool's floor every record
-was acked (stored, or a repeat the stream dropped), from the floor on they wait in the spool. So
-after a graceful stop, the stream holding `floor` readings (and at most the one that was in
-flight), in time order, none twice, means none was lost or doubled; the spool holds the rest.
+After a graceful stop the stream must hold the `floor` readings the spool says were acked (and at
+most the one that was in flight), in time order, none twice; the spool holds the rest
+(bridge/testing/durable.py).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import signal
 import time
 import urllib.request
 
-import nats.errors
 import pytest
 
-from bridge.telemetry.spool import FLOOR_FILE, Spool, directory_name
 from bridge.testing.bridgeproc import BridgeProcess, memory_config
+from bridge.testing.durable import acked, kill_cycle, quietly, spool_info, spool_state, stream_messages
 from bridge.testing.nats_server import NatsCluster, NatsServer, free_port
 from bridge.testing.outside import OutsideClient
 from bridge.timestamps import parse
@@ -31,36 +28,6 @@ SUBJECT = "sensors.pi1.temperature"
 PUBLICATION = f"  - {{subject: {SUBJECT}, sensor: temperature, interval: 50ms, durable: {{stream: SENSORS}}}}\n"
 KILLS = 8
 OUTAGE = 20.0  # seconds every server is down in the restart test
-
-
-def quietly(call):
-    """`call()`, or None while the cluster (or a connection) is failing over."""
-    try:
-        return call()
-    except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionReconnectingError):
-        return None
-
-
-def stream_messages(outside) -> list[dict]:
-    """Every reading the stream holds, in stream order, with its Nats-Msg-Id as `msg_id`."""
-    state = outside.request_json("$JS.API.STREAM.INFO.SENSORS", timeout=5.0)["state"]
-    readings = []
-    for sequence in range(state["first_seq"], state["last_seq"] + 1):
-        answer = outside.request_json("$JS.API.STREAM.MSG.GET.SENSORS", {"seq": sequence}, timeout=5.0)["message"]
-        reading = json.loads(base64.b64decode(answer["data"]))
-        headers = base64.b64decode(answer.get("hdrs", "")).decode()
-        reading["msg_id"] = next(line.split(":", 1)[1].strip() for line in headers.splitlines()
-                                 if line.startswith("Nats-Msg-Id:"))
-        readings.append(reading)
-    return readings
-
-
-def spool_state(state_dir) -> tuple[int, list]:
-    """The floor and the records left in the publication's spool (read after the bridge stopped)."""
-    directory = state_dir / "spool" / directory_name(SUBJECT)
-    floor_file = directory / FLOOR_FILE
-    floor = int(floor_file.read_text()) if floor_file.exists() else 0
-    return floor, Spool(directory, 16 << 20).load().records
 
 
 def publication_info(bridge, outside) -> dict | None:
@@ -94,24 +61,12 @@ def test_killing_the_bridges_server_again_and_again_loses_no_reading(tmp_path, s
             bridge.start()
             try:
                 bridge.wait_ready(outside)
-                wait_for(lambda: (publication_info(bridge, outside) or {}).get("spool", {}).get("acked", 0) >= 5,
-                         what="the first readings acked")
-                for _ in range(KILLS):
-                    url = wait_for(lambda: (quietly(lambda: bridge.info(outside, timeout=1.0)) or {}).get("server"),
-                                   what="the bridge's server")
-                    node = next(server for server in cluster.servers if server.url == url)
-                    acked = publication_info(bridge, outside)["spool"]["acked"]
-                    node.kill()
-                    wait_for(lambda: (quietly(lambda: bridge.info(outside, timeout=1.0)) or {}).get("server")
-                             not in (None, url), timeout=20.0, what="the bridge on another node")
-                    node.start()
-                    cluster.wait_jetstream()
-                    wait_for(lambda: ((publication_info(bridge, outside) or {}).get("spool", {}).get("acked", 0)
-                                      > acked + 5), timeout=30.0, what="readings acked again")
+                wait_for(lambda: acked(bridge, outside) >= 5, what="the first readings acked")
+                kill_cycle(cluster, bridge, outside, KILLS)
                 published = wait_for(lambda: publication_info(bridge, outside), what="the bridge's info")["published"]
             finally:
                 assert bridge.stop() == 0
-            floor, leftover = spool_state(state_dir)
+            floor, leftover = spool_state(state_dir, SUBJECT)
             readings = wait_for(lambda: quietly(lambda: stream_messages(outside)), timeout=30.0,
                                 what="the stream's readings")
     assert published > 0 and floor + len(leftover) >= published
@@ -133,8 +88,7 @@ def test_readings_of_a_bridge_killed_during_an_outage_reach_the_stream_after_its
             bridge.start()
             try:
                 bridge.wait_ready(outside)
-                wait_for(lambda: (publication_info(bridge, outside) or {}).get("spool", {}).get("acked", 0) >= 5,
-                         what="the first readings acked")
+                wait_for(lambda: acked(bridge, outside) >= 5, what="the first readings acked")
                 outage_began = time.monotonic()
                 for server in cluster.servers:
                     server.stop()
@@ -151,12 +105,11 @@ def test_readings_of_a_bridge_killed_during_an_outage_reach_the_stream_after_its
                 cluster.wait_routed()
                 cluster.wait_jetstream()
                 bridge.wait_ready(outside)
-                wait_for(lambda: (publication_info(bridge, outside) or {}).get("spool", {}).get("acked", 0) >= 5,
-                         timeout=30.0, what="readings acked after the restart")
+                wait_for(lambda: acked(bridge, outside) >= 5, timeout=30.0, what="readings acked after the restart")
                 taken_after_restart = publication_info(bridge, outside)["published"]
             finally:
                 assert bridge.stop() == 0
-            floor, leftover = spool_state(state_dir)
+            floor, leftover = spool_state(state_dir, SUBJECT)
             readings = wait_for(lambda: quietly(lambda: stream_messages(outside)), timeout=30.0,
                                 what="the stream's readings")
     assert_none_lost_or_doubled(readings, floor, leftover)
@@ -210,11 +163,10 @@ def test_a_bridge_that_may_not_create_the_stream_says_so_once_and_keeps_spooling
         bridge = BridgeProcess(memory_config(url, "pi1", publications=PUBLICATION), tmp_path, "pi1")
         with OutsideClient(server.url.replace("nats://", "nats://admin:admin@")) as outside:
             with bridge.running(outside):
-                wait_for(lambda: publication_info(bridge, outside)["spool"]["unacked"] >= 10,
-                         what="readings waiting in the spool")
+                wait_for(lambda: spool_info(bridge, outside).get("unacked", 0) >= 10, what="readings waiting in the spool")
                 refusals = [line for line in bridge.logs().splitlines() if "could not create stream SENSORS" in line]
                 assert len(refusals) == 1, bridge.logs()
-                assert publication_info(bridge, outside)["spool"]["acked"] == 0
+                assert acked(bridge, outside) == 0
                 outside.request_json("$JS.API.STREAM.CREATE.SENSORS", {"name": "SENSORS", "subjects": ["sensors.>"]})
-                wait_for(lambda: publication_info(bridge, outside)["spool"]["unacked"] <= 1, timeout=30.0,
+                wait_for(lambda: spool_info(bridge, outside).get("unacked", 99) <= 1, timeout=30.0,
                          what="the spooled readings acked once the stream exists")
