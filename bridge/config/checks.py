@@ -176,6 +176,9 @@ def _publications(document: Document, config_dir: FilePath) -> Found:
                                                      f"({entry['interval']})")
         yield from _durable(document, base + ("durable",), entry.get("durable"))
     yield from _duplicates(document, "publications", "sensor")
+    telemetry = document.get(("telemetry",))
+    if isinstance(telemetry, dict):
+        yield from _durable(document, ("telemetry", "durable"), telemetry.get("durable"))
 
 
 def _size(value: Any) -> int | None:

@@ -51,8 +51,11 @@ def _expiry(value: Any) -> float | str:
     return value if value in ("auto", "off") else parse_duration(value)
 
 
-def _durable(value: dict | None) -> DurableConfig | None:
+def _durable(value: dict | bool | None, default: dict | None) -> DurableConfig | None:
+    """A publication's own `durable:` (false: not durable), else `telemetry.durable`."""
     if value is None:
+        value = default
+    if value is None or value is False:
         return None
     return DurableConfig(stream=value.get("stream", DurableConfig.stream),
                          spool=parse_size(value.get("spool", DurableConfig.spool)))
@@ -129,7 +132,7 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
             interval=_optional_duration(entry.get("interval")),
             change=None if entry.get("change") is None else float(entry["change"]),
             heartbeat=_optional_duration(entry.get("heartbeat")),
-            durable=_durable(entry.get("durable")),
+            durable=_durable(entry.get("durable"), data.get("telemetry", {}).get("durable")),
         )
         for entry in data.get("publications", [])
     )
