@@ -170,3 +170,21 @@ def test_a_bridge_that_may_not_create_the_stream_says_so_once_and_keeps_spooling
                 outside.request_json("$JS.API.STREAM.CREATE.SENSORS", {"name": "SENSORS", "subjects": ["sensors.>"]})
                 wait_for(lambda: spool_info(bridge, outside).get("unacked", 99) <= 1, timeout=30.0,
                          what="the spooled readings acked once the stream exists")
+
+
+def test_a_reload_that_keeps_the_subject_keeps_its_spool_and_counts(tmp_path, state_dir):
+    with NatsServer(jetstream=True) as server:
+        server.start()
+        bridge = BridgeProcess(memory_config(server.url, "pi1", publications=PUBLICATION), tmp_path, "pi1")
+        with OutsideClient(server.url) as outside:
+            with bridge.running(outside):
+                wait_for(lambda: acked(bridge, outside) >= 5, what="the first readings acked")
+                bridge.rewrite_config(memory_config(server.url, "pi1", publications=PUBLICATION.replace("50ms", "80ms")))
+                before = acked(bridge, outside)
+                bridge.signal(signal.SIGHUP)
+                wait_for(lambda: "reloaded" in bridge.logs(), what="the reload")
+                assert acked(bridge, outside) >= before  # the same publisher: its count goes on
+                wait_for(lambda: acked(bridge, outside) >= before + 10, what="readings acked after the reload")
+            floor, leftover = spool_state(state_dir, SUBJECT)
+            readings = stream_messages(outside)
+    assert_none_lost_or_doubled(readings, floor, leftover)
