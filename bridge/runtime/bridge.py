@@ -3,7 +3,8 @@
 Built from a validated `BridgeConfig`; owns one NATS client, one device and that device's two
 serial workers (display, sensors), and the lifecycle (`BridgeState`). The parts it runs are
 given only what they use: `ActionSubscription` (bridge/runtime/subscriptions.py), `SensorPublication`
-(bridge/runtime/publications.py), `HangWatchdog` (bridge/runtime/watchdog.py); the JSON it publishes is built in
+(bridge/runtime/publications.py; a durable one publishes through a `DurablePublisher`,
+bridge/telemetry/durable.py), `HangWatchdog` (bridge/runtime/watchdog.py); the JSON it publishes is built in
 bridge/runtime/documents.py. Everything here runs on the reactor thread; device calls go through the workers.
 
     bytes -> bridge.nats.Client -> ActionSubscription -> actions.parse_command -> DeviceWorker -> thread -> reply
@@ -336,10 +337,7 @@ class Bridge:
         replicas = replicas_for(self.client.server_info)
         for name, subjects in subjects_by_stream.items():
             done = ensure_stream(JetStream(self.client), name, subjects, replicas)
-            done.addCallback(lambda outcome, name=name: outcome == "created" and log.info(
-                "created stream {name} for durable readings", name=name))
-            done.addErrback(lambda failure, name=name: log.warn(
-                "{sentence}", sentence=describe_stream_failure(name, failure.value)))
+            done.addCallbacks(_log_stream_outcome, _log_stream_failure, callbackArgs=(name,), errbackArgs=(name,))
 
     def _record_reading(self, sensor: str, value: Any, unit: str | None) -> None:
         self.readings[sensor] = {"value": value, "unit": unit, "time": utc_now()}
@@ -565,6 +563,15 @@ class Bridge:
                 log.warn("an action was still running after {timeout}s; leaving the device to it", timeout=timeout)
         self.state = BridgeState.STOPPED
         log.info("bridge {device} stopped", device=self.device_id)
+
+
+def _log_stream_outcome(outcome: str, name: str) -> None:
+    if outcome == "created":
+        log.info("created stream {name} for durable readings", name=name)
+
+
+def _log_stream_failure(failure, name: str) -> None:
+    log.warn("{sentence}", sentence=describe_stream_failure(name, failure.value))
 
 
 def _describe_change(config: SubscriptionConfig) -> str:

@@ -105,8 +105,8 @@ def describe_stream_failure(name: str, error: Exception) -> str:
 
 
 def spool_thread(reactor) -> Callable:
-    """One thread for a spool's file work, started now and stopped with the reactor; returns
-    `run(function, *args)` -> Deferred, calls in the order made."""
+    """One thread for the spools' fsyncs and deletions, started now and stopped with the reactor;
+    returns `run(function, *args)` -> Deferred, calls run in the order made."""
     pool = ThreadPool(minthreads=1, maxthreads=1, name="spool")
     pool.start()
     reactor.addSystemEventTrigger("during", "shutdown", pool.stop)
@@ -130,6 +130,7 @@ class DurablePublisher:
         self._jetstream = jetstream or JetStream(client, timeout=ack_timeout)
         self._flush_interval = flush_interval
         self._queue: collections.deque[Record] = collections.deque()  # unacked, oldest first
+        self._queued_bytes = 0
         self._early: list[tuple[str, bytes, str]] = []  # published before the spool was loaded
         self._next_sequence: int | None = None  # known once the spool is loaded
         self._floor = 0  # first sequence not yet acked or dropped
@@ -166,6 +167,7 @@ class DurablePublisher:
             log.warn("spool {directory}: skipped a damaged tail ({damage}); the readings before it are kept",
                      directory=str(self.spool.directory), damage=damage)
         self._queue.extend(loaded.records)
+        self._queued_bytes = sum(record.size for record in loaded.records)
         self._floor = self.spool.floor
         self._next_sequence = self.spool.next_sequence
         self.spool_bytes = self.spool.size
@@ -184,7 +186,7 @@ class DurablePublisher:
 
     @defer.inlineCallbacks
     def stop(self):
-        """Write what is not on disk yet; the unacked records wait there for the next start."""
+        """Sync the spool and close it; the unacked records wait there for the next start."""
         self.stopped = True
         for event, callback in (("connected", self._on_connected), ("reconnected", self._on_connected),
                                 ("disconnected", self._on_disconnected)):
@@ -214,6 +216,9 @@ class DurablePublisher:
                         payload)
         self._next_sequence += 1
         self._queue.append(record)
+        self._queued_bytes += record.size
+        while self._queued_bytes > self.spool.limit and len(self._queue) > 1:  # also when the disk fails
+            self._drop_below(self._queue[1].sequence)
         try:
             self.spool.append([record])
         except OSError as error:  # a full disk: the reading still goes out while the bridge runs
@@ -256,7 +261,7 @@ class DurablePublisher:
         if self._queue and self._queue[0].sequence < floor and self._in_flight is not None:
             self._disown_in_flight()
         while self._queue and self._queue[0].sequence < floor:
-            self._queue.popleft()
+            self._queued_bytes -= self._queue.popleft().size
             self.dropped += 1
         self._send_next()
 
@@ -295,7 +300,7 @@ class DurablePublisher:
         self._in_flight = None
         self._failures = 0
         if self._queue and self._queue[0] is record:
-            self._queue.popleft()
+            self._queued_bytes -= self._queue.popleft().size
             self._floor = record.sequence + 1
             self.acked += 1
             self.duplicates += ack.duplicate

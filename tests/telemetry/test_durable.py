@@ -170,6 +170,25 @@ def test_past_the_bound_the_oldest_unacked_readings_are_dropped_and_counted(tmp_
     assert jetstream.payload_times()[-1] == f"2026-01-01T00:00:{info['dropped']:02d}.000Z"  # the oldest kept
 
 
+def test_when_the_disk_fails_the_bound_holds_in_memory_and_readings_still_go_out(tmp_path, clock, monkeypatch):
+    publisher, jetstream, client = new_publisher(tmp_path, clock, limit=1500)
+
+    def full_disk(records):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(publisher.spool, "append", full_disk)
+    client.is_connected = False
+    client.emit("disconnected")
+    for index in range(60):
+        publisher.publish(SUBJECT, reading(f"2026-01-01T00:00:{index:02d}.000Z"))
+    info = publisher.info()
+    assert info["dropped"] > 0 and info["dropped"] + info["unacked"] == 60
+    assert info["unacked"] * len(reading("2026-01-01T00:00:00.000Z")) < 1500
+    client.is_connected = True
+    client.emit("reconnected")
+    assert jetstream.payload_times()[-1] == f"2026-01-01T00:00:{info['dropped']:02d}.000Z"
+
+
 def test_a_restart_sends_what_the_last_run_left_first_in_order(tmp_path, clock):
     publisher, jetstream, _ = new_publisher(tmp_path, clock)
     for index in range(4):
