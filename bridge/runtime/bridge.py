@@ -17,7 +17,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet import defer, task
 from twisted.internet.threads import deferToThreadPool
@@ -33,8 +33,6 @@ from bridge.fleet.status import StatusHeartbeat
 from bridge.homeassistant.announcer import Announcer, send_current_readings
 from bridge.homeassistant.discovery import birth_subject, discovery
 from bridge.nats import Client, ClientOptions, Credentials, KeepAlive, NatsError, Reconnect
-from bridge.nats.jetstream import JetStream
-from bridge.nats.jetstream.streams import replicas_for
 from bridge.nats.repeats import RepeatSummary
 from bridge.runtime.documents import encode, info_document, status_document, utc_now
 from bridge.runtime.publications import SensorPublication
@@ -42,8 +40,9 @@ from bridge.runtime.srv import Identity, ServiceResponder, check_device_id_free,
 from bridge.runtime.subscriptions import ActionSubscription, SubscriptionStats, plan_reload
 from bridge.runtime.watchdog import HANG_AFTER, HangWatchdog, WatchedDevice
 from bridge.state import state_directory
-from bridge.telemetry.durable import DurablePublisher, describe_stream_failure, ensure_stream, spool_thread
-from bridge.telemetry.spool import Spool, directory_name
+
+if TYPE_CHECKING:
+    from bridge.telemetry.durable import DurablePublisher
 
 log = Logger(namespace="bridge")
 
@@ -292,6 +291,10 @@ class Bridge:
         )
 
     def _durable_for(self, config: PublicationConfig) -> DurablePublisher:
+        # JetStream and the spool are loaded only for a config that has durable publications.
+        from bridge.telemetry.durable import DurablePublisher, spool_thread
+        from bridge.telemetry.spool import Spool, directory_name
+
         existing = self.durables.get(config.subject)
         if existing is not None and (existing.stream, existing.spool.limit) == (config.durable.stream,
                                                                                  config.durable.spool):
@@ -334,6 +337,12 @@ class Bridge:
         for publication in self.config.publications:
             if publication.durable is not None:
                 subjects_by_stream.setdefault(publication.durable.stream, []).append(publication.subject)
+        if not subjects_by_stream:
+            return
+        from bridge.nats.jetstream import JetStream
+        from bridge.nats.jetstream.streams import replicas_for
+        from bridge.telemetry.durable import ensure_stream
+
         replicas = replicas_for(self.client.server_info)
         for name, subjects in subjects_by_stream.items():
             done = ensure_stream(JetStream(self.client), name, subjects, replicas)
@@ -571,6 +580,8 @@ def _log_stream_outcome(outcome: str, name: str) -> None:
 
 
 def _log_stream_failure(failure, name: str) -> None:
+    from bridge.telemetry.durable import describe_stream_failure
+
     log.warn("{sentence}", sentence=describe_stream_failure(name, failure.value))
 
 
