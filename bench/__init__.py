@@ -42,4 +42,6 @@ BENCHMARKS = (
     Figure("fleet_rollout", "lower", 3.0, 1.0),
     Figure("fleet_rollout_wait", "lower", 3.0, 1.0),
     Figure("ha_discovery", "lower", 3.0),
+    Figure("telemetry_loss", "lower", 0),
+    Figure("spool_rate", "higher", 1000),
 )

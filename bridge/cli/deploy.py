@@ -46,8 +46,9 @@ from bridge.nats.errors import (
     PermissionViolationError,
 )
 from bridge.nats.jetstream.kv import PUT, KvEntry, create_key_value, key_value, validate_bucket, validate_key
-from bridge.nats.jetstream.streams import JetStream
+from bridge.nats.jetstream.streams import JetStream, replicas_for
 from bridge.nats.protocol import Headers
+from bridge.telemetry.durable import ensure_stream, stream_subjects
 
 HISTORY = 10
 SUMMARY_WAIT = 2.0  # seconds the default summary waits for the fleet; it never changes the exit status
@@ -76,16 +77,6 @@ class Deploy:
     no_wait: bool = False
 
 
-def cluster_size(info: dict) -> int:
-    """How many servers the cluster has, from a server's INFO: its `connect_urls` list every
-    server's client address, the one answering included once it knows its routes."""
-    urls = set(info.get("connect_urls") or ())
-    own = f"{info.get('host')}:{info.get('port')}"
-    return max(1, len(urls) + (0 if own in urls or not urls else 1))
-
-
-def replicas_for(info: dict) -> int:
-    return min(3, cluster_size(info))
 
 
 def rolled_back_to(entry: KvEntry) -> int | None:
@@ -167,7 +158,7 @@ def deploy(request: Deploy) -> ExitStatus:
     if status != ExitStatus.OK or request.dry_run:
         return status
     return _connected(request, lambda session: _with_bucket(
-        session, request, lambda session, kv: _store(session, kv, request, text), create=True))
+        session, request, lambda session, kv: _streams_and_store(session, kv, request, text), create=True))
 
 
 def check_for_devices(text: str, source: str, device_ids: Sequence[str], verbose: bool) -> ExitStatus:
@@ -290,6 +281,33 @@ async def _store(session: Session, kv, request: Deploy, text: str) -> ExitStatus
     if revision is None:
         return ExitStatus.CONFLICT
     return await _report(session, kv, request, revision)
+
+
+def durable_streams(text: str, source: str, device_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The streams the stored config's durable publications publish to, with their subjects as
+    each checked device resolves them (the text is already known to be valid)."""
+    streams: dict[str, list[str]] = {}
+    for device_id in device_ids:
+        for publication in check_stored(text, source, device_id).publications:
+            if publication.durable is not None:
+                streams.setdefault(publication.durable.stream, []).append(publication.subject)
+    return streams
+
+
+async def _streams_and_store(session: Session, kv, request: Deploy, text: str) -> ExitStatus:
+    await _ensure_durable_streams(session, request, text)
+    return await _store(session, kv, request, text)
+
+
+async def _ensure_durable_streams(session: Session, request: Deploy, text: str) -> None:
+    """Create the streams durable publications need, before any Pi runs the config (a Pi may lack
+    the permission to create one)."""
+    js = JetStream(session.client)
+    replicas = replicas_for(session.client.server_info)
+    for name, subjects in durable_streams(text, request.file, checked_ids(request)).items():
+        if await ensure_stream(js, name, subjects, replicas) == "created":
+            print(f"created stream {name} for durable readings ({', '.join(stream_subjects(subjects))}, "
+                  f"{replicas} replica(s))", file=sys.stderr)
 
 
 def _as_expected(kv, request: Deploy, current: KvEntry | None) -> bool:

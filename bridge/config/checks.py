@@ -13,10 +13,11 @@ from typing import Any, Callable, Iterator
 from bridge.actions import check_defaults, check_locked
 from bridge.config.document import Document, Path, parse_value
 from bridge.config.filters import compensate_issues, filter_issues
+from bridge.config.durable import MIN_SPOOL
 from bridge.config.errors import ConfigIssue, did_you_mean, format_path
 from bridge.config.limits import MAX_SUBJECT_BYTES
 from bridge.config.model import ACTIONS, POLLED_SENSORS, NatsConfig, ReconnectConfig
-from bridge.config.units import parse_duration, parse_listen
+from bridge.config.units import parse_duration, parse_listen, parse_size
 from bridge.nats.subjects import validate_subject
 
 Found = Iterator[tuple[Path, ConfigIssue]]
@@ -178,7 +179,27 @@ def _publications(document: Document, config_dir: FilePath) -> Found:
                                *compensate_issues(sensor, entry.get("compensate"))):
             path = base + where
             yield path, document.issue(path, message, key=isinstance(where[-1], str))
+        yield from _durable(document, base + ("durable",), entry.get("durable"))
     yield from _duplicates(document, "publications", "sensor")
+    telemetry = document.get(("telemetry",))
+    if isinstance(telemetry, dict):
+        yield from _durable(document, ("telemetry", "durable"), telemetry.get("durable"))
+
+
+def _size(value: Any) -> int | None:
+    try:
+        return parse_size(value)
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _durable(document: Document, base: Path, durable: Any) -> Found:
+    if not isinstance(durable, dict) or "spool" not in durable:
+        return
+    path = base + ("spool",)
+    spool = _size(durable["spool"])
+    if spool is not None and spool < MIN_SPOOL:
+        yield path, document.issue(path, f"spool must be at least 64KiB (got {durable['spool']})")
 
 
 def _auth(document: Document, config_dir: FilePath) -> Found:

@@ -12,6 +12,7 @@ from bridge.actions import normalise_defaults
 from bridge.config.checks import resolve_file
 from bridge.config.document import Path
 from bridge.config.filters import filter_to_plain, to_compensate, to_filter
+from bridge.config.durable import DurableConfig
 from bridge.config.model import (
     BridgeConfig,
     DeviceConfig,
@@ -49,6 +50,16 @@ def _expiry(value: Any) -> float | str:
     if value is False:
         return "off"
     return value if value in ("auto", "off") else parse_duration(value)
+
+
+def _durable(value: dict | bool | None, default: dict | None) -> DurableConfig | None:
+    """A publication's own `durable:` (false: not durable), else `telemetry.durable`."""
+    if value is None:
+        value = default
+    if value is None or value is False:
+        return None
+    return DurableConfig(stream=value.get("stream", DurableConfig.stream),
+                         spool=parse_size(value.get("spool", DurableConfig.spool)))
 
 
 def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
@@ -124,6 +135,7 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
             heartbeat=_optional_duration(entry.get("heartbeat")),
             filters=tuple(to_filter(item, parse_duration) for item in entry.get("filters", [])),
             compensate=None if entry.get("compensate") is None else to_compensate(entry["compensate"]),
+            durable=_durable(entry.get("durable"), data.get("telemetry", {}).get("durable")),
         )
         for entry in data.get("publications", [])
     )
@@ -207,6 +219,8 @@ def _plain(value: Any, path: Path, secret_paths: set[Path]) -> Any:
     if path and path[0] != "subscriptions" and path[-1] in _DURATIONS and isinstance(value, float):
         return format_duration(value)
     if path and path[-1] == "buffer_size":
+        return format_size(value)
+    if path[:1] == ("publications",) and path[-2:-1] == ("durable",) and path[-1] == "spool":
         return format_size(value)
     if len(path) == 3 and path[0] == "subscriptions":  # the subscription's own keys, not its args
         if path[-1] in ("pending_bytes", "max_payload"):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from bridge.config.filters import CompensateConfig, FilterConfig
+from bridge.config.durable import DurableConfig
 from bridge.names import ACTIONS, DRIVERS, OVERFLOW_POLICIES, POLLED_SENSORS, SENSORS  # noqa: F401 (re-exported)
 from bridge.nats.options import ClientOptions, KeepAlive, Reconnect
 from bridge.nats.tls import TlsOptions
@@ -96,6 +97,7 @@ class PublicationConfig:
     heartbeat: float | None = None
     filters: tuple[FilterConfig, ...] = ()
     compensate: CompensateConfig | None = None
+    durable: DurableConfig | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Built from a validated `BridgeConfig`; owns one NATS client, one device and that device's two
 serial workers (display, sensors), and the lifecycle (`BridgeState`). The parts it runs are
 given only what they use: `ActionSubscription` (bridge/runtime/subscriptions.py), `SensorPublication`
-(bridge/runtime/publications.py), `HangWatchdog` (bridge/runtime/watchdog.py); the JSON it publishes is built in
+(bridge/runtime/publications.py; a durable one publishes through a `DurablePublisher`,
+bridge/telemetry/durable.py), `HangWatchdog` (bridge/runtime/watchdog.py); the JSON it publishes is built in
 bridge/runtime/documents.py. Everything here runs on the reactor thread; device calls go through the workers.
 
     bytes -> bridge.nats.Client -> ActionSubscription -> actions.parse_command -> DeviceWorker -> thread -> reply
@@ -15,7 +16,8 @@ import enum
 import os
 import socket
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 from twisted.internet import defer, task
 from twisted.internet.threads import deferToThreadPool
@@ -37,6 +39,10 @@ from bridge.runtime.publications import SensorPublication
 from bridge.runtime.srv import Identity, ServiceResponder, check_device_id_free, endpoints_of, new_instance_id
 from bridge.runtime.subscriptions import ActionSubscription, SubscriptionStats, plan_reload
 from bridge.runtime.watchdog import HANG_AFTER, HangWatchdog, WatchedDevice
+from bridge.state import state_directory
+
+if TYPE_CHECKING:
+    from bridge.telemetry.durable import DurablePublisher
 
 log = Logger(namespace="bridge")
 
@@ -87,7 +93,8 @@ class Bridge:
     """The whole running bridge for one config file."""
 
     def __init__(self, config: BridgeConfig, reactor, device=None, *,
-                 clock: Callable[[], float] = time.monotonic, hang_after: float = HANG_AFTER):
+                 clock: Callable[[], float] = time.monotonic, hang_after: float = HANG_AFTER,
+                 spool_directory: Path | None = None):
         self.reactor = reactor
         self.config = config
         self.device_id = config.device.id
@@ -106,6 +113,12 @@ class Bridge:
         self.removed_subscriptions = SubscriptionStats()  # what reloads removed, and their queued messages since
         self._retiring: list[ActionSubscription] = []  # removed ones that may still have messages queued
         self.publications: list[SensorPublication] = []
+        # Durable publications' publishers by subject: a reload that keeps a subject and its
+        # `durable:` keeps the publisher (and its spool files) whatever else changed.
+        self.durables: dict[str, DurablePublisher] = {}
+        self._durables_stopping: dict[str, defer.Deferred] = {}
+        self.spool_directory = spool_directory or state_directory() / "spool"
+        self._run_spool_io = None  # the spools' thread, started with the first durable publication
         self.readings: dict[str, dict] = {}
         self.started_at = clock()
         self.instance_id = new_instance_id()  # the services protocol's id: one per process, not per device
@@ -258,6 +271,7 @@ class Bridge:
                 kept.append(item)
                 log.info("started {item}", item=item.describe())
         self.publications = kept
+        self._retire_durables()
         self._update_joystick_loop()
 
     def _read_sensor(self, sensor: str) -> defer.Deferred:
@@ -271,16 +285,75 @@ class Bridge:
         send_current_readings(self.publications)
 
     def _new_publication(self, config: PublicationConfig) -> SensorPublication:
+        publish = self.client.publish if config.durable is None else self._durable_for(config).publish
         return SensorPublication(
             config,
             device_id=self.device_id,
             read=self._read_sensor,
             read_many=self._read_sensors,
-            publish=self.client.publish,
+            publish=publish,
             reactor=self.reactor,
             clock=self.clock,
             record=self._record_reading,
         )
+
+    def _durable_for(self, config: PublicationConfig) -> DurablePublisher:
+        # JetStream and the spool are loaded only for a config that has durable publications.
+        from bridge.telemetry.durable import DurablePublisher, spool_thread
+        from bridge.telemetry.spool import Spool, directory_name
+
+        existing = self.durables.get(config.subject)
+        if existing is not None and (existing.stream, existing.spool.limit) == (config.durable.stream,
+                                                                                 config.durable.spool):
+            return existing
+        if existing is not None:
+            self._stop_durable(config.subject)
+        if self._run_spool_io is None:
+            self._run_spool_io = spool_thread(self.reactor)
+        durable = DurablePublisher(
+            self.client, Spool(self.spool_directory / directory_name(config.subject), config.durable.spool),
+            device_id=self.device_id, subject=config.subject, stream=config.durable.stream, reactor=self.reactor,
+            run_io=self._run_spool_io)
+        self.durables[config.subject] = durable
+        # A replaced publisher finishes with the files before the new one reads them.
+        previous = self._durables_stopping.get(config.subject, defer.succeed(None))
+        previous.addBoth(lambda _: durable.start())
+        return durable
+
+    def _stop_durable(self, subject: str) -> None:
+        stopping = self.durables.pop(subject).stop()
+        self._durables_stopping[subject] = stopping
+
+        def forget(result):
+            if self._durables_stopping.get(subject) is stopping:
+                del self._durables_stopping[subject]
+            return result
+
+        stopping.addBoth(forget)
+
+    def _retire_durables(self) -> None:
+        """Stop the publishers no durable publication uses any more."""
+        wanted = {p.config.subject for p in self.publications if p.config.durable is not None}
+        for subject in [subject for subject in self.durables if subject not in wanted]:
+            self._stop_durable(subject)
+
+    def _ensure_streams(self) -> None:
+        """Create the durable publications' streams that are missing (on every connection: a
+        stream deleted meanwhile comes back)."""
+        subjects_by_stream: dict[str, list[str]] = {}
+        for publication in self.config.publications:
+            if publication.durable is not None:
+                subjects_by_stream.setdefault(publication.durable.stream, []).append(publication.subject)
+        if not subjects_by_stream:
+            return
+        from bridge.nats.jetstream import JetStream
+        from bridge.nats.jetstream.streams import replicas_for
+        from bridge.telemetry.durable import ensure_stream
+
+        replicas = replicas_for(self.client.server_info)
+        for name, subjects in subjects_by_stream.items():
+            done = ensure_stream(JetStream(self.client), name, subjects, replicas)
+            done.addCallbacks(_log_stream_outcome, _log_stream_failure, callbackArgs=(name,), errbackArgs=(name,))
 
     def _record_reading(self, sensor: str, value: Any, unit: str | None) -> None:
         self.readings[sensor] = {"value": value, "unit": unit, "time": utc_now()}
@@ -373,6 +446,7 @@ class Bridge:
 
     def _on_connected(self, *_) -> None:
         log.info("connected to {url}", url=self.client.connected_url)
+        self._ensure_streams()
         if self._device_id_checked:
             self._publish_status()
             if self.homeassistant is not None:
@@ -416,11 +490,18 @@ class Bridge:
             hung=self.watchdog.hung if self.watchdog else [],
             subscriptions=[s.info() for s in self.subscriptions],
             removed_subscriptions=self._removed_info(),
-            publications=[p.info() for p in self.publications],
+            publications=[self._publication_info(p) for p in self.publications],
             bad_requests=self.bad_requests,
         )
         if self.config_origin is not None:
             document["config"] = self.config_origin.info()
+        return document
+
+    def _publication_info(self, publication: SensorPublication) -> dict:
+        document = publication.info()
+        durable = self.durables.get(publication.config.subject) if publication.config.durable else None
+        if durable is not None:
+            document["spool"] = durable.info()
         return document
 
     def _service_identity(self) -> Identity:
@@ -432,6 +513,10 @@ class Bridge:
             "config": self._config_source(),
             "server": redact_url(url) if url else "",
         }
+        if self.durables:
+            spools = [durable.info() for durable in self.durables.values()]
+            metadata["spool"] = (f"{sum(s['unacked'] for s in spools)} unacked, "
+                                 f"{sum(s['dropped'] for s in spools)} dropped")
         if self.config_origin is not None:
             metadata.update(self.config_origin.metadata())
         return Identity(self.instance_id, __version__, metadata)
@@ -474,6 +559,9 @@ class Bridge:
                 self.client.unsubscribe(self._info_subscription)
             if self.service is not None:
                 self.service.stop()
+        for subject in list(self.durables):
+            self._stop_durable(subject)
+        yield defer.DeferredList(list(self._durables_stopping.values()))
         workers = [w for w in (self.worker, self.sensor_worker) if w is not None]
         finished = yield defer.gatherResults([w.stop(timeout) for w in workers])
         if self.client is not None:
@@ -491,6 +579,17 @@ class Bridge:
                 log.warn("an action was still running after {timeout}s; leaving the device to it", timeout=timeout)
         self.state = BridgeState.STOPPED
         log.info("bridge {device} stopped", device=self.device_id)
+
+
+def _log_stream_outcome(outcome: str, name: str) -> None:
+    if outcome == "created":
+        log.info("created stream {name} for durable readings", name=name)
+
+
+def _log_stream_failure(failure, name: str) -> None:
+    from bridge.telemetry.durable import describe_stream_failure
+
+    log.warn("{sentence}", sentence=describe_stream_failure(name, failure.value))
 
 
 def _describe_change(config: SubscriptionConfig) -> str:

@@ -16,7 +16,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger, formatEvent
 from twisted.python.failure import Failure
 
-from bridge.cli.deploy import cluster_size, replicas_for
+from bridge.nats.jetstream.streams import cluster_size, replicas_for
 from bridge.config import load_config, load_stored
 from bridge.config.redact import MASK
 from bridge.config.sources import parse_source

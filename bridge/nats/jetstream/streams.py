@@ -14,7 +14,20 @@ from bridge.nats.errors import JetStreamError, NoRespondersError, NoStreamRespon
 from bridge.nats.jetstream.api import parse_json_reply, request
 from bridge.nats.protocol import Headers
 
-__all__ = ["JetStream", "PubAck"]
+__all__ = ["JetStream", "PubAck", "cluster_size", "replicas_for"]
+
+
+def cluster_size(info: dict) -> int:
+    """How many servers the cluster has, from a server's INFO: its `connect_urls` list every
+    server's client address, the one answering included once it knows its routes."""
+    urls = set(info.get("connect_urls") or ())
+    own = f"{info.get('host')}:{info.get('port')}"
+    return max(1, len(urls) + (0 if own in urls or not urls else 1))
+
+
+def replicas_for(info: dict) -> int:
+    """Replicas for a stream created through that server: three on a cluster of three or more."""
+    return min(3, cluster_size(info))
 
 
 @dataclass(frozen=True)
