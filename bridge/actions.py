@@ -159,6 +159,11 @@ def _pixels(value: Any) -> tuple[tuple[int, int, int], ...]:
     return tuple(pixels)
 
 
+def parse_picture(value: Any) -> Picture:
+    """64 colours (each as parse_colour takes it) -> a Picture; ValueError otherwise."""
+    return _pixels(value)
+
+
 def _rotation(value: Any) -> int:
     if type(value) is int and value in ROTATIONS:
         return value
