@@ -29,7 +29,7 @@ from typing import Callable, NamedTuple
 from bridge.display.model import MAX_APPS, App, Content, DisplayConfig, Indicator, Notification
 
 STILL_SECONDS = 5.0  # a still notification without duration or hold
-_EPSILON = 1e-9  # frame boundaries computed in floats land exactly on the clock's ticks
+TOLERANCE = 1e-6  # seconds: a wake-up this close before a boundary counts as on it (float sums of steps)
 
 
 class DisplayRefused(ValueError):
@@ -265,7 +265,7 @@ class Layers:
         self._expire_apps(now)
         while self.current is not None:
             ends = self.current.ends_at()
-            if ends is None or ends > now + _EPSILON:
+            if ends is None or ends > now + TOLERANCE:
                 break
             self._next(ends)
         if self.current is not None or not self._loop_on_screen():
@@ -279,7 +279,7 @@ class Layers:
     def _expire_apps(self, now: float) -> None:
         for name, entry in list(self.apps.items()):
             expires = entry.expires_at()
-            if expires is None or expires > now + _EPSILON:
+            if expires is None or expires > now + TOLERANCE:
                 continue
             if entry.app.lifetime_mode == "stale":
                 entry.stale = True
@@ -302,7 +302,7 @@ class Layers:
         if now - started > 2 * cycle:  # asleep for whole loops: skip them
             started += math.floor((now - started) / cycle - 1) * cycle
         moved = False
-        while started + self.apps[names[index]].app.duration <= now + _EPSILON:
+        while started + self.apps[names[index]].app.duration <= now + TOLERANCE:
             started += self.apps[names[index]].app.duration
             index = (index + 1) % len(names)
             moved = True
@@ -322,7 +322,7 @@ def frame_at(frames: int, step: float, elapsed: float, passes: int | None) -> tu
     start the next frame comes (None: this one stays). After `passes` passes the last frame stays."""
     if frames <= 1:
         return 0, None
-    index = math.floor(elapsed / step + _EPSILON)
+    index = math.floor((elapsed + TOLERANCE) / step)
     if passes is not None and index >= passes * frames - 1:
         return frames - 1, None
     return index % frames, (index + 1) * step
@@ -332,7 +332,7 @@ def indicator_lit(indicator: Indicator, set_at: float, now: float) -> tuple[bool
     """Whether the indicator is lit at `now`, and when that next changes (None: never)."""
     if not indicator.blink:
         return True, None
-    half_periods = math.floor((now - set_at) / indicator.blink + _EPSILON)
+    half_periods = math.floor((now - set_at + TOLERANCE) / indicator.blink)
     return half_periods % 2 == 0, set_at + (half_periods + 1) * indicator.blink
 
 
