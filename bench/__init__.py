@@ -42,4 +42,5 @@ BENCHMARKS = (
     Figure("fleet_rollout", "lower", 3.0, 1.0),
     Figure("fleet_rollout_wait", "lower", 3.0, 1.0),
     Figure("ha_discovery", "lower", 3.0),
+    Figure("notify_latency", "lower", 105.0),  # ms: one scroll step (100 ms) + 5 ms
 )
