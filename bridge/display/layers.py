@@ -52,7 +52,9 @@ class Display:
     def __init__(self, worker, layered: LayeredDevice, reactor, config: DisplayConfig, *,
                  readings: Callable[[], dict[str, Any]] = dict, store: AppStore | None = None):
         self._worker = worker
-        self._layered = layered
+        # Frames go through the worker's own device (the layered one, watched for hangs when the
+        # watchdog wraps it), so a frame that hangs is seen as a device hang.
+        self._screen = getattr(worker, "device", layered)
         self._reactor = reactor
         self._readings = readings
         self._store = store
@@ -168,7 +170,7 @@ class Display:
             shown = ("base", showing.indicators)
             if shown != self._drawn:
                 self._drawn = shown
-                self._call(self._layered.show_base, showing.indicators, what="showing the base frame")
+                self._call(self._screen.show_base, showing.indicators, what="showing the base frame")
             return
         if showing.layer == "blank":
             picture = BLANK
@@ -183,7 +185,7 @@ class Display:
             # The base may be scrolling a show_message: cut it short so this frame shows at once.
             self._worker.interrupt_running(f"the display shows a {showing.layer}")
         self._drawn = picture
-        self._call(self._layered.draw, picture, what="drawing a frame")
+        self._call(self._screen.draw, picture, what="drawing a frame")
 
     def _call(self, method: Callable, *args: Any, what: str) -> None:
         self._worker.call(method, *args).addErrback(self._failed, what)

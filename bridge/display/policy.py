@@ -29,6 +29,7 @@ from typing import Callable, NamedTuple
 from bridge.display.model import MAX_APPS, App, Content, DisplayConfig, Indicator, Notification
 
 STILL_SECONDS = 5.0  # a still notification without duration or hold
+SHORTEST_APP = 0.1  # seconds an app shows at least, so the loop always moves on
 TOLERANCE = 1e-6  # seconds: a wake-up this close before a boundary counts as on it (float sums of steps)
 
 
@@ -89,6 +90,10 @@ class AppEntry:
     set_at: float
     runtime: bool
     stale: bool = False
+
+    @property
+    def shown_for(self) -> float:
+        return max(self.app.duration, SHORTEST_APP)
 
     def expires_at(self) -> float | None:
         if self.stale or self.app.lifetime is None:
@@ -298,12 +303,12 @@ class Layers:
             self._come_up(now)
             return
         started, index = self.app_started, names.index(self.app_name)
-        cycle = sum(self.apps[name].app.duration for name in names)
+        cycle = sum(self.apps[name].shown_for for name in names)
         if now - started > 2 * cycle:  # asleep for whole loops: skip them
             started += math.floor((now - started) / cycle - 1) * cycle
         moved = False
-        while started + self.apps[names[index]].app.duration <= now + TOLERANCE:
-            started += self.apps[names[index]].app.duration
+        while started + self.apps[names[index]].shown_for <= now + TOLERANCE:
+            started += self.apps[names[index]].shown_for
             index = (index + 1) % len(names)
             moved = True
         self.app_name = names[index]
@@ -320,7 +325,7 @@ class Layers:
 def frame_at(frames: int, step: float, elapsed: float, passes: int | None) -> tuple[int, float | None]:
     """The frame `elapsed` seconds into a scroll of `frames` frames per pass, and how long after the
     start the next frame comes (None: this one stays). After `passes` passes the last frame stays."""
-    if frames <= 1:
+    if frames <= 1 or step <= 0:
         return 0, None
     index = math.floor((elapsed + TOLERANCE) / step)
     if passes is not None and index >= passes * frames - 1:
@@ -366,7 +371,7 @@ def decide(layers: Layers, now: float) -> tuple[Showing, float | None]:
         content = layers.app_content
         frame, after = frame_at(layers.app_frames, content.scroll_speed, now - layers.app_started, None)
         next_frame = None if after is None else layers.app_started + after
-        ends = layers.app_started + entry.app.duration  # the next app, or this one again, freshly filled
+        ends = layers.app_started + entry.shown_for  # the next app, or this one again, freshly filled
         showing = Showing("app", layers.app_name, content, frame, entry.stale, indicators)
         return showing, _earliest(next_change, next_frame, ends)
     layer = "blank" if layers.config.idle == "blank" else "base"

@@ -238,6 +238,13 @@ def test_a_notification_pauses_the_loop_which_comes_back_from_that_apps_start():
     assert shown(state, 6.5) == ("app", "a", 0)
 
 
+def test_a_zero_duration_app_still_lets_the_loop_move_on():
+    state = layers(apps=(app("zero", 0.0), app("b", 1.0)))
+    assert shown(state, 0.0) == ("app", "zero", 0)
+    assert shown(state, 0.1) == ("app", "b", 0)
+    assert shown(state, 1.1) == ("app", "zero", 0)
+
+
 def test_apps_are_filled_when_they_come_up():
     filled = []
 
@@ -318,6 +325,7 @@ def test_frame_at_boundaries_land_on_the_clock():
     assert frame_at(10, 0.1, 2.9999999999, None)[0] == 0
     assert frame_at(1, 0.1, 7.0, None) == (0, None)
     assert frame_at(4, 0.5, 1.5, 1) == (3, None)
+    assert frame_at(4, 0.0, 1.5, None) == (0, None)
 
 
 # -- properties over any sequence of requests --------------------------------------------------
