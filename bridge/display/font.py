@@ -257,6 +257,11 @@ TRANSLITERATIONS = {
 }
 
 
+# A compatibility decomposition longer than this (an Arabic ligature spelled out as a phrase) is no
+# Latin reading; the bound also keeps one character's glyph narrow.
+_LONGEST_READING = 4
+
+
 def _transliterated(char: str) -> str:
     if char in CELLS:
         return char
@@ -267,7 +272,7 @@ def _transliterated(char: str) -> str:
     if unicodedata.category(char) in ("Mn", "Me", "Cf"):  # a mark left over after NFC, or invisible
         return ""
     decomposed = "".join(part for part in unicodedata.normalize("NFKD", char) if not unicodedata.combining(part))
-    if decomposed and decomposed != char and len(decomposed) <= 4:
+    if decomposed and decomposed != char and len(decomposed) <= _LONGEST_READING:
         return "".join(_transliterated(part) for part in decomposed)
     return "?"
 

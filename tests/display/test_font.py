@@ -137,6 +137,13 @@ def test_transliteration(text, reading):
     assert font.transliterate(text) == reading
 
 
+def test_every_transliteration_is_drawn_with_glyphs_of_its_own():
+    for char, reading in font.TRANSLITERATIONS.items():
+        assert char not in font.CELLS
+        assert all(part in font.CELLS for part in reading), char
+    assert font.transliterate("\ufdfa") == "?"  # a ligature whose decomposition is a whole phrase
+
+
 def test_cyrillic_and_greek_look_alikes_are_drawn_as_the_latin_letter():
     assert font.transliterate("Москва") == "Moc??a"
     assert font.transliterate("ΑΒΓ") == "AB?"
