@@ -390,13 +390,9 @@ class LayeredDevice(Device):
 
 
 def letter_picture(letter: str, text_colour: Colour, back_colour: Colour) -> list[Colour]:
-    """show_letter's picture: the letter's cell one column in from the left, as the Sense HAT draws it."""
-    try:
-        columns = list(font.cell(letter))
-    except KeyError:  # a transliterated character: its glyphs, as far as they fit
-        columns = font.glyph(letter)[:7]
+    """show_letter's picture, as the Sense HAT draws it (`font.letter_columns`)."""
     picture = [back_colour] * 64
-    for x, column in enumerate(columns, start=1):
+    for x, column in enumerate(font.letter_columns(letter)):
         for y, lit in enumerate(column):
             if lit:
                 picture[y * 8 + x] = text_colour
