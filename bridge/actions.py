@@ -182,7 +182,7 @@ def _boolean(value: Any) -> bool:
 # Display payloads (notify, dismiss, indicator, app): each key is checked alone (so config `args`
 # are checked the same way), then the action's builder turns the keys into a model value.
 
-MAX_ID_LENGTH = 64
+MAX_SHORT_TEXT = 64  # a clock format, a draw op's text
 MAX_DURATION = 86400.0  # a day: longer is a mistake (hold: true keeps a notification up)
 MAX_REPEAT = 100
 BLINK_ON_TRUE = 0.5
@@ -266,9 +266,9 @@ def _blink(value: Any) -> float | None:
 
 
 def _clock_format(value: Any) -> str:
-    if isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH:
+    if isinstance(value, str) and 0 < len(value) <= MAX_SHORT_TEXT:
         return value
-    raise _Invalid(f"must be a strftime format such as \"%H:%M\" of at most {MAX_ID_LENGTH} characters, "
+    raise _Invalid(f"must be a strftime format such as \"%H:%M\" of at most {MAX_SHORT_TEXT} characters, "
                    f"got {_describe(value)}")
 
 
@@ -304,8 +304,8 @@ def _draw_values(kind: str, value: Any, op: dict) -> tuple:
     if kind == "pixel":
         return _point(value, "pixel")
     if kind == "text":
-        if not isinstance(value, str) or not 0 < len(value) <= MAX_ID_LENGTH:
-            raise _Invalid(f"text must be 1 to {MAX_ID_LENGTH} characters, got {_describe(value)}")
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_SHORT_TEXT:
+            raise _Invalid(f"text must be 1 to {MAX_SHORT_TEXT} characters, got {_describe(value)}")
         return _point(op.get("at", [0, 0]), "at") + (value,)
     return (_percent(value),)  # bar
 
