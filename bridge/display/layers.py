@@ -41,8 +41,8 @@ class Display:
                           store=AppStore(state_directory()))
         worker.start(); display.start()      # display.stop() before worker.stop(); a reload: reconfigure()
 
-    Base-layer actions keep going to the worker as before; `LayeredDevice` holds them while a
-    notification or an app covers the base. `notify`, `dismiss`, `set_app` raise `DisplayRefused`
+    Base-layer actions (set_pixel(s), clear, show_letter, show_message, flips) go through the same
+    worker to `LayeredDevice`, which keeps them in the base while a notification or an app covers it. `notify`, `dismiss`, `set_app` raise `DisplayRefused`
     (a ValueError whose str() is the reply's sentence). `on_joystick` returns True when the
     event was the middle press that dismissed a held notification (then it is not published).
     `readings()` gives the latest sensor values by name, for apps' `{sensor:format}` fields.
