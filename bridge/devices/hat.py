@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable, Sequence
 
 from bridge.devices.base import SENSOR_UNITS, Colour, Device, rounded
-from bridge.devices.scroll import frame_order, frames, glyph_columns, message_columns
+from bridge.devices import scroll
 
 _FRAMEBUFFER_PIXELS = struct.Struct("=64H")  # RGB565, physical order
 
@@ -33,8 +33,6 @@ def _rotation_maps() -> dict[int, tuple[int, ...]]:
 
 # Logical pixel index (as set_pixel/get_pixels see it) -> framebuffer index, per rotation.
 ROTATION_MAPS = _rotation_maps()
-# Index in a frame of scrolling text -> logical pixel index, per rotation (see scroll.py).
-TEXT_FRAME_ORDER = {rotation: frame_order(ROTATION_MAPS, rotation) for rotation in ROTATION_MAPS}
 
 
 def _decode_rgb565(value: int) -> Colour:
@@ -56,10 +54,9 @@ class SenseHatDevice(Device):
 
     def show_message(self, text: str, text_colour: Colour, back_colour: Colour, scroll_speed: float,
                      interrupt: threading.Event | None = None) -> None:
-        # The library's own frames (scroll.py), stepped here so that `interrupt` can end them.
+        # The library's frames in the bridge's font (scroll.py), stepped here so that `interrupt` can end them.
         hat = self._hat
-        columns = message_columns(text, lambda char: glyph_columns(hat._trim_whitespace(hat._get_char_pixels(char))))
-        for picture in frames(columns, text_colour, back_colour, TEXT_FRAME_ORDER[self._rotation]):
+        for picture in scroll.frames(text, text_colour, back_colour):
             hat.set_pixels(picture)
             if interrupt is None:
                 time.sleep(scroll_speed)
@@ -67,7 +64,8 @@ class SenseHatDevice(Device):
                 return
 
     def show_letter(self, letter: str, text_colour: Colour, back_colour: Colour) -> None:
-        self._hat.show_letter(letter, text_colour=list(text_colour), back_colour=list(back_colour))
+        # The library's own show_letter would draw a character outside its font as "?".
+        self._hat.set_pixels(scroll.letter(letter, text_colour, back_colour))
 
     def set_pixel(self, x: int, y: int, colour: Colour) -> None:
         self._hat.set_pixel(x, y, colour)

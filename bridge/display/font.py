@@ -257,6 +257,11 @@ TRANSLITERATIONS = {
 }
 
 
+# A compatibility decomposition longer than this (an Arabic ligature spelled out as a phrase) is no
+# Latin reading; the bound also keeps one character's glyph narrow.
+_LONGEST_READING = 4
+
+
 def _transliterated(char: str) -> str:
     if char in CELLS:
         return char
@@ -267,7 +272,7 @@ def _transliterated(char: str) -> str:
     if unicodedata.category(char) in ("Mn", "Me", "Cf"):  # a mark left over after NFC, or invisible
         return ""
     decomposed = "".join(part for part in unicodedata.normalize("NFKD", char) if not unicodedata.combining(part))
-    if decomposed and decomposed != char and len(decomposed) <= 4:
+    if decomposed and decomposed != char and len(decomposed) <= _LONGEST_READING:
         return "".join(_transliterated(part) for part in decomposed)
     return "?"
 
@@ -303,9 +308,17 @@ def glyph(char: str) -> list[Column]:
     return list(_glyph(char))
 
 
-def cell(char: str) -> tuple[Column, ...]:
-    """The untrimmed 5-column cell of a character that has a glyph, as show_letter places it."""
-    return CELLS[char]
+def letter_columns(char: str) -> list[Column]:
+    """The 8 columns show_letter draws: the character's untrimmed cell from column 1, as the
+    libraries place it; a character read as several is centred when they fit, else their first."""
+    reading = transliterate(char)
+    if len(reading) == 1:
+        return [BLANK, *CELLS[reading], BLANK, BLANK]
+    columns = list(_glyph(char)) if reading else []
+    if len(columns) > 8:
+        return letter_columns(reading[0])
+    left = (8 - len(columns)) // 2
+    return [BLANK] * left + columns + [BLANK] * (8 - left - len(columns))
 
 
 def text_columns(text: str) -> list[Column]:

@@ -3,7 +3,9 @@ the config's own (64 colours, or a small PNG file)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from typing import Any
 
 from bridge.display.model import Colour, Picture
@@ -206,10 +208,36 @@ def load_icon(value: Any, base_dir: str) -> Picture:
     raise ValueError(f"an icon is a list of 64 colours or the path of an 8×8 PNG file, got {type(value).__name__}")
 
 
-def _from_colours(value: list | tuple) -> Picture:
-    # imported here: bridge.actions parses payloads that name icons
-    from bridge.actions import parse_colour
+_HEX_COLOUR = re.compile(r"#([0-9a-fA-F]{6})\Z")
 
+
+def parse_colour(value: Any) -> Colour:
+    """[r, g, b] (ints 0..255) or "#rrggbb", as bridge.actions.parse_colour reads a payload's colours
+    (a test holds the two to the same answers); here so that bridge.actions, which resolves icon
+    names, imports this module without an import cycle."""
+    if isinstance(value, str):
+        match = _HEX_COLOUR.match(value)
+        if match:
+            number = int(match.group(1), 16)
+            return (number >> 16, (number >> 8) & 0xFF, number & 0xFF)
+    elif isinstance(value, (list, tuple)) and len(value) == 3:
+        if all(type(part) is int and 0 <= part <= 255 for part in value):
+            return tuple(value)
+    raise ValueError(f'must be [r, g, b] with each 0..255, or "#rrggbb", got {_shown(value)}')
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, dict, bool)) or value is None:
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError, RecursionError):
+            text = repr(value)
+    else:
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _from_colours(value: list | tuple) -> Picture:
     if len(value) != 64:
         raise ValueError(f"an icon has 64 colours (8 rows of 8), got {len(value)}")
     colours = []
@@ -239,7 +267,9 @@ def _from_png(path: str) -> Picture:
                 rgba = image.convert("RGBA")
     except FileNotFoundError:
         raise ValueError(f"icon file {path} does not exist") from None
-    except (OSError, UnidentifiedImageError, SyntaxError) as error:  # Pillow raises SyntaxError on broken chunks
+    except UnidentifiedImageError:
+        raise ValueError(f"icon file {path} could not be read: it starts like a PNG but is damaged") from None
+    except (OSError, SyntaxError) as error:  # Pillow raises SyntaxError on broken chunks
         reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
         raise ValueError(f"icon file {path} could not be read: {reason}") from None
     data = rgba.tobytes()
