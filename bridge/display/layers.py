@@ -15,9 +15,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 from twisted.logger import Logger
 
+from bridge.devices import scroll
 from bridge.devices.base import Colour, Device
 from bridge.devices.worker import Dropped
-from bridge.display import font, render
+from bridge.display import render
 from bridge.display.model import BLACK, App, Content, DisplayConfig, Indicator, Notification, Picture
 from bridge.display.policy import TOLERANCE, Accepted, DisplayRefused, Layers, Showing, decide
 from bridge.display.store import AppStore
@@ -318,7 +319,7 @@ class LayeredDevice(Device):
 
     def show_letter(self, letter: str, text_colour: Colour, back_colour: Colour) -> None:
         if self._covered:
-            self._base = letter_picture(letter, text_colour, back_colour)
+            self._base = scroll.letter(letter, text_colour, back_colour)
             return
         self._device.show_letter(letter, text_colour, back_colour)
         self._base = list(self._device.snapshot())
@@ -387,17 +388,3 @@ class LayeredDevice(Device):
 
     def close(self) -> None:
         self._device.close()
-
-
-def letter_picture(letter: str, text_colour: Colour, back_colour: Colour) -> list[Colour]:
-    """show_letter's picture: the letter's cell one column in from the left, as the Sense HAT draws it."""
-    try:
-        columns = list(font.cell(letter))
-    except KeyError:  # a transliterated character: its glyphs, as far as they fit
-        columns = font.glyph(letter)[:7]
-    picture = [back_colour] * 64
-    for x, column in enumerate(columns, start=1):
-        for y, lit in enumerate(column):
-            if lit:
-                picture[y * 8 + x] = text_colour
-    return picture
