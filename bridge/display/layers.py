@@ -15,9 +15,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 from twisted.logger import Logger
 
+from bridge.devices import scroll
 from bridge.devices.base import Colour, Device
 from bridge.devices.worker import Dropped
-from bridge.display import font, render
+from bridge.display import render
 from bridge.display.model import BLACK, App, Content, DisplayConfig, Indicator, Notification, Picture
 from bridge.display.policy import TOLERANCE, Accepted, DisplayRefused, Layers, Showing, decide
 from bridge.display.store import AppStore
@@ -41,8 +42,8 @@ class Display:
                           store=AppStore(state_directory()))
         worker.start(); display.start()      # display.stop() before worker.stop(); a reload: reconfigure()
 
-    Base-layer actions keep going to the worker as before; `LayeredDevice` holds them while a
-    notification or an app covers the base. `notify`, `dismiss`, `set_app` raise `DisplayRefused`
+    Base-layer actions (set_pixel(s), clear, show_letter, show_message, flips) go through the same
+    worker to `LayeredDevice`, which keeps them in the base while a notification or an app covers it. `notify`, `dismiss`, `set_app` raise `DisplayRefused`
     (a ValueError whose str() is the reply's sentence). `on_joystick` returns True when the
     event was the middle press that dismissed a held notification (then it is not published).
     `readings()` gives the latest sensor values by name, for apps' `{sensor:format}` fields.
@@ -318,7 +319,7 @@ class LayeredDevice(Device):
 
     def show_letter(self, letter: str, text_colour: Colour, back_colour: Colour) -> None:
         if self._covered:
-            self._base = letter_picture(letter, text_colour, back_colour)
+            self._base = scroll.letter(letter, text_colour, back_colour)
             return
         self._device.show_letter(letter, text_colour, back_colour)
         self._base = list(self._device.snapshot())
@@ -387,13 +388,3 @@ class LayeredDevice(Device):
 
     def close(self) -> None:
         self._device.close()
-
-
-def letter_picture(letter: str, text_colour: Colour, back_colour: Colour) -> list[Colour]:
-    """show_letter's picture, as the Sense HAT draws it (`font.letter_columns`)."""
-    picture = [back_colour] * 64
-    for x, column in enumerate(font.letter_columns(letter)):
-        for y, lit in enumerate(column):
-            if lit:
-                picture[y * 8 + x] = text_colour
-    return picture
