@@ -43,8 +43,10 @@ class Display:
         worker.start(); display.start()      # display.stop() before worker.stop(); a reload: reconfigure()
 
     Base-layer actions (set_pixel(s), clear, show_letter, show_message, flips) go through the same
-    worker to `LayeredDevice`, which keeps them in the base while a notification or an app covers it. `notify`, `dismiss`, `set_app` raise `DisplayRefused`
-    (a ValueError whose str() is the reply's sentence). `on_joystick` returns True when the
+    worker to `LayeredDevice`, which keeps them in the base while a notification or an app covers
+    it. Frames are `worker.device.draw` / `show_base` calls: the hang watchdog sees them once its
+    WatchedDevice.WATCHED names them. `notify`, `dismiss`, `set_app` raise `DisplayRefused` (a
+    ValueError whose str() is the reply's sentence). `on_joystick` returns True when the
     event was the middle press that dismissed a held notification (then it is not published).
     `readings()` gives the latest sensor values by name, for apps' `{sensor:format}` fields.
     There is one pending reactor call at a time: the next frame, end, blink or app turn.
