@@ -12,10 +12,24 @@ import json
 import math
 import re
 import threading
+from types import MappingProxyType
 from typing import Any, Callable, Mapping, NamedTuple
 
+from bridge.display import icons as builtin_icons
 from bridge.display.font import transliterate
-from bridge.names import POLLED_SENSORS
+from bridge.display.model import (
+    DEFAULT_PRIORITY,
+    INDICATORS,
+    MAX_DRAW_OPS,
+    PRIORITIES,
+    App,
+    Content,
+    DrawOp,
+    Indicator,
+    Notification,
+    Picture,
+)
+from bridge.names import DISPLAY_ACTIONS, POLLED_SENSORS
 
 MAX_TEXT_LENGTH = 1000
 ROTATIONS = (0, 90, 180, 270)
@@ -50,12 +64,14 @@ class Limits(NamedTuple):
 
     `max_payload` bytes (checked before anything is decoded), `max_scroll` seconds one scroll may
     take at most (see `scroll_seconds`), `locked` keys a payload may not set (the subscription's
-    args, or the fallback, hold for them).
+    args, or the fallback, hold for them), `icons` the config's named icons a display payload may
+    use besides the built-in ones.
     """
 
     max_payload: int | None = None
     max_scroll: float | None = None
     locked: frozenset = frozenset()
+    icons: Mapping[str, Picture] = MappingProxyType({})
 
 
 NO_LIMITS = Limits()
@@ -145,6 +161,11 @@ def _pixels(value: Any) -> tuple[tuple[int, int, int], ...]:
     return tuple(pixels)
 
 
+def parse_picture(value: Any) -> Picture:
+    """64 colours (each as parse_colour takes it) -> a Picture; ValueError otherwise."""
+    return _pixels(value)
+
+
 def _rotation(value: Any) -> int:
     if type(value) is int and value in ROTATIONS:
         return value
@@ -155,6 +176,272 @@ def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     raise _Invalid(f"must be true or false, got {_describe(value)}")
+
+
+
+# Display payloads (notify, dismiss, indicator, app): each key is checked alone (so config `args`
+# are checked the same way), then the action's builder turns the keys into a model value.
+
+MAX_SHORT_TEXT = 64  # a clock format, a draw op's text
+MAX_DURATION = 86400.0  # a day: longer is a mistake (hold: true keeps a notification up)
+MAX_REPEAT = 100
+BLINK_ON_TRUE = 0.5
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
+_RESERVED_IDS = ("all", "current")
+
+
+class IndicatorOff(NamedTuple):
+    """An `indicator` payload with `color: null`: that corner goes dark."""
+
+    number: int
+
+
+class AppRemoval(NamedTuple):
+    """An `app` payload with `remove: true`."""
+
+    name: str
+
+
+def _seconds(value: Any) -> float:
+    if type(value) in (int, float) and 0 < value <= MAX_DURATION:
+        return float(value)
+    raise _Invalid(f"must be seconds, more than 0 and at most {MAX_DURATION:g}, got {_describe(value)}")
+
+
+def _integer_in(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if type(value) is int and low <= value <= high:
+            return value
+        raise _Invalid(f"must be an integer {low}..{high}, got {_describe(value)}")
+
+    return check
+
+
+_priority = _integer_in(PRIORITIES[0], PRIORITIES[-1])
+_repeat = _integer_in(1, MAX_REPEAT)
+_percent = _integer_in(0, 100)
+_indicator_number = _integer_in(INDICATORS[0], INDICATORS[-1])
+
+
+def _name(value: Any) -> str:
+    if isinstance(value, str) and _NAME.match(value):
+        return value
+    raise _Invalid(f"must be 1 to 64 letters, digits, '_', '.' or '-', got {_describe(value)}")
+
+
+def _notification_id(value: Any) -> str:
+    name = _name(value)
+    if name in _RESERVED_IDS:
+        raise _Invalid(f"{name!r} is reserved (dismiss uses it); pick another id")
+    return name
+
+
+def _dismiss_target(value: Any) -> str:
+    if isinstance(value, str) and value in _RESERVED_IDS:
+        return value
+    return _name(value)
+
+
+def _icon(value: Any) -> str | Picture:
+    """A name (resolved by the builder, which knows the config's icons) or 64 colours."""
+    if isinstance(value, str):
+        return _name(value)
+    if isinstance(value, (list, tuple)):
+        return _pixels(value)
+    raise _Invalid(f"must be an icon name or a list of 64 colours, got {_describe(value)}")
+
+
+def _optional_colour(value: Any) -> tuple[int, int, int] | None:
+    return None if value is None else parse_colour(value)
+
+
+def _blink(value: Any) -> float | None:
+    if value is True:
+        return BLINK_ON_TRUE
+    if value is False:
+        return None
+    if type(value) in (int, float) and 0.05 <= value <= 10:
+        return float(value)
+    raise _Invalid(f"must be true, false or seconds per half-period 0.05..10, got {_describe(value)}")
+
+
+def _clock_format(value: Any) -> str:
+    if isinstance(value, str) and 0 < len(value) <= MAX_SHORT_TEXT:
+        return value
+    raise _Invalid(f"must be a strftime format such as \"%H:%M\" of at most {MAX_SHORT_TEXT} characters, "
+                   f"got {_describe(value)}")
+
+
+def _lifetime_mode(value: Any) -> str:
+    if value in ("drop", "stale"):
+        return value
+    raise _Invalid(f"must be \"drop\" or \"stale\", got {_describe(value)}")
+
+
+def _true(value: Any) -> bool:
+    if value is True:
+        return True
+    raise _Invalid(f"must be true (leave it out to set the app), got {_describe(value)}")
+
+
+def _point(value: Any, what: str) -> tuple[int, ...]:
+    if isinstance(value, list) and len(value) == 2 and all(type(v) is int and 0 <= v <= 7 for v in value):
+        return tuple(value)
+    raise _Invalid(f"{what} must be [x, y] with each 0..7, got {_describe(value)}")
+
+
+def _draw_values(kind: str, value: Any, op: dict) -> tuple:
+    if kind == "line":
+        if isinstance(value, list) and len(value) == 4 and all(type(v) is int and 0 <= v <= 7 for v in value):
+            return tuple(value)
+        raise _Invalid(f"line must be [x0, y0, x1, y1] with each 0..7, got {_describe(value)}")
+    if kind in ("rect", "fill_rect"):
+        if (isinstance(value, list) and len(value) == 4 and all(type(v) is int for v in value)
+                and 0 <= value[0] <= 7 and 0 <= value[1] <= 7
+                and 1 <= value[2] <= 8 - value[0] and 1 <= value[3] <= 8 - value[1]):
+            return tuple(value)
+        raise _Invalid(f"{kind} must be [x, y, width, height] inside the 8x8 matrix, got {_describe(value)}")
+    if kind == "pixel":
+        return _point(value, "pixel")
+    if kind == "text":
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_SHORT_TEXT:
+            raise _Invalid(f"text must be 1 to {MAX_SHORT_TEXT} characters, got {_describe(value)}")
+        return _point(op.get("at", [0, 0]), "at") + (value,)
+    return (_percent(value),)  # bar
+
+
+_DRAW_KINDS = ("line", "rect", "fill_rect", "pixel", "text", "bar")
+
+
+def _draw_op(op: Any) -> DrawOp:
+    if not isinstance(op, dict):
+        raise _Invalid(f"must be an object such as {{\"pixel\": [0, 0]}}, got {_describe(op)}")
+    kinds = [key for key in op if key in _DRAW_KINDS]
+    if len(kinds) != 1:
+        raise _Invalid(f"must hold exactly one of {', '.join(_DRAW_KINDS)}, got {_describe(op)}")
+    kind = kinds[0]
+    allowed = {kind, "color", "colour"} | ({"at"} if kind == "text" else set())
+    extra = next((key for key in op if key not in allowed), None)
+    if extra is not None:
+        raise _Invalid(f"unknown key {extra!r} for {kind}; allowed: {', '.join(sorted(allowed))}")
+    if "color" in op and "colour" in op:
+        raise _Invalid("give color or colour, not both")
+    colour = op.get("color", op.get("colour"))
+    return DrawOp(kind, _draw_values(kind, op[kind], op), WHITE if colour is None else parse_colour(colour))
+
+
+def _draw(value: Any) -> tuple[DrawOp, ...]:
+    if not isinstance(value, list):
+        raise _Invalid(f"must be a list of draw operations, got {_describe(value)}")
+    if len(value) > MAX_DRAW_OPS:
+        raise _Invalid(f"must hold at most {MAX_DRAW_OPS} operations, got {len(value)}")
+    ops = []
+    for index, op in enumerate(value):
+        try:
+            ops.append(_draw_op(op))
+        except _Invalid as error:
+            raise _Invalid(f"[{index}] {error}") from None
+    return tuple(ops)
+
+
+def _icon_picture(name_or_picture: str | Picture, limits: Limits) -> Picture:
+    if not isinstance(name_or_picture, str):
+        return name_or_picture
+    picture = limits.icons.get(name_or_picture) or builtin_icons.BUILTIN.get(name_or_picture)
+    if picture is None:
+        names = sorted(set(builtin_icons.BUILTIN) | set(limits.icons))
+        raise _Invalid(f"icon {name_or_picture!r} is neither built in nor in the config's display.icons"
+                       f"{_suggestion(name_or_picture, names)}")
+    return picture
+
+
+_CONTENT_KEYS = ("text", "icon", "pixels", "draw", "progress")
+
+
+def _content(values: Mapping[str, Any], limits: Limits, extra: tuple[str, ...] = ()) -> Content:
+    if not any(key in values for key in _CONTENT_KEYS + extra):
+        raise _Invalid(f"needs something to show: one of {', '.join(_CONTENT_KEYS + extra)}")
+    text = values.get("text")
+    speed = values.get("scroll_speed", 0.1)
+    if text is not None and limits.max_scroll is not None:
+        seconds = scroll_seconds(text, speed)
+        if seconds > limits.max_scroll:
+            raise _Invalid(
+                f"{len(text)} characters at scroll_speed {speed:g} may scroll for {seconds:.0f} s, more than this "
+                f"subscription's max_scroll of {limits.max_scroll:g} s; send less text or a smaller scroll_speed")
+    icon = values.get("icon")
+    return Content(
+        text=text,
+        icon=None if icon is None else _icon_picture(icon, limits),
+        pixels=values.get("pixels"),
+        draw=values.get("draw", ()),
+        text_colour=values.get("text_colour", WHITE),
+        back_colour=values.get("back_colour", BLACK),
+        scroll_speed=speed,
+        progress=values.get("progress"),
+        progress_colour=values.get("progress_colour", Content.progress_colour),
+    )
+
+
+def _build_notification(values: Mapping[str, Any], limits: Limits, size: int) -> Notification:
+    return Notification(
+        content=_content(values, limits),
+        priority=values.get("priority", DEFAULT_PRIORITY),
+        duration=values.get("duration"),
+        repeat=values.get("repeat"),
+        hold=values.get("hold", False),
+        stack=values.get("stack", True),
+        id=values.get("id"),
+        size=size,
+    )
+
+
+def _build_dismiss(values: Mapping[str, Any], limits: Limits, size: int) -> str:
+    return values.get("id", "current")
+
+
+def _build_indicator(values: Mapping[str, Any], limits: Limits, size: int) -> Indicator | IndicatorOff:
+    if "n" not in values:
+        raise _Invalid('n is missing; the payload should be {"n": 1, "color": [255, 0, 0]}')
+    if "color" in values and "colour" in values:
+        raise _Invalid("give color or colour, not both")
+    if "color" not in values and "colour" not in values:
+        raise _Invalid('color is missing; give [r, g, b], "#rrggbb", or null to turn the indicator off')
+    colour = values.get("color", values.get("colour"))
+    if colour is None:
+        return IndicatorOff(values["n"])
+    return Indicator(values["n"], colour, values.get("blink"))
+
+
+def _build_app(values: Mapping[str, Any], limits: Limits, size: int) -> App | AppRemoval:
+    if "name" not in values:
+        raise _Invalid('name is missing; the payload should be {"name": "weather", "text": "21°C"}')
+    if values.get("remove"):
+        return AppRemoval(values["name"])
+    if "clock" in values and "text" in values:
+        raise _Invalid("give text or clock, not both")
+    return App(
+        name=values["name"],
+        content=_content(values, limits, extra=("clock",)),
+        duration=values.get("duration", App.duration),
+        clock=values.get("clock"),
+        lifetime=values.get("lifetime"),
+        lifetime_mode=values.get("lifetime_mode", App.lifetime_mode),
+        persistent=True,
+    )
+
+
+_CONTENT_VALIDATORS = {
+    "text": _text,
+    "icon": _icon,
+    "pixels": _pixels,
+    "draw": _draw,
+    "text_colour": parse_colour,
+    "back_colour": parse_colour,
+    "scroll_speed": _scroll_speed,
+    "progress": _percent,
+    "progress_colour": parse_colour,
+}
 
 
 # The C scanner behind json.loads, without its per-call wrapping: a third of parse_command's time
@@ -259,6 +546,15 @@ def _boolean_text_or_object(text: str) -> dict:
     raise _Invalid(f"payload must be true or false, got {_describe(stripped)}")
 
 
+def _dismiss_text_or_object(text: str) -> dict:
+    stripped = text.strip()
+    if not stripped:
+        return {}
+    if _looks_like_object(stripped):
+        return _json_object(stripped)
+    return {"id": stripped}
+
+
 def _nothing(text: str) -> dict:
     stripped = text.strip()
     if stripped and stripped != "{}":
@@ -272,6 +568,8 @@ class _Spec(NamedTuple):
     fallbacks: Mapping[str, Any]  # values used when neither payload nor args give the key
     cheap: bool
     example: str  # shown with "missing" errors
+    # Display actions: (checked keys, limits, payload bytes) -> the one value the display takes.
+    build: Callable[[Mapping[str, Any], Limits, int], Any] | None = None
 
 
 _SPECS: dict[str, _Spec] = {
@@ -304,6 +602,34 @@ _SPECS: dict[str, _Spec] = {
     "low_light": _Spec(_boolean_text_or_object, {"enabled": _boolean}, {}, True, "true or false"),
     "get_pixels": _Spec(_nothing, {}, {}, True, "no payload"),
     "read_sensors": _Spec(_nothing, {}, {}, False, "no payload"),
+    "notify": _Spec(
+        _text_or_object("text"),
+        {**_CONTENT_VALIDATORS, "duration": _seconds, "repeat": _repeat, "priority": _priority, "hold": _boolean,
+         "stack": _boolean, "id": _notification_id},
+        {},
+        False,
+        'plain text or {"text": "hello", "priority": 7}',
+        _build_notification,
+    ),
+    "dismiss": _Spec(_dismiss_text_or_object, {"id": _dismiss_target}, {}, False,
+                     'nothing (the current one), "all", or an id', _build_dismiss),
+    "indicator": _Spec(
+        _object_only,
+        {"n": _indicator_number, "color": _optional_colour, "colour": _optional_colour, "blink": _blink},
+        {},
+        False,
+        '{"n": 1, "color": [255, 0, 0], "blink": true}',
+        _build_indicator,
+    ),
+    "app": _Spec(
+        _object_only,
+        {"name": _name, **_CONTENT_VALIDATORS, "clock": _clock_format, "duration": _seconds, "lifetime": _seconds,
+         "lifetime_mode": _lifetime_mode, "remove": _true},
+        {},
+        False,
+        '{"name": "weather", "text": "{temperature:.0f}°C", "duration": 6}',
+        _build_app,
+    ),
 }
 
 
@@ -350,6 +676,8 @@ def parse_command(action: str, payload: bytes, defaults: Mapping[str, Any], limi
     if not merged.keys() <= validators.keys():
         key = next(key for key in merged if key not in validators)
         raise PayloadError(f"{action}: unknown key {key!r}{_suggestion(str(key), validators)}")
+    if spec.build is not None:
+        return _new_command(Command, (action, (_build(action, spec, merged, limits, len(payload)),), spec.cheap))
     args = []
     fallbacks = spec.fallbacks
     try:
@@ -371,6 +699,25 @@ def parse_command(action: str, payload: bytes, defaults: Mapping[str, Any], limi
                 f"more than this subscription's max_scroll of {limits.max_scroll:g} s; send less text or a "
                 f"smaller scroll_speed")
     return _new_command(Command, (action, tuple(args), spec.cheap))
+
+
+def _build(action: str, spec: _Spec, merged: Mapping[str, Any], limits: Limits, size: int) -> Any:
+    values = {}
+    try:
+        for key, validate in spec.keys.items():
+            if key in merged:
+                values[key] = validate(merged[key])
+    except _Invalid as error:
+        raise PayloadError(f"{action}: {key} {error}") from None
+    try:
+        return spec.build(values, limits, size)
+    except _Invalid as error:
+        raise PayloadError(f"{action}: {error}") from None
+
+
+def is_display_action(action: str) -> bool:
+    """Handled by the display layer on the reactor thread: its command's one argument is the model value."""
+    return action in DISPLAY_ACTIONS
 
 
 def args_parser(action: str, defaults: Mapping[str, Any], limits: Limits = NO_LIMITS) -> Callable[[bytes], tuple]:

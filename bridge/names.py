@@ -6,6 +6,8 @@ other way round.
 """
 
 DRIVERS = ("sense-hat", "sense-emu", "memory")
+# Handled by the display layer on the reactor thread, not by the device worker.
+DISPLAY_ACTIONS = ("notify", "dismiss", "indicator", "app")
 ACTIONS = (
     "show_message",
     "show_letter",
@@ -18,7 +20,7 @@ ACTIONS = (
     "low_light",
     "get_pixels",
     "read_sensors",
-)
+) + DISPLAY_ACTIONS
 POLLED_SENSORS = (
     "temperature",
     "humidity",

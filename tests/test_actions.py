@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -31,7 +32,10 @@ from bridge.actions import (
     reply_payload,
     scroll_seconds,
 )
+from bridge.actions import AppRemoval, IndicatorOff, is_display_action
 from bridge.config.model import ACTIONS, POLLED_SENSORS
+from bridge.display.icons import BUILTIN
+from bridge.display.model import MAX_DRAW_OPS, App, Content, DrawOp, Indicator, Notification
 from bridge.devices.memory import MemoryDevice
 
 RED = (255, 0, 0)
@@ -78,11 +82,33 @@ GOOD = [
     ("low_light", '{"enabled": true}', {}, (True,)),
     ("get_pixels", "", {}, ()),
     ("read_sensors", "", {}, ()),
+    ("notify", "door open\n", {}, (Notification(Content(text="door open")),)),
+    ("notify", '{"text": "hi", "priority": 9, "hold": true, "stack": false, "id": "door", "duration": 4, "repeat": 2}',
+     {}, (Notification(Content(text="hi"), priority=9, duration=4.0, repeat=2, hold=True, stack=False, id="door"),)),
+    ("notify", '{"pixels": ["#ff0000"], "progress": 40, "progress_colour": [0, 0, 255], "text_colour": "#00ff00"}'
+     .replace('["#ff0000"]', json.dumps(["#ff0000"] * 64)), {},
+     (Notification(Content(pixels=(RED,) * 64, progress=40, progress_colour=(0, 0, 255), text_colour=(0, 255, 0))),)),
+    ("notify", '{"progress": 100}', {}, (Notification(Content(progress=100)),)),
+    ("dismiss", "", {}, ("current",)),
+    ("dismiss", " all\n", {}, ("all",)),
+    ("dismiss", '{"id": "door"}', {}, ("door",)),
+    ("indicator", '{"n": 1, "color": [255, 0, 0]}', {}, (Indicator(1, RED),)),
+    ("indicator", '{"n": 4, "colour": "#ff0000", "blink": true}', {}, (Indicator(4, RED, 0.5),)),
+    ("indicator", '{"n": 2, "color": [255, 0, 0], "blink": 0.25}', {}, (Indicator(2, RED, 0.25),)),
+    ("indicator", '{"n": 3, "color": [255, 0, 0], "blink": false}', {}, (Indicator(3, RED),)),
+    ("indicator", '{"n": 3, "color": null}', {}, (IndicatorOff(3),)),
+    ("app", '{"name": "weather", "text": "{temperature:.0f}C", "duration": 6, "lifetime": 600, "lifetime_mode": "stale"}',
+     {}, (App("weather", Content(text="{temperature:.0f}C"), duration=6.0, lifetime=600.0, lifetime_mode="stale",
+              persistent=True),)),
+    ("app", '{"name": "clock", "clock": "%H:%M"}', {}, (App("clock", Content(), clock="%H:%M", persistent=True),)),
+    ("app", '{"name": "weather", "remove": true}', {}, (AppRemoval("weather"),)),
 ]
 
 
 @pytest.mark.parametrize("action,payload,defaults,args", GOOD, ids=[f"{g[0]}:{g[1][:20]}" for g in GOOD])
 def test_good_payloads_become_commands(action, payload, defaults, args):
+    if action == "notify":  # its size is the payload's bytes
+        args = (dataclasses.replace(args[0], size=len(payload.encode())),)
     command = parse(action, payload, defaults)
     assert command.action == action
     assert command.args == args
@@ -137,6 +163,49 @@ BAD = [
     ("get_pixels", b"please", "get_pixels: takes no payload"),
     ("read_sensors", b"all", "read_sensors: takes no payload"),
     ("clera", b"", "clera: unknown action (did you mean 'clear'?)"),
+    ("notify", b"", "notify: needs something to show: one of text, icon, pixels, draw, progress"),
+    ("notify", b'{"text": "hi", "priority": 10}', "notify: priority must be an integer 0..9, got 10"),
+    ("notify", b'{"text": "hi", "priority": "high"}', "notify: priority must be an integer 0..9, got 'high'"),
+    ("notify", b'{"text": "hi", "duration": 0}', "notify: duration must be seconds, more than 0 and at most 86400, got 0"),
+    ("notify", b'{"text": "hi", "duration": "5s"}', "notify: duration must be seconds"),
+    ("notify", b'{"text": "hi", "repeat": 0}', "notify: repeat must be an integer 1..100, got 0"),
+    ("notify", b'{"text": "hi", "hold": "yes"}', "notify: hold must be true or false, got 'yes'"),
+    ("notify", b'{"text": "hi", "progress": 101}', "notify: progress must be an integer 0..100, got 101"),
+    ("notify", b'{"text": "hi", "id": "all"}', "notify: id 'all' is reserved (dismiss uses it); pick another id"),
+    ("notify", b'{"text": "hi", "id": "a b"}', "notify: id must be 1 to 64 letters, digits, '_', '.' or '-', got 'a b'"),
+    ("notify", b'{"text": "hi", "colour": [1, 2, 3]}', "notify: unknown key 'colour' (did you mean 'text_colour'?)"),
+    ("notify", b'{"icon": "no-such-icon"}', "notify: icon 'no-such-icon' is neither built in nor in the config's display.icons"),
+    ("notify", b'{"icon": 5}', "notify: icon must be an icon name or a list of 64 colours, got 5"),
+    ("notify", b'{"icon": [[1, 2, 3]]}', "notify: icon must be a list of exactly 64 colours, got a list of 1"),
+    ("notify", b'{"draw": {"pixel": [0, 0]}}', "notify: draw must be a list of draw operations"),
+    ("notify", b'{"draw": [{"pixel": [0, 8]}]}', "notify: draw [0] pixel must be [x, y] with each 0..7, got [0, 8]"),
+    ("notify", b'{"draw": [{"line": [0, 0, 7]}]}', "notify: draw [0] line must be [x0, y0, x1, y1] with each 0..7"),
+    ("notify", b'{"draw": [{"rect": [4, 0, 5, 1]}]}', "notify: draw [0] rect must be [x, y, width, height] inside the 8x8 matrix"),
+    ("notify", b'{"draw": [{"fill_rect": [0, 0, 0, 1]}]}', "notify: draw [0] fill_rect must be [x, y, width, height]"),
+    ("notify", b'{"draw": [{"bar": 140}]}', "notify: draw [0] must be an integer 0..100, got 140"),
+    ("notify", b'{"draw": [{"text": "hi", "at": [9, 0]}]}', "notify: draw [0] at must be [x, y] with each 0..7"),
+    ("notify", b'{"draw": [{"pixel": [0, 0], "line": [0, 0, 1, 1]}]}', "notify: draw [0] must hold exactly one of line, rect"),
+    ("notify", b'{"draw": [{"pixel": [0, 0], "size": 2}]}', "notify: draw [0] unknown key 'size' for pixel"),
+    ("notify", b'{"draw": [{"pixel": [0, 0], "color": [1, 2, 3], "colour": [1, 2, 3]}]}', "notify: draw [0] give color or colour, not both"),
+    ("notify", b'{"draw": [{"pixel": [0, 0], "color": "red"}]}', "notify: draw [0] must be [r, g, b]"),
+    ("notify", b'{"draw": [7]}', "notify: draw [0] must be an object such as"),
+    ("notify", b'{"draw": [' + b", ".join([b'{"pixel": [0, 0]}'] * 65) + b"]}", "notify: draw must hold at most 64 operations, got 65"),
+    ("notify", b'{"text": "' + b"x" * 1001 + b'"}', "notify: text must be at most 1000 characters, got 1001"),
+    ("dismiss", b"two words", "dismiss: id must be 1 to 64 letters"),
+    ("dismiss", b'{"id": 3}', "dismiss: id must be 1 to 64 letters, digits, '_', '.' or '-', got 3"),
+    ("indicator", b"", "indicator: n is missing"),
+    ("indicator", b'{"n": 5, "color": [1, 2, 3]}', "indicator: n must be an integer 1..4, got 5"),
+    ("indicator", b'{"n": 1}', "indicator: color is missing; give [r, g, b], \"#rrggbb\", or null to turn the indicator off"),
+    ("indicator", b'{"n": 1, "color": [1, 2, 3], "colour": [1, 2, 3]}', "indicator: give color or colour, not both"),
+    ("indicator", b'{"n": 1, "color": [1, 2, 3], "blink": 0}', "indicator: blink must be true, false or seconds per half-period"),
+    ("indicator", b'{"n": 1, "color": "blue"}', "indicator: color must be [r, g, b]"),
+    ("app", b'{"text": "hi"}', "app: name is missing"),
+    ("app", b'{"name": "w"}', "app: needs something to show: one of text, icon, pixels, draw, progress, clock"),
+    ("app", b'{"name": "w", "text": "hi", "clock": "%H"}', "app: give text or clock, not both"),
+    ("app", b'{"name": "w", "text": "hi", "lifetime_mode": "fade"}', "app: lifetime_mode must be \"drop\" or \"stale\", got 'fade'"),
+    ("app", b'{"name": "w", "remove": false}', "app: remove must be true (leave it out to set the app), got false"),
+    ("app", b'{"name": "w", "clock": ""}', "app: clock must be a strftime format"),
+    ("app", b"weather", "app: payload is not valid JSON"),
 ]
 
 
@@ -316,7 +385,8 @@ def test_any_payload_gives_a_command_or_a_payload_error(action, payload):
         assert str(error).startswith(f"{action}: ")
     else:
         assert command.action == action
-        json.dumps(execute(MemoryDevice(), command))  # and it runs, with a JSON-able result
+        if not is_display_action(action):  # those go to the display layer, not to a device
+            json.dumps(execute(MemoryDevice(), command))  # and it runs, with a JSON-able result
 
 
 @pytest.mark.parametrize("payload", ["²", "٩٠", "9" * 5000, "0" * 4301])
@@ -568,3 +638,72 @@ def test_args_parser_of_other_subscriptions_is_parse_command(action, defaults, l
             args_parser(action, defaults, limits)(payload)
     else:
         assert args_parser(action, defaults, limits)(payload) == expected
+
+
+def test_display_actions_are_told_apart_from_device_actions():
+    assert [action for action in ACTIONS if is_display_action(action)] == ["notify", "dismiss", "indicator", "app"]
+    assert not any(is_batchable(action) for action in ACTIONS if is_display_action(action))
+
+
+def test_notify_icon_names_come_from_the_built_in_set_and_the_config():
+    name = next(iter(BUILTIN))
+    [notification] = parse("notify", json.dumps({"icon": name})).args
+    assert notification.content.icon == BUILTIN[name]
+    own = ((1, 2, 3),) * 64
+    limits = Limits(icons={"door": own})
+    [notification] = parse_command("notify", b'{"icon": "door", "text": "open"}', {}, limits).args
+    assert notification.content.icon == own
+    with pytest.raises(PayloadError, match=r"^notify: icon 'door' is neither built in"):
+        parse("notify", '{"icon": "door"}')
+    [notification] = parse("notify", json.dumps({"icon": ["#010203"] * 64})).args
+    assert notification.content.icon == own
+
+
+def test_notify_draw_ops_become_model_values():
+    ops = [{"line": [0, 0, 7, 7], "color": "#ff0000"}, {"rect": [1, 1, 3, 2]}, {"fill_rect": [0, 0, 8, 8], "colour": [0, 0, 1]},
+           {"pixel": [7, 0]}, {"text": "hi", "at": [1, 2]}, {"text": "ok"}, {"bar": 40}]
+    [notification] = parse("notify", json.dumps({"draw": ops})).args
+    assert notification.content.draw == (
+        DrawOp("line", (0, 0, 7, 7), RED), DrawOp("rect", (1, 1, 3, 2)), DrawOp("fill_rect", (0, 0, 8, 8), (0, 0, 1)),
+        DrawOp("pixel", (7, 0)), DrawOp("text", (1, 2, "hi")), DrawOp("text", (0, 0, "ok")), DrawOp("bar", (40,)))
+    [notification] = parse("notify", json.dumps({"draw": [{"pixel": [0, 0]}] * MAX_DRAW_OPS})).args
+    assert len(notification.content.draw) == MAX_DRAW_OPS
+
+
+def test_max_scroll_caps_one_pass_of_a_notification_or_app_text():
+    limits = Limits(max_scroll=scroll_seconds("x" * 10, 0.1))
+    parse_command("notify", b"x" * 10, {}, limits)
+    with pytest.raises(PayloadError, match=r"^notify: 11 characters at scroll_speed 0.1 may scroll for 7 s, more than "
+                                           r"this subscription's max_scroll of 6.8 s"):
+        parse_command("notify", b"x" * 11, {}, limits)
+    parse_command("notify", b'{"text": "xxxxxxxxxxx", "scroll_speed": 0.05}', {}, limits)
+    with pytest.raises(PayloadError, match=r"^app: 11 characters"):
+        parse_command("app", b'{"name": "a", "text": "xxxxxxxxxxx"}', {}, limits)
+
+
+def test_notify_size_is_the_payload_bytes():
+    payload = '{"text": "héllo"}'.encode()
+    assert parse_command("notify", payload, {}).args[0].size == len(payload)
+
+
+def test_display_action_defaults_from_the_config_fill_the_payload():
+    defaults = normalise_defaults("notify", {"text_colour": "#ff0000", "priority": 8, "hold": True})
+    [notification] = parse("notify", "door", defaults).args
+    assert (notification.content.text_colour, notification.priority, notification.hold) == (RED, 8, True)
+    [notification] = parse("notify", '{"text": "door", "priority": 2}', defaults).args
+    assert notification.priority == 2
+    assert check_defaults("notify", {"priority": 12, "hold": True, "colour": 1}) == [
+        ("priority", "must be an integer 0..9, got 12"),
+        ("colour", "unknown key for notify (did you mean 'text_colour'?); allowed: " + ", ".join(
+            actions._SPECS["notify"].keys)),
+    ]
+    assert check_defaults("indicator", {"n": 2, "blink": True}) == []
+    [indicator] = parse("indicator", '{"color": [255, 0, 0]}', normalise_defaults("indicator", {"n": 2})).args
+    assert indicator == Indicator(2, RED)
+
+
+def test_locked_keys_hold_for_display_actions():
+    limits = Limits(locked=frozenset({"priority"}))
+    with pytest.raises(PayloadError, match=r"^notify: priority is locked by this subscription's config"):
+        parse_command("notify", b'{"text": "hi", "priority": 9}', {"priority": 1}, limits)
+    assert parse_command("notify", b"hi", {"priority": 1}, limits).args[0].priority == 1

@@ -10,7 +10,7 @@ import os
 from pathlib import Path as FilePath
 from typing import Any, Callable, Iterator
 
-from bridge.actions import check_defaults, check_locked
+from bridge.actions import check_defaults, check_locked, is_display_action
 from bridge.config.document import Document, Path, parse_value
 from bridge.config.filters import compensate_issues, filter_issues
 from bridge.config.durable import MIN_SPOOL
@@ -18,6 +18,7 @@ from bridge.config.errors import ConfigIssue, did_you_mean, format_path
 from bridge.config.limits import MAX_SUBJECT_BYTES
 from bridge.config.model import ACTIONS, POLLED_SENSORS, NatsConfig, ReconnectConfig
 from bridge.config.units import parse_duration, parse_listen, parse_size
+from bridge.display import icons as builtin_icons
 from bridge.nats.subjects import validate_subject
 
 Found = Iterator[tuple[Path, ConfigIssue]]
@@ -27,11 +28,14 @@ FILE_KEYS = (("nats", "nkey_seed_file"), ("nats", "creds_file"),
              ("nats", "tls", "ca_file"), ("nats", "tls", "cert_file"), ("nats", "tls", "key_file"))
 
 
-def semantic_issues(document: Document, config_dir: FilePath, bad: Callable[[Path], bool]) -> list[tuple[Path, ConfigIssue]]:
-    """`bad(path)` says a path already has an error (schema or substitution) and is to be left alone."""
+def semantic_issues(document: Document, config_dir: FilePath, bad: Callable[[Path], bool], *,
+                    stored: bool = False) -> list[tuple[Path, ConfigIssue]]:
+    """`bad(path)` says a path already has an error (schema or substitution) and is to be left alone;
+    `stored`: a stored (fleet) config, which may not read the machine's files."""
     found: list[tuple[Path, ConfigIssue]] = []
     for rule in (_vars, _subscriptions, _publications, _auth, _reconnect, _files, _web, _homeassistant):
         found.extend((path, issue) for path, issue in rule(document, config_dir) if not bad(path))
+    found.extend((path, issue) for path, issue in _display(document, config_dir, stored) if not bad(path))
     return found
 
 
@@ -83,11 +87,7 @@ def _vars(document: Document, config_dir: FilePath) -> Found:
 
 
 def _entries(document: Document, key: str) -> Iterator[tuple[int, dict]]:
-    entries = document.get((key,))
-    if isinstance(entries, list):
-        for index, entry in enumerate(entries):
-            if isinstance(entry, dict):
-                yield index, entry
+    return _entries_at(document, (key,))
 
 
 def _subject(document: Document, path: Path, subject: Any, wildcards: bool) -> Found:
@@ -263,3 +263,57 @@ def _homeassistant(document: Document, config_dir: FilePath) -> Found:
     path = ("homeassistant", "expire_after")
     if _duration(document.get(path)) == 0:
         yield path, document.issue(path, "expire_after must be more than 0; 'off' never expires a sensor")
+
+
+def _display(document: Document, config_dir: FilePath, stored: bool) -> Found:
+    """Icons load (files only outside a stored config), app names are unique, each app shows one
+    thing, and every icon name an app or a display action's args use exists."""
+    icons = document.get(("display", "icons"))
+    names = set(builtin_icons.BUILTIN)
+    if isinstance(icons, dict):
+        for name, value in icons.items():
+            path = ("display", "icons", name)
+            names.add(name)
+            if isinstance(value, str) and stored:
+                yield path, document.issue(
+                    path, "a stored config is data shared by the fleet and may not read a Pi's files; give the icon "
+                          "as a list of 64 colours")
+            elif isinstance(value, (str, list)):
+                try:
+                    builtin_icons.load_icon(value, config_dir)
+                except ValueError as error:
+                    yield path, document.issue(path, str(error))
+    seen: dict[str, int] = {}
+    for index, app in _entries_at(document, ("display", "apps")):
+        base = ("display", "apps", index)
+        name = app.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                line = document.position(("display", "apps", seen[name])).line
+                yield base + ("name",), document.issue(base + ("name",), f"another app is named {name!r} (line {line})")
+            else:
+                seen[name] = index
+        shown = [key for key in ("text", "clock", "icon", "pixels") if key in app]
+        if not shown:
+            yield base, document.issue(base, "an app shows something: give text, clock, icon or pixels")
+        elif "text" in app and "clock" in app:
+            yield base + ("clock",), document.issue(base + ("clock",), "give text or clock, not both", key=True)
+        yield from _icon_name(document, base + ("icon",), app.get("icon"), names)
+    for index, entry in _entries(document, "subscriptions"):
+        args = entry.get("args")
+        if is_display_action(entry.get("action")) and isinstance(args, dict):
+            yield from _icon_name(document, ("subscriptions", index, "args", "icon"), args.get("icon"), names)
+
+
+def _icon_name(document: Document, path: Path, value: Any, names: set[str]) -> Found:
+    if isinstance(value, str) and value not in names:
+        hint = did_you_mean(value, sorted(names)) or " (built in: " + ", ".join(sorted(builtin_icons.BUILTIN)) + ")"
+        yield path, document.issue(path, f"no icon is named {value!r}: not built in, not in display.icons{hint}")
+
+
+def _entries_at(document: Document, where: Path) -> Iterator[tuple[int, dict]]:
+    entries = document.get(where)
+    if isinstance(entries, list):
+        for index, entry in enumerate(entries):
+            if isinstance(entry, dict):
+                yield index, entry

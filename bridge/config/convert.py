@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from bridge.actions import normalise_defaults
+from bridge.actions import normalise_defaults, parse_colour, parse_picture
 from bridge.config.checks import resolve_file
 from bridge.config.document import Path
 from bridge.config.filters import filter_to_plain, to_compensate, to_filter
@@ -27,6 +27,8 @@ from bridge.config.model import (
 )
 from bridge.config.redact import MASK, redact_url
 from bridge.config.schema import SECRET_KEYS
+from bridge.display import icons as builtin_icons
+from bridge.display.model import App, Content, DisplayConfig, Picture
 from bridge.config.units import (
     format_duration,
     format_rate,
@@ -162,6 +164,7 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
             expire_after=_expiry(expire_after),
         )
     return BridgeConfig(
+        display=_display(data.get("display", {}), config_dir),
         device=device,
         nats=nats,
         subscriptions=subscriptions,
@@ -172,6 +175,37 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
         fleet=fleet,
         homeassistant=homeassistant,
     )
+
+
+def _display(data: dict, config_dir: FilePath) -> DisplayConfig:
+    icons = {name: builtin_icons.load_icon(value, config_dir) for name, value in data.get("icons", {}).items()}
+    return DisplayConfig(
+        apps=tuple(_app(entry, icons) for entry in data.get("apps", [])),
+        idle=data.get("idle", DisplayConfig.idle),
+        queue_limit=data.get("queue_limit", DisplayConfig.queue_limit),
+        queue_bytes=parse_size(data.get("queue_bytes", DisplayConfig.queue_bytes)),
+        icons=tuple(icons.items()),
+    )
+
+
+def _app(entry: dict, icons: dict[str, Picture]) -> App:
+    icon = entry.get("icon")
+    if isinstance(icon, str):
+        icon = icons.get(icon) or builtin_icons.BUILTIN[icon]
+    elif icon is not None:
+        icon = parse_picture(icon)
+    content = Content(
+        text=entry.get("text"),
+        icon=icon,
+        pixels=None if "pixels" not in entry else parse_picture(entry["pixels"]),
+        text_colour=parse_colour(entry.get("text_colour", Content.text_colour)),
+        back_colour=parse_colour(entry.get("back_colour", Content.back_colour)),
+        scroll_speed=float(entry.get("scroll_speed", Content.scroll_speed)),
+        progress=entry.get("progress"),
+        progress_colour=parse_colour(entry.get("progress_colour", Content.progress_colour)),
+    )
+    return App(name=entry["name"], content=content, duration=parse_duration(entry.get("duration", App.duration)),
+               clock=entry.get("clock"))
 
 
 def to_plain(config: BridgeConfig, secret_paths: set[Path]) -> dict:
@@ -193,8 +227,38 @@ def to_plain(config: BridgeConfig, secret_paths: set[Path]) -> dict:
         host = f"[{web['host']}]" if ":" in web["host"] else web["host"]
         data["web"] = {"listen": f"{host}:{web['port']}", "hosts": web["hosts"], "max_clients": web["max_clients"],
                        "stall_timeout": web["stall_timeout"]}
+    data.pop("display")
+    if config.display != DisplayConfig():
+        data["display"] = _display_plain(config.display)
     return {key: data[key] for key in ("version", "fleet", "device", "nats", "subscriptions", "publications", "web",
-                                        "homeassistant") if key in data}
+                                        "homeassistant", "display") if key in data}
+
+
+def _colours(picture: Picture) -> list[list[int]]:
+    return [list(colour) for colour in picture]
+
+
+def _display_plain(display: DisplayConfig) -> dict:
+    apps = []
+    for app in display.apps:
+        content = app.content
+        entry: dict[str, Any] = {"name": app.name}
+        if content.text is not None:
+            entry["text"] = content.text
+        if app.clock is not None:
+            entry["clock"] = app.clock
+        if content.icon is not None:
+            entry["icon"] = _colours(content.icon)
+        if content.pixels is not None:
+            entry["pixels"] = _colours(content.pixels)
+        entry.update(text_colour=list(content.text_colour), back_colour=list(content.back_colour),
+                     scroll_speed=content.scroll_speed, duration=format_duration(app.duration))
+        if content.progress is not None:
+            entry.update(progress=content.progress, progress_colour=list(content.progress_colour))
+        apps.append(entry)
+    return {"apps": apps, "idle": display.idle, "queue_limit": display.queue_limit,
+            "queue_bytes": format_size(display.queue_bytes),
+            "icons": {name: _colours(picture) for name, picture in display.icons}}
 
 
 def to_yaml(config: BridgeConfig, secret_paths: set[Path]) -> str:

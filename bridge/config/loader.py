@@ -67,7 +67,7 @@ def check_stored(text: str, source: str, device_id: str = EXAMPLE_ID) -> BridgeC
 
 
 def load_stored(text: str, bootstrap: BridgeConfig, source: str) -> BridgeConfig:
-    """A stored config (a fleet key's value: version, vars, subscriptions, publications, homeassistant) checked
+    """A stored config (a fleet key's value: version, vars, subscriptions, publications, homeassistant, telemetry, display) checked
     exactly like a file, with `bootstrap`'s device (so `${device.id}` is this Pi's id), and merged
     into `bootstrap`. `source` names it in errors and logs, e.g. `kv:bridge_config/pis@7`.
 
@@ -89,7 +89,8 @@ def _load_stored(text: str, bootstrap: BridgeConfig, source: str) -> BridgeConfi
     if not isinstance(document.data, dict):
         got = describe(document.data)
         raise ConfigError([document.position(()).issue((), "a stored config is a mapping (version:, vars:, "
-                                                        f"subscriptions:, publications:, homeassistant:), got {got}")])
+                                                        f"subscriptions:, publications:, homeassistant:, display:), "
+                                                        f"got {got}")])
     foreign = [
         document.issue((key,), f"{key!r} does not belong in a stored config: it holds only {', '.join(STORED_KEYS)}; "
                                "device, nats and web come from each Pi's bootstrap file", key=True)
@@ -106,7 +107,8 @@ def _load_stored(text: str, bootstrap: BridgeConfig, source: str) -> BridgeConfi
                         secret_names=fleet.secret_vars if fleet else frozenset())
     stored = _check(document, _NO_FOLDER, source, (), scope).config
     return dataclasses.replace(bootstrap, subscriptions=stored.subscriptions, publications=stored.publications,
-                               homeassistant=stored.homeassistant, version=stored.version, source=source)
+                               homeassistant=stored.homeassistant, display=stored.display, version=stored.version,
+                               source=source)
 
 
 def _check(document: Document, config_dir: FilePath, file: str, overrides: Sequence[str],
@@ -132,7 +134,8 @@ def _check(document: Document, config_dir: FilePath, file: str, overrides: Seque
     keep_device_id = DEVICE_ID not in substitution.failed_paths
     found = [(path, issue) for path, issue in found if not skipped(path) or (path == DEVICE_ID and keep_device_id)]
     error_paths = {path for path, _ in found}
-    found += semantic_issues(document, config_dir, lambda path: skipped(path) or path in error_paths)
+    found += semantic_issues(document, config_dir, lambda path: skipped(path) or path in error_paths,
+                             stored=stored is not None)
     issues += _mask_secrets(found, document, substitution.secret_paths)
     private = set().union(*substitution.private.values())
     if issues:

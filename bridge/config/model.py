@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from bridge.config.filters import CompensateConfig, FilterConfig
 from bridge.config.durable import DurableConfig
+from bridge.display.model import DisplayConfig
 from bridge.names import ACTIONS, DRIVERS, OVERFLOW_POLICIES, POLLED_SENSORS, SENSORS  # noqa: F401 (re-exported)
 from bridge.nats.options import ClientOptions, KeepAlive, Reconnect
 from bridge.nats.tls import TlsOptions
@@ -122,7 +123,8 @@ class HomeAssistantConfig:
 
 @dataclass(frozen=True)
 class FleetConfig:
-    """A bootstrap file's `fleet:`: where the stored config (vars, subscriptions, publications, homeassistant) lives,
+    """A bootstrap file's `fleet:`: where the stored config (vars, subscriptions, publications, homeassistant, display)
+    lives,
     and the vars this Pi exports to it."""
 
     key: str
@@ -149,3 +151,4 @@ class BridgeConfig:
     # log lines and replies quoting one mask it with `bridge.config.redact.mask_secrets`.
     secrets: frozenset[str] = frozenset()
     homeassistant: HomeAssistantConfig | None = None
+    display: DisplayConfig = DisplayConfig()

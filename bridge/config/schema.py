@@ -19,7 +19,7 @@ SCHEMA_FILE = FilePath(__file__).with_name("bridge.schema.json")
 # The stored form (a fleet key's value) as its own schema for editors, made from the main one by
 # `stored_schema()`; tests check the shipped file is what it makes.
 STORED_SCHEMA_FILE = FilePath(__file__).with_name("bridge-stored.schema.json")
-STORED_KEYS = ("version", "vars", "subscriptions", "publications", "homeassistant", "telemetry")
+STORED_KEYS = ("version", "vars", "subscriptions", "publications", "homeassistant", "telemetry", "display")
 SECRET_KEYS = ("password", "token")
 SERVERS = ("nats", "servers")
 

@@ -242,6 +242,10 @@ class DeviceWorker:
         for work in replaced:
             work.fail(Dropped(f"{_name_of(work)}: dropped, replaced by a newer message (overflow latest)"))
 
+    def interrupt_running(self, why: str) -> None:
+        """Cut a running scroll short, whatever its key: it ends as Dropped(why)."""
+        self._interrupt_running(None, why)
+
     def _interrupt_running(self, queue_key: Hashable | None, why: str) -> None:
         """Cut the running slow item short (any key when queue_key is None): it ends as Dropped(why)."""
         with self._lock:

@@ -1,7 +1,8 @@
 """The running bridge: NATS subjects in, device actions out; sensor readings out on NATS.
 
 Built from a validated `BridgeConfig`; owns one NATS client, one device and that device's two
-serial workers (display, sensors), and the lifecycle (`BridgeState`). The parts it runs are
+serial workers (display, sensors), the display layer (`Display` over a `LayeredDevice`: notifications,
+apps and indicators above what the base actions draw), and the lifecycle (`BridgeState`). The parts it runs are
 given only what they use: `ActionSubscription` (bridge/runtime/subscriptions.py), `SensorPublication`
 (bridge/runtime/publications.py; a durable one publishes through a `DurablePublisher`,
 bridge/telemetry/durable.py), `HangWatchdog` (bridge/runtime/watchdog.py); the JSON it publishes is built in
@@ -29,6 +30,8 @@ from bridge.config.redact import redact_url
 from bridge.config.sources import file_source
 from bridge.devices import open_device
 from bridge.devices.worker import DeviceWorker
+from bridge.display.layers import Display, LayeredDevice
+from bridge.display.store import AppStore
 from bridge.fleet.status import StatusHeartbeat
 from bridge.homeassistant.announcer import Announcer, send_current_readings
 from bridge.homeassistant.discovery import birth_subject, discovery
@@ -94,7 +97,7 @@ class Bridge:
 
     def __init__(self, config: BridgeConfig, reactor, device=None, *,
                  clock: Callable[[], float] = time.monotonic, hang_after: float = HANG_AFTER,
-                 spool_directory: Path | None = None):
+                 spool_directory: Path | None = None, app_store: AppStore | None = None):
         self.reactor = reactor
         self.config = config
         self.device_id = config.device.id
@@ -107,6 +110,11 @@ class Bridge:
         # its I2C sensors are separate hardware.
         self.worker: DeviceWorker | None = None
         self.sensor_worker: DeviceWorker | None = None
+        self.display: Display | None = None
+        self._app_store = app_store  # None: the runtime apps are kept in the state directory
+        # The config's named icons, read by every subscription's payload parser; a reload updates
+        # this one mapping in place.
+        self._icons: dict = dict(config.display.icons)
         self.watchdog: HangWatchdog | None = None
         self.client: Client | None = None
         self.subscriptions: list[ActionSubscription] = []
@@ -157,10 +165,15 @@ class Bridge:
             self.device = yield deferToThreadPool(
                 self.reactor, self.reactor.getThreadPool(), open_device, self.config.device
             )
-        display = WatchedDevice(self.device, "display", self.clock)
+        layered = LayeredDevice(self.device)
+        display = WatchedDevice(layered, "display", self.clock)
         sensors = WatchedDevice(self.device, "sensors", self.clock)
         self.worker = DeviceWorker(display, self.reactor, role="display")
         self.worker.start()
+        store = self._app_store if self._app_store is not None else AppStore(state_directory())
+        self.display = Display(self.worker, layered, self.reactor, self.config.display,
+                               readings=self._reading_values, store=store)
+        self.display.start()
         self.sensor_worker = DeviceWorker(sensors, self.reactor, role="sensors")
         self.sensor_worker.start()
         self._sensor_device = sensors
@@ -224,7 +237,8 @@ class Bridge:
         return self.sensor_worker if config.action == "read_sensors" else self.worker
 
     def _new_subscription(self, config: SubscriptionConfig) -> ActionSubscription:
-        return ActionSubscription(config, self.client, self._worker_for(config), self.device.snapshot, self.reactor)
+        return ActionSubscription(config, self.client, self._worker_for(config), self.device.snapshot, self.reactor,
+                                  display=self.display, icons=self._icons)
 
     def _apply_subscriptions(self, wanted) -> None:
         """Atomic for every message: a subscription whose subject and queue group stay keeps its
@@ -358,12 +372,17 @@ class Bridge:
     def _record_reading(self, sensor: str, value: Any, unit: str | None) -> None:
         self.readings[sensor] = {"value": value, "unit": unit, "time": utc_now()}
 
+    def _reading_values(self) -> dict[str, Any]:
+        """The latest published value of each sensor, for apps' `{sensor:format}` fields."""
+        return {sensor: reading["value"] for sensor, reading in self.readings.items()}
+
     @property
     def joystick_publications(self) -> list[SensorPublication]:
         return [p for p in self.publications if p.config.sensor == "joystick"]
 
     def _update_joystick_loop(self) -> None:
-        wanted = bool(self.joystick_publications) and not self.stopping
+        # The display needs the stick too (a middle press dismisses a held notification).
+        wanted = (bool(self.joystick_publications) or self.display is not None) and not self.stopping
         if wanted and self._joystick_loop is None:
             self._joystick_loop = task.LoopingCall(self._poll_joystick)
             self._joystick_loop.clock = self.reactor
@@ -383,6 +402,8 @@ class Bridge:
             log.warn("reading the joystick failed: {error}", error=str(error))
             return
         for direction, action in events:
+            if self.display is not None and self.display.on_joystick(direction, action):
+                continue  # the press dismissed a held notification: it was meant for the display
             value = {"direction": direction, "action": action}
             self._record_reading("joystick", value, None)
             for publication in self.joystick_publications:
@@ -402,8 +423,12 @@ class Bridge:
                 "reload: changes to {sections} need a restart; keeping the running ones",
                 sections=", ".join(restart_needed),
             )
+        self._icons.clear()
+        self._icons.update(new_config.display.icons)
         self._apply_subscriptions(new_config.subscriptions)
         self._apply_publications(new_config.publications)
+        if self.display is not None:
+            self.display.reconfigure(new_config.display)
         self.config = BridgeConfig(
             device=self.config.device,
             nats=self.config.nats,
@@ -414,6 +439,7 @@ class Bridge:
             source=new_config.source,
             fleet=self.config.fleet,
             homeassistant=new_config.homeassistant,
+            display=new_config.display,
         )
         if self.homeassistant is not None:
             self.homeassistant.apply()
@@ -495,6 +521,8 @@ class Bridge:
         )
         if self.config_origin is not None:
             document["config"] = self.config_origin.info()
+        if self.display is not None:
+            document["display"] = self.display.info()
         return document
 
     def _publication_info(self, publication: SensorPublication) -> dict:
@@ -552,6 +580,8 @@ class Bridge:
         if self.watchdog is not None:
             self.watchdog.stop()
         self._bad_requests_log.flush(again=False)
+        if self.display is not None:
+            self.display.stop()  # no more frames queued on the worker that is stopping next
         if self.client is not None:
             for subscription in self.subscriptions:
                 subscription.stop()

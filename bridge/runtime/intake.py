@@ -10,15 +10,17 @@ subscription's `actions.args_parser`. Warnings about messages that were not appl
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
 from twisted.logger import Logger
 
-from bridge.actions import Command, Limits, args_parser, parse_command
+from bridge.actions import NO_LIMITS, Command, Limits, args_parser, parse_command
 from bridge.config.model import SubscriptionConfig
 from bridge.devices.worker import Dropped
+from bridge.display.model import Picture
 from bridge.nats.repeats import RepeatSummary
 
+SCROLLING_ACTIONS = ("show_message", "notify", "app")  # those whose text max_scroll caps
 SUMMARY_INTERVAL = 10.0  # seconds between two summary lines of one subscription
 
 
@@ -48,10 +50,12 @@ class TokenBucket:
 
 class Intake:
     def __init__(self, config: SubscriptionConfig, reactor, log: Logger,
-                 clock: Callable[[], float] = time.monotonic, interval: float = SUMMARY_INTERVAL):
+                 clock: Callable[[], float] = time.monotonic, interval: float = SUMMARY_INTERVAL,
+                 icons: Mapping[str, Picture] = NO_LIMITS.icons):
         self.config = config
-        self.limits = Limits(config.max_payload, config.max_scroll if config.action == "show_message" else None,
-                             frozenset(config.locked))
+        scrolls = config.action in SCROLLING_ACTIONS
+        self.limits = Limits(config.max_payload, config.max_scroll if scrolls else None, frozenset(config.locked),
+                             icons)
         self.bucket = None if config.rate is None else TokenBucket(config.rate, config.burst_size, clock)
         self._parse_args = args_parser(config.action, config.args, self.limits)
         self.problems = RepeatSummary(

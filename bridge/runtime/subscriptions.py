@@ -1,7 +1,9 @@
 """`subscriptions:` entries at run time: NATS messages in, device commands out, replies back.
 
-An `ActionSubscription` is given what it uses — the client, the worker its action runs on and a
-`snapshot()` of the display — not the bridge. For a cheap action that answers nothing (and not
+An `ActionSubscription` is given what it uses — the client, the worker its action runs on, a
+`snapshot()` of the display and the display layer — not the bridge. The display actions (notify,
+dismiss, indicator, app) go to the display layer here on the reactor thread and are answered at
+once: a notification is answered when it is accepted, not when it has been shown. For a cheap action that answers nothing (and not
 `overflow: latest`) the client hands it each read's run of messages at once and the run goes to
 the worker as one batch; anything else comes and goes message by message. `plan_reload` decides
 what a reload does with the running ones; `Bridge` carries the plan out (new subscriptions first,
@@ -12,13 +14,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, fields
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from twisted.logger import Logger
 
-from bridge.actions import is_batchable, reply_payload
+from bridge.actions import NO_LIMITS, AppRemoval, Command, IndicatorOff, is_batchable, is_display_action, reply_payload
 from bridge.config.model import SubscriptionConfig
 from bridge.devices.worker import DeviceWorker, Dropped
+from bridge.display.model import Picture
 from bridge.nats import NatsError
 from bridge.runtime.intake import Intake
 from bridge.runtime.srv import service_error_headers
@@ -43,16 +46,18 @@ class ActionSubscription:
     """One `subscriptions:` entry: turns each message into a device command and replies."""
 
     def __init__(self, config: SubscriptionConfig, client, worker: DeviceWorker, snapshot: Callable[[], Any],
-                 reactor):
+                 reactor, display=None, icons: Mapping[str, Picture] = NO_LIMITS.icons):
         self.config = config
         self.client = client
         self.worker = worker  # sensor reads have their own thread: the caller picks it per action
         self.snapshot = snapshot
+        self.display = display  # bridge.display.layers.Display, for the display actions
         self.stats = SubscriptionStats()
         self.last_error = ""  # of the latest error or drop, for the services protocol's STATS
         self.subscription = None
         self._reactor = reactor
-        self._intake = Intake(config, reactor, log)  # payload limits, rate, and the summarised log
+        self._icons = icons
+        self._intake = Intake(config, reactor, log, icons=icons)  # payload limits, rate, and the summarised log
         self._batches = _batches(config)
 
     def start(self) -> None:
@@ -74,7 +79,7 @@ class ActionSubscription:
         self.config = config
         self.worker = worker
         self._intake.problems.flush(again=False)
-        self._intake = Intake(config, self._reactor, log)
+        self._intake = Intake(config, self._reactor, log, icons=self._icons)
         batches = _batches(config)
         if batches != self._batches and self.subscription is not None:
             self.subscription.set_callback(self.on_messages if batches else self.on_message, batches)
@@ -140,6 +145,14 @@ class ActionSubscription:
         except Exception as error:  # a bad payload, the rate, or a bug: it costs this message only
             self._finished(context, False, error)
             return
+        if is_display_action(command.action):
+            try:
+                result = run_on_display(self.display, command)
+            except ValueError as error:  # DisplayRefused: the queue is full, an unknown id, too many apps
+                self._finished(context, False, error)
+                return
+            self._finished(context, True, result)
+            return
         worker = self.worker
         if command.action == "get_pixels" and worker.idle:
             # Nothing runs or waits, so the display is settled: read it here and skip two thread hops.
@@ -197,6 +210,27 @@ class ActionSubscription:
             "dropped": stats.dropped,
             "pending": self.pending,
         }
+
+
+def run_on_display(display, command: Command) -> Any:
+    """A display action's command on the display layer (reactor thread): the reply's data, or None
+    for a plain {"ok": true}; DisplayRefused (a ValueError) when the display refuses it."""
+    value = command.args[0]
+    if command.action == "notify":
+        accepted = display.notify(value)
+        return {"ok": True, "id": accepted.id, "position": accepted.position}
+    if command.action == "dismiss":
+        return {"ok": True, "dismissed": display.dismiss(value)}
+    if command.action == "indicator":
+        if isinstance(value, IndicatorOff):
+            display.clear_indicator(value.number)
+        else:
+            display.set_indicator(value)
+        return None
+    if isinstance(value, AppRemoval):
+        return {"ok": True, "removed": display.remove_app(value.name)}
+    display.set_app(value)
+    return None
 
 
 def _batches(config: SubscriptionConfig) -> bool:

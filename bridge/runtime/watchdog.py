@@ -49,6 +49,7 @@ class WatchedDevice:
     WATCHED = frozenset((
         "show_message", "show_letter", "set_pixel", "set_pixels", "get_pixels", "clear", "set_rotation",
         "flip_h", "flip_v", "set_low_light", "read", "run_batch",
+        "draw", "show_base",  # the display layer's frames (bridge.display.layers.LayeredDevice)
     ))  # fmt: skip
 
     def __init__(self, device, role: str, clock: Callable[[], float] = time.monotonic):

@@ -144,7 +144,8 @@ class WebView:
     # -- state ----------------------------------------------------------------------------
 
     def state(self, with_uptime: bool = False) -> dict:
-        """What the page shows: the display, readings, connection and per-subject counts.
+        """What the page shows: the display (its pixels and its layers), readings, connection and
+        per-subject counts.
 
         The streamed state leaves out the uptime, which would make every sample a change.
         """
@@ -162,6 +163,7 @@ class WebView:
             "readings": bridge.readings,
             "subscriptions": info["subscriptions"],
             "publications": info["publications"],
+            "display": info.get("display"),  # what shows, what waits, which apps loop: the page's legend
         }
         if with_uptime:
             state["uptime"] = info["uptime"]

@@ -27,6 +27,7 @@ from bridge.config.model import (
 )
 from bridge.config.schema import SCHEMA_FILE
 from bridge.config.units import parse_duration, parse_size
+from bridge.display.model import DisplayConfig
 from bridge.nats.options import ClientOptions, KeepAlive, Reconnect
 from bridge.nats.tls import TlsOptions
 
@@ -37,6 +38,7 @@ PLAIN = {
     "subscriptions": [{"subject": "a.b", "action": "clear"}],
     "web": {},
     "homeassistant": {},
+    "display": {},
 }
 BOOTSTRAP = {"version": 1, "device": {"id": "pi"}, "nats": {"servers": ["nats://127.0.0.1:4222"]},
              "fleet": {"key": "pi"}}
@@ -44,7 +46,8 @@ BOOTSTRAP = {"version": 1, "device": {"id": "pi"}, "nats": {"servers": ["nats://
 
 MODEL_OF = {("device",): DeviceConfig, ("nats",): NatsConfig, ("nats", "tls"): TlsConfig,
             ("nats", "reconnect"): ReconnectConfig, ("subscriptions", 0): SubscriptionConfig,
-            ("web",): WebConfig, ("fleet",): FleetConfig, ("homeassistant",): HomeAssistantConfig}
+            ("web",): WebConfig, ("fleet",): FleetConfig, ("homeassistant",): HomeAssistantConfig,
+            ("display",): DisplayConfig}
 PARSE = {"#/$defs/duration": parse_duration, "#/$defs/size": parse_size}
 
 
@@ -109,6 +112,8 @@ def test_leaving_a_key_out_is_the_same_as_writing_its_schema_default(tmp_path, p
 def as_model_holds_it(node_ref: str | None, value):
     if isinstance(value, list):
         return tuple(value)
+    if isinstance(value, dict):  # display.icons: (name, picture) pairs
+        return tuple(value.items())
     return PARSE[node_ref](value) if node_ref in PARSE else value
 
 

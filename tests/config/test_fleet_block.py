@@ -103,7 +103,7 @@ def test_stored_semantic_checks_run_too(bootstrap):
 def test_a_stored_config_may_not_set_the_bootstrap_sections(bootstrap, key):
     assert errors(STORED + f"{key}: {{}}\n", bootstrap) == [
         f"{SOURCE}:11:1: error: {key}: {key!r} does not belong in a stored config: it holds only version, vars, "
-        "subscriptions, publications, homeassistant, telemetry; device, nats and web come from each Pi's bootstrap file"]
+        "subscriptions, publications, homeassistant, telemetry, display; device, nats and web come from each Pi's bootstrap file"]
 
 
 def test_stored_yaml_errors_and_a_missing_version(bootstrap):

@@ -126,8 +126,9 @@ def test_schema_closes_every_mapping_except_the_free_form_ones():
     open_objects = {
         path for path, node in objects(json.loads(schema_text())) if node.get("additionalProperties") is not False
     }
-    # vars: names are the user's (values are typed); args: checked per action by bridge.actions.
-    assert open_objects == {"/properties/vars", "/properties/fleet/properties/vars", "/$defs/subscription/properties/args"}
+    # vars and display icons: names are the user's (values are typed); args: checked per action by bridge.actions.
+    assert open_objects == {"/properties/vars", "/properties/fleet/properties/vars", "/$defs/subscription/properties/args",
+                            "/properties/display/properties/icons"}
 
 
 def test_bridge_schema_prints_the_schema(capsys):

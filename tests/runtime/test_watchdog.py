@@ -77,3 +77,22 @@ def test_a_hung_call_degrades_info_and_status_and_recovery_clears_it():
     assert bridge.client.replies[-1][1]["status"] == "online"
     bridge.watchdog.stop()
 
+
+
+def test_the_display_layers_frames_are_watched():
+    from bridge.display.layers import LayeredDevice
+
+    clock = Clock()
+    seen = {}
+
+    class Stuck(MemoryDevice):
+        def set_pixels(self, pixels):
+            seen.setdefault("current", watched.current)
+            super().set_pixels(pixels)
+
+    watched = WatchedDevice(LayeredDevice(Stuck()), "display", clock)
+    watched.draw([(1, 2, 3)] * 64)
+    assert seen.pop("current")[0] == "draw"
+    watched.show_base()
+    assert seen.pop("current")[0] == "show_base"
+    assert watched.current is None

@@ -5,6 +5,7 @@ run Debian's headless Chromium and read its screenshots with Pillow."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import fcntl
 import io
 import json
@@ -28,6 +29,7 @@ from bridge.config.model import (
     ReconnectConfig,
     SubscriptionConfig,
 )
+from bridge.display.store import AppStore
 from bridge.runtime.bridge import Bridge
 from bridge.web import start_web_view
 from bridge.web.view import cell_centre, is_loopback
@@ -137,6 +139,36 @@ async def test_page_is_served_with_the_current_state_inside(running):
     embedded = json.loads(page[start : page.index("</script>", start)])
     assert pixel(embedded, 7, 0) == ORANGE
     assert embedded["device"] == "webtest"
+
+
+@pytest_twisted.ensureDeferred
+async def test_state_and_page_carry_the_display_layers_for_the_legend(nats_server, make_client, tmp_path):
+    reactor = running_reactor()
+    config = dataclasses.replace(bridge_config(nats_server.url), subscriptions=(
+        SubscriptionConfig(subject="web.notify", action="notify"), SubscriptionConfig(subject="web.app", action="app")))
+    bridge = Bridge(config, reactor, app_store=AppStore(tmp_path))
+    await within(bridge.start(), 30.0, "bridge.start()")
+    view = start_web_view(bridge, port=0, reactor=reactor)
+    client = make_client(nats_server.url, randomize=False)
+    await connected(client)
+    running = Running(bridge, view, nats_server, client)
+    try:
+        state = await get_json(running.url("state"))
+        assert state["display"] == {"showing": {"layer": "base"}, "queued": [], "apps": [], "indicators": {}}
+        assert await running.send("web.app", {"name": "weather", "text": "sunny"}) == {"ok": True}
+        assert (await running.send("web.notify", {"text": "door", "hold": True, "id": "door"}))["position"] == 0
+        assert (await running.send("web.notify", {"text": "bell", "id": "bell", "priority": 2}))["position"] == 1
+        state = await get_json(running.url("state"))
+        assert state["display"]["showing"] == {"layer": "notification", "id": "door"}
+        assert state["display"]["queued"] == [{"id": "bell", "priority": 2, "hold": False, "text": "bell"}]
+        assert state["display"]["apps"] == [{"name": "weather", "stale": False, "runtime": True}]
+        _, body = await get(running.url())
+        page = body.decode("utf-8")
+        for element in ('id="legend"', 'id="legend-showing"', 'id="legend-queued"', 'id="legend-apps"',
+                        "drawLegend(state.display)"):
+            assert element in page
+    finally:
+        await stop_running(running)
 
 
 @pytest_twisted.ensureDeferred
