@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from bridge.config import load_config
 from bridge.config.loader import check_stored
@@ -28,6 +29,7 @@ DOCUMENTS = [REPO / "README.md", REPO / "deploy" / "README.md"]
 KINDS = ("file", "stored", "bootstrap", "fragment", "publication", "subscription")
 FILE_SUBSTITUTION = re.compile(r"\$\{file:([^}]+)\}")
 ENV_SUBSTITUTION = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)")
+PNG_FILE = re.compile(r"\b([\w/-]+\.png)\b")
 NAMED_FILE = re.compile(r"\b\w+_file: ([\w./-]+)")
 BLOCK = re.compile(r"^(?:<!-- example: (?P<kind>[\w-]+) -->\n)?```yaml\n(?P<text>.*?)^```", re.M | re.S)
 MINIMAL = {"version": 1, "device": {"id": "example", "driver": "memory"}, "nats": {"servers": ["nats://127.0.0.1:4222"]}}
@@ -55,6 +57,9 @@ def as_on_its_pi(text: str, folder: Path, monkeypatch) -> str:
     for relative in NAMED_FILE.findall(text):
         if not relative.startswith("/"):
             (folder / relative).write_text("")
+    for relative in PNG_FILE.findall(text):
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (255, 160, 0)).save(folder / relative)
     return text
 
 
