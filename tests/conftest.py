@@ -10,6 +10,7 @@ a fixture that starts servers must build them with `nats_flavour.server(...)` / 
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import pytest_twisted
@@ -31,10 +32,16 @@ settings.register_profile("mutate", settings.get_profile("untimed"), derandomize
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "untimed"))
 
 
+_TEST_STATE = tempfile.TemporaryDirectory(prefix="bridge-tests-state-")
+
 # --- server flavours ---------------------------------------------------------------------------
 
 
 def pytest_configure(config):
+    # Bridges keep runtime apps and spools in the state directory: the tests' (and the bridge
+    # processes they start) go to a folder of this run, never to the user's ~/.local/state/bridge.
+    if "STATE_DIRECTORY" not in os.environ:
+        os.environ["STATE_DIRECTORY"] = _TEST_STATE.name
     config.addinivalue_line(
         "markers",
         "nats_server_min(version, why): skip on server flavours older than `version` (e.g. \"2.10.0\"), "

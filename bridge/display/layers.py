@@ -9,6 +9,7 @@ the base frame and puts pictures on the hardware.
 from __future__ import annotations
 
 import string
+import threading
 import time
 from dataclasses import replace
 from typing import Any, Callable, Iterable, Sequence
@@ -58,6 +59,7 @@ class Display:
         # Frames go through the worker's own device (the layered one, watched for hangs when the
         # watchdog wraps it), so a frame that hangs is seen as a device hang.
         self._screen = getattr(worker, "device", layered)
+        self._layered = layered
         self._reactor = reactor
         self._readings = readings
         self._store = store
@@ -185,7 +187,9 @@ class Display:
         if picture == self._drawn:
             return
         if self._drawn is None or self._drawn[0] == "base":
-            # The base may be scrolling a show_message: cut it short so this frame shows at once.
+            # The base may be scrolling a show_message, and more may wait behind it: cut the running
+            # one short and let the waiting ones skip their scroll, so this frame shows at once.
+            self._layered.request_cover()  # a flag, not a device call: safe from this thread
             self._worker.interrupt_running(f"the display shows a {showing.layer}")
         self._drawn = picture
         self._call(self._screen.draw, picture, what="drawing a frame")
@@ -267,6 +271,8 @@ class LayeredDevice(Device):
         self.driver = device.driver
         self._base: list[Colour] = list(device.snapshot())
         self._covered = False
+        # Set from the reactor thread when a cover is on its way through the worker's queue.
+        self._cover_requested = threading.Event()
         self._lit: dict[int, Colour] = {}  # pixel index: the colour of the indicator lit there
 
     def __getattr__(self, name: str) -> Any:
@@ -284,9 +290,14 @@ class LayeredDevice(Device):
 
     # -- the layers ---------------------------------------------------------------------
 
+    def request_cover(self) -> None:
+        """Any thread: a `draw` is queued, so a show_message that runs before it need not scroll."""
+        self._cover_requested.set()
+
     def draw(self, picture: Sequence[Colour]) -> None:
         """Cover the base with a notification's or an app's picture."""
         self._covered = True
+        self._cover_requested.clear()
         self._device.set_pixels(picture)
 
     def show_base(self, indicators: Iterable[Indicator] = ()) -> None:
@@ -313,7 +324,7 @@ class LayeredDevice(Device):
     def show_message(self, text: str, text_colour: Colour, back_colour: Colour, scroll_speed: float,
                      interrupt=None) -> None:
         self._base = [back_colour] * 64
-        if self._covered:
+        if self._covered or self._cover_requested.is_set():
             return
         self._device.show_message(text, text_colour, back_colour, scroll_speed, interrupt=interrupt)
         if self._lit:

@@ -372,3 +372,32 @@ def test_a_notification_cuts_a_base_scroll_short_on_the_worker_thread():
     finally:
         display.stop()
         yield worker.stop(WAIT)
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_notification_also_spares_the_scrolls_waiting_behind_the_running_one():
+    device = ScrollingDevice()
+    layered = LayeredDevice(device)
+    worker = DeviceWorker(layered, reactor)
+    worker.start()
+    display = Display(worker, layered, reactor, DisplayConfig())
+    display.start()
+    try:
+        finished = [defer.Deferred(), defer.Deferred()]
+        for text, done in zip((b"the running scroll", b"the waiting scroll"), finished):
+            worker.enqueue("k", parse_command("show_message", text, {}), 10, "queue",
+                           lambda context, ok, value, done=done: done.callback((ok, value)), None)
+        assert (yield task.deferLater(reactor, 0, device.scrolling.wait, WAIT))
+        display.notify(Notification(Content(pixels=(GREEN,) * 64), hold=True))
+        first, second = yield defer.gatherResults(finished)
+        assert first[0] is False and second == (True, None)
+        assert device.messages == ["the running scroll"]  # the waiting one never scrolled under it
+        assert layered.base == ((0, 0, 0),) * 64  # its back colour, where its scroll would have ended
+        for _ in range(int(WAIT / 0.01)):
+            if device.snapshot() == (GREEN,) * 64:
+                break
+            yield task.deferLater(reactor, 0.01)
+        assert device.snapshot() == (GREEN,) * 64
+    finally:
+        display.stop()
+        yield worker.stop(WAIT)
