@@ -20,6 +20,7 @@ from bridge.nats import Client, ClientOptions
 from bridge.testing.nats_server import NatsServer, server_version
 from tests.harness.flavours import FLAVOURED_MODULES, FLAVOURS, ServerFlavour, available_flavours, in_ci
 from tests.harness.proxy import RecordingProxy
+from tests.harness.skips import skip_reason, skip_summary
 
 pytest_plugins = ["tests.harness.natsauth", "tests.harness.emulation"]
 
@@ -159,22 +160,6 @@ def pytest_collectreport(report):
 
 def pytest_runtest_logreport(report):
     _note_skip(report)
-
-
-def skip_reason(report) -> str:
-    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-    return reason.removeprefix("Skipped: ")
-
-
-def skip_summary(reports) -> list[str]:
-    """One line per reason, most frequent first: a missing server flavour skips a hundred tests for
-    one reason, which is one thing to fix, not a hundred lines to read."""
-    counts: dict[str, int] = {}
-    for report in reports:
-        reason = skip_reason(report)
-        counts[reason] = counts.get(reason, 0) + 1
-    return [f"SKIPPED {count} test{'s' if count > 1 else ''}: {reason}"
-            for reason, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
 
 
 def pytest_terminal_summary(terminalreporter):

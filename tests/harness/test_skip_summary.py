@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from tests.conftest import skip_summary
+from tests.harness.skips import skip_summary
 
 
 def skipped(reason: str, where: str = "tests/a.py") -> SimpleNamespace:
