@@ -8,6 +8,7 @@ the base frame and puts pictures on the hardware.
 
 from __future__ import annotations
 
+import re
 import string
 import threading
 import time
@@ -16,6 +17,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from twisted.logger import Logger
 
+from bridge.actions import MAX_TEXT_LENGTH
 from bridge.devices import scroll
 from bridge.devices.base import Colour, Device
 from bridge.devices.worker import Dropped
@@ -221,33 +223,48 @@ def _with_text(content: Content, text: str) -> Content:
     return replace(content, text=text)
 
 
+# What an app's text may ask of a reading: a sensor, optionally one component ({orientation[yaw]});
+# never an attribute ({temperature.__class__} would read the process's objects), and a format
+# spec without a width of thousands of characters.
+_FIELD = re.compile(r"(?P<sensor>[a-z_]{1,40})(?:\[(?P<component>[a-z]{1,10})\])?\Z")
+_FORMAT_SPEC = re.compile(r"(?:.?[<>^=])?[+ -]?0?\d{0,2}[,_]?(?:\.\d{1,2})?[eEfFgGn%d]?\Z")
+
+
 class _Fields(string.Formatter):
-    """str.format that writes "--" for a sensor without a reading and the plain value for a
-    format that does not fit it, so one missing reading never blanks an app."""
+    """str.format on the latest readings, for text the config or any publisher wrote: "--" for a
+    sensor without a reading or a field it may not ask for, the plain value for a format that does
+    not fit it, so one missing reading never blanks an app."""
 
     _MISSING = object()
 
     def get_field(self, field_name, args, kwargs):
-        try:
-            return super().get_field(field_name, args, kwargs)
-        except (KeyError, IndexError, AttributeError, TypeError):
+        field = _FIELD.match(field_name)
+        if field is None:
             return self._MISSING, field_name
+        value = kwargs.get(field["sensor"], self._MISSING)
+        if field["component"] is not None:
+            value = value.get(field["component"], self._MISSING) if isinstance(value, dict) else self._MISSING
+        return value, field_name
 
     def format_field(self, value, format_spec):
         if value is self._MISSING:
             return "--"
-        try:
-            return format(value, format_spec)
-        except (ValueError, TypeError):
-            return str(value)
+        if _FORMAT_SPEC.match(format_spec):
+            try:
+                return format(value, format_spec)
+            except (ValueError, TypeError):
+                pass
+        return str(value)
 
 
 def fill_fields(text: str, readings: dict[str, Any]) -> str:
-    """`{temperature:.0f}` and the like filled from `readings`; text with unbalanced braces as it is."""
+    """`{temperature:.0f}` and the like filled from `readings`; text with unbalanced braces as it is.
+    At most MAX_TEXT_LENGTH characters, like any text the display scrolls."""
     try:
-        return _Fields().vformat(text, (), readings)
+        filled = _Fields().vformat(text, (), readings)
     except ValueError:
-        return text
+        filled = text
+    return filled[:MAX_TEXT_LENGTH]
 
 
 def dimmed(picture: Picture) -> Picture:

@@ -12,7 +12,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task
 
-from bridge.actions import parse_command
+from bridge.actions import MAX_TEXT_LENGTH, parse_command
 from bridge.devices.memory import MemoryDevice
 from bridge.devices.worker import DeviceWorker, Dropped
 from bridge.display import render
@@ -401,3 +401,15 @@ def test_a_notification_also_spares_the_scrolls_waiting_behind_the_running_one()
     finally:
         display.stop()
         yield worker.stop(WAIT)
+
+
+def test_an_apps_fields_read_readings_only_and_stay_small():
+    """App text comes from the config or any publisher: a field never reaches an object's
+    attributes, and a format never pads a reading to megabytes."""
+    readings = {"temperature": 21.456, "orientation": {"pitch": 1.25}}
+    assert fill_fields("{temperature:.1f}°C {orientation[pitch]:.0f}", readings) == "21.5°C 1"
+    assert fill_fields("{temperature.__class__} {temperature.__class__.__init__.__globals__}", readings) == "-- --"
+    assert fill_fields("{0} {humidity} {orientation[roll]}", readings) == "-- -- --"
+    assert fill_fields("{temperature:>99999999}", readings) == "21.456"
+    assert fill_fields("{temperature:{temperature}}", readings) == "21.456"
+    assert len(fill_fields("{orientation}" * 300, readings)) == MAX_TEXT_LENGTH
