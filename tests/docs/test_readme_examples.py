@@ -1,4 +1,4 @@
-"""Every YAML example in the README is checked the way its marker says, so an example a reader
+"""Every YAML example in the README and the docs site's pages is checked the way its marker says, so an example a reader
 copies is one the bridge accepts. A block is marked by the HTML comment on the line before it:
 
   <!-- example: file -->       a config a bridge runs (loaded like `bridge validate`)
@@ -22,7 +22,7 @@ from bridge.config import load_config
 from bridge.config.loader import check_stored
 
 REPO = Path(__file__).resolve().parents[2]
-DOCUMENTS = [REPO / "README.md", REPO / "deploy" / "README.md"]
+DOCUMENTS = [REPO / "README.md", REPO / "deploy" / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 KINDS = ("file", "stored", "bootstrap", "fragment")
 FILE_SUBSTITUTION = re.compile(r"\$\{file:([^}]+)\}")
 ENV_SUBSTITUTION = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)")
