@@ -20,15 +20,12 @@ import yaml
 
 from bridge.config import load_config
 from bridge.config.loader import check_stored
+from tests.docs.examples import MINIMAL, as_on_its_pi
 
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENTS = [REPO / "README.md", REPO / "deploy" / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 KINDS = ("file", "stored", "bootstrap", "fragment")
-FILE_SUBSTITUTION = re.compile(r"\$\{file:([^}]+)\}")
-ENV_SUBSTITUTION = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)")
-NAMED_FILE = re.compile(r"\b\w+_file: ([\w./-]+)")
 BLOCK = re.compile(r"^(?:<!-- example: (?P<kind>[\w-]+) -->\n)?```yaml\n(?P<text>.*?)^```", re.M | re.S)
-MINIMAL = {"version": 1, "device": {"id": "example", "driver": "memory"}, "nats": {"servers": ["nats://127.0.0.1:4222"]}}
 
 
 def examples() -> list:
@@ -40,20 +37,6 @@ def examples() -> list:
             found.append(pytest.param(match.group("kind"), match.group("text"),
                                       id=f"{document.relative_to(REPO)}:{line}"))
     return found
-
-
-def as_on_its_pi(text: str, folder: Path, monkeypatch) -> str:
-    """The example with the files and environment variables it names provided in `folder`."""
-    for name in ENV_SUBSTITUTION.findall(text):
-        monkeypatch.setenv(name, "example")
-    for index, path in enumerate(dict.fromkeys(FILE_SUBSTITUTION.findall(text))):
-        given = folder / f"file-{index}"
-        given.write_text("example\n")
-        text = text.replace(f"${{file:{path}}}", f"${{file:{given}}}")
-    for relative in NAMED_FILE.findall(text):
-        if not relative.startswith("/"):
-            (folder / relative).write_text("")
-    return text
 
 
 @pytest.mark.parametrize("kind, text", examples())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from bridge import actions
 from bridge.cli.exit import ExitStatus
 from bridge.cli.main import build_parser
 from bridge.config import load_config
-from tests.docs.test_readme_examples import MINIMAL, as_on_its_pi
+from tests.docs.examples import MINIMAL, as_on_its_pi
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -126,18 +125,3 @@ def test_every_action_is_in_the_reference():
     for name in actions._SPECS:
         assert f"| `{name}` |" in text
 
-
-def publish_allowed(text: str) -> list[list[str]]:
-    """Each user's publish allow list in a nats-server authorization block, comments dropped."""
-    text = re.sub(r"#[^\n]*", "", text)
-    return [re.findall(r'"([^"]+)"', block) for block in re.findall(r"publish: \{ allow: \[(.*?)\]", text, re.S)]
-
-
-def test_the_permissions_page_gives_the_permissions_the_tests_run_with():
-    from tests.e2e.test_fleet_permissions import BUCKET, DEVICE, KEY, USERS
-
-    page = (REPO / "docs" / "how-to" / "permissions.md").read_text(encoding="utf-8")
-    block = page[page.index("authorization {"):]
-    block = block[:block.index("```")].replace("kitchen", DEVICE).replace("bridge_config", BUCKET)
-    block = block.replace(".pis\"", f".{KEY}\"")
-    assert publish_allowed(block) == publish_allowed(USERS)

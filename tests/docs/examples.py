@@ -1,0 +1,25 @@
+"""What the docs' tests share to load a YAML example as the Pi it was written for would."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+FILE_SUBSTITUTION = re.compile(r"\$\{file:([^}]+)\}")
+ENV_SUBSTITUTION = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)")
+NAMED_FILE = re.compile(r"\b\w+_file: ([\w./-]+)")
+MINIMAL = {"version": 1, "device": {"id": "example", "driver": "memory"}, "nats": {"servers": ["nats://127.0.0.1:4222"]}}
+
+
+def as_on_its_pi(text: str, folder: Path, monkeypatch) -> str:
+    """The example with the files and environment variables it names provided in `folder`."""
+    for name in ENV_SUBSTITUTION.findall(text):
+        monkeypatch.setenv(name, "example")
+    for index, path in enumerate(dict.fromkeys(FILE_SUBSTITUTION.findall(text))):
+        given = folder / f"file-{index}"
+        given.write_text("example\n")
+        text = text.replace(f"${{file:{path}}}", f"${{file:{given}}}")
+    for relative in NAMED_FILE.findall(text):
+        if not relative.startswith("/"):
+            (folder / relative).write_text("")
+    return text
