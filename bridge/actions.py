@@ -14,6 +14,7 @@ import re
 import threading
 from typing import Any, Callable, Mapping, NamedTuple
 
+from bridge.display.font import transliterate
 from bridge.names import POLLED_SENSORS
 
 MAX_TEXT_LENGTH = 1000
@@ -61,9 +62,10 @@ NO_LIMITS = Limits()
 
 
 def scroll_seconds(text: str, scroll_speed: float) -> float:
-    """The longest `show_message(text)` can take: the libraries step 8 + Σ(glyph width + 1)
-    columns, one per `scroll_speed`, and no glyph of their font is wider than 5."""
-    return (8 + 6 * len(text)) * scroll_speed
+    """The longest `show_message(text)` can take: the drivers step 8 + Σ(glyph width + 1) columns,
+    one per `scroll_speed`, over the text's characters once transliterated (`bridge.display.font`:
+    "œ" scrolls as "oe"), and no glyph is wider than 5."""
+    return (8 + 6 * len(transliterate(text))) * scroll_speed
 
 
 # Command(...) goes through a Python-level __new__; this skips it on the hot path.
@@ -446,8 +448,9 @@ def normalise_defaults(action: str, args: Mapping[str, Any]) -> dict[str, Any]:
         raise PayloadError(f"{action}: args were not checked: {error}") from None
 
 
-# The sense_hat library returns 0 for a humidity or pressure read that failed (typically the first).
-ZERO_MEANS_FAILED = ("humidity", "pressure")
+# The sense_hat library returns 0 for a humidity or pressure read that failed (typically the first),
+# the temperature either sensor measures included.
+ZERO_MEANS_FAILED = ("humidity", "pressure", "temperature_from_humidity", "temperature_from_pressure")
 
 
 def is_valid_reading(sensor: str, value: Any) -> bool:

@@ -19,6 +19,19 @@ ACTIONS = (
     "get_pixels",
     "read_sensors",
 )
-POLLED_SENSORS = ("temperature", "humidity", "pressure", "orientation", "accelerometer", "gyroscope", "compass")
+POLLED_SENSORS = (
+    "temperature",
+    "humidity",
+    "pressure",
+    "orientation",
+    "accelerometer",
+    "gyroscope",
+    "compass",
+    "cpu_temperature",
+    "temperature_from_humidity",
+    "temperature_from_pressure",
+)
+# Readings that are a mapping of components rather than one number.
+VECTOR_SENSORS = ("orientation", "accelerometer", "gyroscope", "compass")
 SENSORS = POLLED_SENSORS + ("joystick",)
 OVERFLOW_POLICIES = ("queue", "latest")

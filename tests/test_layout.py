@@ -112,9 +112,9 @@ def test_the_jetstream_modules_share_the_api_module_not_each_other():
     assert "bridge.nats.jetstream.api" in graph["bridge.nats.jetstream.kv"]
 
 
-# Private attributes of the sense_hat library that its public API does not offer: the framebuffer's
-# device path and the font's glyphs (bridge/devices/hat.py, sensehat.py).
-THIRD_PARTY_PRIVATE = {"_fb_device", "_get_char_pixels", "_trim_whitespace"}
+# A private attribute of the sense_hat library that its public API does not offer: the framebuffer's
+# device path (bridge/devices/hat.py, sensehat.py).
+THIRD_PARTY_PRIVATE = {"_fb_device"}
 
 
 def own_private_names(tree: ast.AST) -> set[str]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shutil
 import sys
+import textwrap
 from typing import Sequence
 
 from bridge import __version__
@@ -37,13 +39,10 @@ environment:
                     default ~/.local/state/bridge)"""
 
 
-class HelpFormatter(argparse.HelpFormatter):
-    """Wraps a one-paragraph description; keeps text laid out in lines (examples, tables) as it is."""
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        if "\n" in text:
-            return "".join(indent + line for line in text.splitlines(keepends=True))
-        return super()._fill_text(text, width, indent)
+def wrapped(text: str) -> str:
+    """A description wrapped as argparse would, for a parser that keeps its epilog's lines as written."""
+    width = min(shutil.get_terminal_size().columns - 2, 100)
+    return textwrap.fill(text, width)
 
 
 def examples(*lines: str) -> str:
@@ -52,14 +51,17 @@ def examples(*lines: str) -> str:
 
 
 def with_examples(commands, name: str, example_lines: Sequence[str], **options) -> argparse.ArgumentParser:
-    return commands.add_parser(name, epilog=examples(*example_lines), formatter_class=HelpFormatter, **options)
+    if "description" in options:
+        options["description"] = wrapped(options["description"])
+    return commands.add_parser(name, epilog=examples(*example_lines),
+                               formatter_class=argparse.RawDescriptionHelpFormatter, **options)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bridge",
-        description="Drive Raspberry Pi Sense HATs over NATS, declaratively. "
-                    "(Installed also as nats-sense-bridge, for systems where `bridge` is iproute2's.)",
+        description=wrapped("Drive Raspberry Pi Sense HATs over NATS, declaratively. "
+                            "(Installed also as nats-sense-bridge, for systems where `bridge` is iproute2's.)"),
         epilog="\n\n".join([
             examples("bridge demo                                   # everything local, nothing to set up",
                      "bridge validate config.yml",
@@ -70,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
             ENVIRONMENT,
             exit_status_help(),
         ]),
-        formatter_class=HelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 
 from bridge.actions import check_defaults, check_locked
 from bridge.config.document import Document, Path, parse_value
+from bridge.config.filters import compensate_issues, filter_issues
 from bridge.config.errors import ConfigIssue, did_you_mean, format_path
 from bridge.config.limits import MAX_SUBJECT_BYTES
 from bridge.config.model import ACTIONS, POLLED_SENSORS, NatsConfig, ReconnectConfig
@@ -173,6 +174,10 @@ def _publications(document: Document, config_dir: FilePath) -> Found:
                 elif heartbeat is not None and interval and heartbeat < interval:
                     yield path, document.issue(path, f"heartbeat ({entry['heartbeat']}) must be at least the interval "
                                                      f"({entry['interval']})")
+        for where, message in (*filter_issues(sensor, entry.get("filters")),
+                               *compensate_issues(sensor, entry.get("compensate"))):
+            path = base + where
+            yield path, document.issue(path, message, key=isinstance(where[-1], str))
     yield from _duplicates(document, "publications", "sensor")
 
 

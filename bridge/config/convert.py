@@ -11,6 +11,7 @@ import yaml
 from bridge.actions import normalise_defaults
 from bridge.config.checks import resolve_file
 from bridge.config.document import Path
+from bridge.config.filters import filter_to_plain, to_compensate, to_filter
 from bridge.config.model import (
     BridgeConfig,
     DeviceConfig,
@@ -121,6 +122,8 @@ def to_model(data: dict, config_dir: FilePath, source: str) -> BridgeConfig:
             interval=_optional_duration(entry.get("interval")),
             change=None if entry.get("change") is None else float(entry["change"]),
             heartbeat=_optional_duration(entry.get("heartbeat")),
+            filters=tuple(to_filter(item, parse_duration) for item in entry.get("filters", [])),
+            compensate=None if entry.get("compensate") is None else to_compensate(entry["compensate"]),
         )
         for entry in data.get("publications", [])
     )
@@ -168,6 +171,11 @@ def to_plain(config: BridgeConfig, secret_paths: set[Path]) -> dict:
         for name in fleet.pop("secret_vars"):
             fleet["vars"][name] = MASK
         data["fleet"] = {key: value for key, value in fleet.items() if value or key not in ("vars", "public")}
+    for publication, plain in zip(config.publications, data.get("publications", [])):
+        if publication.filters:
+            plain["filters"] = [filter_to_plain(item, format_duration) for item in publication.filters]
+        else:
+            plain.pop("filters")
     web = data.pop("web", None)
     if web is not None:
         host = f"[{web['host']}]" if ":" in web["host"] else web["host"]

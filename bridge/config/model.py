@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from bridge.config.filters import CompensateConfig, FilterConfig
 from bridge.names import ACTIONS, DRIVERS, OVERFLOW_POLICIES, POLLED_SENSORS, SENSORS  # noqa: F401 (re-exported)
 from bridge.nats.options import ClientOptions, KeepAlive, Reconnect
 from bridge.nats.tls import TlsOptions
@@ -93,6 +94,8 @@ class PublicationConfig:
     interval: float | None = None  # None only for joystick
     change: float | None = None
     heartbeat: float | None = None
+    filters: tuple[FilterConfig, ...] = ()
+    compensate: CompensateConfig | None = None
 
 
 @dataclass(frozen=True)

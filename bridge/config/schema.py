@@ -230,6 +230,8 @@ def _explain(error: Any, document: Document, secrets: set[Path]) -> Iterator[tup
         yield path, document.issue(path, f"must be {relation} {error.validator_value}, got {got}")
     elif keyword == "minLength":
         yield path, document.issue(path, "must not be empty")
+    elif keyword == "maxItems":
+        yield path, document.issue(path, f"at most {error.validator_value} entries, got {len(instance)}")
     elif keyword == "minItems":
         yield path, document.issue(path, f"needs at least {error.validator_value} entries")
     else:

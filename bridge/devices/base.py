@@ -7,6 +7,7 @@ device's worker thread. Arguments arrive already validated and normalised by `br
 
 from __future__ import annotations
 
+import math
 import threading
 from abc import ABC, abstractmethod
 from typing import Any, Sequence
@@ -21,7 +22,12 @@ SENSOR_UNITS = {
     "accelerometer": "g",
     "gyroscope": "rad/s",
     "compass": "µT",
+    "cpu_temperature": "°C",
+    "temperature_from_humidity": "°C",
+    "temperature_from_pressure": "°C",
 }
+# The SoC's temperature in millidegrees Celsius, as the Linux thermal driver reports it.
+THERMAL_ZONE = "/sys/class/thermal/thermal_zone0/temp"
 
 
 class DeviceUnavailable(Exception):
@@ -88,6 +94,10 @@ class Device(ABC):
     def read(self, sensor: str) -> tuple[Any, str]:
         """(value, unit) for one of POLLED_SENSORS; orientation and the IMU sensors give dicts."""
 
+    def read_many(self, sensors: Sequence[str]) -> dict[str, tuple[Any, str]]:
+        """Several readings in one blocking call: the inputs of a compensated reading, taken together."""
+        return {sensor: self.read(sensor) for sensor in sensors}
+
     @abstractmethod
     def poll_joystick(self) -> list[tuple[str, str]]:
         """(direction, action) events since the last poll; never blocks, safe from any thread."""
@@ -121,3 +131,12 @@ def rounded(value: Any, digits: int) -> Any:
     if isinstance(value, dict):
         return {key: round(float(item), digits) for key, item in value.items()}
     return round(float(value), digits)
+
+
+def read_thermal_zone(path: str) -> float:
+    """The CPU temperature in °C from a thermal zone file; NaN (a failed read) when it cannot be read."""
+    try:
+        with open(path, encoding="ascii") as zone:
+            return round(int(zone.read().strip()) / 1000, 2)
+    except (OSError, ValueError):
+        return math.nan

@@ -11,8 +11,8 @@ import threading
 import time
 from typing import Any, Callable, Sequence
 
-from bridge.devices.base import SENSOR_UNITS, Colour, Device, rounded
-from bridge.devices.scroll import frame_order, frames, glyph_columns, message_columns
+from bridge.devices import scroll
+from bridge.devices.base import SENSOR_UNITS, THERMAL_ZONE, Colour, Device, read_thermal_zone, rounded
 
 _FRAMEBUFFER_PIXELS = struct.Struct("=64H")  # RGB565, physical order
 
@@ -33,8 +33,6 @@ def _rotation_maps() -> dict[int, tuple[int, ...]]:
 
 # Logical pixel index (as set_pixel/get_pixels see it) -> framebuffer index, per rotation.
 ROTATION_MAPS = _rotation_maps()
-# Index in a frame of scrolling text -> logical pixel index, per rotation (see scroll.py).
-TEXT_FRAME_ORDER = {rotation: frame_order(ROTATION_MAPS, rotation) for rotation in ROTATION_MAPS}
 
 
 def _decode_rgb565(value: int) -> Colour:
@@ -51,15 +49,15 @@ class SenseHatDevice(Device):
         self._framebuffer = hat._fb_device
         self._rotation = hat.rotation
         self._low_light = hat.low_light
+        self.thermal_zone = THERMAL_ZONE
 
     # -- display --------------------------------------------------------------------------
 
     def show_message(self, text: str, text_colour: Colour, back_colour: Colour, scroll_speed: float,
                      interrupt: threading.Event | None = None) -> None:
-        # The library's own frames (scroll.py), stepped here so that `interrupt` can end them.
+        # The library's frames in the bridge's font (scroll.py), stepped here so that `interrupt` can end them.
         hat = self._hat
-        columns = message_columns(text, lambda char: glyph_columns(hat._trim_whitespace(hat._get_char_pixels(char))))
-        for picture in frames(columns, text_colour, back_colour, TEXT_FRAME_ORDER[self._rotation]):
+        for picture in scroll.frames(text, text_colour, back_colour):
             hat.set_pixels(picture)
             if interrupt is None:
                 time.sleep(scroll_speed)
@@ -67,7 +65,8 @@ class SenseHatDevice(Device):
                 return
 
     def show_letter(self, letter: str, text_colour: Colour, back_colour: Colour) -> None:
-        self._hat.show_letter(letter, text_colour=list(text_colour), back_colour=list(back_colour))
+        # The library's own show_letter would draw a character outside its font as "?".
+        self._hat.set_pixels(scroll.letter(letter, text_colour, back_colour))
 
     def set_pixel(self, x: int, y: int, colour: Colour) -> None:
         self._hat.set_pixel(x, y, colour)
@@ -113,6 +112,12 @@ class SenseHatDevice(Device):
             return rounded(hat.get_humidity(), 2), unit
         if sensor == "pressure":
             return rounded(hat.get_pressure(), 2), unit
+        if sensor == "temperature_from_humidity":
+            return rounded(hat.get_temperature_from_humidity(), 2), unit
+        if sensor == "temperature_from_pressure":
+            return rounded(hat.get_temperature_from_pressure(), 2), unit
+        if sensor == "cpu_temperature":
+            return read_thermal_zone(self.thermal_zone), unit
         if sensor == "orientation":
             return rounded(hat.get_orientation_degrees(), 2), unit
         # The *_raw getters leave the IMU configuration alone; get_compass() and friends would

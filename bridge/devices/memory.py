@@ -1,8 +1,9 @@
 """A Sense HAT in memory: 8×8 state and simulated sensors, for tests, demos and benchmarks.
 
 It sits on the benchmark path (tens of thousands of set_pixel commands), so each display call is a
-couple of list operations. Text is recorded, not rendered: after show_message the display holds
-the back colour, which is also where a real scroll ends.
+couple of list operations. A scroll is recorded, not stepped: after show_message the display holds
+the back colour at once, which is also where a real scroll ends. show_letter draws the letter as
+the hardware drivers do.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Sequence
 
+from bridge.devices import scroll
 from bridge.devices.base import SENSOR_UNITS, Colour, Device, rounded
 
 BLACK = (0, 0, 0)
@@ -48,7 +50,7 @@ class MemoryDevice(Device):
 
     def show_letter(self, letter: str, text_colour: Colour, back_colour: Colour) -> None:
         self.letters.append(letter)
-        self._pixels = [back_colour] * 64
+        self._pixels = scroll.letter(letter, text_colour, back_colour)
 
     def set_pixel(self, x: int, y: int, colour: Colour) -> None:
         self._pixels[y * 8 + x] = colour
@@ -104,6 +106,14 @@ class MemoryDevice(Device):
         wave = self._wave
         if sensor == "temperature":
             return rounded(21.0 + wave(elapsed, 900, 1.5, 0.03), 2)
+        # A real HAT sits above the CPU and reads warm: these are what Home Assistant's correction
+        # (mean of the two, minus (cpu - mean) / 1.5) turns back into the room's 21 °C.
+        if sensor == "temperature_from_humidity":
+            return rounded(29.1 + wave(elapsed, 900, 1.5, 0.03), 2)
+        if sensor == "temperature_from_pressure":
+            return rounded(28.1 + wave(elapsed, 900, 1.5, 0.03), 2)
+        if sensor == "cpu_temperature":
+            return rounded(40.0 + wave(elapsed, 900, 1.5, 0.05), 2)
         if sensor == "humidity":
             return rounded(45.0 + wave(elapsed, 1200, 5.0, 0.1, 1.0), 2)
         if sensor == "pressure":

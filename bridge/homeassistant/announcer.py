@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any, Callable
+from typing import Callable
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from bridge.actions import is_valid_reading
 from bridge.nats import NatsError
 
 log = Logger(namespace="bridge")
@@ -160,21 +159,14 @@ class Announcer:
         self._burst_call = self._states_call = None
 
 
-def send_current_readings(publications, read: Callable[[str], defer.Deferred]) -> defer.Deferred:
+def send_current_readings(publications) -> defer.Deferred:
     """One reading of every polled publication, deadband ignored, so HA has a state at once."""
     sent = []
     for publication in publications:
         if publication.config.sensor == "joystick":
             continue
-        reading = read(publication.config.sensor)
-        reading.addCallback(_publish_if_valid, publication)
+        reading = publication.send_current()
         reading.addErrback(lambda failure, sensor=publication.config.sensor: log.warn(
             "reading {sensor} for Home Assistant failed: {error}", sensor=sensor, error=failure.getErrorMessage()))
         sent.append(reading)
     return defer.gatherResults(sent)
-
-
-def _publish_if_valid(reading: tuple[Any, str | None], publication) -> None:
-    value, unit = reading
-    if is_valid_reading(publication.config.sensor, value) and not publication.stopped:
-        publication.publish(value, unit)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from bridge.actions import parse_command
+from bridge.config.filters import longest_gap, may_hold_back
 from bridge.config.model import BridgeConfig, HomeAssistantConfig, PublicationConfig, SubscriptionConfig
 from bridge.devices.memory import JOYSTICK_ACTIONS, JOYSTICK_DIRECTIONS
 
@@ -37,6 +38,9 @@ SENSOR_CLASSES = {
     "temperature": ("temperature", "°C"),
     "humidity": ("humidity", "%"),  # the bridge says %RH; HA's humidity class takes only %
     "pressure": ("atmospheric_pressure", "hPa"),
+    "cpu_temperature": ("temperature", "°C"),
+    "temperature_from_humidity": ("temperature", "°C"),
+    "temperature_from_pressure": ("temperature", "°C"),
 }
 # Sensors whose reading is an object: one HA sensor per component.
 SENSOR_AXES = {
@@ -113,10 +117,13 @@ def expire_after(setting: float | str, publication: PublicationConfig) -> int | 
     if setting == "off":
         return None
     if setting == "auto":
+        if may_hold_back(publication.filters):
+            return None  # a filter may hold a steady value back for good
+        gap = longest_gap(publication.interval, publication.filters)
         if publication.change is None:
-            setting = 3 * publication.interval
+            setting = 3 * gap
         elif publication.heartbeat is not None:
-            setting = 3 * publication.heartbeat
+            setting = 3 * max(publication.heartbeat, gap)
         else:
             return None  # readings stop whenever the value stays put
     return max(1, math.ceil(setting))
@@ -150,7 +157,7 @@ def _sensor_entities(publication: PublicationConfig, setting: float | str) -> It
         return
     device_class, unit = SENSOR_CLASSES[sensor]
     yield Entity("sensor", object_id, {
-        "name": sensor.capitalize(),
+        "name": sensor.replace("_", " ").capitalize(),
         "device_class": device_class,
         "unit_of_measurement": unit,
         "value_template": READING_VALUE,

@@ -240,17 +240,20 @@ class Bridge:
 
     def _apply_publications(self, wanted) -> None:
         """Stop what is no longer wanted, start what is new, keep (and keep counting) the rest."""
-        kept = []
+        kept, removed = [], {}
         for item in self.publications:
             if item.config in wanted:
                 kept.append(item)
             else:
                 item.stop()
+                removed[item.config.subject, item.config.sensor] = item
                 log.info("stopped {item}", item=item.describe())
         kept_configs = [item.config for item in kept]
         for config in wanted:
             if config not in kept_configs:
                 item = self._new_publication(config)
+                if (config.subject, config.sensor) in removed:
+                    item.adopt_state(removed[config.subject, config.sensor])
                 item.start()
                 kept.append(item)
                 log.info("started {item}", item=item.describe())
@@ -260,15 +263,19 @@ class Bridge:
     def _read_sensor(self, sensor: str) -> defer.Deferred:
         return self.sensor_worker.call(self._sensor_device.read, sensor)
 
+    def _read_sensors(self, sensors) -> defer.Deferred:
+        return self.sensor_worker.call(self._sensor_device.read_many, sensors)
+
     def _send_home_assistant_states(self) -> None:
         self._publish_status_if_connected()
-        send_current_readings(self.publications, self._read_sensor)
+        send_current_readings(self.publications)
 
     def _new_publication(self, config: PublicationConfig) -> SensorPublication:
         return SensorPublication(
             config,
             device_id=self.device_id,
             read=self._read_sensor,
+            read_many=self._read_sensors,
             publish=self.client.publish,
             reactor=self.reactor,
             clock=self.clock,

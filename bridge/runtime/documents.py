@@ -3,7 +3,8 @@
 - status, on `bridge.ID.status`: `{"device", "status", "version", "time"}` with status `online`
   (connected), `degraded` (connected, but a device call hangs: `hung` lists them) or `offline`
   (graceful stop).
-- a reading, on a publication's subject: `{"device", "sensor", "value", "unit"?, "time"}`.
+- a reading, on a publication's subject: `{"device", "sensor", "value", "raw"?, "unit"?, "time"}`; `raw`
+  only when the publication has filters or compensation.
 - info, the reply on `bridge.ID.info`: see `info_document`.
 
 Times are RFC 3339 UTC with milliseconds and a `Z` (`bridge.timestamps`). README "What the bridge
@@ -33,8 +34,11 @@ def status_document(device_id: str, status: str, version: str, hung: Sequence[di
     return document
 
 
-def reading_document(device_id: str, sensor: str, value: Any, unit: str | None) -> dict:
+def reading_document(device_id: str, sensor: str, value: Any, unit: str | None, raw: Any = None) -> dict:
+    """`raw`: what the sensor read before compensation and filters made it `value`; given only when they ran."""
     document = {"device": device_id, "sensor": sensor, "value": value}
+    if raw is not None:
+        document["raw"] = raw
     if unit is not None:
         document["unit"] = unit
     document["time"] = utc_now()

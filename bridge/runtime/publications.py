@@ -1,28 +1,33 @@
 """`publications:` entries at run time: sensor readings (and joystick events) out on NATS.
 
 A `SensorPublication` is given what it uses: `read(sensor)` (a Deferred of `(value, unit)`, run on
-the sensor worker), `publish(subject, payload)` (raises `NatsError` when nothing was sent), a
-monotonic `clock` for the deadband and heartbeat, and `record(sensor, value, unit)` for the latest
-readings the web view shows. Whether a reading goes out is the pure `is_due`.
+the sensor worker), `read_many(sensors)` (several readings in one worker call, for a compensated
+temperature), `publish(subject, payload)` (raises `NatsError` when nothing was sent), a
+monotonic `clock` for the filters, deadband and heartbeat, and `record(sensor, value, unit)` for
+the latest readings the web view shows.
+
+A reading's way out: raw -> compensation -> filters -> the deadband (the pure `is_due`) -> publish,
+with `raw` in the document whenever compensation or a filter ran.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from twisted.internet import task
 from twisted.logger import Logger
 
 from bridge.actions import is_valid_reading
+from bridge.config.filters import COMPENSATION_INPUTS
 from bridge.config.model import PublicationConfig
 from bridge.nats import NatsError
 from bridge.nats.repeats import RepeatSummary
 from bridge.runtime.documents import encode, reading_document
+from bridge.telemetry.compensation import CpuCompensation, uncorrected
+from bridge.telemetry.filters import FilterChain
 
 log = Logger(namespace="bridge")
-
-# The sense_hat library returns 0 when an I2C read of these fails (typically the very first one).
 
 
 def moved_enough(previous: Any, current: Any, threshold: float, angles: bool = False) -> bool:
@@ -64,6 +69,7 @@ class SensorPublication:
         reactor,
         clock: Callable[[], float] = time.monotonic,
         record: Callable[[str, Any, str | None], None] = lambda sensor, value, unit: None,
+        read_many: Callable[[Sequence[str]], Any] | None = None,
     ):
         self.config = config
         self.device_id = device_id
@@ -72,9 +78,12 @@ class SensorPublication:
         self._reactor = reactor
         self._clock = clock
         self._record = record
+        self._read_many = read_many
+        self.chain = FilterChain(config.filters, config.sensor)
+        self.compensation = None if config.compensate is None else CpuCompensation(config.compensate)
         self.published = 0
         self.failed = 0  # publish raised: nothing went out
-        self.invalid = 0  # reads that returned a failed-read value, not published
+        self.invalid = 0  # failed-read values (and NaN or infinity out of a filter), not published
         self.last_value: Any = None
         self.last_published_at: float | None = None
         self.loop: task.LoopingCall | None = None
@@ -84,6 +93,13 @@ class SensorPublication:
             log, "{sensor}: {n} invalid reading(s) not published (latest {value!r})", reactor
         )
         self._failed_log = RepeatSummary(log, "could not publish {sensor} on {subject} ({n}x): {error}", reactor)
+
+    def adopt_state(self, previous: SensorPublication) -> None:
+        """Carry a replaced publication's filter and compensation state over where its chain is unchanged."""
+        if (previous.config.sensor, previous.config.filters) == (self.config.sensor, self.config.filters):
+            self.chain = previous.chain
+        if self.compensation is not None and previous.config.compensate == self.config.compensate:
+            self.compensation = previous.compensation
 
     def start(self) -> None:
         if self.config.sensor == "joystick":
@@ -106,10 +122,22 @@ class SensorPublication:
         if self._reading:  # the device is still busy with the previous read: skip, don't pile up
             return
         self._reading = True
-        reading = self._read(self.config.sensor)
+        reading = self.read_inputs()
         reading.addCallbacks(self.on_reading, self.on_read_error)
         reading.addErrback(lambda failure: log.failure("publishing {sensor} failed", failure, sensor=self.config.sensor))
         reading.addBoth(self._done_reading)
+
+    def read_inputs(self):
+        """A Deferred of what `on_reading` takes: `(value, unit)`, or the compensation's inputs by sensor."""
+        if self.compensation is None:
+            return self._read(self.config.sensor)
+        return self._read_many(COMPENSATION_INPUTS)
+
+    def send_current(self):
+        """Read and publish now, the deadband ignored (filters still apply): a new subscriber's first state."""
+        reading = self.read_inputs()
+        reading.addCallback(self.on_reading, due=True)
+        return reading
 
     def _done_reading(self, _):
         self._reading = False
@@ -118,25 +146,47 @@ class SensorPublication:
         if not self.stopped:
             log.warn("reading {sensor} failed: {error}", sensor=self.config.sensor, error=failure.getErrorMessage())
 
-    def on_reading(self, reading) -> None:
+    def on_reading(self, reading, due: bool = False) -> None:
         if self.stopped:
             return
-        value, unit = reading
         sensor = self.config.sensor
-        if not is_valid_reading(sensor, value):
-            self.invalid += 1
-            self._invalid_log.add(sensor=sensor, value=value)
+        if self.compensation is None:
+            value, unit = reading
+            inputs = {sensor: value}
+        else:
+            inputs = {name: reading[name][0] for name in COMPENSATION_INPUTS}
+            unit = reading[COMPENSATION_INPUTS[0]][1]
+        for name, input_value in inputs.items():
+            if not is_valid_reading(name, input_value):
+                self._count_invalid(name, input_value)
+                return
+        if self.compensation is None:
+            raw = value
+        else:
+            raw = uncorrected(inputs["temperature_from_humidity"], inputs["temperature_from_pressure"])
+            value = self.compensation.feed(*(inputs[name] for name in COMPENSATION_INPUTS))
+        now = self._clock()
+        invalid_before = self.chain.invalid
+        value = self.chain.feed(value, now)
+        if value is None:
+            if self.chain.invalid > invalid_before:
+                self._count_invalid(sensor, raw)
             return
         self._record(sensor, value, unit)
-        now = self._clock()
-        if is_due(self.config, value, now, self.last_value, self.last_published_at) and self.publish(value, unit):
+        processed = self.compensation is not None or bool(self.chain.filters)
+        due = due or is_due(self.config, value, now, self.last_value, self.last_published_at)
+        if due and self.publish(value, unit, raw if processed else None):
             # Only a reading that went out moves the deadband: after an outage the next one is due.
             self.last_value = value
             self.last_published_at = now
 
-    def publish(self, value: Any, unit: str | None) -> bool:
+    def _count_invalid(self, sensor: str, value: Any) -> None:
+        self.invalid += 1
+        self._invalid_log.add(sensor=sensor, value=value)
+
+    def publish(self, value: Any, unit: str | None, raw: Any = None) -> bool:
         """Publish one reading now; False (and logged) when the client refused it."""
-        body = reading_document(self.device_id, self.config.sensor, value, unit)
+        body = reading_document(self.device_id, self.config.sensor, value, unit, raw)
         try:
             self._publish(self.config.subject, encode(body))
         except NatsError as error:

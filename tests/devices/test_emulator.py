@@ -201,7 +201,7 @@ def test_show_message_draws_the_librarys_own_frames(emulated, rotation):
             del hat.set_pixels
         return seen
 
-    for text, colour, back in [("Hi, ²!", (255, 0, 0), (0, 0, 8)), (" .|W", (8, 252, 0), (16, 16, 16))]:
+    for text, colour, back in [("Hi, 2!", (255, 0, 0), (0, 0, 8)), (" .|W", (8, 252, 0), (16, 16, 16))]:
         ours = framebuffers(lambda: emulated.show_message(text, colour, back, 0.0))
         sleep = library.time.sleep
         library.time.sleep = lambda seconds: None
@@ -212,6 +212,56 @@ def test_show_message_draws_the_librarys_own_frames(emulated, rotation):
         assert len(ours) == len(theirs) == 8 + sum(len(hat._trim_whitespace(hat._get_char_pixels(c))) // 8 + 1 for c in text)
         assert ours == theirs
     assert hat.rotation == rotation
+
+
+def framebuffer_after(hat, draw) -> list[bytes]:
+    """The framebuffer after each set_pixels that `draw` makes."""
+    seen = []
+
+    def recording(pixels):
+        type(hat).set_pixels(hat, pixels)
+        with open(hat._fb_device, "rb") as framebuffer:
+            seen.append(framebuffer.read(128))
+
+    hat.set_pixels = recording
+    try:
+        draw()
+    finally:
+        del hat.set_pixels
+    return seen
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_show_letter_draws_the_librarys_own_picture_for_each_of_its_characters(emulated, rotation):
+    hat = emulated._hat
+    emulated.set_rotation(rotation)
+    colour, back = (248, 0, 0), (0, 0, 8)
+    for char in hat._text_dict:
+        ours = framebuffer_after(hat, lambda: emulated.show_letter(char, colour, back))
+        theirs = framebuffer_after(hat, lambda: hat.show_letter(char, list(colour), list(back)))
+        assert ours == theirs, char
+
+
+def test_a_character_outside_the_librarys_font_scrolls_as_itself_not_as_a_question_mark(emulated):
+    hat = emulated._hat
+    white, black = (248, 252, 248), (0, 0, 0)
+    degrees = framebuffer_after(hat, lambda: emulated.show_message("21°C", white, black, 0.0))
+    question = framebuffer_after(hat, lambda: emulated.show_message("21?C", white, black, 0.0))
+    library = framebuffer_after(hat, lambda: hat.show_message("21°C", 0.0, list(white), list(black)))
+    assert degrees != question
+    assert library == question  # what the library itself would have drawn
+    # The third glyph starts at column 8 + (5 + 1) + (3 + 1) = 18, which frame 11 is the first to show.
+    assert degrees[:11] == question[:11]
+
+
+def test_show_letter_of_a_character_outside_the_librarys_font_draws_our_glyph(emulated):
+    hat = emulated._hat
+    memory = MemoryDevice()
+    memory.show_letter("é", (248, 0, 0), (0, 0, 0))
+    ours = framebuffer_after(hat, lambda: emulated.show_letter("é", (248, 0, 0), (0, 0, 0)))
+    assert emulated.snapshot() == memory.snapshot()
+    theirs = framebuffer_after(hat, lambda: hat.show_letter("é", [248, 0, 0], [0, 0, 0]))
+    assert ours != theirs  # the library draws "?"
 
 
 def test_show_message_stops_at_the_next_frame_once_interrupted(emulated):

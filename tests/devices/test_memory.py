@@ -69,10 +69,43 @@ def test_show_message_is_recorded_and_ends_on_the_back_colour():
     device = MemoryDevice()
     device.set_pixel(4, 4, RED)
     device.show_message("hello", (255, 255, 255), BLUE, 0.1)
-    device.show_letter("A", (255, 255, 255), GREEN)
     assert device.messages == ["hello"]
+    assert device.snapshot() == (BLUE,) * 64
+
+
+def picture_of(rows: list[str], lit, back) -> tuple:
+    return tuple(lit if char == "#" else back for row in rows for char in row)
+
+
+def test_show_letter_draws_the_letter_where_the_library_puts_it():
+    device = MemoryDevice()
+    device.show_letter("A", RED, GREEN)
     assert device.letters == ["A"]
-    assert device.snapshot() == (GREEN,) * 64
+    assert device.snapshot() == picture_of([
+        "........",
+        "..###...",
+        ".#...#..",
+        ".#...#..",
+        ".#####..",
+        ".#...#..",
+        ".#...#..",
+        ".#...#..",
+    ], RED, GREEN)
+
+
+def test_show_letter_draws_a_character_outside_the_librarys_font():
+    device = MemoryDevice()
+    device.show_letter("°", RED, BLACK)
+    assert device.snapshot() == picture_of([
+        "........",
+        "..#.....",
+        ".#.#....",
+        "..#.....",
+        "........",
+        "........",
+        "........",
+        "........",
+    ], RED, BLACK)
 
 
 def test_low_light_property_and_setter():
@@ -91,6 +124,9 @@ def test_every_polled_sensor_has_a_unit_and_a_plausible_value(sensor):
     plausible = {
         "temperature": lambda v: 15 < v < 30,
         "humidity": lambda v: 30 < v < 60,
+        "temperature_from_humidity": lambda v: 25 < v < 33,
+        "temperature_from_pressure": lambda v: 25 < v < 33,
+        "cpu_temperature": lambda v: 35 < v < 45,
         "pressure": lambda v: 1000 < v < 1030,
         "orientation": lambda v: set(v) == {"pitch", "roll", "yaw"} and all(0 <= a < 360 for a in v.values()),
         "accelerometer": lambda v: set(v) == {"x", "y", "z"} and 0.9 < v["z"] < 1.1,

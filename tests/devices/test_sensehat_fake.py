@@ -33,6 +33,7 @@ import stat
 import struct
 import subprocess
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -242,6 +243,9 @@ def _happy_path(stick: int) -> dict:
     from bridge.devices import open_device
 
     device = open_device(DeviceConfig(id="pi", driver="sense-hat", low_light=True))
+    with tempfile.NamedTemporaryFile("w", suffix=".temp", delete=False) as zone:
+        zone.write("48123\n")  # millidegrees, as the thermal driver writes them
+    device.thermal_zone = zone.name
     try:
         device.clear((0, 0, 0))
         device.set_pixel(1, 0, (255, 0, 0))
@@ -256,6 +260,8 @@ def _happy_path(stick: int) -> dict:
             "readings": {sensor: device.read(sensor) for sensor in (
                 "temperature", "humidity", "pressure", "orientation", "accelerometer", "gyroscope", "compass"
             )},
+            "compensation_inputs": device.read_many(
+                ("temperature_from_humidity", "temperature_from_pressure", "cpu_temperature")),
             "joystick": device.poll_joystick(),
         }
     finally:
@@ -422,6 +428,9 @@ def test_the_happy_path_end_to_end(board, loop_device):
     assert readings["gyroscope"] == [{"x": 0.001, "y": 0.002, "z": -0.003}, "rad/s"]
     assert readings["compass"] == [{"x": 12.5, "y": -3.25, "z": 40.0}, "µT"]
     assert result["joystick"] == [["up", "pressed"], ["middle", "released"]]
+    assert result["compensation_inputs"] == {"temperature_from_humidity": [22.25, "°C"],
+                                             "temperature_from_pressure": [21.5, "°C"],
+                                             "cpu_temperature": [48.12, "°C"]}
 
 
 def assert_one_sentence(result: dict, *mentions: str) -> None:

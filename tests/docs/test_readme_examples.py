@@ -1,10 +1,13 @@
-"""Every YAML example in the README and the docs site's pages is checked the way its marker says, so an example a reader
-copies is one the bridge accepts. A block is marked by the HTML comment on the line before it:
+"""Every YAML example in the README and the docs site's pages is checked the way its marker says,
+so an example a reader copies is one the bridge accepts. A block is marked by the HTML comment on
+the line before it:
 
   <!-- example: file -->       a config a bridge runs (loaded like `bridge validate`)
   <!-- example: stored -->     a stored fleet config (checked as a Pi checks it)
   <!-- example: bootstrap -->  a Pi's fleet bootstrap file
   <!-- example: fragment -->   a few keys: added to a minimal file, then loaded like `file`
+  <!-- example: publication -->, <!-- example: subscription -->
+                               entries of that list: put under it in a minimal file, then loaded
 
 A file the example reads (`${file:...}`, `tls: {ca_file: ...}`) and a variable of the environment
 (`${env:...}`) it names are given to it, as the Pi it was written for has them.
@@ -24,7 +27,7 @@ from tests.docs.examples import MINIMAL, as_on_its_pi
 
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENTS = [REPO / "README.md", REPO / "deploy" / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
-KINDS = ("file", "stored", "bootstrap", "fragment")
+KINDS = ("file", "stored", "bootstrap", "fragment", "publication", "subscription")
 BLOCK = re.compile(r"^(?:<!-- example: (?P<kind>[\w-]+) -->\n)?```yaml\n(?P<text>.*?)^```", re.M | re.S)
 
 
@@ -49,6 +52,8 @@ def test_every_yaml_example_is_valid_as_marked(kind, text, tmp_path, monkeypatch
     text = as_on_its_pi(text, tmp_path, monkeypatch)
     if kind == "fragment":
         text = yaml.safe_dump(MINIMAL) + text
+    elif kind in ("publication", "subscription"):
+        text = yaml.safe_dump(MINIMAL) + f"{kind}s:\n" + text
     path = tmp_path / "config.yml"
     path.write_text(text, encoding="utf-8")
     config = load_config(path)

@@ -185,22 +185,23 @@ def test_a_refused_publish_is_logged_not_raised():
     assert setup.announcer.bursts == 1
 
 
-def publication(sensor: str, **timing) -> SensorPublication:
+def publication(sensor: str, values: dict | None = None, **timing) -> SensorPublication:
     published = []
     config = PublicationConfig(subject=f"s.{sensor}", sensor=sensor, **timing)
-    item = SensorPublication(config, device_id="pi", read=None, publish=lambda subject, payload: published.append(
-        (subject, json.loads(payload))), reactor=task.Clock())
+    item = SensorPublication(config, device_id="pi", read=lambda sensor: defer.succeed(values[sensor]),
+                             publish=lambda subject, payload: published.append((subject, json.loads(payload))),
+                             reactor=task.Clock())
     item.sent = published
     return item
 
 
 def test_current_readings_go_out_once_each_deadband_ignored_joystick_and_failed_reads_left_out():
-    temperature = publication("temperature", interval=10.0, change=5.0)
-    temperature.last_value, temperature.last_published_at = 21.0, 0.0  # the deadband would hold 21.5 back
-    humidity = publication("humidity", interval=10.0)
-    joystick = publication("joystick")
     values = {"temperature": (21.5, "°C"), "humidity": (0, "%RH")}  # 0 %RH: a failed read
-    send_current_readings([temperature, humidity, joystick], lambda sensor: defer.succeed(values[sensor]))
+    temperature = publication("temperature", values, interval=10.0, change=5.0)
+    temperature.last_value, temperature.last_published_at = 21.0, 0.0  # the deadband would hold 21.5 back
+    humidity = publication("humidity", values, interval=10.0)
+    joystick = publication("joystick", values)
+    send_current_readings([temperature, humidity, joystick])
     assert [(subject, body["value"], body["unit"]) for subject, body in temperature.sent] == [
         ("s.temperature", 21.5, "°C")]
     assert humidity.sent == [] and joystick.sent == []

@@ -18,6 +18,7 @@ from bridge.homeassistant.discovery import (
     slug,
     topic,
 )
+from bridge.config.filters import Delta, MovingAverage, Throttle
 from bridge.config.model import HomeAssistantConfig, PublicationConfig
 from tests.harness.homeassistant import commands, problems, refused
 
@@ -109,6 +110,23 @@ def test_expiry_follows_each_publications_timing_unless_set(tmp_path):
     assert expire_after("off", polled) is None
     assert expire_after(90.5, polled) == 91
     assert expire_after("auto", polled) == 1
+
+
+def test_expiry_allows_for_filters_that_send_less_often_or_hold_readings_back():
+    every_third = (MovingAverage(window=3, send_every=3),)
+    assert expire_after("auto", PublicationConfig(subject="s", sensor="humidity", interval=10.0,
+                                                  filters=every_third)) == 90
+    throttled = PublicationConfig(subject="s", sensor="humidity", interval=10.0, filters=(Throttle(60.0),))
+    assert expire_after("auto", throttled) == 210  # 3 x (60 s + the poll that ends the wait)
+    held = PublicationConfig(subject="s", sensor="humidity", interval=10.0, filters=(Delta(1.0),))
+    assert expire_after("auto", held) is None
+
+
+def test_the_new_temperature_sensors_are_temperatures_with_readable_names(tmp_path):
+    cpu = PublicationConfig(subject="s.cpu", sensor="cpu_temperature", interval=5.0)
+    [entity] = entities(load(tmp_path, publications=(cpu,), subscriptions=()))
+    assert (entity.keys["name"], entity.keys["device_class"], entity.keys["unit_of_measurement"]) == (
+        "Cpu temperature", "temperature", "°C")
 
 
 def test_the_joystick_is_an_event_with_every_direction_and_action(tmp_path):
