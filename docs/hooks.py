@@ -98,6 +98,8 @@ def limits_text(node: dict) -> str:
 
 def example_value(node: dict) -> Any:
     """What the reference shows for a key: the schema's own example, else its default or first choice."""
+    if "const" in node:
+        return node["const"]
     if node.get("default") is not None and "anyOf" in node:  # its examples are the unit's, not the key's
         return node["default"]
     if node.get("examples"):
@@ -116,32 +118,37 @@ def example_value(node: dict) -> Any:
     if kind == "boolean":
         return True
     if kind == "array":
-        return [example_value(node.get("items", {}))]
+        if "prefixItems" in node:
+            return [example_value(item) for item in node["prefixItems"]]
+        return [example_value(node.get("items", {}))] * max(node.get("minItems", 1), 1)
     if kind == "object":
         return {}
     return "example"
 
 
-# What an example needs beside its key that the schema cannot say (checks across keys), by the
-# key's name or by the name of the list item or object holding it.
-COMPANIONS: dict[str, dict] = {
+# What an example needs that the schema cannot say (checks across keys): the keys an object
+# (a list item, a mapping) needs whichever of its keys is shown, and the siblings one key needs.
+NEEDED_IN: dict[str, dict] = {
     "publications[]": {"interval": "10s"},  # the example sensor (temperature) is polled
+    "publications[].filters[].clamp": {"min": -40, "max": 85},  # clamp needs min, max or both
+}
+NEEDED_WITH: dict[str, dict] = {
     "publications[].heartbeat": {"change": 0.2},
     "subscriptions[].burst": {"rate": "20/s"},
     "fleet.public": {"vars": {"floor": "${env:FLOOR}"}},  # names one of fleet.vars
 }
 
-
 # Values for keys whose schema has only the examples of its unit (a duration: 250ms, ...).
 EXAMPLES: dict[str, Any] = {
     "publications[].interval": "10s",
     "publications[].heartbeat": "5m",
+    "publications[].filters[].calibrate_linear": [[10.0, 10.5], [30.0, 29.0]],  # measured increasing
 }
 
 
 def companions(key: Key) -> dict:
     holder = key.name.rsplit(".", 1)[0] if len(key.path) > 1 else ""
-    found = {**COMPANIONS.get(holder, {}), **COMPANIONS.get(key.name, {})}
+    found = {**NEEDED_IN.get(holder, {}), **NEEDED_WITH.get(key.name, {})}
     found.pop(key.path[-1], None)
     return found
 
@@ -163,7 +170,8 @@ def example(key: Key) -> dict:
         if name == "[]":
             value = [value]
         else:
-            siblings = required_siblings(Key(key.path[:depth + 1], {}, key.parents[:depth + 1])) if depth else {}
+            holder = Key(key.path[:depth + 1], {}, key.parents[:depth + 1])
+            siblings = {**required_siblings(holder), **companions(holder)} if depth else {}
             value = {**siblings, name: value}
     return value
 
@@ -246,7 +254,7 @@ def cli_reference() -> str:
     parts += [f"| {status.value} | `{status.name}` | {meaning} |" for status, meaning in MEANING.items()]
     parts.append("")
     for name, command in commands(build_parser()).items():
-        description, _, statuses = (command.description or "").partition("Exit status: ")
+        description, _, statuses = " ".join((command.description or "").split()).partition("Exit status: ")
         parts.append(f"## `bridge {name}`\n")
         parts.append("```text\n" + command.format_usage().removeprefix("usage: ").strip() + "\n```\n")
         parts.append(description.strip() + "\n")
