@@ -126,3 +126,9 @@ def test_every_action_is_in_the_reference():
     for name in actions._SPECS:
         assert f"| `{name}` |" in text
 
+
+
+def test_the_actions_page_describes_every_action_by_hand_too():
+    page = (REPO / "docs" / "reference" / "actions.md").read_text(encoding="utf-8")
+    described = page[:page.index("<!-- generated: actions -->")]
+    assert [name for name in actions._SPECS if f"`{name}`" not in described] == []
