@@ -69,6 +69,7 @@ def is_section(key: Key) -> bool:
 
 
 def type_text(node: dict) -> str:
+    node = resolve(node, load_schema())
     if "enum" in node:
         return "one of " + ", ".join(f"`{json.dumps(value)}`" for value in node["enum"])
     if "const" in node:
@@ -79,7 +80,9 @@ def type_text(node: dict) -> str:
     kind = node.get("type", "any")
     kinds = kind if isinstance(kind, list) else [kind]
     text = " or ".join(kinds)
-    if "array" in kinds and "items" in node:
+    if "array" in kinds and "prefixItems" in node:
+        text = "[" + ", ".join(type_text(item) for item in node["prefixItems"]) + "]"
+    elif "array" in kinds and "items" in node:
         text = f"list of {type_text(node['items'])}"
     return text
 
