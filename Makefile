@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HA_VENV := .venv-ha
 HA_REQUIREMENTS := tests/homeassistant/requirements-ha.txt
 
-.PHONY: run test test-ha bench mutate install clean
+.PHONY: run test test-ha bench mutate docs install clean
 
 # A failed venv (Debian without python3-venv leaves one with no pip) is removed, so the next
 # `make` tries again instead of finding $(BIN)/python and skipping this step.
@@ -46,10 +46,14 @@ test-ha: $(STAMP) $(HA_VENV)/.installed
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+# The docs site (docs/, mkdocs.yml) into site/; --strict fails on a broken link or anchor.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 # Mutation testing of the modules listed in tests/mutate.py, each against its own tests;
 # `make mutate MUTATE_ARGS=bridge/nats/subjects.py` runs one. See tests/MUTANTS.md.
 mutate: $(STAMP)
 	$(BIN)/python -m tests.mutate $(MUTATE_ARGS)
 
 clean:
-	rm -rf $(VENV) $(HA_VENV) build *.egg-info .pytest_cache .hypothesis .mutmut mutants
+	rm -rf $(VENV) $(HA_VENV) build site *.egg-info .pytest_cache .hypothesis .mutmut mutants

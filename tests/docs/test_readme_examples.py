@@ -1,5 +1,6 @@
-"""Every YAML example in the README is checked the way its marker says, so an example a reader
-copies is one the bridge accepts. A block is marked by the HTML comment on the line before it:
+"""Every YAML example in the README and the docs site's pages is checked the way its marker says,
+so an example a reader copies is one the bridge accepts. A block is marked by the HTML comment on
+the line before it:
 
   <!-- example: file -->       a config a bridge runs (loaded like `bridge validate`)
   <!-- example: stored -->     a stored fleet config (checked as a Pi checks it)
@@ -19,20 +20,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from PIL import Image
 
 from bridge.config import load_config
 from bridge.config.loader import check_stored
+from tests.docs.examples import MINIMAL, as_on_its_pi
 
 REPO = Path(__file__).resolve().parents[2]
-DOCUMENTS = [REPO / "README.md", REPO / "deploy" / "README.md"]
+DOCUMENTS = [REPO / "README.md", REPO / "deploy" / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 KINDS = ("file", "stored", "bootstrap", "fragment", "publication", "subscription")
-FILE_SUBSTITUTION = re.compile(r"\$\{file:([^}]+)\}")
-ENV_SUBSTITUTION = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)")
-PNG_FILE = re.compile(r"\b([\w/-]+\.png)\b")
-NAMED_FILE = re.compile(r"\b\w+_file: ([\w./-]+)")
 BLOCK = re.compile(r"^(?:<!-- example: (?P<kind>[\w-]+) -->\n)?```yaml\n(?P<text>.*?)^```", re.M | re.S)
-MINIMAL = {"version": 1, "device": {"id": "example", "driver": "memory"}, "nats": {"servers": ["nats://127.0.0.1:4222"]}}
 
 
 def examples() -> list:
@@ -44,23 +40,6 @@ def examples() -> list:
             found.append(pytest.param(match.group("kind"), match.group("text"),
                                       id=f"{document.relative_to(REPO)}:{line}"))
     return found
-
-
-def as_on_its_pi(text: str, folder: Path, monkeypatch) -> str:
-    """The example with the files and environment variables it names provided in `folder`."""
-    for name in ENV_SUBSTITUTION.findall(text):
-        monkeypatch.setenv(name, "example")
-    for index, path in enumerate(dict.fromkeys(FILE_SUBSTITUTION.findall(text))):
-        given = folder / f"file-{index}"
-        given.write_text("example\n")
-        text = text.replace(f"${{file:{path}}}", f"${{file:{given}}}")
-    for relative in NAMED_FILE.findall(text):
-        if not relative.startswith("/"):
-            (folder / relative).write_text("")
-    for relative in PNG_FILE.findall(text):
-        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (8, 8), (255, 160, 0)).save(folder / relative)
-    return text
 
 
 @pytest.mark.parametrize("kind, text", examples())
