@@ -134,6 +134,7 @@ def example_value(node: dict) -> Any:
 NEEDED_IN: dict[str, dict] = {
     "publications[]": {"interval": "10s"},  # the example sensor (temperature) is polled
     "publications[].filters[].clamp": {"min": -40, "max": 85},  # clamp needs min, max or both
+    "display.apps[]": {"icon": "thermometer"},  # an app shows something
 }
 NEEDED_WITH: dict[str, dict] = {
     "publications[].heartbeat": {"change": 0.2},
@@ -146,6 +147,8 @@ EXAMPLES: dict[str, Any] = {
     "publications[].interval": "10s",
     "publications[].heartbeat": "5m",
     "publications[].filters[].calibrate_linear": [[10.0, 10.5], [30.0, 29.0]],  # measured increasing
+    "display.apps[].icon": "thermometer",  # a built-in name
+    "display.apps[].pixels": [[0, 0, 64]] * 64,
 }
 
 
