@@ -16,6 +16,9 @@ from types import MappingProxyType
 from typing import Any, Callable, Mapping, NamedTuple
 
 from bridge.display import icons as builtin_icons
+from bridge.display.colours import Invalid as _Invalid
+from bridge.display.colours import describe as _describe
+from bridge.display.colours import parse_colour
 from bridge.display.font import transliterate
 from bridge.display.model import (
     DEFAULT_PRIORITY,
@@ -35,8 +38,6 @@ MAX_TEXT_LENGTH = 1000
 ROTATIONS = (0, 90, 180, 270)
 WHITE = (255, 255, 255)
 BLACK = (0, 0, 0)
-_HEX_COLOUR = re.compile(r"#([0-9a-fA-F]{6})\Z")
-_COLOUR_RULE = 'must be [r, g, b] with each 0..255, or "#rrggbb"'
 
 
 class PayloadError(ValueError):
@@ -86,38 +87,6 @@ def scroll_seconds(text: str, scroll_speed: float) -> float:
 
 # Command(...) goes through a Python-level __new__; this skips it on the hot path.
 _new_command = tuple.__new__
-
-
-class _Invalid(ValueError):
-    """A rule broken by one value; the caller adds which action and key."""
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, (list, dict, bool)) or value is None:
-        try:
-            text = json.dumps(value)
-        except RecursionError:  # nested just shallower than _loads refuses, but deeper than dumps allows
-            return f"a JSON {'list' if isinstance(value, list) else 'object'} nested too deeply to show"
-    else:
-        text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def parse_colour(value: Any) -> tuple[int, int, int]:
-    """[r, g, b] with ints 0..255 (list or tuple) or "#rrggbb" -> (r, g, b); ValueError otherwise."""
-    if isinstance(value, str):
-        match = _HEX_COLOUR.match(value)
-        if match:
-            number = int(match.group(1), 16)
-            return (number >> 16, (number >> 8) & 0xFF, number & 0xFF)
-    elif isinstance(value, (list, tuple)) and len(value) == 3:
-        r, g, b = value
-        if (
-            type(r) is int and type(g) is int and type(b) is int
-            and 0 <= r <= 255 and 0 <= g <= 255 and 0 <= b <= 255
-        ):
-            return (r, g, b)
-    raise _Invalid(f"{_COLOUR_RULE}, got {_describe(value)}")
 
 
 def _coordinate(value: Any) -> int:

@@ -3,11 +3,10 @@ the config's own (64 colours, or a small PNG file)."""
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from typing import Any
 
+from bridge.display.colours import parse_colour
 from bridge.display.model import Colour, Picture
 
 # One letter per pixel in the drawings below.
@@ -206,35 +205,6 @@ def load_icon(value: Any, base_dir: str) -> Picture:
     if isinstance(value, str):
         return _from_png(os.path.join(base_dir, value))
     raise ValueError(f"an icon is a list of 64 colours or the path of an 8×8 PNG file, got {type(value).__name__}")
-
-
-_HEX_COLOUR = re.compile(r"#([0-9a-fA-F]{6})\Z")
-
-
-def parse_colour(value: Any) -> Colour:
-    """[r, g, b] (ints 0..255) or "#rrggbb", as bridge.actions.parse_colour reads a payload's colours
-    (a test holds the two to the same answers); here so that bridge.actions, which resolves icon
-    names, imports this module without an import cycle."""
-    if isinstance(value, str):
-        match = _HEX_COLOUR.match(value)
-        if match:
-            number = int(match.group(1), 16)
-            return (number >> 16, (number >> 8) & 0xFF, number & 0xFF)
-    elif isinstance(value, (list, tuple)) and len(value) == 3:
-        if all(type(part) is int and 0 <= part <= 255 for part in value):
-            return tuple(value)
-    raise ValueError(f'must be [r, g, b] with each 0..255, or "#rrggbb", got {_shown(value)}')
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, (list, dict, bool)) or value is None:
-        try:
-            text = json.dumps(value)
-        except (TypeError, ValueError, RecursionError):
-            text = repr(value)
-    else:
-        text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _from_colours(value: list | tuple) -> Picture:

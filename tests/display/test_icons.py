@@ -124,18 +124,3 @@ def test_a_directory_is_one_sentence(tmp_path):
         icons.load_icon("dir.png", str(tmp_path))
 
 
-@pytest.mark.parametrize("value", [
-    [1, 2, 3], (0, 255, 0), "#A0b1C2", "#000000", [0, 0, 256], [-1, 0, 0], [1.0, 2, 3], [True, 0, 0], [1, 2],
-    [1, 2, 3, 4], "#12345", "#1234567", "red", "", None, {"r": 1}, [[1, 2, 3]], "#12345\n", b"#123456", 7,
-])
-def test_icon_colours_read_as_the_payloads_colours(value):
-    from bridge.actions import parse_colour
-
-    try:
-        expected = parse_colour(value)
-    except ValueError as error:
-        with pytest.raises(ValueError) as raised:
-            icons.parse_colour(value)
-        assert str(raised.value) == str(error)
-    else:
-        assert icons.parse_colour(value) == expected
