@@ -25,7 +25,8 @@ SUBJECT = f"sensors.{DEVICE_ID}.temperature"
 def run() -> dict:
     from bench.common import outside_client
     from bridge.testing.bridgeproc import BridgeProcess, memory_config
-    from bridge.testing.durable import acked, kill_cycle, losses, spool_state, stream_messages, wait_for
+    from bridge.testing.durable import acked, kill_cycle, losses, spool_state, stream_messages
+    from bridge.testing.polling import wait_for
     from bridge.testing.nats_server import NatsCluster
 
     publication = f"  - {{subject: {SUBJECT}, sensor: temperature, interval: 50ms, durable: {{stream: SENSORS}}}}\n"

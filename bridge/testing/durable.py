@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from pathlib import Path
 
 import nats.errors
 
 from bridge.telemetry.spool import FLOOR_FILE, Spool, directory_name
+from bridge.testing.polling import wait_for
 
 PASSING_ERRORS = (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionReconnectingError)
 
@@ -63,17 +63,6 @@ def acked(bridge, outside) -> int:
 def connected_server(bridge, outside) -> str | None:
     info = quietly(lambda: bridge.info(outside, timeout=1.0))
     return info.get("server") if info else None
-
-
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
-    """The first truthy value of `predicate()`, polled; AssertionError naming `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def kill_cycle(cluster, bridge, outside, kills: int) -> None:

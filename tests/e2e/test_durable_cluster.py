@@ -22,7 +22,7 @@ from bridge.testing.nats_server import NatsCluster, NatsServer, free_port
 from bridge.testing.outside import OutsideClient
 from bridge.timestamps import parse
 from tests.harness.fleet import deployed
-from tests.harness.polling import wait_for
+from bridge.testing.polling import wait_for
 
 SUBJECT = "sensors.pi1.temperature"
 PUBLICATION = f"  - {{subject: {SUBJECT}, sensor: temperature, interval: 50ms, durable: {{stream: SENSORS}}}}\n"

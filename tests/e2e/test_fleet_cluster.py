@@ -22,7 +22,7 @@ from bridge.testing.bridgeproc import BridgeProcess
 from bridge.testing.nats_server import NatsCluster
 from bridge.testing.outside import OutsideClient
 from tests.harness.fleet import BUCKET, KEY, deploy, stored_revision
-from tests.harness.polling import wait_for
+from bridge.testing.polling import wait_for
 
 ROLLOUT_BOUND = 20.0  # seconds from the kill to all three bridges answering on B's subject
 

@@ -117,7 +117,7 @@ def test_a_fleet_bridge_that_applied_a_revision_keeps_no_checker_module(nats_py,
     applied from the bucket, nothing of the checker is loaded."""
     from bridge.testing.nats_server import NatsServer
     from tests.harness.fleet import BUCKET, deployed
-    from tests.harness.polling import wait_for
+    from bridge.testing.polling import wait_for
 
     server = NatsServer(jetstream=True)
     try:

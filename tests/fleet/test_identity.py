@@ -15,7 +15,7 @@ import pytest
 from bridge.testing.bridgeproc import BridgeProcess, memory_config
 from bridge.testing.nats_server import NatsServer
 from bridge.testing.outside import OutsideClient
-from tests.harness.polling import wait_for
+from bridge.testing.polling import wait_for
 
 BUCKET, KEY, DEVICE = "ident_configs", "pis", "pi-ident"
 

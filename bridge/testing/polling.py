@@ -1,4 +1,4 @@
-"""Waiting from a test's own thread for something a subprocess does (no reactor involved)."""
+"""Waiting from a test's or a benchmark's own thread for something a subprocess does (no reactor involved)."""
 
 from __future__ import annotations
 
