@@ -7,6 +7,7 @@ the device the moment the clock reaches it; the last ones use the real DeviceWor
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 import pytest
 import pytest_twisted
@@ -339,69 +340,65 @@ class ScrollingDevice(MemoryDevice):
         super().show_message(text, text_colour, back_colour, scroll_speed)
 
 
-def _settled(deferred):
-    return deferred.addErrback(lambda failure: failure.value)
+class Threaded(NamedTuple):
+    device: ScrollingDevice
+    layered: LayeredDevice
+    worker: DeviceWorker
+    display: Display
+
+    def scroll(self, text: bytes) -> defer.Deferred:
+        """Queue a show_message on the real worker: fires with (ok, value) when it ends."""
+        done = defer.Deferred()
+        self.worker.enqueue("k", parse_command("show_message", text, {}), 10, "queue",
+                            lambda context, ok, value: done.callback((ok, value)), None)
+        return done
+
+    @defer.inlineCallbacks
+    def until_shown(self, picture):
+        for _ in range(int(WAIT / 0.01)):
+            if self.device.snapshot() == picture:
+                return
+            yield task.deferLater(reactor, 0.01)
+        assert self.device.snapshot() == picture
 
 
-@pytest_twisted.inlineCallbacks
-def test_a_notification_cuts_a_base_scroll_short_on_the_worker_thread():
+@pytest.fixture
+def threaded():
     device = ScrollingDevice()
     layered = LayeredDevice(device)
     worker = DeviceWorker(layered, reactor)
     worker.start()
     display = Display(worker, layered, reactor, DisplayConfig())
     display.start()
-    try:
-        running = defer.Deferred()
-        worker.enqueue("k", parse_command("show_message", b"a long scroll", {}), 10, "queue",
-                       lambda context, ok, value: running.callback(value), None)
-        assert (yield task.deferLater(reactor, 0, device.scrolling.wait, WAIT))
-        content = Content(pixels=(GREEN,) * 64)
-        display.notify(Notification(content, hold=True))
-        value = yield running
-        assert isinstance(value, Dropped) and str(value) == (
-            "show_message: interrupted, the display shows a notification")
-        for _ in range(int(WAIT / 0.01)):
-            if device.snapshot() == (GREEN,) * 64:
-                break
-            yield task.deferLater(reactor, 0.01)
-        assert device.snapshot() == (GREEN,) * 64
-        assert display.on_joystick("middle", "pressed") is True
-        yield worker.call(lambda: None)  # show_base runs before this
-        assert device.snapshot() == ((0, 0, 0),) * 64
-    finally:
-        display.stop()
-        yield worker.stop(WAIT)
+    yield Threaded(device, layered, worker, display)
+    display.stop()
+    pytest_twisted.blockon(worker.stop(WAIT))
 
 
 @pytest_twisted.inlineCallbacks
-def test_a_notification_also_spares_the_scrolls_waiting_behind_the_running_one():
-    device = ScrollingDevice()
-    layered = LayeredDevice(device)
-    worker = DeviceWorker(layered, reactor)
-    worker.start()
-    display = Display(worker, layered, reactor, DisplayConfig())
-    display.start()
-    try:
-        finished = [defer.Deferred(), defer.Deferred()]
-        for text, done in zip((b"the running scroll", b"the waiting scroll"), finished):
-            worker.enqueue("k", parse_command("show_message", text, {}), 10, "queue",
-                           lambda context, ok, value, done=done: done.callback((ok, value)), None)
-        assert (yield task.deferLater(reactor, 0, device.scrolling.wait, WAIT))
-        display.notify(Notification(Content(pixels=(GREEN,) * 64), hold=True))
-        first, second = yield defer.gatherResults(finished)
-        assert first[0] is False and second == (True, None)
-        assert device.messages == ["the running scroll"]  # the waiting one never scrolled under it
-        assert layered.base == ((0, 0, 0),) * 64  # its back colour, where its scroll would have ended
-        for _ in range(int(WAIT / 0.01)):
-            if device.snapshot() == (GREEN,) * 64:
-                break
-            yield task.deferLater(reactor, 0.01)
-        assert device.snapshot() == (GREEN,) * 64
-    finally:
-        display.stop()
-        yield worker.stop(WAIT)
+def test_a_notification_cuts_a_base_scroll_short_on_the_worker_thread(threaded):
+    running = threaded.scroll(b"a long scroll")
+    assert (yield task.deferLater(reactor, 0, threaded.device.scrolling.wait, WAIT))
+    threaded.display.notify(Notification(Content(pixels=(GREEN,) * 64), hold=True))
+    ok, value = yield running
+    assert not ok and isinstance(value, Dropped) and str(value) == (
+        "show_message: interrupted, the display shows a notification")
+    yield threaded.until_shown((GREEN,) * 64)
+    assert threaded.display.on_joystick("middle", "pressed") is True
+    yield threaded.worker.call(lambda: None)  # show_base runs before this
+    assert threaded.device.snapshot() == ((0, 0, 0),) * 64
 
+
+@pytest_twisted.inlineCallbacks
+def test_a_notification_also_spares_the_scrolls_waiting_behind_the_running_one(threaded):
+    running, waiting = threaded.scroll(b"the running scroll"), threaded.scroll(b"the waiting scroll")
+    assert (yield task.deferLater(reactor, 0, threaded.device.scrolling.wait, WAIT))
+    threaded.display.notify(Notification(Content(pixels=(GREEN,) * 64), hold=True))
+    first, second = yield defer.gatherResults([running, waiting])
+    assert first[0] is False and second == (True, None)
+    assert threaded.device.messages == ["the running scroll"]  # the waiting one never scrolled under it
+    assert threaded.layered.base == ((0, 0, 0),) * 64  # its back colour, where its scroll would have ended
+    yield threaded.until_shown((GREEN,) * 64)
 
 def test_an_apps_fields_read_readings_only_and_stay_small():
     """App text comes from the config or any publisher: a field never reaches an object's
