@@ -13,8 +13,6 @@ import time
 import pytest
 
 from bridge.testing.bridgeproc import BridgeProcess
-from bridge.testing.nats_server import NatsServer
-from bridge.testing.outside import OutsideClient
 
 pytest.importorskip("sense_emu", reason="sense-emu is not installed (pip install '.[emu]')")
 
@@ -60,18 +58,6 @@ def wait_for(check, what: str) -> list[list[int]]:
 
 def all_of(colour):
     return lambda seen: all(pixel == colour for pixel in seen)
-
-
-@pytest.fixture(scope="module")
-def module_nats_server():
-    with NatsServer() as running:
-        yield running
-
-
-@pytest.fixture
-def nats_py(module_nats_server):
-    with OutsideClient(module_nats_server.url) as client:
-        yield client
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ import time
 import pytest
 
 from bridge.testing.bridgeproc import BridgeProcess
-from bridge.testing.nats_server import NatsServer
-from bridge.testing.outside import OutsideClient
 from tests.harness.emulation import joystick_up_pressed, leds_seen_by_another_process
 
 pytest.importorskip("sense_emu", reason="sense-emu is not installed (pip install '.[emu]')")
@@ -51,18 +49,6 @@ publications:
   - {{subject: emu.joystick, sensor: joystick}}
   - {{subject: emu.humidity, sensor: humidity, interval: 200ms}}
 """
-
-
-@pytest.fixture(scope="module")
-def module_nats_server():
-    with NatsServer() as running:
-        yield running
-
-
-@pytest.fixture
-def nats_py(module_nats_server):
-    with OutsideClient(module_nats_server.url) as client:
-        yield client
 
 
 @pytest.fixture
