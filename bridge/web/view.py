@@ -37,7 +37,7 @@ KEEP_ALIVE_INTERVAL = 15.0  # a comment this often keeps proxies and browsers fr
 RECONNECT_MS = 1000  # how long a page waits before re-opening a lost stream
 
 # Where the page draws the matrix, in CSS pixels from the top-left corner, in a window wide enough for
-# the matrix at full size and the panel beside it (at least 720 px; narrower, the matrix shrinks to
+# the matrix at full size and the panel beside it (at least 712 px; narrower, the matrix shrinks to
 # the width and the panel goes below it). The page's stylesheet is filled from these, so a
 # screenshot of a wide window can be read with `cell_centre`.
 MATRIX_ORIGIN = 16
