@@ -48,7 +48,6 @@ def close_to(colour, expected, tolerance: int = 2) -> bool:
 
 
 
-
 class DevToolsBrowser:
     """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4 of the browser).
 
@@ -114,15 +113,19 @@ class DevToolsBrowser:
                 return answer["result"]
 
     def open(self, url: str, width: int | None = None, height: int | None = None) -> None:
-        """Load `url` in a new tab (of width × height CSS pixels, as a phone when narrower than 800),
-        watching for exceptions from the first script on."""
+        """Load `url` in a new tab (laid out for width × height, see `set_viewport`), watching for
+        exceptions from the page's first script on."""
         target = self.call("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         self.call("Runtime.enable", self.session)
         if width is not None:
-            self.call("Emulation.setDeviceMetricsOverride", self.session, width=width, height=height,
-                      deviceScaleFactor=1, mobile=width < 800)
+            self.set_viewport(width, height)
         self.call("Page.navigate", self.session, url=url)
+
+    def set_viewport(self, width: int, height: int) -> None:
+        """Lay the page out for a screen of width × height CSS pixels; a phone's when narrower than 800."""
+        self.call("Emulation.setDeviceMetricsOverride", self.session, width=width, height=height,
+                  deviceScaleFactor=1, mobile=width < 800)
 
     def evaluate(self, expression: str):
         return self.call("Runtime.evaluate", self.session, expression=expression, returnByValue=True)["result"].get("value")

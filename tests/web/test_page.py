@@ -103,9 +103,7 @@ async def open_page(browser: DevToolsBrowser, running: Running, size: tuple[int,
 
 async def measure(browser: DevToolsBrowser, size: tuple[int, int]) -> dict:
     """Resize the open page to `size` and measure its layout."""
-    width, height = size
-    await deferToThread(browser.call, "Emulation.setDeviceMetricsOverride", browser.session, width=width,
-                        height=height, deviceScaleFactor=1, mobile=width < 800)
+    await deferToThread(browser.set_viewport, *size)
     await deferToThread(browser.evaluate, "window.scrollTo(0, 0)")
     return await deferToThread(browser.evaluate, MEASURE)
 
