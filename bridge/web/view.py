@@ -36,8 +36,10 @@ FRAME_INTERVAL = 0.05  # 20 Hz: twice the default scroll rate of show_message, s
 KEEP_ALIVE_INTERVAL = 15.0  # a comment this often keeps proxies and browsers from dropping an idle stream
 RECONNECT_MS = 1000  # how long a page waits before re-opening a lost stream
 
-# Where the page draws the matrix, in CSS pixels from the top-left corner. The page's stylesheet is
-# filled from these, so a screenshot can be read with `cell_centre`.
+# Where the page draws the matrix, in CSS pixels from the top-left corner, in a window wide enough for
+# the matrix at full size and the panel beside it (at least 712 px; narrower, the matrix shrinks to
+# the width and the panel goes below it). The page's stylesheet is filled from these, so a
+# screenshot of a wide window can be read with `cell_centre`.
 MATRIX_ORIGIN = 16
 CELL_SIZE = 48
 CELL_GAP = 4
@@ -145,7 +147,7 @@ class WebView:
 
     def state(self, with_uptime: bool = False) -> dict:
         """What the page shows: the display (its pixels and its layers), readings, connection and
-        per-subject counts.
+        per-subject counts, each subscription with the text of its latest error or drop.
 
         The streamed state leaves out the uptime, which would make every sample a change.
         """
@@ -161,7 +163,8 @@ class WebView:
             "pixels": None if device is None else [list(colour) for colour in device.snapshot()],
             "low_light": None if device is None else device.low_light,
             "readings": bridge.readings,
-            "subscriptions": info["subscriptions"],
+            "subscriptions": [dict(document, last_error=subscription.last_error)  # the reason behind a count
+                              for subscription, document in zip(bridge.subscriptions, info["subscriptions"])],
             "publications": info["publications"],
             "display": info.get("display"),  # what shows, what waits, which apps loop: the page's legend
         }

@@ -4,16 +4,9 @@ run Debian's headless Chromium and read its screenshots with Pillow."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import fcntl
-import io
 import json
-import os
-import select
-import shutil
 import subprocess
-import time
 
 import pytest
 import pytest_twisted
@@ -32,10 +25,11 @@ from bridge.config.model import (
 from bridge.display.store import AppStore
 from bridge.runtime.bridge import Bridge
 from bridge.web import start_web_view
-from bridge.web.view import cell_centre, is_loopback
+from bridge.web.view import is_loopback
 from tests.harness.nats_client import connected
 from tests.harness.reactor import running_reactor, wait_until, within
 from tests.harness.webview import WAIT, Running, open_events
+from tests.web.browser import CHROMIUM, CHROMIUM_FLAGS, DevToolsBrowser, close_to, needs_chromium, screenshot_colour
 
 BLACK = [0, 0, 0]
 ORANGE = [255, 128, 0]  # exact on the memory device; no channel near another cell's colour
@@ -278,35 +272,6 @@ async def test_scrolling_text_shows_up_live(emulator_exclusive, nats_server, mak
 
 # -- in a real browser ------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it)"
-)
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--force-device-scale-factor=1",  # one CSS pixel per screenshot pixel, so cell_centre applies
-    "--force-color-profile=srgb",  # colours come out as the page set them
-    "--window-size=900,500",
-]
-
-
-def screenshot_colour(png: bytes, x: int, y: int) -> tuple[int, int, int]:
-    from PIL import Image
-
-    return Image.open(io.BytesIO(png)).convert("RGB").getpixel(cell_centre(x, y))
-
-
-def close_to(colour, expected, tolerance: int = 2) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(colour, expected))
-
-
 @needs_chromium
 @pytest_twisted.ensureDeferred
 async def test_browser_screenshot_shows_a_pixel_set_over_nats(running, tmp_path):
@@ -321,110 +286,6 @@ async def test_browser_screenshot_shows_a_pixel_set_over_nats(running, tmp_path)
     assert close_to(screenshot_colour(png, 3, 6), ORANGE), screenshot_colour(png, 3, 6)
     assert close_to(screenshot_colour(png, 4, 6), BLACK), screenshot_colour(png, 4, 6)
     assert close_to(screenshot_colour(png, 3, 5), BLACK), screenshot_colour(png, 3, 5)
-
-
-class DevToolsBrowser:
-    """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4 of the browser).
-
-    Blocking: use it from a thread. The pipe needs no WebSocket client, and the browser stays
-    open, so a test can change the device after the page has loaded and watch the page follow.
-    """
-
-    def __init__(self, profile_dir: str, log_path: str):
-        to_browser_read, self._to_browser = os.pipe()
-        self._from_browser, from_browser_write = os.pipe()
-        # Above fd 4, so the dup2 onto 3 and 4 in the child always really duplicates.
-        child_read = fcntl.fcntl(to_browser_read, fcntl.F_DUPFD_CLOEXEC, 10)
-        child_write = fcntl.fcntl(from_browser_write, fcntl.F_DUPFD_CLOEXEC, 10)
-        argv = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", "--remote-debugging-pipe", "about:blank"]
-        try:
-            # posix_spawn, not subprocess with preexec_fn: safe with the reactor's threads around.
-            self.pid = os.posix_spawn(
-                CHROMIUM,
-                argv,
-                os.environ,
-                file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_OPEN, 1, log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
-                    (os.POSIX_SPAWN_OPEN, 2, log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
-                    (os.POSIX_SPAWN_DUP2, child_read, 3),
-                    (os.POSIX_SPAWN_DUP2, child_write, 4),
-                ],
-            )
-        finally:
-            for fd in (to_browser_read, from_browser_write, child_read, child_write):
-                os.close(fd)
-        self.log_path = log_path
-        self._buffer = b""
-        self._next_id = 0
-        self.session: str | None = None
-
-    def call(self, method: str, session: str | None = None, **params) -> dict:
-        self._next_id += 1
-        message = {"id": self._next_id, "method": method, "params": params}
-        if session:
-            message["sessionId"] = session
-        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + WAIT
-        while True:
-            while b"\0" not in self._buffer:
-                remaining = deadline - time.monotonic()
-                readable, _, _ = select.select([self._from_browser], [], [], max(remaining, 0))
-                if not readable:
-                    raise AssertionError(f"no answer to {method} within {WAIT}s:\n{self.log()}")
-                chunk = os.read(self._from_browser, 1 << 16)
-                if not chunk:
-                    raise AssertionError(f"chromium closed the DevTools pipe:\n{self.log()}")
-                self._buffer += chunk
-            line, self._buffer = self._buffer.split(b"\0", 1)
-            answer = json.loads(line)
-            if answer.get("id") == self._next_id:
-                if "error" in answer:
-                    raise AssertionError(f"{method}: {answer['error']}")
-                return answer["result"]
-
-    def open(self, url: str) -> None:
-        target = self.call("Target.createTarget", url=url)["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-
-    def evaluate(self, expression: str):
-        return self.call("Runtime.evaluate", self.session, expression=expression, returnByValue=True)["result"].get("value")
-
-    def wait_for(self, expression: str) -> None:
-        deadline = time.monotonic() + WAIT
-        while not self.evaluate(expression):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"page never got to {expression!r}")
-            time.sleep(0.05)
-
-    def screenshot(self) -> bytes:
-        return base64.b64decode(self.call("Page.captureScreenshot", self.session, format="png")["data"])
-
-    def screenshot_until(self, predicate) -> bytes:
-        """Screenshots until one satisfies `predicate` (or the wait runs out); returns the last."""
-        deadline = time.monotonic() + WAIT
-        png = self.screenshot()
-        while not predicate(png) and time.monotonic() < deadline:
-            time.sleep(0.05)
-            png = self.screenshot()
-        return png
-
-    def log(self) -> str:
-        try:
-            with open(self.log_path, errors="replace") as log:
-                return log.read()[-3000:]
-        except OSError:
-            return ""
-
-    def close(self) -> None:
-        try:
-            self.call("Browser.close")
-        except (AssertionError, OSError):
-            os.kill(self.pid, 9)
-        finally:
-            os.waitpid(self.pid, 0)
-            os.close(self._to_browser)
-            os.close(self._from_browser)
 
 
 @needs_chromium
