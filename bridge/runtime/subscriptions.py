@@ -209,6 +209,7 @@ class ActionSubscription:
             "errors": stats.errors,
             "dropped": stats.dropped,
             "pending": self.pending,
+            "last_error": self.last_error,  # the reason behind the latest error or drop
         }
 
 

@@ -163,8 +163,7 @@ class WebView:
             "pixels": None if device is None else [list(colour) for colour in device.snapshot()],
             "low_light": None if device is None else device.low_light,
             "readings": bridge.readings,
-            "subscriptions": [dict(document, last_error=subscription.last_error)  # the reason behind a count
-                              for subscription, document in zip(bridge.subscriptions, info["subscriptions"])],
+            "subscriptions": info["subscriptions"],
             "publications": info["publications"],
             "display": info.get("display"),  # what shows, what waits, which apps loop: the page's legend
         }

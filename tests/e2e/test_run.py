@@ -109,6 +109,7 @@ def test_bad_payload_gets_error_reply_and_next_message_works(bridge, nats_py, ac
     assert fragment in reply["error"]
     after = {s["action"]: s for s in bridge.info(nats_py)["subscriptions"]}[action]
     assert after["errors"] == before["errors"] + 1
+    assert after["last_error"] == reply["error"]  # the reason behind the count, for info readers
     assert ask(nats_py, "clear") == {"ok": True}
 
 
