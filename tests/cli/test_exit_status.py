@@ -16,7 +16,7 @@ import pytest
 from bridge.cli.exit import MEANING, ExitStatus, table_row
 from bridge.cli.main import main
 from bridge.testing.nats_server import NatsServer
-from tests.docs.test_site import hooks
+from tests.docs.examples import load_docs_hooks
 
 REPO = Path(__file__).resolve().parents[2]
 VALID = str(REPO / "configs" / "sense-hat.yml")
@@ -180,7 +180,7 @@ def test_deploy_to_a_server_without_jetstream_failed():
 
 def test_the_command_reference_shows_the_same_table():
     page = (REPO / "docs" / "reference" / "cli.md").read_text()
-    reference = hooks.cli_reference().replace("`", "")
+    reference = load_docs_hooks().cli_reference().replace("`", "")
     assert "<!-- generated: cli -->" in page.split("## Exit statuses", 1)[1]
     for status in ExitStatus:
         assert f"| {status.value} | {status.name} | {MEANING[status]} |" in reference
