@@ -1,4 +1,5 @@
-"""The exit statuses of every `bridge` command: one table, shown in `bridge --help` and the README."""
+"""The exit statuses of every `bridge` command: one table, shown in `bridge --help` and the docs'
+command reference."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@
   only when the publication has filters or compensation.
 - info, the reply on `bridge.ID.info`: see `info_document`.
 
-Times are RFC 3339 UTC with milliseconds and a `Z` (`bridge.timestamps`). README "What the bridge
-publishes" documents the same fields; a change here is a change for every consumer.
+Times are RFC 3339 UTC with milliseconds and a `Z` (`bridge.timestamps`). The docs' page
+"What the bridge publishes" documents the same fields; a change here is a change for every consumer.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import pytest
 from bridge.cli.exit import MEANING, ExitStatus, table_row
 from bridge.cli.main import main
 from bridge.testing.nats_server import NatsServer
+from tests.docs.examples import load_docs_hooks
 
 REPO = Path(__file__).resolve().parents[2]
 VALID = str(REPO / "configs" / "sense-hat.yml")
@@ -177,10 +178,12 @@ def test_deploy_to_a_server_without_jetstream_failed():
     assert "Traceback" not in done.stderr
 
 
-def test_the_readme_shows_the_same_table():
-    readme = (REPO / "README.md").read_text().replace("`", "")
+def test_the_command_reference_shows_the_same_table():
+    page = (REPO / "docs" / "reference" / "cli.md").read_text()
+    reference = load_docs_hooks().cli_reference().replace("`", "")
+    assert "<!-- generated: cli -->" in page.split("## Exit statuses", 1)[1]
     for status in ExitStatus:
-        assert f"| {status.value} | {status.name} | {MEANING[status]} |" in readme
+        assert f"| {status.value} | {status.name} | {MEANING[status]} |" in reference
 
 
 @pytest.mark.parametrize("script", ["bridge", "nats-sense-bridge"])

@@ -1,9 +1,12 @@
-"""What the docs' tests share to load a YAML example as the Pi it was written for would."""
+"""What the docs' tests share: the site's hooks (which generate the reference pages), and a YAML
+example loaded as the Pi it was written for would load it."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
+from types import ModuleType
 
 from PIL import Image
 
@@ -11,6 +14,7 @@ FILE_SUBSTITUTION = re.compile(r"\$\{file:([^}]+)\}")
 ENV_SUBSTITUTION = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)")
 PNG_FILE = re.compile(r"\b([\w/-]+\.png)\b")
 NAMED_FILE = re.compile(r"\b\w+_file: ([\w./-]+)")
+REPO = Path(__file__).resolve().parents[2]
 MINIMAL = {"version": 1, "device": {"id": "example", "driver": "memory"}, "nats": {"servers": ["nats://127.0.0.1:4222"]}}
 
 
@@ -29,3 +33,11 @@ def as_on_its_pi(text: str, folder: Path, monkeypatch) -> str:
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (8, 8), (255, 160, 0)).save(folder / relative)
     return text
+
+
+def load_docs_hooks() -> ModuleType:
+    """docs/hooks.py, which mkdocs loads by path: it is no package's module."""
+    spec = importlib.util.spec_from_file_location("docs_hooks", REPO / "docs" / "hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

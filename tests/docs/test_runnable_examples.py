@@ -1,6 +1,7 @@
-"""Every shell block of the docs marked `<!-- run -->` (the line before its ```sh fence) runs as
-written, with `bash -e`, against a setup like `bridge demo`'s: a real nats-server with JetStream,
-`$NATS_URL` exported, and a `bridge run` of the demo config (device id `demo`) on the memory driver.
+"""Every shell block of the README and the docs marked `<!-- run -->` (the line before its ```sh
+fence) runs as written, with `bash -e`, against a setup like `bridge demo`'s: a real nats-server
+with JetStream, `$NATS_URL` exported, and a `bridge run` of the demo config (device id `demo`) on
+the memory driver.
 
 A block runs in a folder of its own holding a copy of the repository's configs/ and every YAML
 example of its page whose first line names a file (`# kitchen.yml`), as the reader wrote it.
@@ -23,7 +24,7 @@ from bridge.testing.nats_server import NatsServer
 from bridge.testing.outside import OutsideClient
 
 REPO = Path(__file__).resolve().parents[2]
-PAGES = sorted((REPO / "docs").rglob("*.md"))
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 RUN_BLOCK = re.compile(r"^<!-- run -->\n```sh\n(?P<script>.*?)^```", re.M | re.S)
 NAMED_YAML = re.compile(r"^```yaml\n# (?P<name>[\w.-]+\.ya?ml)\n(?P<text>.*?)^```", re.M | re.S)
 QUICK_START = ("bridge validate", "bridge send", "bridge sub", "bridge fleet", "bridge deploy")

@@ -3,7 +3,6 @@ exit status and action the bridge has, each config example one the bridge accept
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,19 +15,12 @@ from bridge import actions
 from bridge.cli.exit import ExitStatus
 from bridge.cli.main import build_parser
 from bridge.config import load_config
-from tests.docs.examples import MINIMAL, as_on_its_pi
+from tests.docs.examples import MINIMAL, as_on_its_pi, load_docs_hooks
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def load_hooks():
-    spec = importlib.util.spec_from_file_location("docs_hooks", REPO / "docs" / "hooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-hooks = load_hooks()
+hooks = load_docs_hooks()
 
 
 def build(folder: Path) -> subprocess.CompletedProcess:

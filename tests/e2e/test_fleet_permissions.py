@@ -1,4 +1,4 @@
-"""Least privilege, as the README's fleet guide gives it: a nats-server with JetStream and exactly
+"""Least privilege, as the docs' permissions guide gives it: a nats-server with JetStream and exactly
 the permissions of a Pi (follow its key, answer `$SRV`, publish its own status) and of an operator
 (deploy). A real `bridge run` as the Pi follows what `bridge deploy` stores as the operator, with
 no permission error in its log; `bridge deploy` with the Pi's credentials is refused at once with a
@@ -19,7 +19,7 @@ from bridge.testing.polling import wait_for
 
 DEVICE = "pi1"
 
-# The recipe of the README's fleet guide, for bucket bridge_config, key pis and device pi1.
+# The recipe of the docs' permissions guide, for bucket bridge_config, key pis and device pi1.
 USERS = f"""
 authorization {{
   users: [
