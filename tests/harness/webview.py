@@ -8,8 +8,11 @@ import json
 from twisted.internet import defer, protocol
 from twisted.web.client import Agent
 
+from bridge.config.model import BridgeConfig
 from bridge.runtime.bridge import Bridge
-from tests.harness.reactor import running_reactor
+from bridge.web import start_web_view
+from tests.harness.nats_client import connected
+from tests.harness.reactor import running_reactor, within
 
 WAIT = 20.0  # only bounds a broken test
 
@@ -34,6 +37,22 @@ class Running:
 
     async def set_pixel(self, x: int, y: int, colour) -> None:
         assert await self.send("web.led.pixel", {"x": x, "y": y, "color": colour}) == {"ok": True}
+
+
+async def start_running(config: BridgeConfig, server, make_client, what: str = "bridge.start()") -> Running:
+    """A bridge for `config` started on the running reactor, its web view on a free port, and our client."""
+    reactor = running_reactor()
+    bridge = Bridge(config, reactor)
+    await within(bridge.start(), 30.0, what)
+    view = start_web_view(bridge, port=0, reactor=reactor)
+    client = make_client(server.url, randomize=False)
+    await connected(client)
+    return Running(bridge, view, server, client)
+
+
+async def stop_running(running: Running) -> None:
+    await running.view.stop()
+    await running.bridge.stop()
 
 
 class EventStream(protocol.Protocol):

@@ -24,11 +24,10 @@ from bridge.config.model import (
     ReconnectConfig,
     SubscriptionConfig,
 )
-from bridge.runtime.bridge import Bridge
-from bridge.web import start_web_view
-from tests.harness.nats_client import Collector, connected
-from tests.harness.reactor import running_reactor, wait_until, within
-from tests.harness.webview import WAIT, Running
+from tests.harness.nats_client import Collector
+from tests.harness.reactor import running_reactor, wait_until
+from tests.harness.webview import WAIT, Running, stop_running
+from tests.harness.webview import start_running as shared_start
 from tests.web.browser import DevToolsBrowser, needs_chromium
 
 PHONE = (390, 844)
@@ -68,18 +67,7 @@ def bridge_config(url: str, subscriptions=None) -> BridgeConfig:
 
 
 async def start_running(server, make_client, subscriptions=None) -> Running:
-    reactor = running_reactor()
-    bridge = Bridge(bridge_config(server.url, subscriptions), reactor)
-    await within(bridge.start(), 30.0, "bridge.start()")
-    view = start_web_view(bridge, port=0, reactor=reactor)
-    client = make_client(server.url, randomize=False)
-    await connected(client)
-    return Running(bridge, view, server, client)
-
-
-async def stop_running(running: Running) -> None:
-    await running.view.stop()
-    await running.bridge.stop()
+    return await shared_start(bridge_config(server.url, subscriptions), server, make_client)
 
 
 @pytest_twisted.async_yield_fixture

@@ -28,7 +28,8 @@ from bridge.web import start_web_view
 from bridge.web.view import is_loopback
 from tests.harness.nats_client import connected
 from tests.harness.reactor import running_reactor, wait_until, within
-from tests.harness.webview import WAIT, Running, open_events
+from tests.harness.webview import WAIT, Running, open_events, stop_running
+from tests.harness.webview import start_running as shared_start
 from tests.web.browser import CHROMIUM, CHROMIUM_FLAGS, DevToolsBrowser, close_to, needs_chromium, screenshot_colour
 
 BLACK = [0, 0, 0]
@@ -53,19 +54,9 @@ def bridge_config(url: str, driver: str = "memory") -> BridgeConfig:
     )
 
 
-async def start_running(server, make_client, driver: str = "memory"):
-    reactor = running_reactor()
-    bridge = Bridge(bridge_config(server.url, driver), reactor)
-    await within(bridge.start(), 30.0, f"bridge.start() (opening the device, connecting to {server.url})")
-    view = start_web_view(bridge, port=0, reactor=reactor)
-    client = make_client(server.url, randomize=False)
-    await connected(client)
-    return Running(bridge, view, server, client)
-
-
-async def stop_running(running: Running) -> None:
-    await running.view.stop()
-    await running.bridge.stop()
+async def start_running(server, make_client, driver: str = "memory") -> Running:
+    return await shared_start(bridge_config(server.url, driver), server, make_client,
+                              f"bridge.start() (opening the device, connecting to {server.url})")
 
 
 @pytest_twisted.async_yield_fixture
