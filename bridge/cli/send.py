@@ -61,7 +61,8 @@ def failure_message(error: Exception, subject: str, request: bool, timeout: floa
         return f"no responders on {subject}"
     if isinstance(error, NatsTimeoutError):
         if request:
-            return f"no reply on {subject} within {timeout:g}s"
+            return (f"no reply on {subject} within {timeout:g}s (a bridge replies once the action is done: a long "
+                    f"scroll takes longer, so raise --timeout, or use notify, which replies when accepted)")
         return f"the server did not confirm the publish on {subject} within {timeout:g}s"
     return str(error)
 
