@@ -129,13 +129,13 @@ def _epoch(text: str) -> float:
     return parse(text).timestamp()
 
 
-STORED = f"""\
+STORED = """\
 version: 1
 publications:
-  - subject: sensors.${{device.id}}.temperature
+  - subject: sensors.${device.id}.temperature
     sensor: temperature
     interval: 1s
-    durable: {{stream: FLEET}}
+    durable: {stream: FLEET}
 """
 
 
