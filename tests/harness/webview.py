@@ -39,12 +39,13 @@ class Running:
         assert await self.send("web.led.pixel", {"x": x, "y": y, "color": colour}) == {"ok": True}
 
 
-async def start_running(config: BridgeConfig, server, make_client, what: str = "bridge.start()") -> Running:
-    """A bridge for `config` started on the running reactor, its web view on a free port, and our client."""
+async def start_running(config: BridgeConfig, server, make_client, what: str = "bridge.start()", **view) -> Running:
+    """A bridge for `config` started on the running reactor, its web view on a free port (`view`:
+    start_web_view's host and options), and our client."""
     reactor = running_reactor()
     bridge = Bridge(config, reactor)
     await within(bridge.start(), 30.0, what)
-    view = start_web_view(bridge, port=0, reactor=reactor)
+    view = start_web_view(bridge, port=0, reactor=reactor, **view)
     client = make_client(server.url, randomize=False)
     await connected(client)
     return Running(bridge, view, server, client)

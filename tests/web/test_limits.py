@@ -14,13 +14,11 @@ from twisted.internet.threads import deferToThread
 
 import bridge.web.view
 from bridge.config.model import BridgeConfig, DeviceConfig, NatsConfig, ReconnectConfig, SubscriptionConfig
-from bridge.runtime.bridge import Bridge
-from bridge.web import WebOptions, start_web_view
+from bridge.web import WebOptions
 from bridge.web.options import host_allowed, split_host
 from bridge.web.view import misdirected_text
-from tests.harness.nats_client import connected
-from tests.harness.reactor import running_reactor, wait_until, within
-from tests.harness.webview import WAIT, Running, open_events
+from tests.harness.reactor import wait_until
+from tests.harness.webview import WAIT, Running, open_events, start_running, stop_running
 
 TRANSPORT_BUFFER = 2**16  # where Twisted's TCP transport pauses its producer
 # What a stalled client may cost the server: the transport's buffer plus one state and some slack.
@@ -36,17 +34,7 @@ def bridge_config(url: str) -> BridgeConfig:
 
 
 async def start_view(nats_server, make_client, options: WebOptions, host: str = "127.0.0.1") -> Running:
-    bridge = Bridge(bridge_config(nats_server.url), running_reactor())
-    await within(bridge.start(), 30.0, "bridge.start()")
-    view = start_web_view(bridge, host=host, port=0, reactor=running_reactor(), options=options)
-    client = make_client(nats_server.url, randomize=False)
-    await connected(client)
-    return Running(bridge, view, nats_server, client)
-
-
-async def stop_view(running: Running) -> None:
-    await running.view.stop()
-    await running.bridge.stop()
+    return await start_running(bridge_config(nats_server.url), nats_server, make_client, host=host, options=options)
 
 
 def picture(number: int) -> list[list[int]]:
@@ -181,7 +169,7 @@ async def test_a_client_that_never_reads_costs_bounded_memory_and_gets_the_newes
         reader.disconnect()
     finally:
         stalled.close()
-        await stop_view(running)
+        await stop_running(running)
 
 
 @pytest_twisted.ensureDeferred
@@ -203,7 +191,7 @@ async def test_a_client_that_stays_stalled_is_dropped_and_others_keep_receiving(
         reader.disconnect()
     finally:
         stalled.close()
-        await stop_view(running)
+        await stop_running(running)
 
 
 # -- the cap on event streams ------------------------------------------------------------------
@@ -234,7 +222,7 @@ async def test_one_stream_past_the_cap_gets_503(nats_server, make_client):
         for reader in (readers[1], again):
             reader.disconnect()
     finally:
-        await stop_view(running)
+        await stop_running(running)
 
 
 # -- the Host header ---------------------------------------------------------------------------
@@ -261,7 +249,7 @@ async def test_only_requests_naming_the_view_are_answered_on_loopback(nats_serve
         assert code == 421
         assert not running.view.streams
     finally:
-        await stop_view(running)
+        await stop_running(running)
 
 
 @pytest_twisted.ensureDeferred
@@ -279,7 +267,7 @@ async def test_bound_to_every_address_the_view_answers_addresses_and_configured_
         assert code == 421
         assert b"add it to the bridge's config as web: {hosts: [kitchen-pi.lan]}" in body
     finally:
-        await stop_view(running)
+        await stop_running(running)
 
 
 def test_the_421_page_names_a_plausible_host_and_never_echoes_anything_else():
